@@ -1,0 +1,32 @@
+# salad — set-up, run and test. `make run` and `make test` work on a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.salad-installed
+CORES  ?= all
+CONFIG ?= config/config.yaml
+
+.PHONY: setup run test test-fast lint report clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+## run the whole pipeline on the laptop default (results/ holds tables, plots, report)
+run: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --profile workflow/profiles/laptop
+	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
+
+## set up and run the test suite (unit tests + end-to-end runs on config/test.yaml)
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/snakemake --lint --configfile $(CONFIG)
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,26 @@
+"""salad: contrastive latent spaces + CATHODE for diphoton anomaly detection.
+
+    snakemake --cores all                         # laptop default, config/config.yaml
+    snakemake --cores all --configfile my.yaml    # your own config
+    snakemake --profile workflow/profiles/slurm   # every job on a SLURM cluster
+"""
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/generate.smk"
+include: "rules/preselect.smk"
+include: "rules/encoder.smk"
+include: "rules/cathode.smk"
+include: "rules/signal_agnostic.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

@@ -1,0 +1,1 @@
+# cathode rules: filled in by the stage's issue

@@ -1,0 +1,1 @@
+# encoder rules: filled in by the stage's issue

@@ -1,0 +1,1 @@
+# generate rules: filled in by the stage's issue

@@ -1,0 +1,1 @@
+# preselect rules: filled in by the stage's issue

@@ -1,0 +1,1 @@
+# signal_agnostic rules: filled in by the stage's issue

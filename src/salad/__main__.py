@@ -1,0 +1,46 @@
+"""`python -m salad <stage> [options]`: run one pipeline stage.
+
+Each stage module defines `cli(argv)`. Errors meant for users (SaladError) print one
+line, `salad: error: <message>`, and exit with status 1.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from .errors import SaladError
+
+STAGES = {
+    "generate": "salad.generate",
+    "preselect": "salad.preselect",
+    "split": "salad.split",
+    "pseudodata": "salad.pseudodata",
+    "train-encoder": "salad.encoder.train",
+    "embed": "salad.encoder.embed",
+    "fit-flow": "salad.cathode.flow",
+    "sample-sr": "salad.cathode.template",
+    "classify": "salad.cathode.classify",
+    "evaluate": "salad.cathode.evaluate",
+    "inspect": "salad.inspect",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(__doc__.strip() + "\n\nstages: " + ", ".join(STAGES))
+        return 0 if argv else 2
+    stage, rest = argv[0], argv[1:]
+    if stage not in STAGES:
+        print(f"salad: error: unknown stage {stage!r}; known: {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    try:
+        importlib.import_module(STAGES[stage]).cli(rest)
+    except SaladError as exc:
+        print(f"salad: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
