@@ -1,5 +1,6 @@
 """Shared by every rule file: config validation, sample tables, input functions."""
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -11,6 +12,10 @@ validate(config, "../workflow/schemas/config.schema.yaml")
 
 BASE = Path(workflow.basedir)
 PYTHON = "python -m salad"
+# Jobs import the library from this checkout, installed or not (local, conda or cluster jobs).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(BASE / "src"), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 def repo_path(path):

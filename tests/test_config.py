@@ -1,0 +1,49 @@
+"""Config files validate against the schema; typos and bad values fail naming the key."""
+import copy
+from pathlib import Path
+
+import pytest
+
+from salad.config import load_config, load_yaml, validate
+from salad.errors import SaladError
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name != "processes.yaml"], ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    config = load_config(path)
+    processes = load_yaml(REPO / config["processes"])["processes"]
+    assert set(config["samples"]) <= set(processes)
+
+
+@pytest.fixture
+def config():
+    return load_yaml(REPO / "config" / "test.yaml")
+
+
+def test_typo_in_key_is_named(config):
+    bad = copy.deepcopy(config)
+    bad["preselect"]["chunk_sise"] = 100
+    with pytest.raises(SaladError, match=r"key preselect.*chunk_sise"):
+        validate(bad)
+
+
+def test_out_of_range_value_is_named(config):
+    bad = copy.deepcopy(config)
+    bad["split"]["encoder_fraction"] = 1.5
+    with pytest.raises(SaladError, match=r"key split\.encoder_fraction"):
+        validate(bad)
+
+
+def test_unknown_top_level_key(config):
+    bad = copy.deepcopy(config)
+    bad["generat"] = {}
+    with pytest.raises(SaladError, match="generat"):
+        validate(bad)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(SaladError, match="nope.yaml: file not found"):
+        load_config(tmp_path / "nope.yaml")
