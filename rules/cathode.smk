@@ -1,1 +1,348 @@
-# cathode rules: filled in by the stage's issue
+"""CATHODE on the latent space: fit_flow -> sample_sr -> classify -> evaluate (+ tables, plots).
+
+Dataset wildcards {signal}/{strength}/{instance} name a pseudo-data set; {setup}/{seed} an
+encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config flow.count).
+"""
+
+_ENC = config.get("encoder") or {}
+CATHODE_SETUPS = list(_ENC.get("setups") or {})
+CATHODE_SEEDS = [str(s) for s in (_ENC.get("seeds") or [])]
+_FLOW = config["flow"]
+_FLOW_FIT = {k: v for k, v in _FLOW.items() if k not in ("count", "template")}
+_CPD = config["pseudodata"]
+_WINDOW = config["preselect"]["myy_range"]
+HIGGS_SAMPLES = [s for s in BACKGROUNDS if 1 <= PROCESSES[s]["group"] <= 4]
+_strength = globals().get("strength_label") or (lambda s: f"{float(s):g}")
+_STRENGTHS = [_strength(s) for s in _CPD["strengths"]]
+_INSTANCES = [str(i) for i in range(_CPD["instances"])]
+_FLOWS = [str(i) for i in range(_FLOW["count"])]
+
+_DS = "{setup}/{seed}/{signal}/{strength}/{instance}"
+CATHODE_FLOW = f"results/cathode/flows/{_DS}/{{flow}}.pt"
+CATHODE_TEMPLATE = f"results/cathode/templates/{_DS}/{{flow}}.parquet"
+CATHODE_SCORES = f"results/cathode/scores/{_DS}/{{flow}}.parquet"
+CATHODE_REFERENCE = f"results/cathode/reference/{_DS}.parquet"
+CATHODE_EVAL = "results/cathode/evaluation/{setup}/{signal}/{name}.parquet"
+_EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"]
+_PLOTS = "results/plots/cathode"
+
+
+def _sim_pairs(samples):
+    return [p for s in samples for p in (f"results/preselected/{s}.parquet", f"results/split/{s}.parquet")]
+
+
+def _pair_args(option, samples):
+    return " ".join(f"{option} results/preselected/{s}.parquet results/split/{s}.parquet"
+                    for s in samples)
+
+
+def _seed_key(w, flow=True):
+    key = f"{w.setup}/{w.seed}/{w.signal}/{w.strength}/{w.instance}"
+    return f"{key}/{w.flow}" if flow else key
+
+
+def _common_cfg(**extra):
+    return cfg_arg("regions", window=_WINDOW, **extra)
+
+
+rule fit_flow:
+    input:
+        embeddings="results/embeddings/{setup}/{seed}.parquet",
+        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+    output:
+        CATHODE_FLOW,
+    wildcard_constraints:
+        flow=r"\d+",
+    params:
+        cfg=lambda w: _common_cfg(flow=_FLOW_FIT),
+        key=lambda w: _seed_key(w),
+    threads: threads_for("flow")
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    log:
+        f"results/logs/fit_flow/{_DS}/{{flow}}.log",
+    benchmark:
+        f"results/benchmarks/fit_flow/{_DS}/{{flow}}.tsv"
+    shell:
+        "{PYTHON} fit-flow --embeddings {input.embeddings:q} --data {input.data:q}"
+        " --output {output:q} --seed-key {params.key} --threads {threads}"
+        " --config {params.cfg} > {log:q} 2>&1"
+
+
+rule sample_sr:
+    input:
+        flow=CATHODE_FLOW,
+        embeddings="results/embeddings/{setup}/{seed}.parquet",
+        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        higgs=_sim_pairs(HIGGS_SAMPLES),
+    output:
+        CATHODE_TEMPLATE,
+    wildcard_constraints:
+        flow=r"\d+",
+    params:
+        cfg=lambda w: _common_cfg(template=_FLOW["template"], seed=_FLOW["seed"],
+                                  luminosity=_CPD["luminosity_ifb"]),
+        higgs=_pair_args("--higgs", HIGGS_SAMPLES),
+        key=lambda w: _seed_key(w),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        f"results/logs/sample_sr/{_DS}/{{flow}}.log",
+    benchmark:
+        f"results/benchmarks/sample_sr/{_DS}/{{flow}}.tsv"
+    shell:
+        "{PYTHON} sample-sr --flow {input.flow:q} --embeddings {input.embeddings:q}"
+        " --data {input.data:q} {params.higgs} --output {output:q} --seed-key {params.key}"
+        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule classify:
+    input:
+        template=CATHODE_TEMPLATE,
+        embeddings="results/embeddings/{setup}/{seed}.parquet",
+        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+    output:
+        CATHODE_SCORES,
+    wildcard_constraints:
+        flow=r"\d+",
+    params:
+        cfg=lambda w: _common_cfg(classifier=config["classifier"]),
+        key=lambda w: _seed_key(w),
+    threads: threads_for("classify")
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        f"results/logs/classify/{_DS}/{{flow}}.log",
+    benchmark:
+        f"results/benchmarks/classify/{_DS}/{{flow}}.tsv"
+    shell:
+        "{PYTHON} classify cwola --template {input.template:q} --embeddings {input.embeddings:q}"
+        " --data {input.data:q} --output {output:q} --seed-key {params.key}"
+        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule classify_reference:
+    input:
+        embeddings="results/embeddings/{setup}/{seed}.parquet",
+        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        simulation=lambda w: _sim_pairs(BACKGROUNDS + [w.signal]),
+    output:
+        CATHODE_REFERENCE,
+    params:
+        cfg=lambda w: _common_cfg(classifier=config["classifier"]),
+        background=_pair_args("--background", BACKGROUNDS),
+        signal=lambda w: _pair_args("--signal", [w.signal]),
+        key=lambda w: _seed_key(w, flow=False),
+    threads: threads_for("classify")
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        f"results/logs/classify_reference/{_DS}.log",
+    benchmark:
+        f"results/benchmarks/classify_reference/{_DS}.tsv"
+    shell:
+        "{PYTHON} classify reference --embeddings {input.embeddings:q} --data {input.data:q}"
+        " {params.background} {params.signal} --output {output:q} --seed-key {params.key}"
+        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+def _datasets(pattern, w, flows=True):
+    return [pattern.format(setup=w.setup, seed=seed, signal=w.signal, strength=s, instance=i,
+                           flow=f)
+            for seed in CATHODE_SEEDS for s in _STRENGTHS for i in _INSTANCES
+            for f in (_FLOWS if flows else [None])]
+
+
+def _pseudo(w):
+    return [f"results/pseudodata/{w.signal}/{s}/{i}.parquet" for s in _STRENGTHS for i in _INSTANCES]
+
+
+rule evaluate:
+    input:
+        data=_pseudo,
+        scores=lambda w: _datasets(CATHODE_SCORES, w),
+        references=lambda w: _datasets(CATHODE_REFERENCE, w, flows=False),
+    output:
+        **{n: CATHODE_EVAL.replace("{name}", n) for n in _EVAL_NAMES},
+    params:
+        cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
+        outdir=lambda w: f"results/cathode/evaluation/{w.setup}/{w.signal}",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    log:
+        "results/logs/evaluate/{setup}/{signal}.log",
+    benchmark:
+        "results/benchmarks/evaluate/{setup}/{signal}.tsv"
+    shell:
+        "{PYTHON} evaluate sensitivity --setup {wildcards.setup} --signal {wildcards.signal}"
+        " --data {input.data:q} --scores {input.scores:q} --references {input.references:q}"
+        " --output-dir {params.outdir:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+def _evals(name, setups=None):
+    return [CATHODE_EVAL.format(setup=s, signal=g, name=name)
+            for s in (setups or CATHODE_SETUPS) for g in _CPD["signals"]]
+
+
+CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
+                  for t in ("sensitivity", "required_injection", "sculpting")
+                  for ext in ("parquet", "md")]
+
+
+rule cathode_tables:
+    input:
+        sensitivity=_evals("sensitivity"),
+        auc=_evals("sculpting_auc"),
+        mass=_evals("sculpting_mass"),
+    output:
+        CATHODE_TABLES,
+    params:
+        cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "results/logs/cathode_tables.log",
+    benchmark:
+        "results/benchmarks/cathode_tables.tsv"
+    shell:
+        "{PYTHON} evaluate tables --sensitivity {input.sensitivity:q}"
+        " --sculpting-auc {input.auc:q} --sculpting-mass {input.mass:q}"
+        " --output-dir results/tables --config {params.cfg} > {log:q} 2>&1"
+
+
+# ------------------------------------------------------------------------ plots
+# Latent projections and t-SNE use the first encoder seed, the first injected signal at its
+# largest strength, instance 0 and flow 0.
+def _show(w):
+    return {"seed": CATHODE_SEEDS[0], "signal": _CPD["signals"][0],
+            "strength": max(_STRENGTHS, key=float),
+            "instance": "0", "flow": "0", "setup": w.setup}
+
+
+rule cathode_plot_latent:
+    input:
+        embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
+        data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
+        template=lambda w: CATHODE_TEMPLATE.format(**_show(w)),
+    output:
+        report(f"{_PLOTS}/latent_{{setup}}.png", caption="../workflow/report/cathode_latent.rst",
+               category="CATHODE", subcategory="latent space", labels={"setup": "{setup}", "figure": "latent projections"}),
+    params:
+        cfg=lambda w: _common_cfg(),
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=10,
+    log:
+        "results/logs/cathode_plots/latent_{setup}.log",
+    benchmark:
+        "results/benchmarks/cathode_plots/latent_{setup}.tsv"
+    shell:
+        "{PYTHON} evaluate plot latent --data {input.data:q} --embeddings {input.embeddings:q}"
+        " --template {input.template:q} --title 'SR latent projections, setup {wildcards.setup}'"
+        " --output {output:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule cathode_plot_tsne:
+    input:
+        embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
+        data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
+    output:
+        report(f"{_PLOTS}/tsne_{{setup}}.png", caption="../workflow/report/cathode_tsne.rst",
+               category="CATHODE", subcategory="latent space", labels={"setup": "{setup}", "figure": "t-SNE"}),
+    params:
+        cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        "results/logs/cathode_plots/tsne_{setup}.log",
+    benchmark:
+        "results/benchmarks/cathode_plots/tsne_{setup}.tsv"
+    shell:
+        "{PYTHON} evaluate plot tsne --data {input.data:q} --embeddings {input.embeddings:q}"
+        " --title 't-SNE of the SR latent space, setup {wildcards.setup}'"
+        " --output {output:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule cathode_plot_sculpting:
+    input:
+        roc=lambda w: _evals("sculpting_roc", [w.setup]),
+        mass=lambda w: _evals("sculpting_mass", [w.setup]),
+    output:
+        report(f"{_PLOTS}/sculpting_{{setup}}.png", caption="../workflow/report/cathode_sculpting.rst",
+               category="CATHODE", subcategory="sculpting check", labels={"setup": "{setup}", "figure": "sculpting"}),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "results/logs/cathode_plots/sculpting_{setup}.log",
+    benchmark:
+        "results/benchmarks/cathode_plots/sculpting_{setup}.tsv"
+    shell:
+        "{PYTHON} evaluate plot sculpting --roc {input.roc:q} --mass {input.mass:q}"
+        " --title 'Sculpting check (no injection), setup {wildcards.setup}'"
+        " --output {output:q} > {log:q} 2>&1"
+
+
+rule cathode_plot_sic:
+    input:
+        "results/tables/cathode_sensitivity.parquet",
+    output:
+        report(f"{_PLOTS}/sic_{{signal}}.png", caption="../workflow/report/cathode_sic.rst",
+               category="CATHODE", subcategory="sensitivity", labels={"signal": "{signal}", "figure": "SIC"}),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "results/logs/cathode_plots/sic_{signal}.log",
+    benchmark:
+        "results/benchmarks/cathode_plots/sic_{signal}.tsv"
+    shell:
+        "{PYTHON} evaluate plot sic --table {input:q} --signal {wildcards.signal}"
+        " --output {output:q} > {log:q} 2>&1"
+
+
+rule cathode_plot_required:
+    input:
+        "results/tables/cathode_required_injection.parquet",
+    output:
+        report(f"{_PLOTS}/required_injection.png", caption="../workflow/report/cathode_required.rst",
+               category="CATHODE", subcategory="sensitivity", labels={"figure": "required injection"}),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "results/logs/cathode_plots/required_injection.log",
+    benchmark:
+        "results/benchmarks/cathode_plots/required_injection.tsv"
+    shell:
+        "{PYTHON} evaluate plot required --table {input:q} --output {output:q} > {log:q} 2>&1"
+
+
+def cathode_targets():
+    """Tables and figures; nothing until config `encoder` names setups and seeds."""
+    if not (CATHODE_SETUPS and CATHODE_SEEDS and _CPD["signals"]):
+        return []
+    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
+    if 0.0 in [float(s) for s in _STRENGTHS]:
+        plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS]
+    plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
+    plots.append(f"{_PLOTS}/required_injection.png")
+    return CATHODE_TABLES + plots
+
+
+register_targets("cathode", cathode_targets)

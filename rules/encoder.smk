@@ -1,1 +1,87 @@
-# encoder rules: filled in by the stage's issue
+"""Contrastive encoders: train_encoder {setup}/{seed} -> embed {setup}/{seed}.
+
+Each job gets only its own setup's resolved settings (salad.encoder.setups.resolve_setup),
+so editing setup IP re-trains IP only, and adding a seed re-trains nothing.
+"""
+import re
+
+from salad.encoder.setups import resolve_setup, seeds_for, setup_names
+
+ENCODER = config.get("encoder") or {"setups": {}}
+_ENC_RES = {"mem_mb": 4000, "runtime_min": 120, "gpu": False, **ENCODER.get("resources", {})}
+_SAMPLE_GROUPS = {s: PROCESSES[s]["group"] for s in SAMPLES}
+# resolve every setup at parse time: a bad setup (e.g. unknown held-out sample) fails the DAG
+ENCODER_SETUPS = {name: resolve_setup(ENCODER, name, _SAMPLE_GROUPS) for name in setup_names(ENCODER)}
+ENCODER_DIR = "results/encoders/{setup}/{seed}"
+
+
+# per rule: only configured setups (results/embeddings/ also holds baseline_* embeddings)
+_SETUP_RE = "|".join(map(re.escape, ENCODER_SETUPS)) or "(?!)"
+
+
+def _train_samples(w):
+    return list(ENCODER_SETUPS[w.setup]["train_samples"])
+
+
+def _gpu_resources():
+    return {"gpu": 1} if _ENC_RES["gpu"] else {}
+
+
+rule train_encoder:
+    input:
+        preselected=lambda w: [f"results/preselected/{s}.parquet" for s in _train_samples(w)],
+        split=lambda w: [f"results/split/{s}.parquet" for s in _train_samples(w)],
+    output:
+        model=f"{ENCODER_DIR}/model.pt",
+        history=f"{ENCODER_DIR}/history.parquet",
+        plot=f"{ENCODER_DIR}/loss.png",
+    wildcard_constraints:
+        setup=_SETUP_RE,
+    params:
+        cfg=lambda w: cfg_arg(encoder=ENCODER_SETUPS[w.setup]),
+    threads: threads_for("train")
+    resources:
+        mem_mb=_ENC_RES["mem_mb"],
+        runtime=_ENC_RES["runtime_min"],
+        **_gpu_resources(),
+    log:
+        "results/logs/train_encoder/{setup}/{seed}.log",
+    benchmark:
+        "results/benchmarks/train_encoder/{setup}/{seed}.tsv"
+    shell:
+        "{PYTHON} train-encoder --preselected {input.preselected:q} --split {input.split:q}"
+        " --model {output.model:q} --history {output.history:q} --plot {output.plot:q}"
+        " --seed {wildcards.seed} --threads {threads} --log {log:q} --config {params.cfg}"
+
+
+rule embed:
+    input:
+        model=f"{ENCODER_DIR}/model.pt",
+        preselected=expand("results/preselected/{sample}.parquet", sample=SAMPLES),
+    output:
+        "results/embeddings/{setup}/{seed}.parquet",
+    wildcard_constraints:
+        setup=_SETUP_RE,
+    params:
+        cfg=cfg_arg(embed=ENCODER.get("embed", {})),
+    threads: threads_for("embed")
+    resources:
+        mem_mb=_ENC_RES["mem_mb"],
+        runtime=30,
+        **_gpu_resources(),
+    log:
+        "results/logs/embed/{setup}/{seed}.log",
+    benchmark:
+        "results/benchmarks/embed/{setup}/{seed}.tsv"
+    shell:
+        "{PYTHON} embed --model {input.model:q} --preselected {input.preselected:q}"
+        " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+def encoder_targets():
+    """Embeddings of every configured setup and seed."""
+    return [f"results/embeddings/{setup}/{seed}.parquet"
+            for setup in ENCODER_SETUPS for seed in seeds_for(ENCODER, setup)]
+
+
+register_targets("encoder", encoder_targets)

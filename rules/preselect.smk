@@ -1,1 +1,113 @@
-# preselect rules: filled in by the stage's issue
+"""preselect -> split -> pseudodata (salad.preselect, salad.split, salad.pseudodata)."""
+
+_PSEUDO = config["pseudodata"]
+_unknown_signals = [s for s in _PSEUDO["signals"] if s not in SIGNALS]
+if _unknown_signals:
+    raise ValueError(
+        f"config key pseudodata.signals: {_unknown_signals} not among the BSM samples (group < 0) "
+        f"of config key samples: {SIGNALS}"
+    )
+
+
+def delphes_files(wildcards):
+    """A sample's ROOT files: config `delphes_inputs` when listed, else the generator's output."""
+    paths = config.get("delphes_inputs", {}).get(wildcards.sample)
+    if paths:
+        return [str(repo_path(p)) for p in paths]
+    return [f"results/generated/{wildcards.sample}.root"]
+
+
+def strength_label(strength):
+    """Path form of an injection strength: 0.0 -> '0', 2.5 -> '2.5'."""
+    return f"{float(strength):g}"
+
+
+def pseudodata_paths(suffix=".parquet"):
+    """Every configured pseudo-data set: results/pseudodata/{signal}/{strength}/{instance}."""
+    return [
+        f"results/pseudodata/{sig}/{strength_label(s)}/{i}{suffix}"
+        for sig in _PSEUDO["signals"]
+        for s in _PSEUDO["strengths"]
+        for i in range(_PSEUDO["instances"])
+    ]
+
+
+def _pair(sample):
+    return f"results/preselected/{sample}.parquet", f"results/split/{sample}.parquet"
+
+
+rule preselect:
+    input:
+        root=delphes_files,
+        processes=repo_path(config["processes"]),
+    output:
+        parquet="results/preselected/{sample}.parquet",
+        cutflow="results/preselected/{sample}.cutflow.json",
+    params:
+        cfg=lambda w: cfg_arg("preselect"),
+    threads: threads_for("preselect")
+    resources:
+        mem_mb=lambda w: 1000 + config["preselect"]["chunk_size"] // 10,
+        runtime=60,
+    log:
+        "results/logs/preselect/{sample}.log",
+    benchmark:
+        "results/benchmarks/preselect/{sample}.tsv"
+    shell:
+        "{PYTHON} preselect --sample {wildcards.sample} --input {input.root:q}"
+        " --processes {input.processes:q} --output {output.parquet:q}"
+        " --cutflow {output.cutflow:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule split:
+    input:
+        "results/preselected/{sample}.parquet",
+    output:
+        "results/split/{sample}.parquet",
+    params:
+        cfg=lambda w: cfg_arg("split"),
+        code=lambda w: PROCESSES[w.sample]["code"],
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "results/logs/split/{sample}.log",
+    benchmark:
+        "results/benchmarks/split/{sample}.tsv"
+    shell:
+        "{PYTHON} split --input {input:q} --code {params.code} --output {output:q}"
+        " --config {params.cfg} > {log:q} 2>&1"
+
+
+rule pseudodata:
+    input:
+        background=[p for s in BACKGROUNDS for p in _pair(s)],
+        signal=lambda w: _pair(w.signal),
+    output:
+        parquet="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        summary="results/pseudodata/{signal}/{strength}/{instance}.json",
+    params:
+        # only the keys the draw reads: adding a signal or strength re-runs nothing else
+        cfg=lambda w: cfg_arg(
+            "regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")}
+        ),
+        background=" ".join(":".join(_pair(s)) for s in BACKGROUNDS),
+        signal=lambda w: ":".join(_pair(w.signal)),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    log:
+        "results/logs/pseudodata/{signal}/{strength}/{instance}.log",
+    benchmark:
+        "results/benchmarks/pseudodata/{signal}/{strength}/{instance}.tsv"
+    shell:
+        "{PYTHON} pseudodata --background {params.background} --signal {params.signal}"
+        " --strength {wildcards.strength} --instance {wildcards.instance}"
+        " --output {output.parquet:q} --summary {output.summary:q}"
+        " --config {params.cfg} > {log:q} 2>&1"
+
+
+register_targets("split", lambda: [f"results/split/{s}.parquet" for s in SAMPLES])
+register_targets("pseudodata", lambda: pseudodata_paths(".parquet") + pseudodata_paths(".json"))

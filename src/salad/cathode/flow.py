@@ -1,0 +1,207 @@
+"""fit_flow: conditional normalizing flow p(z | m_yy) on the sideband latent.
+
+Model: masked autoregressive flow (normflows `MaskedAffineAutoregressive`, MADE with residual
+blocks, context = scaled m_yy) interleaved with fixed random permutations, on a conditional
+diagonal Gaussian base whose mean and log-scale are a small MLP of the scaled mass. Inputs are standardised first (per-dimension mean/std of the SB training latent, stored
+in the checkpoint); m_yy [GeV] is mapped linearly from the preselection window onto [-1, 1].
+
+Training: Adam on the negative log-likelihood, a random validation split (config
+`val_fraction`), early stopping after `patience` epochs without improvement, best weights
+kept, gradient-norm clipping. NaN safety: a batch whose loss is not finite is skipped (no
+optimiser step) and counted; if more than `max_skipped_fraction` of an epoch's batches are
+skipped, or the validation loss is not finite, training stops with a SaladError naming the
+epoch (the best weights so far are not written: a diverged fit is never silently used).
+
+Checkpoint (torch.save, written atomically): dict with `state_dict`, `arch`, `latent_columns`,
+`z_mean`, `z_std` (float64 [d]), `mass_window` (GeV), `history` (per-epoch train/val NLL),
+`best_epoch`, `fit_seconds`, `n_train`, `n_val`, `seed`.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from ..artifacts import atomic_output
+from ..config import parse_stage_config
+from ..errors import SaladError
+from . import (LOG, base_parser, latent_columns, read_dataset, read_embeddings, region_masks,
+               setup_logging, stable_seed)
+
+DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
+            "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
+            "val_fraction": 0.2, "max_skipped_fraction": 0.1, "seed": 0}
+
+
+def settings(cfg: Mapping | None) -> dict:
+    """Flow settings with defaults filled in."""
+    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+
+
+def scale_mass(myy, window) -> np.ndarray:
+    """m_yy [GeV] -> [-1, 1] over the preselection window, shape (n, 1) float32."""
+    lo, hi = window
+    return (2.0 * (np.asarray(myy, np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)[:, None]
+
+
+def build_flow(arch: Mapping):
+    """The normflows model for `arch` = {dims, transforms, hidden, blocks}."""
+    import normflows as nf
+    dims = int(arch["dims"])
+    layers = []
+    for _ in range(int(arch["transforms"])):
+        layers.append(nf.flows.MaskedAffineAutoregressive(
+            dims, int(arch["hidden"]), context_features=1, num_blocks=int(arch["blocks"])))
+        if dims > 1:
+            layers.append(nf.flows.Permute(dims, mode="shuffle"))
+    # Conditional Gaussian base: location and log-scale of every dimension are an MLP of the
+    # mass. (In MADE the first feature of each layer cannot see the context, so without this a
+    # dimension could stay unconditional.) Zero-initialised output: starts as N(0, 1).
+    encoder = torch.nn.Sequential(torch.nn.Linear(1, int(arch["hidden"])), torch.nn.Tanh(),
+                                  torch.nn.Linear(int(arch["hidden"]), 2 * dims))
+    torch.nn.init.zeros_(encoder[-1].weight)
+    torch.nn.init.zeros_(encoder[-1].bias)
+    base = nf.distributions.base.ConditionalDiagGaussian(dims, encoder)
+    return nf.ConditionalNormalizingFlow(base, layers)
+
+
+def _nll(model, z, ctx) -> torch.Tensor:
+    return -model.log_prob(z, context=ctx).mean()
+
+
+def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
+        seed: int = 0, threads: int = 1) -> dict:
+    """Fit p(z | m_yy) to sideband events. z: (n, d) latent, myy: (n,) GeV. Returns checkpoint."""
+    cfg = settings(cfg)
+    torch.set_num_threads(max(1, threads))
+    z = np.asarray(z, np.float64)
+    if z.ndim != 2 or len(z) != len(myy):
+        raise SaladError(f"flow input: z shape {z.shape} does not match {len(myy)} masses")
+    n = len(z)
+    n_val = max(1, int(round(cfg["val_fraction"] * n)))
+    if n - n_val < 10:
+        raise SaladError(f"flow input: only {n} sideband events; need at least {n_val + 10}")
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    tr, va = perm[n_val:], perm[:n_val]
+    mean, std = z[tr].mean(0), z[tr].std(0)
+    std = np.where(std > 0, std, 1.0)
+    zs = torch.as_tensor(((z - mean) / std).astype(np.float32))
+    ctx = torch.as_tensor(scale_mass(myy, window))
+    arch = {"dims": z.shape[1], **{k: cfg[k] for k in ("transforms", "hidden", "blocks")}}
+    torch.manual_seed(seed)
+    model = build_flow(arch)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"],
+                           weight_decay=cfg["weight_decay"])
+    gen = torch.Generator().manual_seed(seed)
+    tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
+    best, best_state, best_epoch, wait, history = np.inf, None, -1, 0, []
+    start = time.perf_counter()
+    for epoch in range(int(cfg["max_epochs"])):
+        model.train()
+        order = tr_t[torch.randperm(len(tr_t), generator=gen)]
+        losses, skipped, batches = [], 0, 0
+        for i in range(0, len(order), int(cfg["batch_size"])):
+            idx = order[i:i + int(cfg["batch_size"])]
+            batches += 1
+            loss = _nll(model, zs[idx], ctx[idx])
+            if not torch.isfinite(loss):
+                skipped += 1
+                continue
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+            losses.append(loss.item())
+        if skipped > cfg["max_skipped_fraction"] * batches:
+            raise SaladError(f"flow training diverged: {skipped}/{batches} batches with "
+                             f"non-finite loss in epoch {epoch}")
+        model.eval()
+        with torch.no_grad():
+            val = _nll(model, zs[va_t], ctx[va_t]).item()
+        if not np.isfinite(val):
+            raise SaladError(f"flow training diverged: non-finite validation loss in epoch {epoch}")
+        history.append({"epoch": epoch, "train_nll": float(np.mean(losses)), "val_nll": val,
+                        "skipped_batches": skipped})
+        LOG.info("epoch %3d  train NLL %.4f  val NLL %.4f%s", epoch, history[-1]["train_nll"],
+                 val, f"  ({skipped} batches skipped)" if skipped else "")
+        if val < best - 1e-4:
+            best, best_state, best_epoch, wait = val, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            wait += 1
+            if wait >= cfg["patience"]:
+                LOG.info("early stop at epoch %d; best epoch %d (val NLL %.4f)", epoch,
+                         best_epoch, best)
+                break
+    return {"state_dict": best_state, "arch": arch, "z_mean": mean, "z_std": std,
+            "mass_window": list(window), "history": history, "best_epoch": best_epoch,
+            "fit_seconds": time.perf_counter() - start, "n_train": len(tr), "n_val": len(va),
+            "seed": seed}
+
+
+def save(checkpoint: dict, path, columns: list[str]) -> None:
+    """Write the checkpoint atomically."""
+    with atomic_output(path) as tmp:
+        torch.save({**checkpoint, "latent_columns": list(columns)}, tmp)
+
+
+def load(path) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode, checkpoint dict) from a fit_flow checkpoint."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        model = build_flow(ckpt["arch"])
+        model.load_state_dict(ckpt["state_dict"])
+    except FileNotFoundError:
+        raise SaladError(f"{path}: file not found") from None
+    except Exception as exc:
+        raise SaladError(f"{path}: not a readable flow checkpoint ({exc})") from None
+    return model.eval(), ckpt
+
+
+def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000) -> np.ndarray:
+    """Latent samples (n, d) in the original (unstandardised) units at masses `myy` [GeV].
+
+    Rows with a non-finite value are redrawn (error if more than 1 % are non-finite)."""
+    torch.manual_seed(seed)
+    ctx_all = torch.as_tensor(scale_mass(myy, ckpt["mass_window"]))
+    out = np.empty((len(myy), ckpt["arch"]["dims"]), np.float64)
+    with torch.no_grad():
+        for i in range(0, len(myy), batch):
+            ctx = ctx_all[i:i + batch]
+            zs, _ = model.sample(len(ctx), context=ctx)
+            zs = zs.double().numpy()
+            bad = ~np.isfinite(zs).all(1)
+            if bad.mean() > 0.01:
+                raise SaladError(f"flow sampling: {int(bad.sum())}/{len(zs)} non-finite samples")
+            if bad.any():
+                redo, _ = model.sample(int(bad.sum()), context=ctx[torch.as_tensor(bad)])
+                zs[bad] = redo.double().numpy()
+            out[i:i + batch] = zs
+    if not np.isfinite(out).all():
+        raise SaladError("flow sampling: non-finite samples after redraw")
+    return out * ckpt["z_std"] + ckpt["z_mean"]
+
+
+def cli(argv=None) -> None:
+    parser = base_parser("Fit the conditional flow p(z | m_yy) on sideband pseudo-data.")
+    parser.add_argument("--embeddings", required=True)
+    parser.add_argument("--data", required=True, help="pseudo-data Parquet")
+    parser.add_argument("--output", required=True, help="checkpoint path (.pt)")
+    parser.add_argument("--seed-key", default="", help="wildcards, mixed into the seed")
+    args = parser.parse_args(argv)
+    setup_logging(args.log)
+    cfg = parse_stage_config(args.config)
+    flow_cfg = cfg.get("flow", {})
+    window = cfg["window"]
+    data = read_dataset(args.data, read_embeddings(args.embeddings))
+    cols = latent_columns(data)
+    _, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], window)
+    seed = stable_seed(flow_cfg.get("seed", 0), args.seed_key)
+    LOG.info("fitting flow on %d sideband events, %d latent dims, seed %d", sb.sum(), len(cols), seed)
+    ckpt = fit(data.loc[sb, cols].to_numpy(), data.loc[sb, "myy"].to_numpy(), window, flow_cfg,
+               seed=seed, threads=args.threads)
+    LOG.info("fit time %.1f s, best epoch %d", ckpt["fit_seconds"], ckpt["best_epoch"])
+    save(ckpt, args.output, cols)

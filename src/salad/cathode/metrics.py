@@ -1,0 +1,143 @@
+"""Figures of merit. Truth labels enter only here (and in the reference classifiers).
+
+Conventions: a cut keeps events with score >= threshold; efficiencies are weighted
+fractions; the ROC curve is the step-free polyline through the points obtained by lowering
+the threshold one distinct score at a time, starting at (0, 0), and efficiencies at a given
+background efficiency are read off it by linear interpolation.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def roc_curve(scores, labels, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """(eps_B, eps_S) arrays along the ROC curve, from (0, 0) to (1, 1); ties grouped."""
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels).astype(bool)
+    w = np.ones_like(scores) if weights is None else np.asarray(weights, np.float64)
+    if labels.all() or not labels.any():
+        raise ValueError("roc_curve needs both classes")
+    order = np.argsort(-scores, kind="mergesort")
+    s, lab, w = scores[order], labels[order], w[order]
+    cs, cb = np.cumsum(w * lab), np.cumsum(w * ~lab)
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]   # last index of each tie group
+    tpr = np.r_[0.0, cs[last] / cs[-1]]
+    fpr = np.r_[0.0, cb[last] / cb[-1]]
+    return fpr, tpr
+
+
+def auc(scores, labels, weights=None) -> float:
+    """Area under the ROC curve (trapezoid; 0.5 = no separation)."""
+    fpr, tpr = roc_curve(scores, labels, weights)
+    return float(np.trapezoid(tpr, fpr))
+
+
+def signal_efficiency(scores, labels, eps_b: float, weights=None) -> float:
+    """eps_S at background efficiency eps_b (linear interpolation along the ROC curve)."""
+    fpr, tpr = roc_curve(scores, labels, weights)
+    return float(tpr_at(fpr, tpr, eps_b))
+
+
+def tpr_at(fpr: np.ndarray, tpr: np.ndarray, x) -> np.ndarray:
+    """eps_S on the ROC polyline (fpr, tpr) at eps_B = x (scalar or array): the last vertex
+    with fpr <= x if it lies exactly at x (top of a vertical segment), else linear
+    interpolation to the next vertex."""
+    x = np.asarray(x, np.float64)
+    i = np.clip(np.searchsorted(fpr, x, side="right") - 1, 0, len(fpr) - 1)
+    j = np.minimum(i + 1, len(fpr) - 1)
+    span = fpr[j] - fpr[i]
+    frac = np.where(span > 0, (x - fpr[i]) / np.where(span > 0, span, 1.0), 0.0)
+    return tpr[i] + np.clip(frac, 0.0, 1.0) * (tpr[j] - tpr[i])
+
+
+def sic(scores, labels, eps_b: float, weights=None) -> float:
+    """Significance improvement eps_S / sqrt(eps_B) at eps_B = eps_b."""
+    return signal_efficiency(scores, labels, eps_b, weights) / np.sqrt(eps_b)
+
+
+def significance(n_sig: float, n_bkg: float, eps_s: float, eps_b: float) -> float:
+    """Post-selection S/sqrt(B) with S = eps_s * n_sig, B = eps_b * n_bkg (expected yields)."""
+    if n_bkg <= 0 or eps_b <= 0:
+        raise ValueError("significance needs n_bkg > 0 and eps_b > 0")
+    return eps_s * n_sig / np.sqrt(eps_b * n_bkg)
+
+
+def required_strength(strengths: Sequence[float], values: Sequence[float],
+                      target: float = 3.0) -> tuple[float, bool]:
+    """Smallest strength where `values` (e.g. significance vs injected strength) reaches
+    `target`, by linear interpolation between neighbouring scanned points.
+
+    Returns (strength, True) if reached, else (largest scanned strength, False): a lower
+    bound. NaN values are ignored.
+    """
+    s = np.asarray(strengths, np.float64)
+    v = np.asarray(values, np.float64)
+    keep = np.isfinite(v)
+    s, v = s[keep], v[keep]
+    order = np.argsort(s)
+    s, v = s[order], v[order]
+    if len(s) == 0:
+        return float("nan"), False
+    if v[0] >= target:
+        return float(s[0]), True
+    for i in range(1, len(s)):
+        if v[i] >= target:
+            frac = (target - v[i - 1]) / (v[i] - v[i - 1])
+            return float(s[i - 1] + frac * (s[i] - s[i - 1])), True
+    return float(s[-1]), False
+
+
+def selection_flatness(before: np.ndarray, after: np.ndarray) -> tuple[float, int]:
+    """chi^2 and ndf of the hypothesis that a cut keeps the same fraction in every bin.
+
+    before, after: histogram counts (after is a subset of before). Binomial errors:
+    chi^2 = sum_i (a_i - eps n_i)^2 / (n_i eps (1 - eps)) over bins with n_i > 0,
+    eps = sum a / sum n; ndf = (bins with n_i > 0) - 1.
+    """
+    n = np.asarray(before, np.float64)
+    a = np.asarray(after, np.float64)
+    use = n > 0
+    eps = a.sum() / n.sum()
+    if eps <= 0 or eps >= 1:
+        return float("nan"), int(use.sum() - 1)
+    chi2 = np.sum((a[use] - eps * n[use]) ** 2 / (n[use] * eps * (1 - eps)))
+    return float(chi2), int(use.sum() - 1)
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) between two histograms (normalised here)."""
+    p = np.asarray(p, np.float64)
+    q = np.asarray(q, np.float64)
+    p, q = p / p.sum(), q / q.sum()
+    m = 0.5 * (p + q)
+
+    def kl(x):
+        nz = x > 0
+        return np.sum(x[nz] * np.log2(x[nz] / m[nz]))
+    return float(0.5 * kl(p) + 0.5 * kl(q))
+
+
+def bootstrap_auc(scores, labels, weights=None, n: int = 100, seed: int = 0) -> float:
+    """Standard deviation of the AUC over `n` bootstrap resamples of the events."""
+    scores = np.asarray(scores)
+    labels = np.asarray(labels).astype(bool)
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, np.float64)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n):
+        idx = rng.integers(0, len(scores), len(scores))
+        if labels[idx].all() or not labels[idx].any():
+            continue
+        values.append(auc(scores[idx], labels[idx], w[idx]))
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def ensembles(n_classifiers: int, size: int, seed: int) -> list[np.ndarray]:
+    """Random disjoint groups of `size` classifier indices (leftovers dropped); at least one."""
+    if n_classifiers < 1:
+        raise ValueError("no classifiers")
+    size = min(size, n_classifiers)
+    perm = np.random.default_rng(seed).permutation(n_classifiers)
+    return [perm[i * size:(i + 1) * size] for i in range(n_classifiers // size)]

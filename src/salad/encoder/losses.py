@@ -1,0 +1,124 @@
+"""Training objectives: SupCon (paper A eq. 1) + KL, SimCLR/NT-Xent, supervised SimCLR,
+VICReg + cross-entropy (paper B). Every objective is a `Objective` taking the encoder outputs
+of `n_views` views of a batch and the batch labels, returning a dict of scalar terms whose
+"loss" entry is minimised. Reductions are means over anchors / events (batch-size free).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+
+
+def supcon(features: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Supervised contrastive loss (paper A eq. 1), mean over anchors that have a positive.
+
+    features (N, P) are L2-normalised here; labels (N,). For anchor i:
+    -1/|P(i)| sum_{p in P(i)} log[exp(Z_i.Z_p/tau) / sum_{a != i} exp(Z_i.Z_a/tau)].
+    Anchors without a positive are excluded; a batch without any positive gives 0.
+    """
+    z = F.normalize(features, dim=1)
+    sim = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
+    log_prob = sim - torch.logsumexp(sim.masked_fill(self_mask, float("-inf")), dim=1, keepdim=True)
+    pos = (labels[:, None] == labels[None, :]) & ~self_mask
+    n_pos = pos.sum(1)
+    has = n_pos > 0
+    if not has.any():
+        return sim.sum() * 0.0
+    per_anchor = -torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1)
+    return (per_anchor[has] / n_pos[has]).mean()
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """SimCLR NT-Xent: each event's two views are positives, all other 2N-2 views negatives."""
+    ids = torch.arange(len(z1), device=z1.device)
+    return supcon(torch.cat([z1, z2]), torch.cat([ids, ids]), temperature)
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, 1)) summed over latent dimensions, mean over events."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
+
+
+def vicreg(z1: torch.Tensor, z2: torch.Tensor, invariance: float = 25.0, variance: float = 25.0,
+           covariance: float = 1.0, eps: float = 1e-4) -> dict:
+    """VICReg (Bardes et al.): MSE invariance, hinge on per-dimension std (target 1),
+    squared off-diagonal covariance / dim, for both views. Returns the weighted terms."""
+    inv = F.mse_loss(z1, z2)
+    var = cov = 0.0
+    n, d = z1.shape
+    for z in (z1, z2):
+        z = z - z.mean(0)
+        var = var + F.relu(1.0 - torch.sqrt(z.var(0) + eps)).mean()
+        c = (z.T @ z) / max(n - 1, 1)
+        cov = cov + (c.pow(2).sum() - c.diagonal().pow(2).sum()) / d
+    return {"invariance": invariance * inv, "variance": variance * var, "covariance": covariance * cov}
+
+
+class Objective:
+    """Base: n_views views per batch; adds lambda * KL of every view when variational."""
+    n_views = 1
+
+    def __init__(self, cfg: Mapping):
+        self.cfg = cfg
+        self.kl_weight = float(cfg["kl_weight"]) if cfg["variational"] else 0.0
+
+    def terms(self, outs: list[dict], labels: torch.Tensor) -> dict:
+        raise NotImplementedError
+
+    def __call__(self, outs: list[dict], labels: torch.Tensor) -> dict:
+        terms = self.terms(outs, labels)
+        loss = sum(terms.values())
+        if outs[0]["logvar"] is not None:
+            terms["kl"] = sum(kl_standard_normal(o["mu"], o["logvar"]) for o in outs) / len(outs)
+            loss = loss + self.kl_weight * terms["kl"]
+        terms["loss"] = loss
+        return terms
+
+
+class SupCon(Objective):
+    """Paper A: SupCon on the projections of one view (no augmentation) + lambda * KL."""
+
+    def terms(self, outs, labels):
+        return {"contrastive": supcon(outs[0]["proj"], labels, self.cfg["temperature"])}
+
+
+class SimCLR(Objective):
+    """Self-supervised NT-Xent between two augmented views (labels unused)."""
+    n_views = 2
+
+    def terms(self, outs, labels):
+        return {"contrastive": nt_xent(outs[0]["proj"], outs[1]["proj"], self.cfg["temperature"])}
+
+
+class SupervisedSimCLR(Objective):
+    """SupCon over both augmented views: positives are all views sharing the label."""
+    n_views = 2
+
+    def terms(self, outs, labels):
+        feats = torch.cat([outs[0]["proj"], outs[1]["proj"]])
+        return {"contrastive": supcon(feats, torch.cat([labels, labels]), self.cfg["temperature"])}
+
+
+class VICRegCE(Objective):
+    """Paper B eq. 11: VICReg between two views' projections + scale * CE of a linear
+    classifier on the latent (process group)."""
+    n_views = 2
+
+    def terms(self, outs, labels):
+        w = self.cfg["vicreg"]
+        terms = vicreg(outs[0]["proj"], outs[1]["proj"], w["invariance"], w["variance"],
+                       w["covariance"])
+        ce = sum(F.cross_entropy(o["logits"], labels) for o in outs) / len(outs)
+        terms["cross_entropy"] = w["ce_scale"] * ce
+        return terms
+
+
+OBJECTIVES = {"supcon": SupCon, "simclr": SimCLR, "simclr_supervised": SupervisedSimCLR,
+              "vicreg_ce": VICRegCE}
+
+
+def build_objective(cfg: Mapping) -> Objective:
+    return OBJECTIVES[cfg["loss"]](cfg)

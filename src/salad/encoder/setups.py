@@ -1,0 +1,123 @@
+"""Encoder setups: resolve config `encoder` into one self-contained dict per setup.
+
+A setup (the `{setup}` wildcard) is `encoder.defaults` overlaid with
+`encoder.setups[<name>]`; it decides which simulated samples train the encoder:
+  - `signals: true`  (default) all configured samples (ID), minus
+  - `holdout_samples` (IP: one mass point) and `holdout_groups` (EP: whole models);
+  - `signals: false` SM groups (group >= 0) only (background-only).
+The resolved dict (settings + `train_samples` {sample: group}) is all a training job
+reads, so editing one setup re-trains only that setup. `seeds` is resolved separately
+(a wildcard), so adding a seed re-trains nothing.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Mapping
+
+from ..errors import SaladError
+
+#: Settings every setup has (config `encoder.defaults` and each setup override these).
+DEFAULTS: dict = {
+    "model": "particle_transformer",   # particle_transformer | transformer | mlp
+    "loss": "supcon",                  # supcon | simclr | simclr_supervised | vicreg_ce
+    "latent_dim": 6,
+    "width": 32,                       # token / hidden width (paper scale: 120 -> ~1.1M params)
+    "heads": 4,
+    "particle_blocks": 4,              # particle_transformer
+    "class_blocks": 2,                 # particle_transformer
+    "blocks": 4,                       # transformer / mlp depth
+    "mlp_ratio": 4,                    # feed-forward width / width in attention blocks
+    "hl_width": 32,                    # MLP on (dR_yy, pT_yy)
+    "head_width": 64,                  # output block hidden width
+    "proj_width": 64,                  # projection head hidden width (training only)
+    "proj_dim": 32,                    # projection head output
+    "dropout": 0.0,
+    "variational": True,               # VAE-like output block (mean, log-variance)
+    "kl_weight": 0.1,                  # lambda
+    "temperature": 0.1,                # tau
+    "batch_size": 512,
+    "max_epochs": 30,
+    "lr": 2.0e-4,
+    "weight_decay": 0.0,
+    "warmup_epochs": 5,
+    "min_lr_ratio": 0.0,               # cosine annealing ends at lr * min_lr_ratio
+    "patience": 10,
+    "max_events_per_sample": None,     # cap on training events per sample (paper: 60000)
+    "augmentations": {},               # name -> probability / strength (see augment.py)
+    "vicreg": {"invariance": 25.0, "variance": 25.0, "covariance": 1.0, "ce_scale": 1.0},
+    "signals": True,
+    "holdout_samples": [],
+    "holdout_groups": [],
+}
+
+MODELS = ("particle_transformer", "transformer", "mlp")
+LOSSES = ("supcon", "simclr", "simclr_supervised", "vicreg_ce")
+TWO_VIEW_LOSSES = ("simclr", "simclr_supervised", "vicreg_ce")
+AUGMENTATION_NAMES = ("mask", "drop_object", "rotate", "flip_eta", "smear_pt")
+
+
+def setup_names(encoder_cfg: Mapping) -> list[str]:
+    """Configured setup names, in config order."""
+    return list(encoder_cfg.get("setups", {}))
+
+
+def seeds_for(encoder_cfg: Mapping, setup: str) -> list[int]:
+    """Training seeds of `setup` (its own `seeds`, else `encoder.seeds`)."""
+    _setup_entry(encoder_cfg, setup)
+    own = encoder_cfg["setups"][setup] or {}
+    return [int(s) for s in own.get("seeds", encoder_cfg.get("seeds", [1]))]
+
+
+def _setup_entry(encoder_cfg: Mapping, setup: str) -> Mapping:
+    setups = encoder_cfg.get("setups", {})
+    if setup not in setups:
+        raise SaladError(f"encoder.setups: unknown setup {setup!r}; configured: {', '.join(setups)}")
+    return setups[setup] or {}
+
+
+def resolve_setup(encoder_cfg: Mapping, setup: str, sample_groups: Mapping[str, int]) -> dict:
+    """The self-contained training settings of `setup`.
+
+    sample_groups: {sample: process group} of the run's configured samples (process table).
+    Returns DEFAULTS <- encoder.defaults <- encoder.setups[setup], without `seeds`, plus
+    `setup` and `train_samples` {sample: group}. Raises SaladError naming a bad key.
+    """
+    cfg = copy.deepcopy(DEFAULTS)
+    for layer in (encoder_cfg.get("defaults") or {}, _setup_entry(encoder_cfg, setup)):
+        for key, value in layer.items():
+            if key == "seeds":
+                continue
+            if key not in DEFAULTS:
+                raise SaladError(f"encoder.setups.{setup}: unknown setting {key!r}")
+            cfg[key] = copy.deepcopy(value)
+    where = f"encoder.setups.{setup}"
+    if cfg["model"] not in MODELS:
+        raise SaladError(f"{where}.model: {cfg['model']!r} is not one of {', '.join(MODELS)}")
+    if cfg["loss"] not in LOSSES:
+        raise SaladError(f"{where}.loss: {cfg['loss']!r} is not one of {', '.join(LOSSES)}")
+    unknown = sorted(set(cfg["augmentations"]) - set(AUGMENTATION_NAMES))
+    if unknown:
+        raise SaladError(f"{where}.augmentations: unknown {unknown}; known: "
+                         f"{', '.join(AUGMENTATION_NAMES)}")
+    if cfg["loss"] in TWO_VIEW_LOSSES and not cfg["augmentations"]:
+        raise SaladError(f"{where}.augmentations: loss {cfg['loss']!r} compares two augmented "
+                         "views and needs at least one augmentation")
+    for name in cfg["holdout_samples"]:
+        if name not in sample_groups:
+            raise SaladError(f"{where}.holdout_samples: {name!r} is not a configured sample "
+                             f"(samples: {', '.join(sample_groups)})")
+    groups = set(sample_groups.values())
+    for group in cfg["holdout_groups"]:
+        if group not in groups:
+            raise SaladError(f"{where}.holdout_groups: no configured sample has group {group}")
+    train = {s: int(g) for s, g in sample_groups.items()
+             if s not in cfg["holdout_samples"] and g not in cfg["holdout_groups"]
+             and (cfg["signals"] or g >= 0)}
+    if len(set(train.values())) < 2:
+        raise SaladError(f"{where}: training needs at least two process groups, got "
+                         f"{sorted(set(train.values()))}")
+    if cfg["width"] % cfg["heads"]:
+        raise SaladError(f"{where}.width: {cfg['width']} is not divisible by heads={cfg['heads']}")
+    cfg["setup"] = setup
+    cfg["train_samples"] = train
+    return cfg

@@ -1,0 +1,314 @@
+"""Stage `train-encoder`: train one encoder setup with one seed.
+
+    python -m salad train-encoder --preselected P1.parquet ... --split S1.parquet ... \\
+        --model results/encoders/{setup}/{seed}/model.pt --history .../history.parquet \\
+        --plot .../loss.png --seed 1 --threads 2 --log LOG --config '{"encoder": {...}}'
+
+--config holds the resolved setup (salad.encoder.setups.resolve_setup). Training uses the
+`train` subset of the listed samples, early stopping on the `val` subset; labels are the
+process `group` (labelled simulation only). A resumable state is written atomically after
+every epoch next to the model (`state.pt`); a restarted job with the same settings, data and
+seed continues from it and ends with the same weights as an uninterrupted run.
+
+Checkpoint `model.pt` (torch.save dict): format, config, seed, groups (label order),
+normaliser (log1p + standardisation stats), state_dict (best validation epoch), best_epoch,
+best_val_loss, epochs_run, n_parameters, provenance.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..artifacts import atomic_output, config_hash, provenance, write_parquet
+from ..config import parse_stage_config
+from ..errors import SaladError
+from .augment import Augmenter
+from .data import (BalancedSampler, EventTensors, Normaliser, RawEvents, cap_per_sample,
+                   load_events, to_tensors)
+from .losses import build_objective
+from .models import build_model, count_parameters
+
+log = logging.getLogger("salad.encoder")
+CHECKPOINT_FORMAT = "salad-encoder-1"
+
+
+def derive_seed(*parts) -> int:
+    """A 63-bit seed from any parts (stable across processes; no Python hash())."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+# --------------------------------------------------------------------------- data
+def prepare_data(cfg: Mapping, events: RawEvents, seed: int):
+    """Train/val tensors (normalised once), normaliser and label order from raw events."""
+    subsets = {}
+    cap = cfg["max_events_per_sample"]
+    for name, share in (("train", 1.0), ("val", 1 / 3)):
+        part = events.take(events.subset == name)
+        subsets[name] = cap_per_sample(part, None if cap is None else max(1, math.ceil(cap * share)),
+                                       derive_seed(seed, name))
+    train, val = subsets["train"], subsets["val"]
+    if len(train) == 0 or len(val) == 0:
+        raise SaladError("--split: no events in the train or val subset of the training samples")
+    groups = sorted(int(g) for g in np.unique(train.group))
+    if len(groups) < 2:
+        raise SaladError(f"training events: need at least two process groups, got {groups}")
+    missing = sorted(set(np.unique(val.group).tolist()) - set(groups))
+    if missing:
+        raise SaladError(f"--split: group(s) {missing} have validation but no training events")
+    norm = Normaliser.fit(train.objects, train.event)
+    label = lambda e: np.searchsorted(groups, e.group).astype(np.int64)  # noqa: E731
+    fingerprint = hashlib.sha256(train.event_id.tobytes() + val.event_id.tobytes()).hexdigest()[:16]
+    return to_tensors(train, norm, label(train)), to_tensors(val, norm, label(val)), norm, groups, fingerprint
+
+
+# --------------------------------------------------------------------------- training
+class Trainer:
+    """One training run: model, optimiser, schedule, early stopping, resumable state."""
+
+    def __init__(self, cfg: Mapping, train: EventTensors, val: EventTensors, norm: Normaliser,
+                 groups: list[int], seed: int, state_path: str | Path, data_fingerprint: str = "",
+                 device: str | None = None):
+        self.cfg, self.seed, self.groups, self.norm = dict(cfg), int(seed), groups, norm
+        self.device = pick_device(device)
+        self.train, self.val = train.to(self.device), val.to(self.device)
+        self.state_path = Path(state_path)
+        self.fingerprint = f"{config_hash(self.cfg)}-{seed}-{data_fingerprint}"
+        torch.manual_seed(derive_seed(seed, "init"))
+        self.model = build_model(self.cfg, len(groups)).to(self.device)
+        self.objective = build_objective(self.cfg)
+        self.augment = Augmenter(self.cfg["augmentations"], norm, self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"],
+                                    weight_decay=self.cfg["weight_decay"])
+        self.sampler = BalancedSampler(train.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "train"))
+        val_sampler = BalancedSampler(val.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "val"))
+        self.val_batches = val_sampler.epoch(0)
+        self.epoch, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, -1, 0
+        self.best_state: dict | None = None
+        self.history: list[dict] = []
+        self.stopped = False
+
+    # schedule: linear warm-up over warmup_epochs, then cosine to lr * min_lr_ratio at max_epochs
+    def lr_at(self, step: int) -> float:
+        per = self.sampler.n_batches
+        warm, total = self.cfg["warmup_epochs"] * per, self.cfg["max_epochs"] * per
+        base = self.cfg["lr"]
+        if step < warm:
+            return base * (step + 1) / warm
+        frac = (step - warm) / max(1, total - warm)
+        floor = base * self.cfg["min_lr_ratio"]
+        return floor + (base - floor) * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+    def _views(self, b: EventTensors, g: torch.Generator):
+        n = self.objective.n_views
+        if not self.augment:
+            return [(b.obj, b.evt, b.mask)] * n
+        return [self.augment(b.obj, b.evt, b.mask, g) for _ in range(n)]
+
+    def _step_terms(self, b: EventTensors, g: torch.Generator) -> dict:
+        outs = [self.model(*v, generator=g) for v in self._views(b, g)]
+        return self.objective(outs, b.label)
+
+    def train_epoch(self) -> dict:
+        self.model.train()
+        seed = derive_seed(self.seed, "epoch", self.epoch)
+        torch.manual_seed(seed)  # dropout; a resumed epoch draws exactly the same numbers
+        g = torch.Generator(self.device).manual_seed(seed)
+        sums: dict[str, float] = {}
+        batches = self.sampler.epoch(self.epoch)
+        for i, idx in enumerate(batches):
+            lr = self.lr_at(self.epoch * self.sampler.n_batches + i)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            terms = self._step_terms(self.train.batch(torch.from_numpy(idx).to(self.device)), g)
+            if not torch.isfinite(terms["loss"]):
+                raise SaladError(f"encoder training: non-finite loss at epoch {self.epoch} "
+                                 f"(lower encoder lr?)")
+            self.opt.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            self.opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
+        out = {f"train_{k}": v / len(batches) for k, v in sums.items()}
+        out["lr"] = lr
+        out["events"] = len(batches) * len(batches[0])
+        return out
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        self.model.eval()
+        g = torch.Generator(self.device).manual_seed(derive_seed(self.seed, "val"))
+        sums: dict[str, float] = {}
+        for idx in self.val_batches:
+            for k, v in self._step_terms(self.val.batch(torch.from_numpy(idx).to(self.device)), g).items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+        return {f"val_{k}": v / len(self.val_batches) for k, v in sums.items()}
+
+    # resumable state ---------------------------------------------------------
+    _STATE_KEYS = ("epoch", "best_loss", "best_epoch", "bad_epochs", "best_state", "history", "stopped")
+
+    def save_state(self) -> None:
+        state = {k: getattr(self, k) for k in self._STATE_KEYS}
+        state.update(fingerprint=self.fingerprint, model=self.model.state_dict(),
+                     optimizer=self.opt.state_dict())
+        with atomic_output(self.state_path) as tmp:
+            torch.save(state, tmp)
+
+    def try_resume(self) -> bool:
+        """Load state.pt if it belongs to this run (same settings, data, seed)."""
+        if not self.state_path.exists():
+            return False
+        try:
+            state = torch.load(self.state_path, map_location=self.device, weights_only=True)
+        except Exception as exc:  # a corrupt state is only a lost head start
+            log.warning("%s: unreadable (%s); training from scratch", self.state_path, exc)
+            return False
+        if state.get("fingerprint") != self.fingerprint:
+            log.warning("%s: from other settings/data/seed; training from scratch", self.state_path)
+            return False
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        for k in self._STATE_KEYS:
+            setattr(self, k, state[k])
+        log.info("resumed from %s after epoch %d", self.state_path, self.epoch)
+        return True
+
+    def run(self, on_epoch_end: Callable[["Trainer"], None] | None = None) -> None:
+        """Train until max_epochs or early stopping, saving state after every epoch."""
+        log.info("training %s on %s: %d train / %d val events, groups %s, %d parameters, "
+                 "%d batches/epoch of %d", self.cfg.get("setup"), self.device, len(self.train),
+                 len(self.val), self.groups, count_parameters(self.model), self.sampler.n_batches,
+                 self.sampler.per_class * len(self.groups))
+        while not self.stopped and self.epoch < self.cfg["max_epochs"]:
+            start = time.perf_counter()
+            row = {"epoch": self.epoch, **self.train_epoch()}
+            row.update(self.validate())
+            row["time_s"] = time.perf_counter() - start
+            row["events_per_s"] = row.pop("events") / row["time_s"]
+            if row["val_loss"] < self.best_loss:
+                self.best_loss, self.best_epoch, self.bad_epochs = row["val_loss"], self.epoch, 0
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                self.bad_epochs += 1
+            self.history.append(row)
+            self.epoch += 1
+            self.stopped = self.bad_epochs >= self.cfg["patience"]
+            log.info("epoch %3d  %s", row["epoch"], "  ".join(
+                f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            self.save_state()
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        if self.stopped:
+            log.info("early stopping after epoch %d (best epoch %d)", self.epoch - 1, self.best_epoch)
+
+    def checkpoint(self) -> dict:
+        """The final checkpoint dict (best validation weights)."""
+        return {"format": CHECKPOINT_FORMAT, "config": self.cfg, "seed": self.seed,
+                "groups": self.groups, "normaliser": self.norm.state_dict(),
+                "state_dict": {k: v.cpu() for k, v in self.best_state.items()},
+                "best_epoch": self.best_epoch, "best_val_loss": self.best_loss,
+                "epochs_run": self.epoch, "n_parameters": count_parameters(self.model),
+                "provenance": provenance("train-encoder", self.cfg, seed=self.seed)}
+
+
+def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequence[str | Path],
+                  seed: int, model_path: str | Path, history_path: str | Path,
+                  plot_path: str | Path | None = None, device: str | None = None,
+                  on_epoch_end: Callable | None = None) -> dict:
+    """Train (or resume) one encoder; write model.pt, history.parquet and the loss plot.
+
+    Returns the checkpoint dict. The resumable state lives at model_path's folder/state.pt
+    and is removed once the outputs are written.
+    """
+    events = load_events(preselected, split, cfg["train_samples"])
+    train, val, norm, groups, fp = prepare_data(cfg, events, seed)
+    state_path = Path(model_path).with_name("state.pt")
+    trainer = Trainer(cfg, train, val, norm, groups, seed, state_path, fp, device)
+    trainer.try_resume()
+    trainer.run(on_epoch_end)
+    ckpt = trainer.checkpoint()
+    with atomic_output(model_path) as tmp:
+        torch.save(ckpt, tmp)
+    history = pd.DataFrame(trainer.history)
+    write_parquet(history, history_path, provenance("train-encoder", cfg, seed=seed))
+    if plot_path is not None:
+        from .plots import plot_history
+        plot_history(history, plot_path, f"{cfg.get('setup')} seed {seed}")
+    state_path.unlink(missing_ok=True)
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, device="cpu"):
+    """(model in eval mode, normaliser, checkpoint dict) from a model.pt file."""
+    path = Path(path)
+    if not path.exists():
+        raise SaladError(f"{path}: file not found")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:
+        raise SaladError(f"{path}: not a readable encoder checkpoint ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise SaladError(f"{path}: not a salad encoder checkpoint (format {CHECKPOINT_FORMAT})")
+    model = build_model(ckpt["config"], len(ckpt["groups"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval(), Normaliser.from_state_dict(ckpt["normaliser"]), ckpt
+
+
+# --------------------------------------------------------------------------- CLI
+def setup_logging(path: str | Path | None) -> None:
+    """Epoch lines to stderr and (appended, so a resumed job keeps its history) to `path`."""
+    log.setLevel(logging.INFO)
+    for h in list(log.handlers):
+        log.removeHandler(h)
+        h.close()
+    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(path, mode="a"))
+    for h in handlers:
+        h.setFormatter(fmt)
+        log.addHandler(h)
+    log.propagate = False
+
+
+def stage_setup(text: str | None) -> dict:
+    """The resolved setup dict from --config ({"encoder": {...}})."""
+    cfg = parse_stage_config(text).get("encoder")
+    if not isinstance(cfg, dict) or "train_samples" not in cfg:
+        raise SaladError("--config: expected {\"encoder\": <resolved setup>} "
+                         "(salad.encoder.setups.resolve_setup)")
+    return cfg
+
+
+def cli(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="salad train-encoder", description=__doc__.split("\n")[0])
+    p.add_argument("--preselected", nargs="+", required=True)
+    p.add_argument("--split", nargs="+", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--history", required=True)
+    p.add_argument("--plot")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--log")
+    p.add_argument("--config", required=True)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    setup_logging(args.log)
+    cfg = stage_setup(args.config)
+    train_encoder(cfg, args.preselected, args.split, args.seed, args.model, args.history,
+                  args.plot, args.device)

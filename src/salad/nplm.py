@@ -1,0 +1,519 @@
+"""NPLM goodness-of-fit test (paper B sec. IV) with a Falkon-style kernel logistic regression.
+
+Reference R: simulated SM background (encoder-half events of `reference_subsets`), each event
+weighted w_i = weight_i * N_exp / sum_R weight, so sum_R w = N_exp = L * sum(weight over every
+preselected background event), the expected background yield of the data [events].
+Data D: one pseudo-data sample (weights 1). The model f(x) = sum_m alpha_m k(x, c_m) uses
+M Gaussian Nystrom centres (M = sqrt(N_R + N_D) by default, drawn from R u D) of width sigma
+(the `kernel_percentile`-th percentile of pairwise distances in R) and minimises
+
+    (1/n) sum_i w_i BCE(y_i, f(x_i)) + lambda * alpha^T K_MM alpha,   y = 0 on R, 1 on D
+
+(Falkon's weighted logistic loss). We solve it exactly by Newton steps, each a direct Cholesky
+solve of an r x r system (r <= M) in the whitened Nystrom basis phi(x) = k(x, C) K_MM^{-1/2}.
+The test statistic is paper B eq. 7 (extended likelihood ratio):
+
+    t = 2 [ sum_D f(x) - sum_R w (exp f(x) - 1) ].
+
+Its null distribution comes from toys: data drawn from data-half background events only
+(Poisson(N_exp) events, probability proportional to weight, without replacement).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from .artifacts import atomic_output, provenance, read_parquet, write_parquet
+from .baselines import latent_for, load_events
+from .config import parse_stage_config
+from .errors import SaladError
+
+log = logging.getLogger("salad.nplm")
+DTYPE = torch.float64
+
+
+# ---------------------------------------------------------------- kernel machinery
+def kernel_width(x_ref: np.ndarray, percentile: float = 90.0, max_points: int = 2000,
+                 seed: int = 0) -> float:
+    """The `percentile`-th percentile of pairwise Euclidean distances in x_ref (n, d)."""
+    rng = np.random.default_rng(seed)
+    x = x_ref if len(x_ref) <= max_points else x_ref[rng.choice(len(x_ref), max_points, replace=False)]
+    xt = torch.as_tensor(x, dtype=DTYPE)
+    d = torch.cdist(xt, xt)
+    iu = torch.triu_indices(len(x), len(x), offset=1)
+    sigma = float(np.percentile(d[iu[0], iu[1]].numpy(), percentile)) if len(x) > 1 else 0.0
+    if not sigma > 0:
+        raise SaladError("nplm: reference sample has no spread (kernel width 0)")
+    return sigma
+
+
+def gaussian_kernel(x: torch.Tensor, c: torch.Tensor, sigma: float) -> torch.Tensor:
+    """k(x, c) = exp(-|x - c|^2 / (2 sigma^2)): (n, M)."""
+    return torch.exp(-torch.cdist(x, c).pow(2) / (2.0 * sigma ** 2))
+
+
+def nystrom_map(centers: torch.Tensor, sigma: float, rel_eps: float = 1e-10) -> torch.Tensor:
+    """T (M, r) with phi(x) = k(x, C) T and phi phi^T = K_nM K_MM^+ K_Mn (eigenvalues > eps kept)."""
+    kmm = gaussian_kernel(centers, centers, sigma)
+    evals, evecs = torch.linalg.eigh(kmm)
+    keep = evals > rel_eps * evals.max()
+    return evecs[:, keep] / evals[keep].sqrt()
+
+
+@dataclass
+class Fit:
+    """A fitted model: f(x) = phi(x) . beta with phi = k(x, centers) T."""
+    centers: torch.Tensor
+    transform: torch.Tensor
+    beta: torch.Tensor
+    sigma: float
+    iterations: int
+    converged: bool
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Kernel coefficients: f(x) = sum_m alpha_m k(x, c_m)."""
+        return self.transform @ self.beta
+
+    def features(self, x) -> torch.Tensor:
+        return gaussian_kernel(torch.as_tensor(x, dtype=DTYPE), self.centers, self.sigma) @ self.transform
+
+    def __call__(self, x) -> np.ndarray:
+        return (self.features(x) @ self.beta).numpy()
+
+
+def newton_logistic(phi: torch.Tensor, y: torch.Tensor, w: torch.Tensor, lam: float,
+                    max_iter: int = 100, tol: float = 1e-12) -> tuple[torch.Tensor, int, bool]:
+    """Minimise (1/n) sum w BCE(y, phi beta) + lam |beta|^2 by damped Newton (Cholesky solves).
+
+    phi (n, r), y (n,) in {0,1}, w (n,) >= 0. Returns (beta (r,), iterations, converged):
+    converged when the Newton decrement^2 / 2 < tol.
+    """
+    n, r = phi.shape
+    beta = torch.zeros(r, dtype=DTYPE)
+    sign = 1.0 - 2.0 * y                     # BCE(y, f) = softplus(sign * f)
+
+    def objective(b):
+        return float((w * torch.nn.functional.softplus(sign * (phi @ b))).sum() / n + lam * (b @ b))
+
+    value = objective(beta)
+    eye = torch.eye(r, dtype=DTYPE)
+    for it in range(1, max_iter + 1):
+        f = phi @ beta
+        p = torch.sigmoid(f)
+        grad = phi.T @ (w * (p - y)) / n + 2 * lam * beta
+        hess = (phi.T * (w * p * (1 - p))) @ phi / n + 2 * lam * eye
+        chol, info = torch.linalg.cholesky_ex(hess)
+        jitter = 1e-12 * float(hess.diagonal().mean())
+        while int(info) != 0:                # numerically indefinite: add jitter
+            jitter *= 10
+            chol, info = torch.linalg.cholesky_ex(hess + jitter * eye)
+        step = torch.cholesky_solve(grad[:, None], chol)[:, 0]
+        decrement = float(grad @ step)
+        if decrement / 2 < tol:
+            return beta, it, True
+        size = 1.0
+        while size > 1e-10:                  # backtracking (Armijo) line search
+            trial = beta - size * step
+            new = objective(trial)
+            if new <= value - 1e-4 * size * decrement:
+                break
+            size *= 0.5
+        else:
+            return beta, it, False
+        beta, value = trial, new
+    return beta, max_iter, False
+
+
+def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, n_centers: int,
+        lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12) -> Fit:
+    """Fit f on reference (label 0, weights w_ref) vs data (label 1, weight 1).
+
+    x_ref (N_R, d), x_data (N_D, d); centres: n_centers points drawn from R u D with `seed`.
+    """
+    x = torch.as_tensor(np.concatenate([x_ref, x_data]), dtype=DTYPE)
+    y = torch.cat([torch.zeros(len(x_ref), dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)])
+    w = torch.cat([torch.as_tensor(w_ref, dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)])
+    rng = np.random.default_rng(seed)
+    m = min(int(n_centers), len(x))
+    centers = x[torch.as_tensor(rng.choice(len(x), m, replace=False))]
+    transform = nystrom_map(centers, sigma)
+    phi = gaussian_kernel(x, centers, sigma) @ transform
+    beta, iters, ok = newton_logistic(phi, y, w, lam, max_iter, tol)
+    if not ok:
+        log.warning("nplm: Newton solver did not converge in %d iterations", iters)
+    return Fit(centers, transform, beta, sigma, iters, ok)
+
+
+def test_statistic(f_ref: np.ndarray, w_ref: np.ndarray, f_data: np.ndarray) -> float:
+    """Paper B eq. 7: t = 2 [sum_D f - sum_R w (e^f - 1)]."""
+    return float(2.0 * (np.sum(f_data) - np.sum(w_ref * np.expm1(f_ref))))
+
+
+@dataclass
+class Result:
+    t: float
+    f_data: np.ndarray
+    seconds: float
+    n_centers: int
+    iterations: int
+    converged: bool
+
+
+def run_test(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, cfg: Mapping,
+             seed: int) -> Result:
+    """One NPLM test: fit and evaluate t; cfg keys n_centers (null: sqrt(N)), lambda, max_iter, tol."""
+    start = time.perf_counter()
+    n_centers = cfg.get("n_centers") or math.ceil(math.sqrt(len(x_ref) + len(x_data)))
+    model = fit(x_ref, w_ref, x_data, sigma, n_centers, float(cfg["lambda"]), seed,
+                int(cfg.get("max_iter", 100)), float(cfg.get("tol", 1e-12)))
+    f_ref, f_data = model(x_ref), model(x_data)
+    t = test_statistic(f_ref, w_ref, f_data)
+    return Result(t, f_data, time.perf_counter() - start, len(model.centers), model.iterations,
+                  model.converged)
+
+
+# ---------------------------------------------------------------- samples
+@dataclass
+class Samples:
+    """Standardised reference (x, w) and the data-half background pool of every sample.
+
+    pool: per background sample (row indices into x_pool, draw probabilities, expected
+    events L * sum_all weight); n_expected is their sum.
+    """
+    x_ref: np.ndarray
+    w_ref: np.ndarray
+    x_pool: np.ndarray
+    pool: list[tuple[np.ndarray, np.ndarray, float]]
+    sigma: float
+    scale: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def n_expected(self) -> float:
+        return float(sum(expected for _, _, expected in self.pool))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.scale[0]) / self.scale[1]
+
+
+def wildcard_seed(*parts) -> int:
+    """A stable 31-bit seed from wildcard values (crc32 of their text)."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
+
+
+def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndarray:
+    """NPLM inputs of events `ids`: latent (n, d), plus m_yy [GeV] as a last column if given."""
+    z = latent_for(embedding, ids)
+    return z if myy is None else np.column_stack([z, myy])
+
+
+def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cfg: Mapping,
+            luminosity: float) -> Samples:
+    """Reference and toy pool from the background files; cfg is the `nplm` section."""
+    events = load_events(preselected, split, {"myy": "float"})
+    bkg = events[events["group"] >= 0].reset_index(drop=True)
+    if (bkg["weight"] < 0).any():
+        raise SaladError("nplm: negative event weights are not supported in the reference")
+    n_expected = float(luminosity * bkg["weight"].sum())
+    ref = bkg[bkg["subset"].isin(cfg["reference_subsets"])]
+    if cfg.get("max_reference") and len(ref) > cfg["max_reference"]:
+        ref = ref.sample(n=int(cfg["max_reference"]), random_state=int(cfg["seed"]))
+    if len(ref) < 10 or ref["weight"].sum() <= 0:
+        raise SaladError(f"nplm.reference_subsets: only {len(ref)} reference events")
+    data = bkg[bkg["subset"] == "data"].reset_index(drop=True)
+    pool = []
+    for _, rows in data.groupby("sample", sort=True):
+        w = rows["weight"].to_numpy(np.float64)
+        w_all = bkg.loc[bkg["sample"] == rows["sample"].iloc[0], "weight"].sum()
+        if w.sum() > 0:
+            pool.append((rows.index.to_numpy(), w / w.sum(), float(luminosity * w_all)))
+    if not pool:
+        raise SaladError("nplm: no background events in the data half to draw toys from")
+    use_myy = bool(cfg.get("include_myy", False))
+    x_ref = features(embedding, ref["event_id"].to_numpy(), ref["myy"].to_numpy() if use_myy else None)
+    x_pool = features(embedding, data["event_id"].to_numpy(), data["myy"].to_numpy() if use_myy else None)
+    w_ref = ref["weight"].to_numpy(np.float64)
+    w_ref = w_ref * n_expected / w_ref.sum()
+    if cfg.get("standardize", True):
+        mean = np.average(x_ref, axis=0, weights=w_ref)
+        std = np.sqrt(np.average((x_ref - mean) ** 2, axis=0, weights=w_ref))
+        scale = (mean, np.where(std > 1e-12, std, 1.0))
+    else:
+        scale = (np.zeros(x_ref.shape[1]), np.ones(x_ref.shape[1]))
+    x_ref, x_pool = (x_ref - scale[0]) / scale[1], (x_pool - scale[0]) / scale[1]
+    sigma = kernel_width(x_ref, float(cfg["kernel_percentile"]), seed=int(cfg["seed"]))
+    log.info("nplm: N_ref=%d (sum w = N_exp = %.1f), pool=%d, sigma=%.3f, d=%d", len(x_ref),
+             n_expected, len(data), sigma, x_ref.shape[1])
+    return Samples(x_ref, w_ref, x_pool, pool, sigma, scale)
+
+
+def draw_toy(samples: Samples, rng: np.random.Generator) -> np.ndarray:
+    """Background-only data as pseudodata draws it: per sample Poisson(L sum_all w) events of
+    its data half, probability proportional to weight, without replacement."""
+    parts = []
+    for rows, prob, expected in samples.pool:
+        n = int(rng.poisson(expected))
+        available = int((prob > 0).sum())
+        if n > available:
+            log.warning("nplm: toy needs %d events of a sample whose data half has %d; drawing "
+                        "with replacement", n, available)
+        parts.append(rows[rng.choice(len(rows), n, replace=n > available, p=prob)])
+    return samples.x_pool[np.concatenate(parts)]
+
+
+def run_toys(samples: Samples, cfg: Mapping, batch: int) -> pd.DataFrame:
+    """`toys_per_batch` toys of batch `batch` (seeded by nplm.seed and the batch index)."""
+    rows = []
+    for k in range(int(cfg["toys_per_batch"])):
+        toy = batch * int(cfg["toys_per_batch"]) + k
+        rng = np.random.default_rng([int(cfg["seed"]), 1, toy])
+        x_data = draw_toy(samples, rng)
+        res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg, int(rng.integers(2**31)))
+        rows.append({"toy": toy, "t": res.t, "n_data": len(x_data), "n_ref": len(samples.x_ref),
+                     "n_centers": res.n_centers, "iterations": res.iterations,
+                     "converged": res.converged, "seconds": res.seconds})
+        log.info("toy %d: t=%.2f N_D=%d M=%d iters=%d %.2fs", toy, res.t, len(x_data), res.n_centers,
+                 res.iterations, res.seconds)
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- statistics of the result
+def chi2_fit(t_null: np.ndarray) -> dict:
+    """ML fit of a chi^2 (free dof) to the null toys, with a KS test against the fitted law."""
+    t_null = np.asarray(t_null, float)
+    if len(t_null) < 5:
+        raise SaladError(f"nplm: {len(t_null)} toys are too few for a chi2 fit")
+    dof, _, _ = stats.chi2.fit(t_null, floc=0, fscale=1)
+    ks = stats.kstest(t_null, stats.chi2(dof).cdf)
+    return {"dof": float(dof), "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
+            "n_toys": len(t_null), "t_median": float(np.median(t_null)), "t_mean": float(t_null.mean())}
+
+
+def significance(t_obs: float, t_null: np.ndarray, dof: float) -> dict:
+    """Empirical p-value and Z (paper B eq. 10), and the chi^2-asymptotic ones.
+
+    `z` is the empirical Z unless no toy reaches t_obs; then the chi^2 value (`z_from_chi2`).
+    """
+    t_null = np.asarray(t_null, float)
+    k = int((t_null >= t_obs).sum())
+    p_emp = k / len(t_null)
+    p_chi2 = float(stats.chi2(dof).sf(t_obs))
+    z_emp = float(stats.norm.isf(p_emp)) if k > 0 else float("inf")
+    z_chi2 = float(stats.norm.isf(max(p_chi2, 1e-300)))
+    return {"p_empirical": p_emp, "z_empirical": z_emp, "p_chi2": p_chi2, "z_chi2": z_chi2,
+            "z": z_emp if k > 0 else z_chi2, "z_from_chi2": k == 0}
+
+
+def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Per-instance significances, per-(signal, strength) median Z and power at z_threshold."""
+    null = chi2_fit(t_null)
+    rows = [{**row, **significance(row["t"], t_null, null["dof"])} for row in fits.to_dict("records")]
+    per = pd.DataFrame(rows)
+    grouped = per.groupby(["signal", "strength"], sort=True)
+    power = grouped.agg(t_median=("t", "median"), z_median=("z", "median"),
+                        instances=("t", "size")).reset_index()
+    power["power"] = grouped["z"].apply(lambda z: float((z >= z_threshold).mean())).to_numpy()
+    power["z_threshold"] = z_threshold
+    return per, power, null
+
+
+def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, title: str) -> None:
+    """Histogram of the null toys with the fitted chi^2 pdf and the observed t values."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.hist(t_null, bins=max(10, len(t_null) // 10), density=True, alpha=0.5, color="tab:purple",
+            label=f"null toys ({len(t_null)})")
+    hi = max(np.max(t_null), fits["t"].max() if len(fits) else 0) * 1.1
+    lo = min(0.0, np.min(t_null))
+    grid = np.linspace(max(lo, 1e-3), hi, 400)
+    ax.plot(grid, stats.chi2(null["dof"]).pdf(grid), "k-",
+            label=f"$\\chi^2$ fit: dof={null['dof']:.1f}, KS p={null['ks_pvalue']:.2f}")
+    for i, ((sig, strength), grp) in enumerate(fits.groupby(["signal", "strength"])):
+        ax.vlines(grp["t"], 0, ax.get_ylim()[1] * 0.3, colors=f"C{i % 10}",
+                  label=f"{sig} S/√B={strength}")
+    ax.set_xlabel("t")
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
+    """Tables as Markdown sections (plain text, no extra dependency)."""
+    lines = []
+    for title, frame in frames.items():
+        lines += [f"## {title}", "", "| " + " | ".join(map(str, frame.columns)) + " |",
+                  "|" + "---|" * len(frame.columns)]
+        for row in frame.itertuples(index=False):
+            lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
+        lines.append("")
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines))
+
+
+def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str) -> None:
+    """2D t-SNE (sklearn) of data points x (n, d) coloured by the NPLM score f(x) (n,).
+
+    At most tsne.max_points points (seeded subsample) with f >= tsne.min_score (null: all),
+    drawn in increasing f so the most anomalous points are on top.
+    """
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.manifold import TSNE
+    tcfg = cfg.get("tsne", {})
+    keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f >= float(tcfg["min_score"])
+    idx = np.flatnonzero(keep)
+    rng = np.random.default_rng(int(cfg["seed"]))
+    if len(idx) > int(tcfg.get("max_points", 1500)):
+        idx = np.sort(rng.choice(idx, int(tcfg.get("max_points", 1500)), replace=False))
+    if len(idx) < 5:
+        raise SaladError(f"nplm.tsne.min_score: only {len(idx)} data points pass")
+    xs = (x[idx] - x[idx].mean(0)) / np.where(x[idx].std(0) > 0, x[idx].std(0), 1.0)
+    perplexity = min(float(tcfg.get("perplexity", 30)), (len(idx) - 1) / 3)
+    emb = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg["seed"])).fit_transform(xs)
+    order = np.argsort(f[idx])
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    sc = ax.scatter(emb[order, 0], emb[order, 1], c=f[idx][order], s=6, cmap="plasma")
+    fig.colorbar(sc, ax=ax, label="NPLM score f(x) = learned log density ratio")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- CLI
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--embedding", required=True)
+    parser.add_argument("--preselected", nargs="+", required=True)
+    parser.add_argument("--split", nargs="+", required=True)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--config", help="JSON: {nplm: {...}, pseudodata: {...}}")
+
+
+def _setup(args) -> tuple[dict, Samples]:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    torch.set_num_threads(args.threads)
+    cfg = parse_stage_config(args.config)
+    lumi = float(cfg["pseudodata"]["luminosity_ifb"])
+    return cfg["nplm"], prepare(args.embedding, args.preselected, args.split, cfg["nplm"], lumi)
+
+
+def cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="salad nplm", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_fit = sub.add_parser("fit", help="observed test on one pseudo-data sample")
+    _common(p_fit)
+    p_fit.add_argument("--data", required=True, help="pseudo-data Parquet")
+    p_fit.add_argument("--tag", nargs=3, metavar=("SIGNAL", "STRENGTH", "INSTANCE"), required=True)
+    p_fit.add_argument("--scores", required=True, help="output: event_id, f per data event")
+    p_fit.add_argument("--output", required=True, help="output: one-row fit summary")
+    p_toy = sub.add_parser("toys", help="one batch of background-only toys")
+    _common(p_toy)
+    p_toy.add_argument("--batch", type=int, required=True)
+    p_toy.add_argument("--output", required=True)
+    p_sum = sub.add_parser("summary", help="p-values, Z, power, chi2 comparison")
+    p_sum.add_argument("--fits", nargs="+", required=True)
+    p_sum.add_argument("--toys", nargs="+", required=True)
+    p_sum.add_argument("--name", required=True)
+    p_sum.add_argument("--table", required=True)
+    p_sum.add_argument("--power", required=True)
+    p_sum.add_argument("--null", required=True)
+    p_sum.add_argument("--markdown", required=True)
+    p_sum.add_argument("--plot", required=True)
+    p_sum.add_argument("--config")
+    p_tsne = sub.add_parser("tsne", help="t-SNE of data coloured by f(x)")
+    p_tsne.add_argument("--embedding", required=True)
+    p_tsne.add_argument("--scores", required=True)
+    p_tsne.add_argument("--output", required=True)
+    p_tsne.add_argument("--title", default="")
+    p_tsne.add_argument("--threads", type=int, default=1)
+    p_tsne.add_argument("--config")
+    p_col = sub.add_parser("collect", help="one table over all representations")
+    p_col.add_argument("--power", nargs="+", required=True)
+    p_col.add_argument("--null", nargs="+", required=True)
+    p_col.add_argument("--output", required=True)
+    p_col.add_argument("--markdown", required=True)
+    p_col.add_argument("--config")
+    args = parser.parse_args(argv)
+    if args.command == "collect":
+        for p in args.power:
+            read_parquet(p, {"representation": "str", "z_median": "float", "power": "float"})
+        power = pd.concat([read_parquet(p, None) for p in args.power], ignore_index=True)
+        null = pd.concat([read_parquet(p, None) for p in args.null], ignore_index=True)
+        cfg = parse_stage_config(args.config).get("nplm", {})
+        write_parquet(power, args.output, provenance("nplm-collect", cfg))
+        write_markdown({"NPLM: median Z and power per representation": power,
+                        "NPLM null distributions vs fitted chi2": null}, args.markdown)
+        return
+    if args.command == "summary":
+        return _summary_cli(args)
+    if args.command == "tsne":
+        cfg = parse_stage_config(args.config)["nplm"]
+        scores = read_parquet(args.scores, {"event_id": "int", "f": "float"})
+        x = latent_for(args.embedding, scores["event_id"].to_numpy())
+        return plot_tsne(x, scores["f"].to_numpy(), args.output, cfg, args.title)
+    cfg, samples = _setup(args)
+    if args.command == "toys":
+        frame = run_toys(samples, cfg, args.batch)
+        write_parquet(frame, args.output, provenance("nplm-toys", cfg, batch=args.batch))
+        return
+    data = read_parquet(args.data, {"event_id": "int", "myy": "float"})
+    myy = data["myy"].to_numpy() if cfg.get("include_myy") else None
+    x_data = samples.transform(features(args.embedding, data["event_id"].to_numpy(), myy))
+    signal, strength, instance = args.tag
+    res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg,
+                   wildcard_seed(cfg["seed"], signal, strength, instance))
+    log.info("observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)", res.t,
+             len(samples.x_ref), len(x_data), res.n_centers, res.iterations, res.seconds)
+    prov = provenance("nplm-fit", cfg, data=args.data)
+    write_parquet(pd.DataFrame({"event_id": data["event_id"].to_numpy(np.int64), "f": res.f_data}),
+                  args.scores, prov)
+    write_parquet(pd.DataFrame([{"signal": signal, "strength": float(strength), "instance": int(instance),
+                                 "t": res.t, "n_ref": len(samples.x_ref), "n_data": len(x_data),
+                                 "n_expected": samples.n_expected, "n_centers": res.n_centers,
+                                 "sigma": samples.sigma, "iterations": res.iterations,
+                                 "converged": res.converged, "seconds": res.seconds}]), args.output, prov)
+
+
+FIT_COLUMNS = {"signal": "str", "strength": "float", "instance": "int", "t": "float"}
+
+
+def _summary_cli(args) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = parse_stage_config(args.config)["nplm"]
+    fits = pd.concat([read_parquet(p, None) for p in args.fits], ignore_index=True)
+    for p in args.fits:
+        read_parquet(p, FIT_COLUMNS)
+    toys = pd.concat([read_parquet(p, {"toy": "int", "t": "float", "seconds": "float"}) for p in args.toys],
+                     ignore_index=True)
+    per, power, null = summarize(fits, toys["t"].to_numpy(), float(cfg["z_threshold"]))
+    null = {"representation": args.name, **null, "seconds_per_toy": float(toys["seconds"].mean()),
+            "seconds_per_fit": float(fits["seconds"].mean())}
+    per.insert(0, "representation", args.name)
+    power.insert(0, "representation", args.name)
+    prov = provenance("nplm-summary", cfg)
+    write_parquet(per, args.table, prov)
+    write_parquet(power, args.power, prov)
+    write_parquet(pd.DataFrame([null]), args.null, prov)
+    write_markdown({f"NPLM {args.name}: observed tests": per, "median Z and power": power,
+                    "null distribution vs chi2": pd.DataFrame([null])}, args.markdown)
+    plot_null(toys["t"].to_numpy(), null, fits, args.plot, args.name)

@@ -1,0 +1,139 @@
+"""Latent-dimension scan (paper B fig. III, paper A's SIC): SIC and NPLM Z versus latent size.
+
+Inputs: the CATHODE sensitivity table (results/tables/cathode_sensitivity.parquet, read by
+`read_sic_table`, tolerant of its exact column names) and the NPLM power tables of the scanned
+setups (results/tables/nplm/{setup}/{seed}_power.parquet). Output: a table (dim, setup,
+signal, sic, sic_err, z_median, z_err, power) and one figure with SIC (left axis) and NPLM
+median Z (right axis) versus latent size, one colour per signal.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import atomic_output, provenance, read_parquet, write_parquet
+from .config import parse_stage_config
+from .errors import SaladError
+from .nplm import write_markdown
+
+log = logging.getLogger("salad.scans")
+
+SETUP_NAMES = ("setup", "encoder", "representation")
+SIC_NAMES = ("sic_mean", "sic", "SIC", "sic_median")
+SIC_ERR_NAMES = ("sic_std", "sic_err", "sic_error", "sic_sem")
+EPS_NAMES = ("eps_b", "epsilon_b", "working_point", "wp")
+
+
+def _first(frame: pd.DataFrame, names: Sequence[str], what: str, path, required: bool = True):
+    lower = {c.lower(): c for c in frame.columns}
+    for name in names:
+        if name.lower() in lower:
+            return lower[name.lower()]
+    if required:
+        raise SaladError(f"{path}: no {what} column (looked for {', '.join(names)}); "
+                         f"columns: {', '.join(map(str, frame.columns))}")
+    return None
+
+
+def read_sic_table(path: str, eps_b: float | None = None, strength: float | None = None,
+                   method: str = "cathode") -> pd.DataFrame:
+    """CATHODE SIC per (setup, signal) from its summary table, whatever its final column names.
+
+    Recognised: setup column (setup|encoder|representation), SIC (sic_mean|sic|sic_median),
+    optional error (sic_std|sic_err|sic_sem), optional signal, strength, method and working
+    point (eps_b|working_point) columns. Rows are filtered to `method`, the working point
+    closest to `eps_b` and `strength` (None: the largest), then averaged per (setup, signal).
+    Returns columns setup, signal, sic, sic_err.
+    """
+    frame = read_parquet(path, None)
+    setup = _first(frame, SETUP_NAMES, "setup", path)
+    sic = _first(frame, SIC_NAMES, "SIC", path)
+    err = _first(frame, SIC_ERR_NAMES, "SIC error", path, required=False)
+    signal = _first(frame, ("signal",), "signal", path, required=False)
+    meth = _first(frame, ("method",), "method", path, required=False)
+    eps = _first(frame, EPS_NAMES, "working point", path, required=False)
+    stren = _first(frame, ("strength", "injection"), "strength", path, required=False)
+    if meth is not None and (frame[meth] == method).any():
+        frame = frame[frame[meth] == method]
+    if eps is not None and eps_b is not None and len(frame):
+        values = frame[eps].astype(float)
+        frame = frame[np.isclose(values, values.iloc[(values - eps_b).abs().argmin()])]
+    if stren is not None and len(frame):
+        target = frame[stren].astype(float).max() if strength is None else strength
+        frame = frame[np.isclose(frame[stren].astype(float), target)]
+    out = pd.DataFrame({"setup": frame[setup].astype(str),
+                        "signal": frame[signal].astype(str) if signal else "all",
+                        "sic": frame[sic].astype(float),
+                        "sic_err": frame[err].astype(float) if err else np.nan})
+    return out.groupby(["setup", "signal"], as_index=False).mean()
+
+
+def read_nplm(paths: Sequence[str], strength: float | None) -> pd.DataFrame:
+    """NPLM median Z and power per (representation, signal) at `strength` (None: the largest),
+    averaged over seeds (z_err: their standard error; 0 with one seed)."""
+    frame = pd.concat([read_parquet(p, {"representation": "str", "signal": "str", "strength": "float",
+                                        "z_median": "float", "power": "float"}) for p in paths],
+                      ignore_index=True)
+    target = frame["strength"].max() if strength is None else strength
+    frame = frame[np.isclose(frame["strength"], target)]
+    return frame.groupby(["representation", "signal"], as_index=False).agg(
+        z_median=("z_median", "mean"), z_err=("z_median", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))
+                                            if len(v) > 1 else 0.0),
+        power=("power", "mean"))
+
+
+def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame) -> pd.DataFrame:
+    """One row per (dim, signal): sic, sic_err, z_median, z_err, power (NaN where missing)."""
+    dims = pd.DataFrame({"dim": [int(d) for d in setups], "setup": list(setups.values())})
+    a = dims.merge(sic, on="setup", how="left")
+    b = dims.merge(z.rename(columns={"representation": "setup"}), on="setup", how="left")
+    out = a.merge(b, on=["dim", "setup", "signal"], how="outer").sort_values(["signal", "dim"])
+    return out.dropna(subset=["signal"]).reset_index(drop=True)
+
+
+def plot(table: pd.DataFrame, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax2 = ax.twinx()
+    for i, (signal, g) in enumerate(table.groupby("signal")):
+        c = f"C{i % 10}"
+        ax.errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=c, marker="o", ls="-", label=f"{signal} SIC")
+        ax2.errorbar(g["dim"], g["z_median"], yerr=g["z_err"], color=c, marker="s", ls="--",
+                     label=f"{signal} NPLM Z")
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("CATHODE SIC (solid)")
+    ax2.set_ylabel("NPLM median Z (dashed)")
+    ax.set_title(title)
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="salad dimension-scan", description=__doc__)
+    parser.add_argument("--sic", required=True, help="CATHODE sensitivity table")
+    parser.add_argument("--nplm", nargs="+", required=True, help="NPLM power tables")
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--markdown", required=True)
+    parser.add_argument("--plot", required=True)
+    parser.add_argument("--config", help="JSON: {dimension_scan: {...}}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = parse_stage_config(args.config)["dimension_scan"]
+    if not cfg["setups"]:
+        raise SaladError("dimension_scan.setups: empty")
+    sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
+    table = scan_table(cfg["setups"], sic, read_nplm(args.nplm, cfg.get("strength")))
+    write_parquet(table, args.table, provenance("dimension-scan", cfg))
+    write_markdown({"Latent dimension scan: CATHODE SIC and NPLM median Z": table}, args.markdown)
+    plot(table, args.plot, f"εB = {cfg.get('eps_b')}")

@@ -1,0 +1,80 @@
+"""Encoder half / pseudo-data half split: results/preselected/{sample}.parquet -> results/split/{sample}.parquet.
+
+Each event gets u = hash(split.seed, sample code, event_id) mapped to [0, 1) (a SplitMix64
+finaliser, vectorised in numpy). u < encoder_fraction -> encoder half, further cut at
+train_val_test (60/20/20 by default) on u / encoder_fraction; else `data` (pseudo-data half).
+Why a per-event hash and not a seeded permutation: an event's subset depends only on its own
+id, so adding events (a bigger sample, another file) never moves existing events between
+halves, and the result does not depend on row order. Output: event_id int64, subset string.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from .artifacts import provenance, read_parquet, write_parquet
+from .config import parse_stage_config
+from .errors import SaladError
+
+SUBSETS = ("train", "val", "test", "data")
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = x + np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def hash_uniform(event_ids, *keys: int) -> np.ndarray:
+    """Deterministic uniform [0, 1) float64 per event id, a different stream for each `keys`."""
+    state = np.zeros(1, np.uint64)
+    for key in keys:
+        state = _mix(state ^ np.uint64(int(key) & 0xFFFFFFFFFFFFFFFF))
+    x = _mix(np.asarray(event_ids, dtype=np.int64).view(np.uint64) ^ state)
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def assign(event_ids, seed: int, code: int, encoder_fraction: float,
+           train_val_test=(0.6, 0.2, 0.2)) -> np.ndarray:
+    """Subset name ('train'|'val'|'test'|'data') per event id, as a numpy str array."""
+    fractions = np.asarray(train_val_test, float)
+    if fractions.shape != (3,) or not np.isclose(fractions.sum(), 1.0) or (fractions <= 0).any():
+        raise SaladError(f"split.train_val_test: three positive fractions summing to 1, got {list(train_val_test)}")
+    if not 0.0 < encoder_fraction < 1.0:
+        raise SaladError(f"split.encoder_fraction: must be in (0, 1), got {encoder_fraction}")
+    u = hash_uniform(event_ids, seed, code)
+    v = u / encoder_fraction                                   # uniform in [0, 1) inside the half
+    index = np.where(u < encoder_fraction, np.searchsorted(np.cumsum(fractions)[:2], v, side="right"), 3)
+    return np.asarray(SUBSETS)[index]
+
+
+def split_frame(event_ids, cfg: Mapping, code: int) -> pd.DataFrame:
+    """The results/split/{sample}.parquet table for `event_ids` under config section `split`."""
+    ids = np.asarray(event_ids, np.int64)
+    subset = assign(ids, int(cfg["seed"]), code, float(cfg["encoder_fraction"]), cfg["train_val_test"])
+    return pd.DataFrame({"event_id": ids, "subset": pd.array(subset, dtype="string")})
+
+
+def cli(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="salad split", description=__doc__)
+    parser.add_argument("--input", required=True, help="results/preselected/{sample}.parquet")
+    parser.add_argument("--code", required=True, type=int, help="the sample's process code")
+    parser.add_argument("--output", required=True, help="results/split/{sample}.parquet")
+    parser.add_argument("--config", required=True, help='JSON {"split": {...}}')
+    args = parser.parse_args(argv)
+    stage_cfg = parse_stage_config(args.config)
+    if "split" not in stage_cfg:
+        raise SaladError("--config: missing section 'split'")
+    ids = read_parquet(args.input, {"event_id": "int"})["event_id"].to_numpy()
+    if len(np.unique(ids)) != len(ids):
+        raise SaladError(f"{args.input}: duplicate event_id values")
+    frame = split_frame(ids, stage_cfg["split"], args.code)
+    write_parquet(frame, args.output, provenance("split", stage_cfg, code=args.code))
+    counts = frame["subset"].value_counts().reindex(SUBSETS, fill_value=0)
+    print(f"split {args.input}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))

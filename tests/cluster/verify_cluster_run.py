@@ -1,0 +1,176 @@
+"""Check a pipeline run made through SLURM against a local run of the same config.
+
+    python tests/cluster/verify_cluster_run.py LOCAL_WORKDIR SLURM_WORKDIR [--slurmctld-log FILE]
+
+Two checks, both must pass (exit 0), else a list of problems and exit 1:
+
+1. The jobs really went through sbatch: both runs executed the same jobs per rule; every job
+   the SLURM run did not run as a `localrule` appears in its snakemake log as
+   "Job N has been submitted with SLURM jobid X"; each such job has its SLURM output file
+   .snakemake/slurm_logs/rule_<rule>/<X>.log (kept with --slurm-keep-successful-logs), and,
+   where the controller log is readable, slurmctld logged "_job_complete: JobId=X WEXITSTATUS 0"
+   during this run.
+   No sacct is needed (the test cluster runs without accounting).
+2. Same config gives identical numbers: the two results/ trees hold the same files (logs and
+   benchmarks aside); Parquet tables are equal including their provenance metadata, ROOT
+   files hold equal trees (branch by branch; the file bytes carry timestamps), every other
+   file is byte-identical except plots and HTML (whose metadata holds creation dates).
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import sys
+from pathlib import Path
+
+import awkward as ak
+import pyarrow.parquet as pq
+import uproot
+
+SKIP_DIRS = {"logs", "benchmarks"}           # wall times and host names differ by design
+EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metadata
+SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
+RULE_LINE = re.compile(r"^(local)?rule (\w+):", re.M)
+
+
+def result_files(workdir: Path) -> dict[str, Path]:
+    """{relative path: path} of every artifact under workdir/results (not logs/benchmarks)."""
+    root = workdir / "results"
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if path.is_file() and rel.parts[0] not in SKIP_DIRS and not path.name.startswith("."):
+            files[str(rel)] = path
+    return files
+
+
+def compare_root(a: Path, b: Path) -> str | None:
+    """None if both ROOT files hold the same objects and equal TTree branches."""
+    with uproot.open(a) as fa, uproot.open(b) as fb:
+        keys_a, keys_b = sorted(fa.keys(cycle=False)), sorted(fb.keys(cycle=False))
+        if keys_a != keys_b:
+            return f"different keys {keys_a} vs {keys_b}"
+        for key in keys_a:
+            obj_a, obj_b = fa[key], fb[key]
+            if not isinstance(obj_a, uproot.TTree):
+                continue
+            if sorted(obj_a.keys()) != sorted(obj_b.keys()):
+                return f"{key}: different branches"
+            if not ak.array_equal(obj_a.arrays(), obj_b.arrays(), equal_nan=True):
+                return f"{key}: branch values differ"
+    return None
+
+
+def compare_parquet(a: Path, b: Path) -> str | None:
+    ta, tb = pq.read_table(a), pq.read_table(b)
+    if ta.schema.metadata != tb.schema.metadata:
+        return "provenance/schema metadata differ"
+    if ta.schema != tb.schema:
+        return f"schemas differ:\n{ta.schema}\nvs\n{tb.schema}"
+    for name in ta.column_names:
+        if not ta[name].equals(tb[name]):
+            return f"column {name!r} differs"
+    return None
+
+
+def compare_results(local: Path, slurm: Path) -> tuple[list[str], collections.Counter]:
+    """Problems found comparing the two results/ trees, and a count of files per kind."""
+    problems, kinds = [], collections.Counter()
+    fa, fb = result_files(local), result_files(slurm)
+    for rel in sorted(set(fa) ^ set(fb)):
+        problems.append(f"results/{rel}: only in the {'local' if rel in fa else 'SLURM'} run")
+    for rel in sorted(set(fa) & set(fb)):
+        suffix = Path(rel).suffix
+        if suffix == ".parquet":
+            error = compare_parquet(fa[rel], fb[rel])
+        elif suffix == ".root":
+            error = compare_root(fa[rel], fb[rel])
+        elif suffix in EXIST_ONLY:
+            error = None
+        else:
+            error = None if fa[rel].read_bytes() == fb[rel].read_bytes() else "bytes differ"
+        kinds[suffix or "(none)"] += 1
+        if error:
+            problems.append(f"results/{rel}: {error}")
+    if not fa:
+        problems.append("the local run produced no results/ files: nothing was compared")
+    return problems, kinds
+
+
+def snakemake_log(workdir: Path) -> str:
+    """Text of the newest snakemake log of a workdir."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    if not logs:
+        raise SystemExit(f"{workdir}: no snakemake log under .snakemake/log")
+    return logs[-1].read_text()
+
+
+def rule_counts(log: str) -> tuple[collections.Counter, collections.Counter]:
+    """Jobs per rule in a snakemake log: (all jobs, jobs run on this host as `localrule`)."""
+    every, local = collections.Counter(), collections.Counter()
+    for local_flag, rule in RULE_LINE.findall(log):
+        every[rule] += 1
+        local[rule] += bool(local_flag)
+    return every, +local
+
+
+def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
+                      slurmctld_offset: int = 0) -> tuple[list[str], dict]:
+    """Problems with the evidence that every non-local job ran as a SLURM job."""
+    problems = []
+    expected, _ = rule_counts(snakemake_log(local))      # a --cores run shows all as localrule
+    slurm_text = snakemake_log(slurm)
+    executed, on_host = rule_counts(slurm_text)
+    remote = executed - on_host
+    submissions = SUBMITTED.findall(slurm_text)
+    by_rule = collections.Counter()
+    controller = None
+    if slurmctld_log:
+        with open(slurmctld_log, "rb") as handle:   # only what this run logged
+            handle.seek(slurmctld_offset)
+            controller = handle.read().decode(errors="replace")
+    for _jobid, slurm_id, log in submissions:
+        log_path = Path(log)
+        rule = log_path.parent.name.removeprefix("rule_")
+        by_rule[rule] += 1
+        if log_path.name != f"{slurm_id}.log" or not log_path.is_file():
+            problems.append(f"SLURM job {slurm_id} ({rule}): no SLURM output file {log_path}")
+        if controller is not None and not re.search(
+                rf"_job_complete: JobId={slurm_id} WEXITSTATUS 0\b", controller):
+            problems.append(f"SLURM job {slurm_id} ({rule}): slurmctld logged no exit status 0")
+    if not submissions:
+        problems.append("no job was submitted with sbatch")
+    if executed != expected:
+        problems.append(f"jobs per rule differ: local run {dict(expected)}, SLURM run {dict(executed)}")
+    if by_rule != remote:
+        problems.append(f"remote jobs {dict(remote)} but sbatch submissions {dict(by_rule)}")
+    print(f"run on the submitting host (localrules): {dict(on_host)}")
+    return problems, dict(by_rule)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("local", type=Path, help="workdir of the local run")
+    parser.add_argument("slurm", type=Path, help="workdir of the SLURM run")
+    parser.add_argument("--slurmctld-log", type=Path, default=None,
+                        help="controller log to cross-check job completions (optional)")
+    parser.add_argument("--slurmctld-offset", type=int, default=0,
+                        help="size of that log before the SLURM run (job ids restart after a purge)")
+    args = parser.parse_args(argv)
+    ctl = args.slurmctld_log if args.slurmctld_log and args.slurmctld_log.is_file() else None
+    problems, by_rule = check_submissions(args.local, args.slurm, ctl, args.slurmctld_offset)
+    diffs, kinds = compare_results(args.local, args.slurm)
+    problems += diffs
+    print(f"SLURM jobs per rule: {by_rule} (total {sum(by_rule.values())})"
+          + ("; slurmctld completion records checked" if ctl else ""))
+    print(f"compared {sum(kinds.values())} result files: {dict(kinds)}")
+    for problem in problems:
+        print(f"FAIL: {problem}")
+    if not problems:
+        print("OK: every job went through sbatch and both runs gave identical results")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""NPLM: solver against sklearn, the statistic on known cases, chi2 fit, CLI on synthetic files."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from salad import nplm
+from salad.artifacts import read_parquet, write_parquet
+
+torch.set_num_threads(1)
+CFG = {"lambda": 1e-6, "n_centers": None, "max_iter": 100, "tol": 1e-10}
+
+
+def test_newton_solver_matches_sklearn_on_nystrom_features():
+    rng = np.random.default_rng(0)
+    x_ref, x_data = rng.normal(size=(300, 2)), rng.normal(0.3, 1.0, size=(120, 2))
+    w_ref = rng.uniform(0.2, 0.6, size=300)
+    lam = 1e-3
+    model = nplm.fit(x_ref, w_ref, x_data, sigma=1.0, n_centers=20, lam=lam, seed=1, tol=1e-15)
+    assert model.converged
+    x = np.concatenate([x_ref, x_data])
+    y = np.r_[np.zeros(300), np.ones(120)]
+    w = np.r_[w_ref, np.ones(120)]
+    phi = model.features(x).numpy()
+    # sklearn minimises 1/2 |b|^2 + C sum w BCE; ours (1/n) sum w BCE + lam |b|^2 -> C = 1/(2 n lam)
+    ref = LogisticRegression(C=1 / (2 * len(x) * lam), fit_intercept=False, tol=1e-12, max_iter=200,
+                             solver="newton-cholesky")
+    ref.fit(phi, y, sample_weight=w)
+    np.testing.assert_allclose(model.beta.numpy(), ref.coef_[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(x), ref.decision_function(phi), atol=1e-6)
+    # and the kernel form f = K alpha gives the same predictions
+    k = nplm.gaussian_kernel(torch.as_tensor(x), model.centers, 1.0).numpy()
+    np.testing.assert_allclose(k @ model.alpha.numpy(), model(x), atol=1e-8)
+
+
+def _gauss_setup(n_ref=2000, n_exp=400, seed=0):
+    rng = np.random.default_rng(seed)
+    x_ref = rng.normal(size=(n_ref, 2))
+    w_ref = np.full(n_ref, n_exp / n_ref)
+    return rng, x_ref, w_ref, nplm.kernel_width(x_ref, 90)
+
+
+def test_identical_samples_consistent_with_null_and_shift_is_large():
+    rng, x_ref, w_ref, sigma = _gauss_setup()
+    null = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, CFG, s).t
+            for s in range(40)]
+    same = nplm.run_test(x_ref, w_ref, rng.normal(size=(400, 2)), sigma, CFG, 99).t
+    shifted = nplm.run_test(x_ref, w_ref, rng.normal(0.6, 1.0, size=(400, 2)), sigma, CFG, 99).t
+    fit = nplm.chi2_fit(np.array(null))
+    assert nplm.significance(same, np.array(null), fit["dof"])["p_empirical"] > 0.05
+    sig = nplm.significance(shifted, np.array(null), fit["dof"])
+    assert shifted > 3 * max(null)
+    assert sig["z"] > 5 and sig["z_from_chi2"]
+
+
+def test_rate_only_excess_is_detected():
+    """Data with 40 % more events but the reference shape: the extended term sees it."""
+    rng, x_ref, w_ref, sigma = _gauss_setup()
+    t_more = nplm.run_test(x_ref, w_ref, rng.normal(size=(560, 2)), sigma, CFG, 3).t
+    t_same = nplm.run_test(x_ref, w_ref, rng.normal(size=(400, 2)), sigma, CFG, 3).t
+    assert t_more > t_same + 20
+
+
+def test_chi2_fit_recovers_dof():
+    rng = np.random.default_rng(5)
+    out = nplm.chi2_fit(rng.chisquare(7.0, size=2000))
+    assert abs(out["dof"] - 7.0) < 0.3 and out["ks_pvalue"] > 0.01
+    bad = nplm.chi2_fit(rng.normal(20, 0.5, size=2000))      # far narrower than any chi2
+    assert bad["ks_pvalue"] < 1e-6
+
+
+def test_toy_draw_poisson_weighted_without_replacement():
+    pool = np.arange(1000, dtype=float)[:, None]
+    p_a = np.r_[np.zeros(250), np.ones(250)] / 250          # sample A: rows 0..499, half weightless
+    p_b = np.ones(500) / 500                                 # sample B: rows 500..999
+    s = nplm.Samples(np.zeros((3, 1)), np.ones(3), pool, [(np.arange(500), p_a, 150.0),
+                     (np.arange(500, 1000), p_b, 50.0)], 1.0, (np.zeros(1), np.ones(1)))
+    assert s.n_expected == 200.0
+    n_a, n_b = [], []
+    for seed in range(50):
+        toy = nplm.draw_toy(s, np.random.default_rng(seed))[:, 0]
+        assert len(np.unique(toy)) == len(toy) and not ((toy < 250)).any()
+        n_a.append((toy < 500).sum())
+        n_b.append((toy >= 500).sum())
+    assert abs(np.mean(n_a) - 150) < 8 and abs(np.mean(n_b) - 50) < 5 and np.std(n_a) > 5
+
+
+@pytest.fixture()
+def synthetic_inputs(tmp_path):
+    """Preselected, split, embedding and pseudo-data files of a toy 'experiment' (2D latent)."""
+    rng = np.random.default_rng(1)
+    files = {"preselected": [], "split": []}
+    ids_all, z_all = [], []
+    for code, (sample, group, n, shift) in enumerate([("bkgA", 0, 3000, 0.0), ("bkgB", 1, 1000, 1.0),
+                                                      ("sig", -1, 300, 3.0)], start=1):
+        ids = code * 10**9 + np.arange(n)
+        frame = pd.DataFrame({"event_id": ids, "sample": sample, "group": np.int8(group),
+                              "weight": np.full(n, 0.2 if group == 0 else 0.1),
+                              "myy": rng.uniform(105, 160, n).astype(np.float32)})
+        write_parquet(frame, tmp_path / f"pre_{sample}.parquet", {})
+        subset = rng.choice(["train", "val", "test", "data"], size=n, p=[0.3, 0.1, 0.1, 0.5])
+        write_parquet(pd.DataFrame({"event_id": ids, "subset": subset}), tmp_path / f"split_{sample}.parquet", {})
+        if group >= 0:
+            files["preselected"].append(str(tmp_path / f"pre_{sample}.parquet"))
+            files["split"].append(str(tmp_path / f"split_{sample}.parquet"))
+        ids_all.append(ids)
+        z_all.append(rng.normal(shift, 1.0, size=(n, 2)))
+    ids_all, z_all = np.concatenate(ids_all), np.concatenate(z_all)
+    emb = pd.DataFrame({"event_id": ids_all, "z0": z_all[:, 0].astype(np.float32),
+                        "z1": z_all[:, 1].astype(np.float32)})
+    write_parquet(emb, tmp_path / "emb.parquet", {})
+    return tmp_path, files
+
+
+def test_cli_fit_toys_summary(synthetic_inputs):
+    tmp, files = synthetic_inputs
+    # expected background: L * sum(weight) = 1.0 * (3000*0.2 + 1000*0.1) = 700 events
+    cfg = {"nplm": {"reference_subsets": ["train", "val", "test"], "kernel_percentile": 90,
+                    "lambda": 1e-6, "n_centers": None, "max_iter": 100, "tol": 1e-10, "seed": 3,
+                    "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True, "include_myy": False,
+                    "max_reference": None},
+           "pseudodata": {"luminosity_ifb": 1.0}}
+    pre = read_parquet(files["preselected"][0], None)
+    split = read_parquet(files["split"][0], None)
+    data_ids = split.loc[split["subset"] == "data", "event_id"].to_numpy()[:700]
+    sig_ids = 3 * 10**9 + np.arange(150)
+    pseudo = pd.DataFrame({"event_id": np.r_[data_ids, sig_ids],
+                           "sample": ["bkgA"] * len(data_ids) + ["sig"] * 150,
+                           "myy": np.float32(125.0), "is_signal": np.r_[np.zeros(len(data_ids), bool), np.ones(150, bool)],
+                           "group": np.int8(0)})
+    write_parquet(pseudo, tmp / "pseudo.parquet", {})
+    common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
+              "--split", *files["split"], "--config", json.dumps(cfg)]
+    nplm.cli(["fit", *common, "--data", str(tmp / "pseudo.parquet"), "--tag", "sig", "5.0", "0",
+              "--scores", str(tmp / "scores.parquet"), "--output", str(tmp / "fit.parquet")])
+    for b in (0, 1):
+        nplm.cli(["toys", *common, "--batch", str(b), "--output", str(tmp / f"toys{b}.parquet")])
+    toys = pd.concat([read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float", "n_data": "int"}) for b in (0, 1)])
+    assert sorted(toys["toy"]) == list(range(12))
+    assert abs(toys["n_data"].mean() - 700) < 4 * np.sqrt(700 / 12) + 5
+    scores = read_parquet(tmp / "scores.parquet", {"event_id": "int", "f": "float"})
+    f_sig = scores.set_index("event_id").loc[sig_ids, "f"].mean()
+    assert f_sig > scores["f"].median() + 1.0          # f(x) is large where the excess sits
+    out = {k: str(tmp / f"{k}.out") for k in ("table", "power", "null", "markdown", "plot")}
+    nplm.cli(["summary", "--fits", str(tmp / "fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
+              str(tmp / "toys1.parquet"), "--name", "synthetic", *[a for k, v in out.items() for a in (f"--{k}", v)],
+              "--config", json.dumps(cfg)])
+    table = read_parquet(out["table"], {"t": "float", "z": "float"})
+    assert table["t"].iloc[0] > toys["t"].max() and table["z"].iloc[0] > 3
+    power = read_parquet(out["power"], {"power": "float"})
+    assert power["power"].iloc[0] == 1.0
+    assert open(out["plot"], "rb").read(4) == b"\x89PNG"
+
+
+def test_tsne_plot(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3))
+    nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {"max_points": 80, "perplexity": 10,
+                                                                             "min_score": -1.0}}, "toy")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
