@@ -6,7 +6,13 @@ encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config fl
 
 _ENC = config.get("encoder") or {}
 CATHODE_SETUPS = list(_ENC.get("setups") or {})
-CATHODE_SEEDS = [str(s) for s in (_ENC.get("seeds") or [])]
+
+
+def cathode_seeds(setup):
+    """Encoder seeds of a setup: its own `seeds`, else encoder.seeds (else [1], as the encoder)."""
+    own = (_ENC.get("setups") or {}).get(setup) or {}
+    return [str(s) for s in own.get("seeds", _ENC.get("seeds", [1]))]
+
 _FLOW = config["flow"]
 _FLOW_FIT = {k: v for k, v in _FLOW.items() if k not in ("count", "template")}
 _CPD = config["pseudodata"]
@@ -154,7 +160,7 @@ rule classify_reference:
 def _datasets(pattern, w, flows=True):
     return [pattern.format(setup=w.setup, seed=seed, signal=w.signal, strength=s, instance=i,
                            flow=f)
-            for seed in CATHODE_SEEDS for s in _STRENGTHS for i in _INSTANCES
+            for seed in cathode_seeds(w.setup) for s in _STRENGTHS for i in _INSTANCES
             for f in (_FLOWS if flows else [None])]
 
 
@@ -223,7 +229,7 @@ rule cathode_tables:
 # Latent projections and t-SNE use the first encoder seed, the first injected signal at its
 # largest strength, instance 0 and flow 0.
 def _show(w):
-    return {"seed": CATHODE_SEEDS[0], "signal": _CPD["signals"][0],
+    return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
             "strength": max(_STRENGTHS, key=float),
             "instance": "0", "flow": "0", "setup": w.setup}
 
@@ -334,8 +340,8 @@ rule cathode_plot_required:
 
 
 def cathode_targets():
-    """Tables and figures; nothing until config `encoder` names setups and seeds."""
-    if not (CATHODE_SETUPS and CATHODE_SEEDS and _CPD["signals"]):
+    """Tables and figures; nothing until config `encoder` names setups."""
+    if not (CATHODE_SETUPS and _CPD["signals"]):
         return []
     plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
     if 0.0 in [float(s) for s in _STRENGTHS]:

@@ -2,6 +2,7 @@
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,7 +13,9 @@ validate(config, "../workflow/schemas/config.schema.yaml")
 
 BASE = Path(workflow.basedir)
 PYTHON = "python -m salad"
-# Jobs import the library from this checkout, installed or not (local, conda or cluster jobs).
+# Jobs run the Python that runs Snakemake (e.g. .venv) unless a conda env (--sdm conda) is
+# activated in front of it, and import the library from this checkout, installed or not.
+os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(BASE / "src"), os.environ.get("PYTHONPATH", "")) if p
 )

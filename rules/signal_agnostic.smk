@@ -1,1 +1,356 @@
-# signal_agnostic rules: filled in by the stage's issue
+"""Signal-agnostic side (paper B; paper A appendix A).
+
+embed_baseline  baseline_{source,leading,ref22,vae}/{seed} -> results/embeddings/ (same contract as
+                encoder latents, so CATHODE, NPLM and linear evaluation read them alike)
+nplm_fit        {setup}/{seed} x pseudo-data set -> observed t and per-event scores f(x)
+nplm_toys       {setup}/{seed} x toy batch -> background-only t values (seeded by batch index)
+nplm_summary    {setup}/{seed} -> p-values, Z, power, chi2 comparison (table, plot)
+nplm_table      all representations -> results/tables/nplm.{parquet,md}
+tsne_nplm       {setup} -> t-SNE of data coloured by f(x)
+linear_eval(_table), information, dimension_scan
+A representation ({setup}) is an encoder setup of config `encoder.setups` or baseline_<name>.
+"""
+import math
+
+BASELINE_NAMES = ["source", "leading", "ref22", "vae"]
+_SA_BASE = config.get("baselines") or {"seeds": [1]}
+_SA_NPLM = config.get("nplm") or {}
+_SA_LIN = config.get("linear_eval") or {}
+_SA_INFO = config.get("information") or {}
+_SA_SCAN = config.get("dimension_scan") or {"setups": {}}
+_SA_PSEUDO = config["pseudodata"]
+_SA_label = globals().get("strength_label") or (lambda s: f"{float(s):g}")
+_SA_PRE = [f"results/preselected/{s}.parquet" for s in SAMPLES]
+_SA_SPLIT = [f"results/split/{s}.parquet" for s in SAMPLES]
+_SA_BKG_PRE = [f"results/preselected/{s}.parquet" for s in BACKGROUNDS]
+_SA_BKG_SPLIT = [f"results/split/{s}.parquet" for s in BACKGROUNDS]
+_SA_ENC = config.get("encoder") or {"setups": {}}
+_SA_ENC_SETUPS = list(_SA_ENC.get("setups") or {})
+
+
+ruleorder: embed_baseline > embed
+
+
+def representation_seeds(setup):
+    """Seed wildcards of a representation: baselines.seeds, or the encoder setup's seeds."""
+    if setup.startswith("baseline_"):
+        if setup[len("baseline_"):] not in BASELINE_NAMES:
+            raise ValueError(f"unknown baseline {setup!r}; known: baseline_{', baseline_'.join(BASELINE_NAMES)}")
+        return [str(s) for s in _SA_BASE["seeds"]]
+    if setup not in _SA_ENC_SETUPS:
+        raise ValueError(f"representation {setup!r} is neither baseline_<name> nor in config encoder.setups "
+                         f"({', '.join(_SA_ENC_SETUPS) or 'none'})")
+    return [str(s) for s in seeds_for(_SA_ENC, setup)]
+
+
+def _check_representations(key, names):
+    for name in names:
+        representation_seeds(name)
+
+
+_check_representations("nplm.representations", _SA_NPLM.get("representations", []))
+_check_representations("linear_eval.representations", _SA_LIN.get("representations", []))
+if _SA_INFO:
+    _check_representations("information.setup", [_SA_INFO["setup"]])
+_SA_SCAN_SETUPS = {int(d): s for d, s in (_SA_SCAN.get("setups") or {}).items()}
+_SA_SCAN_ON = bool(_SA_SCAN_SETUPS) and all(s in _SA_ENC_SETUPS for s in _SA_SCAN_SETUPS.values())
+if _SA_SCAN_SETUPS and _SA_ENC_SETUPS and not _SA_SCAN_ON:
+    raise ValueError("config key dimension_scan.setups: "
+                     f"{sorted(set(_SA_SCAN_SETUPS.values()) - set(_SA_ENC_SETUPS))} not in encoder.setups")
+
+# NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
+_NPLM_FIT = {k: v for k, v in _SA_NPLM.items()
+             if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne")}
+_NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
+_NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
+_NPLM_DIR = "results/nplm/{setup}/{seed}"
+_NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
+_SA_DATASETS = [(sig, _SA_label(s), str(i)) for sig in _SA_PSEUDO["signals"]
+                for s in _SA_PSEUDO["strengths"] for i in range(_SA_PSEUDO["instances"])]
+
+
+def _nplm_batches():
+    return [str(b) for b in range(math.ceil(_SA_NPLM.get("toys", 0) / _SA_NPLM.get("toys_per_batch", 1)))]
+
+
+def _baseline_cfg(name):
+    """Only the settings baseline `name` reads (editing the VAE re-runs only the VAE)."""
+    keys = {"leading": ["leading_dim"], "vae": ["vae", "seed"]}.get(name, [])
+    return {k: _SA_BASE[k] for k in keys}
+
+
+rule embed_baseline:
+    input:
+        preselected=_SA_PRE,
+        split=_SA_SPLIT,
+    output:
+        "results/embeddings/baseline_{name}/{seed}.parquet",
+    wildcard_constraints:
+        name="|".join(BASELINE_NAMES),
+    params:
+        cfg=lambda w: cfg_arg(baselines=_baseline_cfg(w.name)),
+    threads: lambda w: threads_for("train") if w.name == "vae" else 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    log:
+        "results/logs/embed_baseline/{name}/{seed}.log",
+    benchmark:
+        "results/benchmarks/embed_baseline/{name}/{seed}.tsv"
+    shell:
+        "{PYTHON} embed-baseline --name {wildcards.name} --seed {wildcards.seed}"
+        " --preselected {input.preselected:q} --split {input.split:q} --output {output:q}"
+        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule nplm_fit:
+    input:
+        embedding="results/embeddings/{setup}/{seed}.parquet",
+        preselected=_SA_BKG_PRE,
+        split=_SA_BKG_SPLIT,
+        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+    output:
+        scores=f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}/scores.parquet",
+        fit=f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}/fit.parquet",
+    params:
+        cfg=lambda w: cfg_arg(nplm=_NPLM_FIT, pseudodata=_NPLM_LUMI),
+    threads: threads_for("nplm")
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    log:
+        "results/logs/nplm_fit/{setup}/{seed}/{signal}/{strength}/{instance}.log",
+    benchmark:
+        "results/benchmarks/nplm_fit/{setup}/{seed}/{signal}/{strength}/{instance}.tsv"
+    shell:
+        "{PYTHON} nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        " --split {input.split:q} --data {input.data:q}"
+        " --tag {wildcards.signal} {wildcards.strength} {wildcards.instance}"
+        " --scores {output.scores:q} --output {output.fit:q} --threads {threads}"
+        " --config {params.cfg} > {log:q} 2>&1"
+
+
+rule nplm_toys:
+    input:
+        embedding="results/embeddings/{setup}/{seed}.parquet",
+        preselected=_SA_BKG_PRE,
+        split=_SA_BKG_SPLIT,
+    output:
+        f"{_NPLM_DIR}/toys/{{batch}}.parquet",
+    wildcard_constraints:
+        batch=r"\d+",
+    params:
+        cfg=lambda w: cfg_arg(nplm=_NPLM_TOY, pseudodata=_NPLM_LUMI),
+    threads: threads_for("nplm")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "results/logs/nplm_toys/{setup}/{seed}/{batch}.log",
+    benchmark:
+        "results/benchmarks/nplm_toys/{setup}/{seed}/{batch}.tsv"
+    shell:
+        "{PYTHON} nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        " --split {input.split:q} --batch {wildcards.batch} --output {output:q}"
+        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule nplm_summary:
+    input:
+        fits=[f"{_NPLM_DIR}/fits/{sig}/{s}/{i}/fit.parquet" for sig, s, i in _SA_DATASETS],
+        toys=[f"{_NPLM_DIR}/toys/{b}.parquet" for b in _nplm_batches()],
+    output:
+        table=f"{_NPLM_TABLES}.parquet",
+        power=f"{_NPLM_TABLES}_power.parquet",
+        null=f"{_NPLM_TABLES}_null.parquet",
+        markdown=f"{_NPLM_TABLES}.md",
+        plot="results/plots/nplm/null_{setup}_{seed}.png",
+    params:
+        cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        "results/logs/nplm_summary/{setup}/{seed}.log",
+    benchmark:
+        "results/benchmarks/nplm_summary/{setup}/{seed}.tsv"
+    shell:
+        "{PYTHON} nplm summary --fits {input.fits:q} --toys {input.toys:q}"
+        " --name {wildcards.setup}/{wildcards.seed} --table {output.table:q} --power {output.power:q}"
+        " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
+        " --config {params.cfg} > {log:q} 2>&1"
+
+
+def _nplm_reps():
+    return [(r, s) for r in _SA_NPLM.get("representations", []) for s in representation_seeds(r)]
+
+
+rule nplm_table:
+    input:
+        power=[f"results/tables/nplm/{r}/{s}_power.parquet" for r, s in _nplm_reps()],
+        null=[f"results/tables/nplm/{r}/{s}_null.parquet" for r, s in _nplm_reps()],
+    output:
+        table="results/tables/nplm.parquet",
+        markdown="results/tables/nplm.md",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        "results/logs/nplm_table.log",
+    benchmark:
+        "results/benchmarks/nplm_table.tsv"
+    shell:
+        "{PYTHON} nplm collect --power {input.power:q} --null {input.null:q}"
+        " --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
+
+
+def _tsne_show(w):
+    """First seed, first injected signal at its largest strength, instance 0."""
+    strength = max((_SA_label(s) for s in _SA_PSEUDO["strengths"]), key=float)
+    return {"setup": w.setup, "seed": representation_seeds(w.setup)[0],
+            "signal": _SA_PSEUDO["signals"][0], "strength": strength, "instance": "0"}
+
+
+rule tsne_nplm:
+    input:
+        embedding=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_tsne_show(w)),
+        scores=lambda w: (_NPLM_DIR + "/fits/{signal}/{strength}/{instance}/scores.parquet").format(**_tsne_show(w)),
+    output:
+        "results/plots/nplm/tsne_{setup}.png",
+    params:
+        cfg=lambda w: cfg_arg(nplm={"seed": _SA_NPLM.get("seed"), "tsne": _SA_NPLM.get("tsne", {})}),
+        title=lambda w: "{setup}/{seed}: {signal} S/sqrtB={strength} instance {instance}".format(**_tsne_show(w)),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    log:
+        "results/logs/tsne_nplm/{setup}.log",
+    benchmark:
+        "results/benchmarks/tsne_nplm/{setup}.tsv"
+    shell:
+        "{PYTHON} nplm tsne --embedding {input.embedding:q} --scores {input.scores:q}"
+        " --output {output:q} --title {params.title:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule linear_eval:
+    input:
+        embedding="results/embeddings/{setup}/{seed}.parquet",
+        preselected=_SA_BKG_PRE,
+        split=_SA_BKG_SPLIT,
+    output:
+        "results/tables/linear_eval/{setup}/{seed}.parquet",
+    params:
+        cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in _SA_LIN.items() if k != "representations"}),
+    threads: threads_for("train")
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    log:
+        "results/logs/linear_eval/{setup}/{seed}.log",
+    benchmark:
+        "results/benchmarks/linear_eval/{setup}/{seed}.tsv"
+    shell:
+        "{PYTHON} linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        " --split {input.split:q} --name {wildcards.setup} --seed {wildcards.seed}"
+        " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+
+
+rule linear_eval_table:
+    input:
+        [f"results/tables/linear_eval/{r}/{s}.parquet"
+         for r in _SA_LIN.get("representations", []) for s in representation_seeds(r)],
+    output:
+        table="results/tables/linear_eval.parquet",
+        markdown="results/tables/linear_eval.md",
+    params:
+        cfg=lambda w: cfg_arg(linear_eval={}),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        "results/logs/linear_eval_table.log",
+    benchmark:
+        "results/benchmarks/linear_eval_table.tsv"
+    shell:
+        "{PYTHON} linear-eval --collect {input:q} --output {output.table:q}"
+        " --markdown {output.markdown:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+def _info_embedding():
+    seed = _SA_INFO.get("encoder_seed")
+    seed = str(seed) if seed is not None else representation_seeds(_SA_INFO["setup"])[0]
+    return f"results/embeddings/{_SA_INFO['setup']}/{seed}.parquet"
+
+
+rule information:
+    input:
+        embedding=lambda w: _info_embedding(),
+        preselected=_SA_PRE,
+        split=_SA_SPLIT,
+    output:
+        confusion="results/tables/information_confusion.parquet",
+        summary="results/tables/information_summary.parquet",
+        markdown="results/tables/information.md",
+        plot="results/plots/information_confusion.png",
+    params:
+        cfg=lambda w: cfg_arg("information", encoder={"defaults": _SA_ENC.get("defaults", {})}),
+    threads: threads_for("train")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    log:
+        "results/logs/information.log",
+    benchmark:
+        "results/benchmarks/information.tsv"
+    shell:
+        "{PYTHON} information --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        " --split {input.split:q} --confusion {output.confusion:q} --summary {output.summary:q}"
+        " --markdown {output.markdown:q} --plot {output.plot:q} --threads {threads}"
+        " --config {params.cfg} > {log:q} 2>&1"
+
+
+rule dimension_scan:
+    input:
+        sic=_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet"),
+        nplm=lambda w: [f"results/tables/nplm/{s}/{seed}_power.parquet"
+                        for s in _SA_SCAN_SETUPS.values() for seed in representation_seeds(s)],
+    output:
+        table="results/tables/dimension_scan.parquet",
+        markdown="results/tables/dimension_scan.md",
+        plot="results/plots/dimension_scan.png",
+    params:
+        cfg=lambda w: cfg_arg("dimension_scan"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    log:
+        "results/logs/dimension_scan.log",
+    benchmark:
+        "results/benchmarks/dimension_scan.tsv"
+    shell:
+        "{PYTHON} dimension-scan --sic {input.sic:q} --nplm {input.nplm:q} --table {output.table:q}"
+        " --markdown {output.markdown:q} --plot {output.plot:q} --config {params.cfg} > {log:q} 2>&1"
+
+
+def signal_agnostic_targets():
+    """NPLM, linear evaluation, information check, t-SNE and (with encoders) the dimension scan."""
+    targets = []
+    if _SA_NPLM.get("representations") and _SA_PSEUDO["signals"]:
+        targets += ["results/tables/nplm.parquet", "results/tables/nplm.md"]
+        targets += [f"results/plots/nplm/null_{r}_{s}.png" for r, s in _nplm_reps()]
+        targets += [f"results/plots/nplm/tsne_{r}.png" for r in _SA_NPLM["representations"]]
+    if _SA_LIN.get("representations"):
+        targets += ["results/tables/linear_eval.parquet", "results/tables/linear_eval.md"]
+    if _SA_INFO:
+        targets += ["results/tables/information.md", "results/plots/information_confusion.png"]
+    if _SA_SCAN_ON and _SA_PSEUDO["signals"]:
+        targets += ["results/plots/dimension_scan.png", "results/tables/dimension_scan.md"]
+    return targets
+
+
+register_targets("signal_agnostic", signal_agnostic_targets)

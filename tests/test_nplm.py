@@ -163,3 +163,30 @@ def test_tsne_plot(tmp_path):
     nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {"max_points": 80, "perplexity": 10,
                                                                              "min_score": -1.0}}, "toy")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
+    from salad import scans
+    base = pd.DataFrame({"signal": "Y400", "method": ["cathode", "cathode", "iad", "cathode"],
+                         "eps_b": [0.001, 0.005, 0.001, 0.001], "strength": [5.0, 5.0, 5.0, 2.0],
+                         "sic": [4.0, 2.0, 9.0, 1.0], "sic_std": [0.5, 0.1, 0.1, 0.1]})
+    for i, (setup_col, sic_col) in enumerate([("setup", "sic_mean"), ("encoder", "SIC")]):
+        frame = pd.concat([base.assign(s="ID_d2"), base.assign(s="ID", sic=base["sic"] * 2)])
+        frame = frame.rename(columns={"s": setup_col, "sic": sic_col})
+        write_parquet(frame, tmp_path / f"sic{i}.parquet", {})
+        sic = scans.read_sic_table(str(tmp_path / f"sic{i}.parquet"), eps_b=0.001)
+        assert dict(zip(sic["setup"], sic["sic"])) == {"ID": 8.0, "ID_d2": 4.0}   # cathode, 1e-3, S=5
+        assert (sic["sic_err"] == 0.5).all()
+    power = pd.DataFrame({"representation": ["ID/1", "ID_d2/1"], "signal": "Y400", "strength": 5.0,
+                          "z_median": [3.5, 1.0], "power": [1.0, 0.0]})
+    for i, row in power.iterrows():
+        write_parquet(power.iloc[[i]].assign(representation=row["representation"].split("/")[0]),
+                      tmp_path / f"p{i}.parquet", {})
+    cfg = {"dimension_scan": {"setups": {"2": "ID_d2", "6": "ID"}, "eps_b": 0.001, "strength": None}}
+    out = {k: str(tmp_path / f"scan.{k}") for k in ("table", "markdown", "plot")}
+    scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "p0.parquet"),
+               str(tmp_path / "p1.parquet"), *[a for k, v in out.items() for a in (f"--{k}", v)],
+               "--config", json.dumps(cfg)])
+    table = read_parquet(out["table"], None)
+    assert list(table["dim"]) == [2, 6] and list(table["z_median"]) == [1.0, 3.5]
+    assert list(table["sic"]) == [4.0, 8.0]

@@ -22,6 +22,11 @@ STAGES = {
     "classify": "salad.cathode.classify",
     "evaluate": "salad.cathode.evaluate",
     "inspect": "salad.inspect",
+    "embed-baseline": "salad.baselines",
+    "nplm": "salad.nplm",
+    "linear-eval": "salad.linear_eval",
+    "information": "salad.information",
+    "dimension-scan": "salad.scans",
 }
 
 

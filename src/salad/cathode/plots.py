@@ -41,7 +41,7 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
     nrow = int(np.ceil(n / ncol))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.4 * nrow), squeeze=False)
     for ax, c in zip(axes.flat, cols):
-        values = np.concatenate([bkg[c], tmpl[c]])
+        values = np.concatenate([bkg[c], tmpl[c], sig[c]])
         edges = np.linspace(*np.percentile(values, [0.5, 99.5]), 41)
         ax.hist(tmpl[c], edges, weights=tmpl["weight"], density=True, color="tab:blue",
                 alpha=0.4, label="template (flow + SM H)")
@@ -50,7 +50,7 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
         if len(sig):
             ax.hist(sig[c], edges, density=True, histtype="step", color="tab:red", lw=1.5,
                     label="injected signal")
-        ax.set_xlabel(f"latent {c} (standardised encoder units)")
+        ax.set_xlabel(f"latent {c} (encoder latent mean, arbitrary units)")
         ax.set_ylabel("normalised entries")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
