@@ -304,7 +304,7 @@ def cli(argv: list[str]) -> None:
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)["baselines"]
     events, objects, hl = load_raw(args.preselected, args.split)
-    z = build(args.name, events, objects, hl, cfg, int(cfg["seed"]) + args.seed)
+    z = build(args.name, events, objects, hl, cfg, int(cfg.get("seed", 0)) + args.seed)
     write_parquet(embedding_frame(events["event_id"].to_numpy(), z), args.output,
                   provenance("embed-baseline", cfg, name=args.name, seed=args.seed))
     log.info("wrote %s: %d events x %d dims", args.output, *z.shape)
