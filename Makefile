@@ -30,3 +30,9 @@ lint: setup
 
 clean:
 	rm -rf results .snakemake
+
+## run the pipeline on config/test.yaml through a real single-node SLURM (workflow/profiles/slurm)
+## and compare with a local run; needs root or sudo (installs slurm-wlm + munge if missing)
+.PHONY: test-cluster
+test-cluster: setup
+	tests/cluster/run_cluster_test.sh

@@ -65,6 +65,7 @@ _NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
 _NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
 _NPLM_DIR = "results/nplm/{setup}/{seed}"
 _NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
+_NPLM_FIT_DIR = f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}"
 _SA_DATASETS = [(sig, _SA_label(s), str(i)) for sig in _SA_PSEUDO["signals"]
                 for s in _SA_PSEUDO["strengths"] for i in range(_SA_PSEUDO["instances"])]
 
@@ -110,8 +111,8 @@ rule nplm_fit:
         split=_SA_BKG_SPLIT,
         data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
     output:
-        scores=f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}/scores.parquet",
-        fit=f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}/fit.parquet",
+        scores=f"{_NPLM_FIT_DIR}/scores.parquet",
+        fit=f"{_NPLM_FIT_DIR}/fit.parquet",
     params:
         cfg=lambda w: cfg_arg(nplm=_NPLM_FIT, pseudodata=_NPLM_LUMI),
     threads: threads_for("nplm")
@@ -216,7 +217,7 @@ def _tsne_show(w):
 rule tsne_nplm:
     input:
         embedding=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_tsne_show(w)),
-        scores=lambda w: (_NPLM_DIR + "/fits/{signal}/{strength}/{instance}/scores.parquet").format(**_tsne_show(w)),
+        scores=lambda w: f"{_NPLM_FIT_DIR}/scores.parquet".format(**_tsne_show(w)),
     output:
         "results/plots/nplm/tsne_{setup}.png",
     params:

@@ -112,7 +112,6 @@ def test_training_separates_signal_from_background(tmp_path):
     model.load_state_dict(type(model)(ckpt["config"]).state_dict(), strict=False)
     torch.save({**ckpt, "state_dict": model.state_dict()}, tmp_path / "untrained.pt")
     untrained = latent_auc(embed(tmp_path / "untrained.pt", pre, tmp_path / "u.parquet"), spl)
-    print("AUC trained", trained, "untrained", untrained)
     assert trained > untrained + 0.03, (trained, untrained)
     assert (tmp_path / "m" / "loss.png").stat().st_size > 1000
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 from sklearn.linear_model import LogisticRegression
 
 from salad import nplm
@@ -38,6 +39,40 @@ def test_newton_solver_matches_sklearn_on_nystrom_features():
     np.testing.assert_allclose(k @ model.alpha.numpy(), model(x), atol=1e-8)
 
 
+def test_newton_on_extended_likelihood_matches_scipy():
+    """loss='nplm': the minimiser of (1/n)[sum_R w (e^f - 1) - sum_D f] + lam |b|^2, and t = -2 n min."""
+    from scipy.optimize import minimize
+    rng = np.random.default_rng(2)
+    x_ref, x_data = rng.normal(size=(300, 2)), rng.normal(0.4, 1.0, size=(100, 2))
+    w_ref = rng.uniform(0.1, 0.6, size=300)
+    lam = 1e-4
+    model = nplm.fit(x_ref, w_ref, x_data, 1.0, 15, lam, seed=0, tol=1e-15, loss="nplm")
+    phi_r, phi_d = model.features(x_ref).numpy(), model.features(x_data).numpy()
+    n = 400
+
+    def obj(b):
+        return (np.sum(w_ref * np.expm1(phi_r @ b)) - np.sum(phi_d @ b)) / n + lam * b @ b
+
+    def grad(b):
+        return (phi_r.T @ (w_ref * np.exp(phi_r @ b)) - phi_d.sum(0)) / n + 2 * lam * b
+
+    ref = minimize(obj, np.zeros(phi_r.shape[1]), jac=grad, method="BFGS", options={"gtol": 1e-12})
+    np.testing.assert_allclose(model.beta.numpy(), ref.x, atol=1e-4)
+    t = nplm.test_statistic(model(x_ref), w_ref, model(x_data))
+    assert t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam * ref.x @ ref.x), rel=1e-3) and t > 0
+
+
+def test_tiny_weight_reference_region_keeps_t_sane_with_nplm_loss():
+    """Reference events with 1e-3 weights in a region data never reach (MC ttH-like tail)."""
+    rng = np.random.default_rng(3)
+    x_ref = np.r_[rng.normal(size=(1500, 2)), rng.normal(6.0, 0.5, size=(300, 2))]
+    w_ref = np.r_[np.full(1500, 400 / 1500), np.full(300, 1e-3)]
+    sigma = nplm.kernel_width(x_ref, 90)
+    cfg = {**CFG, "loss": "nplm"}
+    ts = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, s).t for s in range(15)]
+    assert min(ts) > -1e-6 and max(ts) < 60
+
+
 def _gauss_setup(n_ref=2000, n_exp=400, seed=0):
     rng = np.random.default_rng(seed)
     x_ref = rng.normal(size=(n_ref, 2))
@@ -45,24 +80,30 @@ def _gauss_setup(n_ref=2000, n_exp=400, seed=0):
     return rng, x_ref, w_ref, nplm.kernel_width(x_ref, 90)
 
 
-def test_identical_samples_consistent_with_null_and_shift_is_large():
+@pytest.mark.parametrize("loss", ["logistic", "nplm"])
+def test_identical_samples_consistent_with_null_and_shift_is_large(loss):
     rng, x_ref, w_ref, sigma = _gauss_setup()
-    null = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, CFG, s).t
+    cfg = {**CFG, "loss": loss}
+    null = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, s).t
             for s in range(40)]
-    same = nplm.run_test(x_ref, w_ref, rng.normal(size=(400, 2)), sigma, CFG, 99).t
-    shifted = nplm.run_test(x_ref, w_ref, rng.normal(0.6, 1.0, size=(400, 2)), sigma, CFG, 99).t
+    same = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, 99 + s).t
+            for s in range(12)]                 # independent data of the reference's law
+    shifted = nplm.run_test(x_ref, w_ref, rng.normal(0.6, 1.0, size=(400, 2)), sigma, cfg, 99).t
     fit = nplm.chi2_fit(np.array(null))
-    assert nplm.significance(same, np.array(null), fit["dof"])["p_empirical"] > 0.05
+    p_same = [nplm.significance(t, np.array(null), fit["dof"])["p_empirical"] for t in same]
+    assert np.median(p_same) > 0.1 and stats.ks_2samp(same, null).pvalue > 0.01
     sig = nplm.significance(shifted, np.array(null), fit["dof"])
     assert shifted > 3 * max(null)
     assert sig["z"] > 5 and sig["z_from_chi2"]
 
 
-def test_rate_only_excess_is_detected():
+@pytest.mark.parametrize("loss", ["logistic", "nplm"])
+def test_rate_only_excess_is_detected(loss):
     """Data with 40 % more events but the reference shape: the extended term sees it."""
     rng, x_ref, w_ref, sigma = _gauss_setup()
-    t_more = nplm.run_test(x_ref, w_ref, rng.normal(size=(560, 2)), sigma, CFG, 3).t
-    t_same = nplm.run_test(x_ref, w_ref, rng.normal(size=(400, 2)), sigma, CFG, 3).t
+    cfg = {**CFG, "loss": loss}
+    t_more = nplm.run_test(x_ref, w_ref, rng.normal(size=(560, 2)), sigma, cfg, 3).t
+    t_same = nplm.run_test(x_ref, w_ref, rng.normal(size=(400, 2)), sigma, cfg, 3).t
     assert t_more > t_same + 20
 
 
@@ -122,7 +163,7 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     # expected background: L * sum(weight) = 1.0 * (3000*0.2 + 1000*0.1) = 700 events
     cfg = {"nplm": {"reference_subsets": ["train", "val", "test"], "kernel_percentile": 90,
                     "lambda": 1e-6, "n_centers": None, "max_iter": 100, "tol": 1e-10, "seed": 3,
-                    "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True, "include_myy": False,
+                    "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True, "include_myy": False, "loss": "nplm",
                     "max_reference": None},
            "pseudodata": {"luminosity_ifb": 1.0}}
     pre = read_parquet(files["preselected"][0], None)
@@ -141,7 +182,7 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     for b in (0, 1):
         nplm.cli(["toys", *common, "--batch", str(b), "--output", str(tmp / f"toys{b}.parquet")])
     toys = pd.concat([read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float", "n_data": "int"}) for b in (0, 1)])
-    assert sorted(toys["toy"]) == list(range(12))
+    assert sorted(toys["toy"]) == list(range(12)) and (toys["t"] > -1e-6).all()
     assert abs(toys["n_data"].mean() - 700) < 4 * np.sqrt(700 / 12) + 5
     scores = read_parquet(tmp / "scores.parquet", {"event_id": "int", "f": "float"})
     f_sig = scores.set_index("event_id").loc[sig_ids, "f"].mean()

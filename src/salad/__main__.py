@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         importlib.import_module(STAGES[stage]).cli(rest)
     except SaladError as exc:
-        print(f"salad: error: {exc}", file=sys.stderr)
+        # one line, whatever a wrapped library message holds (e.g. uproot's multi-line errors)
+        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+        print(f"salad: error: {message}", file=sys.stderr)
         return 1
     return 0
 

@@ -95,8 +95,9 @@ def cli(argv: list[str]) -> None:
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)["linear_eval"]
     if args.collect:
-        table = pd.concat([read_parquet(p, {"representation": "str", "accuracy": "float"}) for p in args.collect],
-                          ignore_index=True)
+        for p in args.collect:
+            read_parquet(p, {"representation": "str", "accuracy": "float", "accuracy_sem": "float"})
+        table = pd.concat([read_parquet(p, None) for p in args.collect], ignore_index=True)
         write_parquet(table, args.output, provenance("linear-eval", cfg))
         if args.markdown:
             write_markdown({"Linear evaluation (background process groups)": table}, args.markdown)

@@ -9,8 +9,15 @@ M Gaussian Nystrom centres (M = sqrt(N_R + N_D) by default, drawn from R u D) of
 
     (1/n) sum_i w_i BCE(y_i, f(x_i)) + lambda * alpha^T K_MM alpha,   y = 0 on R, 1 on D
 
-(Falkon's weighted logistic loss). We solve it exactly by Newton steps, each a direct Cholesky
-solve of an r x r system (r <= M) in the whitened Nystrom basis phi(x) = k(x, C) K_MM^{-1/2}.
+(Falkon's weighted logistic loss, `loss: logistic`), or, with `loss: nplm` (default in the
+configs), the extended-likelihood loss itself, (1/n)[sum_R w (e^f - 1) - sum_D f] + lambda |.|^2,
+whose minimum is -t/(2n) (original NPLM). Both are convex; we solve them exactly by Newton
+steps, each a direct Cholesky solve of an r x r system (r <= M) in the whitened Nystrom basis
+phi(x) = k(x, C) K_MM^{-1/2}. Why `nplm` by default: with very unequal MC weights (yy vs ttH
+events differ by ~10^3), the logistic loss barely penalises f on tiny-weight reference events
+in data-free regions (w softplus(f) ~ w f), f extrapolates to O(10) there and the e^f term
+of eq. 7 then drives t to large negative values (measured: toys' t down to -2e5 at lambda=1e-6);
+the extended likelihood penalises exactly w e^f and gives t >= 0 with a chi^2-like null.
 The test statistic is paper B eq. 7 (extended likelihood ratio):
 
     t = 2 [ sum_D f(x) - sum_R w (exp f(x) - 1) ].
@@ -92,27 +99,47 @@ class Fit:
         return (self.features(x) @ self.beta).numpy()
 
 
-def newton_logistic(phi: torch.Tensor, y: torch.Tensor, w: torch.Tensor, lam: float,
-                    max_iter: int = 100, tol: float = 1e-12) -> tuple[torch.Tensor, int, bool]:
-    """Minimise (1/n) sum w BCE(y, phi beta) + lam |beta|^2 by damped Newton (Cholesky solves).
+def logistic_terms(y: torch.Tensor, w: torch.Tensor):
+    """Per-point weighted BCE(y, f): f -> (loss (n,), dloss/df, d2loss/df2). Falkon's loss."""
+    sign = 1.0 - 2.0 * y                     # BCE(y, f) = softplus(sign * f)
 
-    phi (n, r), y (n,) in {0,1}, w (n,) >= 0. Returns (beta (r,), iterations, converged):
-    converged when the Newton decrement^2 / 2 < tol.
+    def terms(f):
+        p = torch.sigmoid(f)
+        return w * torch.nn.functional.softplus(sign * f), w * (p - y), w * p * (1 - p)
+    return terms
+
+
+def nplm_terms(y: torch.Tensor, w: torch.Tensor):
+    """Per-point extended-likelihood loss (minus paper B eq. 7 / 2): w (e^f - 1) on R (y=0),
+    -f on D (y=1); f -> (loss, dloss/df, d2loss/df2)."""
+    ref = y == 0
+
+    def terms(f):
+        e = torch.where(ref, w * torch.exp(torch.clamp(f, max=700.0)), torch.zeros_like(f))
+        return torch.where(ref, e - w, -f), torch.where(ref, e, -torch.ones_like(f)), e
+    return terms
+
+
+def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
+           tol: float = 1e-12) -> tuple[torch.Tensor, int, bool]:
+    """Minimise (1/n) sum_i loss_i(phi_i . beta) + lam |beta|^2 by damped Newton (Cholesky).
+
+    phi (n, r); terms(f) -> per-point (loss, first, second derivative), convex in f.
+    Returns (beta (r,), iterations, converged): converged when Newton decrement^2 / 2 < tol.
     """
     n, r = phi.shape
     beta = torch.zeros(r, dtype=DTYPE)
-    sign = 1.0 - 2.0 * y                     # BCE(y, f) = softplus(sign * f)
 
     def objective(b):
-        return float((w * torch.nn.functional.softplus(sign * (phi @ b))).sum() / n + lam * (b @ b))
+        value = float(terms(phi @ b)[0].sum() / n + lam * (b @ b))
+        return value if np.isfinite(value) else np.inf
 
     value = objective(beta)
     eye = torch.eye(r, dtype=DTYPE)
     for it in range(1, max_iter + 1):
-        f = phi @ beta
-        p = torch.sigmoid(f)
-        grad = phi.T @ (w * (p - y)) / n + 2 * lam * beta
-        hess = (phi.T * (w * p * (1 - p))) @ phi / n + 2 * lam * eye
+        _, d1, d2 = terms(phi @ beta)
+        grad = phi.T @ d1 / n + 2 * lam * beta
+        hess = (phi.T * d2) @ phi / n + 2 * lam * eye
         chol, info = torch.linalg.cholesky_ex(hess)
         jitter = 1e-12 * float(hess.diagonal().mean())
         while int(info) != 0:                # numerically indefinite: add jitter
@@ -135,12 +162,18 @@ def newton_logistic(phi: torch.Tensor, y: torch.Tensor, w: torch.Tensor, lam: fl
     return beta, max_iter, False
 
 
+LOSSES = {"logistic": logistic_terms, "nplm": nplm_terms}
+
+
 def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, n_centers: int,
-        lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12) -> Fit:
+        lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12, loss: str = "logistic") -> Fit:
     """Fit f on reference (label 0, weights w_ref) vs data (label 1, weight 1).
 
-    x_ref (N_R, d), x_data (N_D, d); centres: n_centers points drawn from R u D with `seed`.
+    x_ref (N_R, d), x_data (N_D, d); centres: n_centers points drawn from R u D with `seed`;
+    loss: `logistic` (Falkon's weighted BCE) or `nplm` (the extended likelihood itself).
     """
+    if loss not in LOSSES:
+        raise SaladError(f"nplm.loss: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
     x = torch.as_tensor(np.concatenate([x_ref, x_data]), dtype=DTYPE)
     y = torch.cat([torch.zeros(len(x_ref), dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)])
     w = torch.cat([torch.as_tensor(w_ref, dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)])
@@ -149,7 +182,7 @@ def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, 
     centers = x[torch.as_tensor(rng.choice(len(x), m, replace=False))]
     transform = nystrom_map(centers, sigma)
     phi = gaussian_kernel(x, centers, sigma) @ transform
-    beta, iters, ok = newton_logistic(phi, y, w, lam, max_iter, tol)
+    beta, iters, ok = newton(phi, LOSSES[loss](y, w), lam, max_iter, tol)
     if not ok:
         log.warning("nplm: Newton solver did not converge in %d iterations", iters)
     return Fit(centers, transform, beta, sigma, iters, ok)
@@ -176,7 +209,7 @@ def run_test(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: fl
     start = time.perf_counter()
     n_centers = cfg.get("n_centers") or math.ceil(math.sqrt(len(x_ref) + len(x_data)))
     model = fit(x_ref, w_ref, x_data, sigma, n_centers, float(cfg["lambda"]), seed,
-                int(cfg.get("max_iter", 100)), float(cfg.get("tol", 1e-12)))
+                int(cfg.get("max_iter", 100)), float(cfg.get("tol", 1e-12)), cfg.get("loss", "logistic"))
     f_ref, f_data = model(x_ref), model(x_data)
     t = test_statistic(f_ref, w_ref, f_data)
     return Result(t, f_data, time.perf_counter() - start, len(model.centers), model.iterations,
@@ -244,9 +277,10 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     x_pool = features(embedding, data["event_id"].to_numpy(), data["myy"].to_numpy() if use_myy else None)
     w_ref = ref["weight"].to_numpy(np.float64)
     w_ref = w_ref * n_expected / w_ref.sum()
-    if cfg.get("standardize", True):
-        mean = np.average(x_ref, axis=0, weights=w_ref)
-        std = np.sqrt(np.average((x_ref - mean) ** 2, axis=0, weights=w_ref))
+    if cfg.get("standardize", False):
+        # unweighted: a weighted std is dominated by the largest process and can be ~0 for
+        # features that only the small processes populate
+        mean, std = x_ref.mean(axis=0), x_ref.std(axis=0)
         scale = (mean, np.where(std > 1e-12, std, 1.0))
     else:
         scale = (np.zeros(x_ref.shape[1]), np.ones(x_ref.shape[1]))

@@ -46,7 +46,8 @@ fi
 # Without accounting, the plugin's default `sacct` status query fails and snakemake would wait
 # forever: poll squeue instead (see workflow/profiles/slurm/config.yaml).
 STATUS=()
-if scontrol show config | grep -qE '^AccountingStorageType +=.*none'; then
+ACCOUNTING=$(scontrol show config | awk '$1 == "AccountingStorageType" {print $3}')
+if [ "$ACCOUNTING" = accounting_storage/none ]; then
     STATUS=(--slurm-status-command squeue)
 fi
 

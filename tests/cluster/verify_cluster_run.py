@@ -132,7 +132,9 @@ def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
             controller = handle.read().decode(errors="replace")
     for _jobid, slurm_id, log in submissions:
         log_path = Path(log)
-        rule = log_path.parent.name.removeprefix("rule_")
+        # .snakemake/slurm_logs/rule_<rule>[/<wildcard values>]/<slurm id>.log
+        rule = next((part.removeprefix("rule_") for part in reversed(log_path.parts)
+                     if part.startswith("rule_")), "?")
         by_rule[rule] += 1
         if log_path.name != f"{slurm_id}.log" or not log_path.is_file():
             problems.append(f"SLURM job {slurm_id} ({rule}): no SLURM output file {log_path}")

@@ -14,6 +14,7 @@ import logging
 import re
 import sys
 import zlib
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -124,6 +125,7 @@ def setup_logging(log_path: str | None) -> None:
     """Log to stderr and, if given, to `log_path` (Snakemake's log: file)."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
     logging.basicConfig(level=logging.INFO, handlers=handlers, force=True,
                         format="%(asctime)s %(name)s %(message)s")

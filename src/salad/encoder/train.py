@@ -195,9 +195,10 @@ class Trainer:
         while not self.stopped and self.epoch < self.cfg["max_epochs"]:
             start = time.perf_counter()
             row = {"epoch": self.epoch, **self.train_epoch()}
+            train_s = time.perf_counter() - start
             row.update(self.validate())
-            row["time_s"] = time.perf_counter() - start
-            row["events_per_s"] = row.pop("events") / row["time_s"]
+            row["time_s"] = time.perf_counter() - start       # train + validation
+            row["events_per_s"] = row.pop("events") / train_s  # training steps only
             if row["val_loss"] < self.best_loss:
                 self.best_loss, self.best_epoch, self.bad_epochs = row["val_loss"], self.epoch, 0
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
