@@ -178,7 +178,7 @@ rule nplm_summary:
         "results/benchmarks/nplm_summary/{setup}/{seed}.tsv"
     shell:
         "{PYTHON} nplm summary --fits {input.fits:q} --toys {input.toys:q}"
-        " --name {wildcards.setup}/{wildcards.seed} --table {output.table:q} --power {output.power:q}"
+        " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
         " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
         " --config {params.cfg} > {log:q} 2>&1"
 

@@ -189,12 +189,12 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     assert f_sig > scores["f"].median() + 1.0          # f(x) is large where the excess sits
     out = {k: str(tmp / f"{k}.out") for k in ("table", "power", "null", "markdown", "plot")}
     nplm.cli(["summary", "--fits", str(tmp / "fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
-              str(tmp / "toys1.parquet"), "--name", "synthetic", *[a for k, v in out.items() for a in (f"--{k}", v)],
+              str(tmp / "toys1.parquet"), "--name", "synthetic", "--seed", "2", *[a for k, v in out.items() for a in (f"--{k}", v)],
               "--config", json.dumps(cfg)])
     table = read_parquet(out["table"], {"t": "float", "z": "float"})
     assert table["t"].iloc[0] > toys["t"].max() and table["z"].iloc[0] > 3
-    power = read_parquet(out["power"], {"power": "float"})
-    assert power["power"].iloc[0] == 1.0
+    power = read_parquet(out["power"], {"representation": "str", "seed": "int", "power": "float"})
+    assert power["power"].iloc[0] == 1.0 and power["seed"].iloc[0] == 2
     assert open(out["plot"], "rb").read(4) == b"\x89PNG"
 
 
@@ -218,11 +218,10 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
         sic = scans.read_sic_table(str(tmp_path / f"sic{i}.parquet"), eps_b=0.001)
         assert dict(zip(sic["setup"], sic["sic"])) == {"ID": 8.0, "ID_d2": 4.0}   # cathode, 1e-3, S=5
         assert (sic["sic_err"] == 0.5).all()
-    power = pd.DataFrame({"representation": ["ID/1", "ID_d2/1"], "signal": "Y400", "strength": 5.0,
+    power = pd.DataFrame({"representation": ["ID", "ID_d2"], "seed": 1, "signal": "Y400", "strength": 5.0,
                           "z_median": [3.5, 1.0], "power": [1.0, 0.0]})
-    for i, row in power.iterrows():
-        write_parquet(power.iloc[[i]].assign(representation=row["representation"].split("/")[0]),
-                      tmp_path / f"p{i}.parquet", {})
+    for i in range(2):
+        write_parquet(power.iloc[[i]], tmp_path / f"p{i}.parquet", {})
     cfg = {"dimension_scan": {"setups": {"2": "ID_d2", "6": "ID"}, "eps_b": 0.001, "strength": None}}
     out = {k: str(tmp_path / f"scan.{k}") for k in ("table", "markdown", "plot")}
     scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "p0.parquet"),

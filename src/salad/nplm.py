@@ -467,7 +467,8 @@ def cli(argv: list[str]) -> None:
     p_sum = sub.add_parser("summary", help="p-values, Z, power, chi2 comparison")
     p_sum.add_argument("--fits", nargs="+", required=True)
     p_sum.add_argument("--toys", nargs="+", required=True)
-    p_sum.add_argument("--name", required=True)
+    p_sum.add_argument("--name", required=True, help="representation (embedding setup)")
+    p_sum.add_argument("--seed", type=int, default=0, help="its seed wildcard")
     p_sum.add_argument("--table", required=True)
     p_sum.add_argument("--power", required=True)
     p_sum.add_argument("--null", required=True)
@@ -540,14 +541,15 @@ def _summary_cli(args) -> None:
     toys = pd.concat([read_parquet(p, {"toy": "int", "t": "float", "seconds": "float"}) for p in args.toys],
                      ignore_index=True)
     per, power, null = summarize(fits, toys["t"].to_numpy(), float(cfg["z_threshold"]))
-    null = {"representation": args.name, **null, "seconds_per_toy": float(toys["seconds"].mean()),
-            "seconds_per_fit": float(fits["seconds"].mean())}
-    per.insert(0, "representation", args.name)
-    power.insert(0, "representation", args.name)
+    null = {"representation": args.name, "seed": args.seed, **null,
+            "seconds_per_toy": float(toys["seconds"].mean()), "seconds_per_fit": float(fits["seconds"].mean())}
+    for frame in (per, power):
+        frame.insert(0, "seed", args.seed)
+        frame.insert(0, "representation", args.name)
     prov = provenance("nplm-summary", cfg)
     write_parquet(per, args.table, prov)
     write_parquet(power, args.power, prov)
     write_parquet(pd.DataFrame([null]), args.null, prov)
-    write_markdown({f"NPLM {args.name}: observed tests": per, "median Z and power": power,
+    write_markdown({f"NPLM {args.name}/{args.seed}: observed tests": per, "median Z and power": power,
                     "null distribution vs chi2": pd.DataFrame([null])}, args.markdown)
-    plot_null(toys["t"].to_numpy(), null, fits, args.plot, args.name)
+    plot_null(toys["t"].to_numpy(), null, fits, args.plot, f"{args.name}/{args.seed}")
