@@ -5,7 +5,9 @@ encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config fl
 """
 
 _ENC = config.get("encoder") or {}
-CATHODE_SETUPS = list(_ENC.get("setups") or {})
+# Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*),
+# else every encoder setup.
+CATHODE_SETUPS = list((config.get("cathode") or {}).get("setups") or _ENC.get("setups") or {})
 
 
 def cathode_seeds(setup):
@@ -158,14 +160,15 @@ rule classify_reference:
 
 
 def _datasets(pattern, w, flows=True):
-    return [pattern.format(setup=w.setup, seed=seed, signal=w.signal, strength=s, instance=i,
-                           flow=f)
+    return [pattern.format(setup=w.setup, seed=seed, signal=dataset_signal(w.signal, s),
+                           strength=s, instance=i, flow=f)
             for seed in cathode_seeds(w.setup) for s in _STRENGTHS for i in _INSTANCES
             for f in (_FLOWS if flows else [None])]
 
 
 def _pseudo(w):
-    return [f"results/pseudodata/{w.signal}/{s}/{i}.parquet" for s in _STRENGTHS for i in _INSTANCES]
+    return [f"results/pseudodata/{dataset_signal(w.signal, s)}/{s}/{i}.parquet"
+            for s in _STRENGTHS for i in _INSTANCES]
 
 
 rule evaluate:

@@ -22,14 +22,30 @@ def strength_label(strength):
     return f"{float(strength):g}"
 
 
-def pseudodata_paths(suffix=".parquet"):
-    """Every configured pseudo-data set: results/pseudodata/{signal}/{strength}/{instance}."""
-    return [
-        f"results/pseudodata/{sig}/{strength_label(s)}/{i}{suffix}"
+def dataset_signal(signal, strength):
+    """The signal wildcard under which a pseudo-data set is stored.
+
+    With no injection the set does not depend on the signal (the background draw depends on
+    the instance only), so every signal's strength-0 set is the first signal's: each
+    background-only instance is drawn, embedded, fitted and classified once.
+    """
+    return _PSEUDO["signals"][0] if float(strength) == 0 else signal
+
+
+def pseudodata_sets():
+    """Unique (signal, strength label, instance) pseudo-data sets of the configuration."""
+    sets = [
+        (dataset_signal(sig, s), strength_label(s), str(i))
         for sig in _PSEUDO["signals"]
         for s in _PSEUDO["strengths"]
         for i in range(_PSEUDO["instances"])
     ]
+    return list(dict.fromkeys(sets))
+
+
+def pseudodata_paths(suffix=".parquet"):
+    """Every configured pseudo-data set: results/pseudodata/{signal}/{strength}/{instance}."""
+    return [f"results/pseudodata/{sig}/{s}/{i}{suffix}" for sig, s, i in pseudodata_sets()]
 
 
 def _pair(sample):

@@ -66,8 +66,7 @@ _NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
 _NPLM_DIR = "results/nplm/{setup}/{seed}"
 _NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
 _NPLM_FIT_DIR = f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}"
-_SA_DATASETS = [(sig, _SA_label(s), str(i)) for sig in _SA_PSEUDO["signals"]
-                for s in _SA_PSEUDO["strengths"] for i in range(_SA_PSEUDO["instances"])]
+_SA_DATASETS = pseudodata_sets()
 
 
 def _nplm_batches():
