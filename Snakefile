@@ -12,8 +12,6 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-conda: "envs/salad.yaml"
-
 
 include: "rules/common.smk"
 include: "rules/generate.smk"

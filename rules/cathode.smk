@@ -10,11 +10,6 @@ _ENC = config.get("encoder") or {}
 CATHODE_SETUPS = list((config.get("cathode") or {}).get("setups") or _ENC.get("setups") or {})
 
 
-def cathode_seeds(setup):
-    """Encoder seeds of a setup: its own `seeds`, else encoder.seeds (else [1], as the encoder)."""
-    own = (_ENC.get("setups") or {}).get(setup) or {}
-    return [str(s) for s in own.get("seeds", _ENC.get("seeds", [1]))]
-
 _FLOW = config["flow"]
 _FLOW_FIT = {k: v for k, v in _FLOW.items() if k not in ("count", "template")}
 _CPD = config["pseudodata"]
@@ -35,25 +30,9 @@ _EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"
 _PLOTS = "results/plots/cathode"
 
 
-def _sim_pairs(samples):
-    return [p for s in samples for p in (f"results/preselected/{s}.parquet", f"results/split/{s}.parquet")]
-
-
-def _pair_args(option, samples):
-    return " ".join(f"{option} results/preselected/{s}.parquet results/split/{s}.parquet"
-                    for s in samples)
-
-
-def _seed_key(w, flow=True):
-    key = f"{w.setup}/{w.seed}/{w.signal}/{w.strength}/{w.instance}"
-    return f"{key}/{w.flow}" if flow else key
-
-
-def _common_cfg(**extra):
-    return cfg_arg("regions", window=_WINDOW, **extra)
-
-
 rule fit_flow:
+    conda:
+        "../envs/salad.yaml"
     input:
         embeddings="results/embeddings/{setup}/{seed}.parquet",
         data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
@@ -73,12 +52,14 @@ rule fit_flow:
     benchmark:
         f"results/benchmarks/fit_flow/{_DS}/{{flow}}.tsv"
     shell:
-        "{PYTHON} fit-flow --embeddings {input.embeddings:q} --data {input.data:q}"
+        "python -m salad fit-flow --embeddings {input.embeddings:q} --data {input.data:q}"
         " --output {output:q} --seed-key {params.key} --threads {threads}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
 rule sample_sr:
+    conda:
+        "../envs/salad.yaml"
     input:
         flow=CATHODE_FLOW,
         embeddings="results/embeddings/{setup}/{seed}.parquet",
@@ -102,12 +83,14 @@ rule sample_sr:
     benchmark:
         f"results/benchmarks/sample_sr/{_DS}/{{flow}}.tsv"
     shell:
-        "{PYTHON} sample-sr --flow {input.flow:q} --embeddings {input.embeddings:q}"
+        "python -m salad sample-sr --flow {input.flow:q} --embeddings {input.embeddings:q}"
         " --data {input.data:q} {params.higgs} --output {output:q} --seed-key {params.key}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule classify:
+    conda:
+        "../envs/salad.yaml"
     input:
         template=CATHODE_TEMPLATE,
         embeddings="results/embeddings/{setup}/{seed}.parquet",
@@ -128,12 +111,14 @@ rule classify:
     benchmark:
         f"results/benchmarks/classify/{_DS}/{{flow}}.tsv"
     shell:
-        "{PYTHON} classify cwola --template {input.template:q} --embeddings {input.embeddings:q}"
+        "python -m salad classify cwola --template {input.template:q} --embeddings {input.embeddings:q}"
         " --data {input.data:q} --output {output:q} --seed-key {params.key}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule classify_reference:
+    conda:
+        "../envs/salad.yaml"
     input:
         embeddings="results/embeddings/{setup}/{seed}.parquet",
         data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
@@ -154,24 +139,14 @@ rule classify_reference:
     benchmark:
         f"results/benchmarks/classify_reference/{_DS}.tsv"
     shell:
-        "{PYTHON} classify reference --embeddings {input.embeddings:q} --data {input.data:q}"
+        "python -m salad classify reference --embeddings {input.embeddings:q} --data {input.data:q}"
         " {params.background} {params.signal} --output {output:q} --seed-key {params.key}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
-def _datasets(pattern, w, flows=True):
-    return [pattern.format(setup=w.setup, seed=seed, signal=dataset_signal(w.signal, s),
-                           strength=s, instance=i, flow=f)
-            for seed in cathode_seeds(w.setup) for s in _STRENGTHS for i in _INSTANCES
-            for f in (_FLOWS if flows else [None])]
-
-
-def _pseudo(w):
-    return [f"results/pseudodata/{dataset_signal(w.signal, s)}/{s}/{i}.parquet"
-            for s in _STRENGTHS for i in _INSTANCES]
-
-
 rule evaluate:
+    conda:
+        "../envs/salad.yaml"
     input:
         data=_pseudo,
         scores=lambda w: _datasets(CATHODE_SCORES, w),
@@ -190,14 +165,9 @@ rule evaluate:
     benchmark:
         "results/benchmarks/evaluate/{setup}/{signal}.tsv"
     shell:
-        "{PYTHON} evaluate sensitivity --setup {wildcards.setup} --signal {wildcards.signal}"
+        "python -m salad evaluate sensitivity --setup {wildcards.setup} --signal {wildcards.signal}"
         " --data {input.data:q} --scores {input.scores:q} --references {input.references:q}"
         " --output-dir {params.outdir:q} --config {params.cfg} > {log:q} 2>&1"
-
-
-def _evals(name, setups=None):
-    return [CATHODE_EVAL.format(setup=s, signal=g, name=name)
-            for s in (setups or CATHODE_SETUPS) for g in _CPD["signals"]]
 
 
 CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
@@ -206,6 +176,8 @@ CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
 
 
 rule cathode_tables:
+    conda:
+        "../envs/salad.yaml"
     input:
         sensitivity=_evals("sensitivity"),
         auc=_evals("sculpting_auc"),
@@ -223,7 +195,7 @@ rule cathode_tables:
     benchmark:
         "results/benchmarks/cathode_tables.tsv"
     shell:
-        "{PYTHON} evaluate tables --sensitivity {input.sensitivity:q}"
+        "python -m salad evaluate tables --sensitivity {input.sensitivity:q}"
         " --sculpting-auc {input.auc:q} --sculpting-mass {input.mass:q}"
         " --output-dir results/tables --config {params.cfg} > {log:q} 2>&1"
 
@@ -231,13 +203,9 @@ rule cathode_tables:
 # ------------------------------------------------------------------------ plots
 # Latent projections and t-SNE use the first encoder seed, the first injected signal at its
 # largest strength, instance 0 and flow 0.
-def _show(w):
-    return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
-            "strength": max(_STRENGTHS, key=float),
-            "instance": "0", "flow": "0", "setup": w.setup}
-
-
 rule cathode_plot_latent:
+    conda:
+        "../envs/salad.yaml"
     input:
         embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
         data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
@@ -256,12 +224,14 @@ rule cathode_plot_latent:
     benchmark:
         "results/benchmarks/cathode_plots/latent_{setup}.tsv"
     shell:
-        "{PYTHON} evaluate plot latent --data {input.data:q} --embeddings {input.embeddings:q}"
+        "python -m salad evaluate plot latent --data {input.data:q} --embeddings {input.embeddings:q}"
         " --template {input.template:q} --title 'SR latent projections, setup {wildcards.setup}'"
         " --output {output:q} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule cathode_plot_tsne:
+    conda:
+        "../envs/salad.yaml"
     input:
         embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
         data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
@@ -279,12 +249,14 @@ rule cathode_plot_tsne:
     benchmark:
         "results/benchmarks/cathode_plots/tsne_{setup}.tsv"
     shell:
-        "{PYTHON} evaluate plot tsne --data {input.data:q} --embeddings {input.embeddings:q}"
+        "python -m salad evaluate plot tsne --data {input.data:q} --embeddings {input.embeddings:q}"
         " --title 't-SNE of the SR latent space, setup {wildcards.setup}'"
         " --output {output:q} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule cathode_plot_sculpting:
+    conda:
+        "../envs/salad.yaml"
     input:
         roc=lambda w: _evals("sculpting_roc", [w.setup]),
         mass=lambda w: _evals("sculpting_mass", [w.setup]),
@@ -300,12 +272,14 @@ rule cathode_plot_sculpting:
     benchmark:
         "results/benchmarks/cathode_plots/sculpting_{setup}.tsv"
     shell:
-        "{PYTHON} evaluate plot sculpting --roc {input.roc:q} --mass {input.mass:q}"
+        "python -m salad evaluate plot sculpting --roc {input.roc:q} --mass {input.mass:q}"
         " --title 'Sculpting check (no injection), setup {wildcards.setup}'"
         " --output {output:q} > {log:q} 2>&1"
 
 
 rule cathode_plot_sic:
+    conda:
+        "../envs/salad.yaml"
     input:
         "results/tables/cathode_sensitivity.parquet",
     output:
@@ -320,11 +294,13 @@ rule cathode_plot_sic:
     benchmark:
         "results/benchmarks/cathode_plots/sic_{signal}.tsv"
     shell:
-        "{PYTHON} evaluate plot sic --table {input:q} --signal {wildcards.signal}"
+        "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"
         " --output {output:q} > {log:q} 2>&1"
 
 
 rule cathode_plot_required:
+    conda:
+        "../envs/salad.yaml"
     input:
         "results/tables/cathode_required_injection.parquet",
     output:
@@ -339,19 +315,7 @@ rule cathode_plot_required:
     benchmark:
         "results/benchmarks/cathode_plots/required_injection.tsv"
     shell:
-        "{PYTHON} evaluate plot required --table {input:q} --output {output:q} > {log:q} 2>&1"
-
-
-def cathode_targets():
-    """Tables and figures; nothing until config `encoder` names setups."""
-    if not (CATHODE_SETUPS and _CPD["signals"]):
-        return []
-    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
-    if 0.0 in [float(s) for s in _STRENGTHS]:
-        plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS]
-    plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
-    plots.append(f"{_PLOTS}/required_injection.png")
-    return CATHODE_TABLES + plots
+        "python -m salad evaluate plot required --table {input:q} --output {output:q} > {log:q} 2>&1"
 
 
 register_targets("cathode", cathode_targets)

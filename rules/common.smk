@@ -1,6 +1,5 @@
-"""Shared by every rule file: config validation, sample tables, input functions."""
+"""Shared by all stage files: config validation, sample tables, input functions."""
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,13 +11,13 @@ from snakemake.utils import validate
 validate(config, "../workflow/schemas/config.schema.yaml")
 
 BASE = Path(workflow.basedir)
-PYTHON = "python -m salad"
-# Jobs run the Python that runs Snakemake (e.g. .venv) unless a conda env (--sdm conda) is
-# activated in front of it, and import the library from this checkout, installed or not.
-os.environ["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", "")))
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(BASE / "src"), os.environ.get("PYTHONPATH", "")) if p
-)
+# Jobs run the Python that runs Snakemake (e.g. .venv) and import the library from this
+# checkout, installed or not. With --sdm conda the rule's environment provides Python.
+if "conda" not in str(workflow.deployment_settings.deployment_method).lower():
+    shell.prefix(
+        f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH"
+        f" PYTHONPATH={shlex.quote(str(BASE / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    )
 
 
 def repo_path(path):
@@ -72,3 +71,203 @@ def register_targets(name, function):
 
 def all_targets(wildcards):
     return [t for name in sorted(_TARGETS) for t in _TARGETS[name]()]
+
+
+# ------------------------------ input functions of rules/cathode.smk
+
+
+def cathode_seeds(setup):
+    """Encoder seeds of a setup: its own `seeds`, else encoder.seeds (else [1], as the encoder)."""
+    own = (_ENC.get("setups") or {}).get(setup) or {}
+    return [str(s) for s in own.get("seeds", _ENC.get("seeds", [1]))]
+
+
+def _sim_pairs(samples):
+    return [p for s in samples for p in (f"results/preselected/{s}.parquet", f"results/split/{s}.parquet")]
+
+
+def _pair_args(option, samples):
+    return " ".join(f"{option} results/preselected/{s}.parquet results/split/{s}.parquet"
+                    for s in samples)
+
+
+def _seed_key(w, flow=True):
+    key = f"{w.setup}/{w.seed}/{w.signal}/{w.strength}/{w.instance}"
+    return f"{key}/{w.flow}" if flow else key
+
+
+def _common_cfg(**extra):
+    return cfg_arg("regions", window=_WINDOW, **extra)
+
+
+def _datasets(pattern, w, flows=True):
+    return [pattern.format(setup=w.setup, seed=seed, signal=dataset_signal(w.signal, s),
+                           strength=s, instance=i, flow=f)
+            for seed in cathode_seeds(w.setup) for s in _STRENGTHS for i in _INSTANCES
+            for f in (_FLOWS if flows else [None])]
+
+
+def _pseudo(w):
+    return [f"results/pseudodata/{dataset_signal(w.signal, s)}/{s}/{i}.parquet"
+            for s in _STRENGTHS for i in _INSTANCES]
+
+
+def _evals(name, setups=None):
+    return [CATHODE_EVAL.format(setup=s, signal=g, name=name)
+            for s in (setups or CATHODE_SETUPS) for g in _CPD["signals"]]
+
+
+def _show(w):
+    return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
+            "strength": max(_STRENGTHS, key=float),
+            "instance": "0", "flow": "0", "setup": w.setup}
+
+
+def cathode_targets():
+    """Tables and figures; nothing until config `encoder` names setups."""
+    if not (CATHODE_SETUPS and _CPD["signals"]):
+        return []
+    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
+    if 0.0 in [float(s) for s in _STRENGTHS]:
+        plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS]
+    plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
+    plots.append(f"{_PLOTS}/required_injection.png")
+    return CATHODE_TABLES + plots
+
+
+# ------------------------------ input functions of rules/encoder.smk
+
+
+def _train_samples(w):
+    return list(ENCODER_SETUPS[w.setup]["train_samples"])
+
+
+def _gpu_resources():
+    return {"gpu": 1} if _ENC_RES["gpu"] else {}
+
+
+def encoder_targets():
+    """Embeddings of every configured setup and seed."""
+    return [f"results/embeddings/{setup}/{seed}.parquet"
+            for setup in ENCODER_SETUPS for seed in seeds_for(ENCODER, setup)]
+
+
+# ------------------------------ input functions of rules/generate.smk
+
+
+def process_spec_arg(wildcards):
+    """The process-table entry of one sample (so editing one process re-runs only its sample)."""
+    return shlex.quote(json.dumps(PROCESSES[wildcards.sample], sort_keys=True, default=str))
+
+
+def generated_samples():
+    return [s for s in SAMPLES if s not in config.get("delphes_inputs", {})]
+
+
+# ------------------------------ input functions of rules/preselect.smk
+
+
+def delphes_files(wildcards):
+    """A sample's ROOT files: config `delphes_inputs` when listed, else the generator's output."""
+    paths = config.get("delphes_inputs", {}).get(wildcards.sample)
+    if paths:
+        return [str(repo_path(p)) for p in paths]
+    return [f"results/generated/{wildcards.sample}.root"]
+
+
+def strength_label(strength):
+    """Path form of an injection strength: 0.0 -> '0', 2.5 -> '2.5'."""
+    return f"{float(strength):g}"
+
+
+def dataset_signal(signal, strength):
+    """The signal wildcard under which a pseudo-data set is stored.
+
+    With no injection the set does not depend on the signal (the background draw depends on
+    the instance only), so every signal's strength-0 set is the first signal's: each
+    background-only instance is drawn, embedded, fitted and classified once.
+    """
+    return _PSEUDO["signals"][0] if float(strength) == 0 else signal
+
+
+def pseudodata_sets():
+    """Unique (signal, strength label, instance) pseudo-data sets of the configuration."""
+    sets = [
+        (dataset_signal(sig, s), strength_label(s), str(i))
+        for sig in _PSEUDO["signals"]
+        for s in _PSEUDO["strengths"]
+        for i in range(_PSEUDO["instances"])
+    ]
+    return list(dict.fromkeys(sets))
+
+
+def pseudodata_paths(suffix=".parquet"):
+    """Every configured pseudo-data set: results/pseudodata/{signal}/{strength}/{instance}."""
+    return [f"results/pseudodata/{sig}/{s}/{i}{suffix}" for sig, s, i in pseudodata_sets()]
+
+
+def _pair(sample):
+    return f"results/preselected/{sample}.parquet", f"results/split/{sample}.parquet"
+
+
+# ------------------------------ input functions of rules/signal_agnostic.smk
+
+
+def representation_seeds(setup):
+    """Seed wildcards of a representation: baselines.seeds, or the encoder setup's seeds."""
+    if setup.startswith("baseline_"):
+        if setup[len("baseline_"):] not in BASELINE_NAMES:
+            raise ValueError(f"unknown baseline {setup!r}; known: baseline_{', baseline_'.join(BASELINE_NAMES)}")
+        return [str(s) for s in _SA_BASE["seeds"]]
+    if setup not in _SA_ENC_SETUPS:
+        raise ValueError(f"representation {setup!r} is neither baseline_<name> nor in config encoder.setups "
+                         f"({', '.join(_SA_ENC_SETUPS) or 'none'})")
+    return [str(s) for s in seeds_for(_SA_ENC, setup)]
+
+
+def _check_representations(key, names):
+    for name in names:
+        representation_seeds(name)
+
+
+def _nplm_batches():
+    return [str(b) for b in range(math.ceil(_SA_NPLM.get("toys", 0) / _SA_NPLM.get("toys_per_batch", 1)))]
+
+
+def _baseline_cfg(name):
+    """Only the settings baseline `name` reads (editing the VAE re-runs only the VAE)."""
+    keys = {"leading": ["leading_dim"], "vae": ["vae", "seed"]}.get(name, [])
+    return {k: _SA_BASE[k] for k in keys}
+
+
+def _nplm_reps():
+    return [(r, s) for r in _SA_NPLM.get("representations", []) for s in representation_seeds(r)]
+
+
+def _tsne_show(w):
+    """First seed, first injected signal at its largest strength, instance 0."""
+    strength = max((_SA_label(s) for s in _SA_PSEUDO["strengths"]), key=float)
+    return {"setup": w.setup, "seed": representation_seeds(w.setup)[0],
+            "signal": _SA_PSEUDO["signals"][0], "strength": strength, "instance": "0"}
+
+
+def _info_embedding():
+    seed = _SA_INFO.get("encoder_seed")
+    seed = str(seed) if seed is not None else representation_seeds(_SA_INFO["setup"])[0]
+    return f"results/embeddings/{_SA_INFO['setup']}/{seed}.parquet"
+
+
+def signal_agnostic_targets():
+    """NPLM, linear evaluation, information check, t-SNE and (with encoders) the dimension scan."""
+    targets = []
+    if _SA_NPLM.get("representations") and _SA_PSEUDO["signals"]:
+        targets += ["results/tables/nplm.parquet", "results/tables/nplm.md"]
+        targets += [f"results/plots/nplm/null_{r}_{s}.png" for r, s in _nplm_reps()]
+        targets += [f"results/plots/nplm/tsne_{r}.png" for r in _SA_NPLM["representations"]]
+    if _SA_LIN.get("representations"):
+        targets += ["results/tables/linear_eval.parquet", "results/tables/linear_eval.md"]
+    if _SA_INFO:
+        targets += ["results/tables/information.md", "results/plots/information_confusion.png"]
+    if _SA_SCAN_ON and _SA_PSEUDO["signals"]:
+        targets += ["results/plots/dimension_scan.png", "results/tables/dimension_scan.md"]
+    return targets

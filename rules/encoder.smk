@@ -19,15 +19,9 @@ ENCODER_DIR = "results/encoders/{setup}/{seed}"
 _SETUP_RE = "|".join(map(re.escape, ENCODER_SETUPS)) or "(?!)"
 
 
-def _train_samples(w):
-    return list(ENCODER_SETUPS[w.setup]["train_samples"])
-
-
-def _gpu_resources():
-    return {"gpu": 1} if _ENC_RES["gpu"] else {}
-
-
 rule train_encoder:
+    conda:
+        "../envs/salad.yaml"
     input:
         preselected=lambda w: [f"results/preselected/{s}.parquet" for s in _train_samples(w)],
         split=lambda w: [f"results/split/{s}.parquet" for s in _train_samples(w)],
@@ -49,12 +43,14 @@ rule train_encoder:
     benchmark:
         "results/benchmarks/train_encoder/{setup}/{seed}.tsv"
     shell:
-        "{PYTHON} train-encoder --preselected {input.preselected:q} --split {input.split:q}"
+        "python -m salad train-encoder --preselected {input.preselected:q} --split {input.split:q}"
         " --model {output.model:q} --history {output.history:q} --plot {output.plot:q}"
         " --seed {wildcards.seed} --threads {threads} --log {log:q} --config {params.cfg}"
 
 
 rule embed:
+    conda:
+        "../envs/salad.yaml"
     input:
         model=f"{ENCODER_DIR}/model.pt",
         preselected=expand("results/preselected/{sample}.parquet", sample=SAMPLES),
@@ -74,14 +70,8 @@ rule embed:
     benchmark:
         "results/benchmarks/embed/{setup}/{seed}.tsv"
     shell:
-        "{PYTHON} embed --model {input.model:q} --preselected {input.preselected:q}"
+        "python -m salad embed --model {input.model:q} --preselected {input.preselected:q}"
         " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
-
-
-def encoder_targets():
-    """Embeddings of every configured setup and seed."""
-    return [f"results/embeddings/{setup}/{seed}.parquet"
-            for setup in ENCODER_SETUPS for seed in seeds_for(ENCODER, setup)]
 
 
 register_targets("encoder", encoder_targets)

@@ -2,16 +2,9 @@
 # Samples listed in config `delphes_inputs` are not generated (preselect reads the user's files).
 
 
-def process_spec_arg(wildcards):
-    """The process-table entry of one sample (so editing one process re-runs only its sample)."""
-    return shlex.quote(json.dumps(PROCESSES[wildcards.sample], sort_keys=True, default=str))
-
-
-def generated_samples():
-    return [s for s in SAMPLES if s not in config.get("delphes_inputs", {})]
-
-
 rule generate:
+    conda:
+        "../envs/salad.yaml"
     output:
         "results/generated/{sample}.root",
     params:
@@ -28,7 +21,7 @@ rule generate:
     benchmark:
         "results/benchmarks/generate/{sample}.tsv"
     shell:
-        "{PYTHON} generate --sample {wildcards.sample} --processes {params.processes}"
+        "python -m salad generate --sample {wildcards.sample} --processes {params.processes}"
         " --output {output} --config {params.cfg} --threads {threads} > {log} 2>&1"
 
 

@@ -9,50 +9,9 @@ if _unknown_signals:
     )
 
 
-def delphes_files(wildcards):
-    """A sample's ROOT files: config `delphes_inputs` when listed, else the generator's output."""
-    paths = config.get("delphes_inputs", {}).get(wildcards.sample)
-    if paths:
-        return [str(repo_path(p)) for p in paths]
-    return [f"results/generated/{wildcards.sample}.root"]
-
-
-def strength_label(strength):
-    """Path form of an injection strength: 0.0 -> '0', 2.5 -> '2.5'."""
-    return f"{float(strength):g}"
-
-
-def dataset_signal(signal, strength):
-    """The signal wildcard under which a pseudo-data set is stored.
-
-    With no injection the set does not depend on the signal (the background draw depends on
-    the instance only), so every signal's strength-0 set is the first signal's: each
-    background-only instance is drawn, embedded, fitted and classified once.
-    """
-    return _PSEUDO["signals"][0] if float(strength) == 0 else signal
-
-
-def pseudodata_sets():
-    """Unique (signal, strength label, instance) pseudo-data sets of the configuration."""
-    sets = [
-        (dataset_signal(sig, s), strength_label(s), str(i))
-        for sig in _PSEUDO["signals"]
-        for s in _PSEUDO["strengths"]
-        for i in range(_PSEUDO["instances"])
-    ]
-    return list(dict.fromkeys(sets))
-
-
-def pseudodata_paths(suffix=".parquet"):
-    """Every configured pseudo-data set: results/pseudodata/{signal}/{strength}/{instance}."""
-    return [f"results/pseudodata/{sig}/{s}/{i}{suffix}" for sig, s, i in pseudodata_sets()]
-
-
-def _pair(sample):
-    return f"results/preselected/{sample}.parquet", f"results/split/{sample}.parquet"
-
-
 rule preselect:
+    conda:
+        "../envs/salad.yaml"
     input:
         root=delphes_files,
         processes=repo_path(config["processes"]),
@@ -70,12 +29,14 @@ rule preselect:
     benchmark:
         "results/benchmarks/preselect/{sample}.tsv"
     shell:
-        "{PYTHON} preselect --sample {wildcards.sample} --input {input.root:q}"
+        "python -m salad preselect --sample {wildcards.sample} --input {input.root:q}"
         " --processes {input.processes:q} --output {output.parquet:q}"
         " --cutflow {output.cutflow:q} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule split:
+    conda:
+        "../envs/salad.yaml"
     input:
         "results/preselected/{sample}.parquet",
     output:
@@ -92,11 +53,13 @@ rule split:
     benchmark:
         "results/benchmarks/split/{sample}.tsv"
     shell:
-        "{PYTHON} split --input {input:q} --code {params.code} --output {output:q}"
+        "python -m salad split --input {input:q} --code {params.code} --output {output:q}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
 rule pseudodata:
+    conda:
+        "../envs/salad.yaml"
     input:
         background=[p for s in BACKGROUNDS for p in _pair(s)],
         signal=lambda w: _pair(w.signal),
@@ -119,7 +82,7 @@ rule pseudodata:
     benchmark:
         "results/benchmarks/pseudodata/{signal}/{strength}/{instance}.tsv"
     shell:
-        "{PYTHON} pseudodata --background {params.background} --signal {params.signal}"
+        "python -m salad pseudodata --background {params.background} --signal {params.signal}"
         " --strength {wildcards.strength} --instance {wildcards.instance}"
         " --output {output.parquet:q} --summary {output.summary:q}"
         " --config {params.cfg} > {log:q} 2>&1"

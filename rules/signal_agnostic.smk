@@ -31,23 +31,6 @@ _SA_ENC_SETUPS = list(_SA_ENC.get("setups") or {})
 ruleorder: embed_baseline > embed
 
 
-def representation_seeds(setup):
-    """Seed wildcards of a representation: baselines.seeds, or the encoder setup's seeds."""
-    if setup.startswith("baseline_"):
-        if setup[len("baseline_"):] not in BASELINE_NAMES:
-            raise ValueError(f"unknown baseline {setup!r}; known: baseline_{', baseline_'.join(BASELINE_NAMES)}")
-        return [str(s) for s in _SA_BASE["seeds"]]
-    if setup not in _SA_ENC_SETUPS:
-        raise ValueError(f"representation {setup!r} is neither baseline_<name> nor in config encoder.setups "
-                         f"({', '.join(_SA_ENC_SETUPS) or 'none'})")
-    return [str(s) for s in seeds_for(_SA_ENC, setup)]
-
-
-def _check_representations(key, names):
-    for name in names:
-        representation_seeds(name)
-
-
 _check_representations("nplm.representations", _SA_NPLM.get("representations", []))
 _check_representations("linear_eval.representations", _SA_LIN.get("representations", []))
 if _SA_INFO:
@@ -69,17 +52,9 @@ _NPLM_FIT_DIR = f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}"
 _SA_DATASETS = pseudodata_sets()
 
 
-def _nplm_batches():
-    return [str(b) for b in range(math.ceil(_SA_NPLM.get("toys", 0) / _SA_NPLM.get("toys_per_batch", 1)))]
-
-
-def _baseline_cfg(name):
-    """Only the settings baseline `name` reads (editing the VAE re-runs only the VAE)."""
-    keys = {"leading": ["leading_dim"], "vae": ["vae", "seed"]}.get(name, [])
-    return {k: _SA_BASE[k] for k in keys}
-
-
 rule embed_baseline:
+    conda:
+        "../envs/salad.yaml"
     input:
         preselected=_SA_PRE,
         split=_SA_SPLIT,
@@ -98,12 +73,14 @@ rule embed_baseline:
     benchmark:
         "results/benchmarks/embed_baseline/{name}/{seed}.tsv"
     shell:
-        "{PYTHON} embed-baseline --name {wildcards.name} --seed {wildcards.seed}"
+        "python -m salad embed-baseline --name {wildcards.name} --seed {wildcards.seed}"
         " --preselected {input.preselected:q} --split {input.split:q} --output {output:q}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule nplm_fit:
+    conda:
+        "../envs/salad.yaml"
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
@@ -123,7 +100,7 @@ rule nplm_fit:
     benchmark:
         "results/benchmarks/nplm_fit/{setup}/{seed}/{signal}/{strength}/{instance}.tsv"
     shell:
-        "{PYTHON} nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        "python -m salad nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --data {input.data:q}"
         " --tag {wildcards.signal} {wildcards.strength} {wildcards.instance}"
         " --scores {output.scores:q} --output {output.fit:q} --threads {threads}"
@@ -131,6 +108,8 @@ rule nplm_fit:
 
 
 rule nplm_toys:
+    conda:
+        "../envs/salad.yaml"
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
@@ -150,12 +129,14 @@ rule nplm_toys:
     benchmark:
         "results/benchmarks/nplm_toys/{setup}/{seed}/{batch}.tsv"
     shell:
-        "{PYTHON} nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        "python -m salad nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --batch {wildcards.batch} --output {output:q}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule nplm_summary:
+    conda:
+        "../envs/salad.yaml"
     input:
         fits=[f"{_NPLM_DIR}/fits/{sig}/{s}/{i}/fit.parquet" for sig, s, i in _SA_DATASETS],
         toys=[f"{_NPLM_DIR}/toys/{b}.parquet" for b in _nplm_batches()],
@@ -176,17 +157,15 @@ rule nplm_summary:
     benchmark:
         "results/benchmarks/nplm_summary/{setup}/{seed}.tsv"
     shell:
-        "{PYTHON} nplm summary --fits {input.fits:q} --toys {input.toys:q}"
+        "python -m salad nplm summary --fits {input.fits:q} --toys {input.toys:q}"
         " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
         " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
-def _nplm_reps():
-    return [(r, s) for r in _SA_NPLM.get("representations", []) for s in representation_seeds(r)]
-
-
 rule nplm_table:
+    conda:
+        "../envs/salad.yaml"
     input:
         power=[f"results/tables/nplm/{r}/{s}_power.parquet" for r, s in _nplm_reps()],
         null=[f"results/tables/nplm/{r}/{s}_null.parquet" for r, s in _nplm_reps()],
@@ -202,18 +181,13 @@ rule nplm_table:
     benchmark:
         "results/benchmarks/nplm_table.tsv"
     shell:
-        "{PYTHON} nplm collect --power {input.power:q} --null {input.null:q}"
+        "python -m salad nplm collect --power {input.power:q} --null {input.null:q}"
         " --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
-def _tsne_show(w):
-    """First seed, first injected signal at its largest strength, instance 0."""
-    strength = max((_SA_label(s) for s in _SA_PSEUDO["strengths"]), key=float)
-    return {"setup": w.setup, "seed": representation_seeds(w.setup)[0],
-            "signal": _SA_PSEUDO["signals"][0], "strength": strength, "instance": "0"}
-
-
 rule tsne_nplm:
+    conda:
+        "../envs/salad.yaml"
     input:
         embedding=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_tsne_show(w)),
         scores=lambda w: f"{_NPLM_FIT_DIR}/scores.parquet".format(**_tsne_show(w)),
@@ -231,11 +205,13 @@ rule tsne_nplm:
     benchmark:
         "results/benchmarks/tsne_nplm/{setup}.tsv"
     shell:
-        "{PYTHON} nplm tsne --embedding {input.embedding:q} --scores {input.scores:q}"
+        "python -m salad nplm tsne --embedding {input.embedding:q} --scores {input.scores:q}"
         " --output {output:q} --title {params.title:q} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule linear_eval:
+    conda:
+        "../envs/salad.yaml"
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
@@ -253,12 +229,14 @@ rule linear_eval:
     benchmark:
         "results/benchmarks/linear_eval/{setup}/{seed}.tsv"
     shell:
-        "{PYTHON} linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        "python -m salad linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --name {wildcards.setup} --seed {wildcards.seed}"
         " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule linear_eval_table:
+    conda:
+        "../envs/salad.yaml"
     input:
         [f"results/tables/linear_eval/{r}/{s}.parquet"
          for r in _SA_LIN.get("representations", []) for s in representation_seeds(r)],
@@ -276,17 +254,13 @@ rule linear_eval_table:
     benchmark:
         "results/benchmarks/linear_eval_table.tsv"
     shell:
-        "{PYTHON} linear-eval --collect {input:q} --output {output.table:q}"
+        "python -m salad linear-eval --collect {input:q} --output {output.table:q}"
         " --markdown {output.markdown:q} --config {params.cfg} > {log:q} 2>&1"
 
 
-def _info_embedding():
-    seed = _SA_INFO.get("encoder_seed")
-    seed = str(seed) if seed is not None else representation_seeds(_SA_INFO["setup"])[0]
-    return f"results/embeddings/{_SA_INFO['setup']}/{seed}.parquet"
-
-
 rule information:
+    conda:
+        "../envs/salad.yaml"
     input:
         embedding=lambda w: _info_embedding(),
         preselected=_SA_PRE,
@@ -307,13 +281,15 @@ rule information:
     benchmark:
         "results/benchmarks/information.tsv"
     shell:
-        "{PYTHON} information --embedding {input.embedding:q} --preselected {input.preselected:q}"
+        "python -m salad information --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --confusion {output.confusion:q} --summary {output.summary:q}"
         " --markdown {output.markdown:q} --plot {output.plot:q} --threads {threads}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
 rule dimension_scan:
+    conda:
+        "../envs/salad.yaml"
     input:
         sic=_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet"),
         nplm=lambda w: [f"results/tables/nplm/{s}/{seed}_power.parquet"
@@ -333,24 +309,8 @@ rule dimension_scan:
     benchmark:
         "results/benchmarks/dimension_scan.tsv"
     shell:
-        "{PYTHON} dimension-scan --sic {input.sic:q} --nplm {input.nplm:q} --table {output.table:q}"
+        "python -m salad dimension-scan --sic {input.sic:q} --nplm {input.nplm:q} --table {output.table:q}"
         " --markdown {output.markdown:q} --plot {output.plot:q} --config {params.cfg} > {log:q} 2>&1"
-
-
-def signal_agnostic_targets():
-    """NPLM, linear evaluation, information check, t-SNE and (with encoders) the dimension scan."""
-    targets = []
-    if _SA_NPLM.get("representations") and _SA_PSEUDO["signals"]:
-        targets += ["results/tables/nplm.parquet", "results/tables/nplm.md"]
-        targets += [f"results/plots/nplm/null_{r}_{s}.png" for r, s in _nplm_reps()]
-        targets += [f"results/plots/nplm/tsne_{r}.png" for r in _SA_NPLM["representations"]]
-    if _SA_LIN.get("representations"):
-        targets += ["results/tables/linear_eval.parquet", "results/tables/linear_eval.md"]
-    if _SA_INFO:
-        targets += ["results/tables/information.md", "results/plots/information_confusion.png"]
-    if _SA_SCAN_ON and _SA_PSEUDO["signals"]:
-        targets += ["results/plots/dimension_scan.png", "results/tables/dimension_scan.md"]
-    return targets
 
 
 register_targets("signal_agnostic", signal_agnostic_targets)

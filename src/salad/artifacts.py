@@ -65,7 +65,15 @@ def read_provenance(path: str | os.PathLike) -> dict:
     """The provenance record of a Parquet artifact ({} if it has none)."""
     meta = _open_parquet(path).schema_arrow.metadata or {}
     raw = meta.get(PROVENANCE_KEY)
-    return json.loads(raw) if raw else {}
+    if not raw:
+        return {}
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise SaladError(f"{path}: provenance metadata is not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise SaladError(f"{path}: provenance metadata is not a JSON object")
+    return record
 
 
 def _open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
@@ -87,11 +95,15 @@ def read_parquet(path: str | os.PathLike, columns: Mapping[str, str] | None = No
     columns must hold no NaN or inf. Raises SaladError naming the file and problem.
     """
     pf = _open_parquet(path)
-    names = set(pf.schema_arrow.names)
+    all_names = pf.schema_arrow.names
+    names = set(all_names)
     if columns:
         missing = [c for c in columns if c not in names]
         if missing:
             raise SaladError(f"{path}: missing column(s) {', '.join(missing)}")
+        twice = sorted({c for c in columns if all_names.count(c) > 1})
+        if twice:
+            raise SaladError(f"{path}: duplicate column name(s) {', '.join(twice)}")
     try:
         frame = pf.read(columns=list(columns) if columns else None).to_pandas()
     except Exception as exc:

@@ -188,6 +188,24 @@ def resolve_xsec(sample: str, entry: Mapping, explicit: float | None, processes_
     return value, source
 
 
+def _check_finite(where, cols: Mapping[str, np.ndarray]) -> None:
+    """Passing events must hold only finite numbers (NaN/inf in input leaves would otherwise
+    reach every later stage, whose readers reject them far from the cause)."""
+    for col in FLOAT_COLUMNS:
+        bad = ~np.isfinite(cols[col])
+        if bad.any():
+            raise SaladError(f"{where}: {col} is NaN/inf in {int(bad.sum())} passing event(s); "
+                             "the input holds non-finite photon values")
+    objects = cols["objects"].reshape(-1, N_OBJECTS, N_FEATURES)
+    bad = ~np.isfinite(objects)
+    if bad.any():
+        _, row, feature = np.argwhere(bad)[0]
+        coll = next(c for c, end in zip((c for c, _ in OBJECT_SLOTS),
+                                        np.cumsum([n for _, n in OBJECT_SLOTS])) if row < end)
+        raise SaladError(f"{where}: NaN/inf in {coll} {FEATURES[feature]} of "
+                         f"{int(bad.any(axis=(1, 2)).sum())} passing event(s)")
+
+
 def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb: float,
               cfg: Mapping) -> tuple[pa.Table, dict]:
     """Run the preselection over `paths` (chunked); return (output table, cut-flow dict)."""
@@ -198,7 +216,8 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
     offset = 0
     for chunk in delphes.iterate(paths, FIELDS, chunk_size):
         raw_w = ak.to_numpy(chunk.data["Event.Weight"]).astype(np.float64)
-        masks, cand = select(chunk.data, cfg)
+        with np.errstate(all="ignore"):  # NaN/inf inputs: reported by _check_finite, not warned
+            masks, cand = select(chunk.data, cfg)
         for cut, mask in masks.items():
             counts[cut] += int(mask.sum())
             wsums[cut] += float(raw_w[mask].sum())
@@ -213,7 +232,9 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
         for col in FLOAT_COLUMNS:
             parts[col].append(cand[col][keep].astype(np.float32))
         selected = {k: v[keep] for k, v in chunk.data.items()}
-        parts["objects"].append(object_tensor(selected).reshape(int(keep.sum()), N_OBJECTS * N_FEATURES))
+        with np.errstate(all="ignore"):
+            tensor = object_tensor(selected)
+        parts["objects"].append(tensor.reshape(int(keep.sum()), N_OBJECTS * N_FEATURES))
     where = paths[0] if len(paths) == 1 else f"{sample} ({len(paths)} files: {', '.join(map(str, paths))})"
     if counts["all"] == 0:
         raise SaladError(f"{where}: no events in tree {delphes.TREE!r}")
@@ -224,6 +245,7 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
     if not np.isfinite(total_w) or total_w <= 0:
         raise SaladError(f"{where}: sum of Event.Weight over all events is {total_w}; must be > 0")
     cols = {k: np.concatenate(v) for k, v in parts.items()}
+    _check_finite(where, cols)
     number = cols.pop("number")
     if number.min() < 0 or number.max() >= EVENT_ID_STRIDE:
         raise SaladError(f"{where}: Event.Number outside [0, 10**9)")
