@@ -9,7 +9,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The laptop default, unless --configfile/--config gave a configuration (a given file replaces
+# the default rather than being merged into it, so no default setup leaks into a user's run).
+if not config:
+
+    configfile: f"{workflow.basedir}/config/config.yaml"
+
 
 
 

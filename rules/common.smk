@@ -7,7 +7,11 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from salad.config import validate as check_config
 
+
+# One-line error naming the offending key first; then Snakemake's validation fills defaults.
+check_config(config, source="config")
 validate(config, "../workflow/schemas/config.schema.yaml")
 
 BASE = Path(workflow.basedir)

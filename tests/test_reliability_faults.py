@@ -30,7 +30,7 @@ from cathode_fixtures import make_world
 from encoder_fixtures import toy_paths, write_toy_inputs
 from salad import artifacts
 from salad.__main__ import main
-from salad.artifacts import atomic_output, provenance, read_parquet, write_parquet
+from salad.artifacts import atomic_output, provenance, read_parquet, read_provenance, write_parquet
 from salad.cathode import flow as flowmod
 from salad.encoder.setups import resolve_setup
 from salad.encoder.train import train_encoder
@@ -147,6 +147,8 @@ def test_embedding_twice_gives_identical_parquet(encoder_inputs, uninterrupted, 
         assert main(["embed", "--model", str(model), "--preselected", *map(str, pre),
                      "--output", str(out)]) == 0
     assert outs[0].read_bytes() == outs[1].read_bytes()
+    assert read_provenance(outs[0])["stage"] == "embed"
+    assert read_provenance(uninterrupted[0] / "history.parquet")["stage"] == "train-encoder"
     frame = read_parquet(outs[0], {"event_id": "int", "z0": "float"})
     assert len(frame) == 3000 and frame["z0"].std() > 0
 
@@ -204,6 +206,9 @@ def test_template_and_classifier_are_deterministic(world, straight_flow, tmp_pat
                      json.dumps({"regions": REGIONS, "window": WINDOW, "classifier": CLASSIFIER})]) == 0
         outputs.append((tmpl.read_bytes(), scores.read_bytes()))
     assert outputs[0] == outputs[1]
+    for path, stage in ((tmp_path / "template0.parquet", "sample_sr"),
+                        (tmp_path / "scores0.parquet", "classify-cwola")):
+        assert read_provenance(path)["stage"] == stage
     scores = pd.read_parquet(tmp_path / "scores0.parquet")
     assert scores["score_0"].nunique() > 10   # real classifier output, not a constant
 
