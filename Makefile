@@ -36,3 +36,10 @@ clean:
 .PHONY: test-cluster
 test-cluster: setup
 	tests/cluster/run_cluster_test.sh
+
+## benchmark every compute-heavy stage on this machine (one thread each; ~10 min;
+## BENCH_ARGS=--quick for a smoke run); prints a Markdown table (docs/benchmarks.md)
+BENCH_ARGS ?=
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m salad.bench $(BENCH_ARGS)

@@ -17,7 +17,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import pytest
 import yaml
 
 from conftest import REPO, run_snakemake

@@ -93,10 +93,11 @@ class Fit:
         return self.transform @ self.beta
 
     def features(self, x) -> torch.Tensor:
-        return gaussian_kernel(torch.as_tensor(x, dtype=DTYPE), self.centers, self.sigma) @ self.transform
+        x = torch.as_tensor(x, dtype=DTYPE, device=self.centers.device)
+        return gaussian_kernel(x, self.centers, self.sigma) @ self.transform
 
     def __call__(self, x) -> np.ndarray:
-        return (self.features(x) @ self.beta).numpy()
+        return (self.features(x) @ self.beta).cpu().numpy()
 
 
 def logistic_terms(y: torch.Tensor, w: torch.Tensor):
@@ -128,14 +129,14 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
     Returns (beta (r,), iterations, converged): converged when Newton decrement^2 / 2 < tol.
     """
     n, r = phi.shape
-    beta = torch.zeros(r, dtype=DTYPE)
+    beta = torch.zeros(r, dtype=DTYPE, device=phi.device)
 
     def objective(b):
         value = float(terms(phi @ b)[0].sum() / n + lam * (b @ b))
         return value if np.isfinite(value) else np.inf
 
     value = objective(beta)
-    eye = torch.eye(r, dtype=DTYPE)
+    eye = torch.eye(r, dtype=DTYPE, device=phi.device)
     for it in range(1, max_iter + 1):
         _, d1, d2 = terms(phi @ beta)
         grad = phi.T @ d1 / n + 2 * lam * beta
@@ -165,21 +166,29 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
 LOSSES = {"logistic": logistic_terms, "nplm": nplm_terms}
 
 
+def pick_device(device: str | None = None) -> torch.device:
+    """`device`, else cuda if available, else cpu."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, n_centers: int,
-        lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12, loss: str = "logistic") -> Fit:
+        lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12, loss: str = "logistic",
+        device: str | None = None) -> Fit:
     """Fit f on reference (label 0, weights w_ref) vs data (label 1, weight 1).
 
     x_ref (N_R, d), x_data (N_D, d); centres: n_centers points drawn from R u D with `seed`;
     loss: `logistic` (Falkon's weighted BCE) or `nplm` (the extended likelihood itself).
+    device: default cuda if available (float64 throughout; the Fit's tensors live there).
     """
     if loss not in LOSSES:
         raise SaladError(f"nplm.loss: unknown loss {loss!r}; known: {', '.join(LOSSES)}")
-    x = torch.as_tensor(np.concatenate([x_ref, x_data]), dtype=DTYPE)
-    y = torch.cat([torch.zeros(len(x_ref), dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)])
-    w = torch.cat([torch.as_tensor(w_ref, dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)])
+    dev = pick_device(device)
+    x = torch.as_tensor(np.concatenate([x_ref, x_data]), dtype=DTYPE, device=dev)
+    y = torch.cat([torch.zeros(len(x_ref), dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)]).to(dev)
+    w = torch.cat([torch.as_tensor(w_ref, dtype=DTYPE), torch.ones(len(x_data), dtype=DTYPE)]).to(dev)
     rng = np.random.default_rng(seed)
     m = min(int(n_centers), len(x))
-    centers = x[torch.as_tensor(rng.choice(len(x), m, replace=False))]
+    centers = x[torch.as_tensor(rng.choice(len(x), m, replace=False), device=dev)]
     transform = nystrom_map(centers, sigma)
     phi = gaussian_kernel(x, centers, sigma) @ transform
     beta, iters, ok = newton(phi, LOSSES[loss](y, w), lam, max_iter, tol)
@@ -204,12 +213,14 @@ class Result:
 
 
 def run_test(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, cfg: Mapping,
-             seed: int) -> Result:
-    """One NPLM test: fit and evaluate t; cfg keys n_centers (null: sqrt(N)), lambda, max_iter, tol."""
+             seed: int, device: str | None = None) -> Result:
+    """One NPLM test: fit and evaluate t; cfg keys n_centers (null: sqrt(N)), lambda, max_iter, tol.
+    device: torch device of the fit (default cuda if available)."""
     start = time.perf_counter()
     n_centers = cfg.get("n_centers") or math.ceil(math.sqrt(len(x_ref) + len(x_data)))
     model = fit(x_ref, w_ref, x_data, sigma, n_centers, float(cfg["lambda"]), seed,
-                int(cfg.get("max_iter", 100)), float(cfg.get("tol", 1e-12)), cfg.get("loss", "logistic"))
+                int(cfg.get("max_iter", 100)), float(cfg.get("tol", 1e-12)), cfg.get("loss", "logistic"),
+                device)
     f_ref, f_data = model(x_ref), model(x_data)
     t = test_statistic(f_ref, w_ref, f_data)
     return Result(t, f_data, time.perf_counter() - start, len(model.centers), model.iterations,

@@ -18,7 +18,6 @@ Checkpoint (torch.save, written atomically): dict with `state_dict`, `arch`, `la
 """
 from __future__ import annotations
 
-import copy
 import time
 from typing import Mapping
 
@@ -72,10 +71,18 @@ def _nll(model, z, ctx) -> torch.Tensor:
     return -model.log_prob(z, context=ctx).mean()
 
 
+def pick_device(device: str | None = None) -> torch.device:
+    """`device`, else cuda if available, else cpu."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
-        seed: int = 0, threads: int = 1) -> dict:
-    """Fit p(z | m_yy) to sideband events. z: (n, d) latent, myy: (n,) GeV. Returns checkpoint."""
+        seed: int = 0, threads: int = 1, device: str | None = None) -> dict:
+    """Fit p(z | m_yy) to sideband events. z: (n, d) latent, myy: (n,) GeV. Returns checkpoint
+    (weights on the CPU). Always float32 (no autocast: density estimation is precision-sensitive).
+    Batch order comes from a CPU generator, so cpu and cuda runs see the same batches."""
     cfg = settings(cfg)
+    dev = pick_device(device)
     torch.set_num_threads(max(1, threads))
     z = np.asarray(z, np.float64)
     if z.ndim != 2 or len(z) != len(myy):
@@ -89,11 +96,11 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
     tr, va = perm[n_val:], perm[:n_val]
     mean, std = z[tr].mean(0), z[tr].std(0)
     std = np.where(std > 0, std, 1.0)
-    zs = torch.as_tensor(((z - mean) / std).astype(np.float32))
-    ctx = torch.as_tensor(scale_mass(myy, window))
+    zs = torch.as_tensor(((z - mean) / std).astype(np.float32), device=dev)
+    ctx = torch.as_tensor(scale_mass(myy, window), device=dev)
     arch = {"dims": z.shape[1], **{k: cfg[k] for k in ("transforms", "hidden", "blocks")}}
     torch.manual_seed(seed)
-    model = build_flow(arch)
+    model = build_flow(arch).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"],
                            weight_decay=cfg["weight_decay"])
     gen = torch.Generator().manual_seed(seed)
@@ -105,7 +112,7 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
         order = tr_t[torch.randperm(len(tr_t), generator=gen)]
         losses, skipped, batches = [], 0, 0
         for i in range(0, len(order), int(cfg["batch_size"])):
-            idx = order[i:i + int(cfg["batch_size"])]
+            idx = order[i:i + int(cfg["batch_size"])].to(dev)
             batches += 1
             loss = _nll(model, zs[idx], ctx[idx])
             if not torch.isfinite(loss):
@@ -121,7 +128,7 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
                              f"non-finite loss in epoch {epoch}")
         model.eval()
         with torch.no_grad():
-            val = _nll(model, zs[va_t], ctx[va_t]).item()
+            val = _nll(model, zs[va_t.to(dev)], ctx[va_t.to(dev)]).item()
         if not np.isfinite(val):
             raise SaladError(f"flow training diverged: non-finite validation loss in epoch {epoch}")
         history.append({"epoch": epoch, "train_nll": float(np.mean(losses)), "val_nll": val,
@@ -129,7 +136,8 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
         LOG.info("epoch %3d  train NLL %.4f  val NLL %.4f%s", epoch, history[-1]["train_nll"],
                  val, f"  ({skipped} batches skipped)" if skipped else "")
         if val < best - 1e-4:
-            best, best_state, best_epoch, wait = val, copy.deepcopy(model.state_dict()), epoch, 0
+            best, best_epoch, wait = val, epoch, 0
+            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             wait += 1
             if wait >= cfg["patience"]:
@@ -161,24 +169,28 @@ def load(path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), ckpt
 
 
-def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000) -> np.ndarray:
+def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
+           device: str | None = None) -> np.ndarray:
     """Latent samples (n, d) in the original (unstandardised) units at masses `myy` [GeV].
 
-    Rows with a non-finite value are redrawn (error if more than 1 % are non-finite)."""
+    Rows with a non-finite value are redrawn (error if more than 1 % are non-finite). The model
+    is moved to `device` (default cuda if available); torch.manual_seed seeds cpu and cuda."""
+    dev = pick_device(device)
+    model = model.to(dev)
     torch.manual_seed(seed)
-    ctx_all = torch.as_tensor(scale_mass(myy, ckpt["mass_window"]))
+    ctx_all = torch.as_tensor(scale_mass(myy, ckpt["mass_window"]), device=dev)
     out = np.empty((len(myy), ckpt["arch"]["dims"]), np.float64)
     with torch.no_grad():
         for i in range(0, len(myy), batch):
             ctx = ctx_all[i:i + batch]
             zs, _ = model.sample(len(ctx), context=ctx)
-            zs = zs.double().numpy()
+            zs = zs.double().cpu().numpy()
             bad = ~np.isfinite(zs).all(1)
             if bad.mean() > 0.01:
                 raise SaladError(f"flow sampling: {int(bad.sum())}/{len(zs)} non-finite samples")
             if bad.any():
-                redo, _ = model.sample(int(bad.sum()), context=ctx[torch.as_tensor(bad)])
-                zs[bad] = redo.double().numpy()
+                redo, _ = model.sample(int(bad.sum()), context=ctx[torch.as_tensor(bad, device=dev)])
+                zs[bad] = redo.double().cpu().numpy()
             out[i:i + batch] = zs
     if not np.isfinite(out).all():
         raise SaladError("flow sampling: non-finite samples after redraw")

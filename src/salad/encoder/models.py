@@ -39,7 +39,7 @@ class Attention(nn.Module):
         h = self.heads
         q = self.q(x).view(b, nq, h, d // h).transpose(1, 2)
         k, v = self.kv(ctx).view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
-        bias = torch.zeros(key_mask.shape, dtype=x.dtype, device=x.device).masked_fill(~key_mask, NEG)
+        bias = torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill(~key_mask, NEG)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :],
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(b, nq, d))

@@ -51,6 +51,26 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Autocast dtype of the encoder forward pass in training (None: plain float32).
+
+    `auto`: bf16 on a cuda device that supports it, else float32 (CPU training stays float32).
+    bf16 has float32's exponent range, so no GradScaler is needed and the -1e9 attention bias of
+    padded objects stays finite; fp16 is not offered (that bias overflows to -inf in fp16, and
+    a GradScaler would add state to the resumable checkpoint). Losses are computed in float32.
+    """
+    if precision not in PRECISIONS:
+        raise SaladError(f"encoder precision: {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
 # --------------------------------------------------------------------------- data
 def prepare_data(cfg: Mapping, events: RawEvents, seed: int):
     """Train/val tensors (normalised once), normaliser and label order from raw events."""
@@ -81,9 +101,10 @@ class Trainer:
 
     def __init__(self, cfg: Mapping, train: EventTensors, val: EventTensors, norm: Normaliser,
                  groups: list[int], seed: int, state_path: str | Path, data_fingerprint: str = "",
-                 device: str | None = None):
+                 device: str | None = None, precision: str = "auto"):
         self.cfg, self.seed, self.groups, self.norm = dict(cfg), int(seed), groups, norm
         self.device = pick_device(device)
+        self.amp_dtype = autocast_dtype(self.device, precision)
         self.train, self.val = train.to(self.device), val.to(self.device)
         self.state_path = Path(state_path)
         self.fingerprint = f"{config_hash(self.cfg)}-{seed}-{data_fingerprint}"
@@ -119,7 +140,13 @@ class Trainer:
         return [self.augment(b.obj, b.evt, b.mask, g) for _ in range(n)]
 
     def _step_terms(self, b: EventTensors, g: torch.Generator) -> dict:
-        outs = [self.model(*v, generator=g) for v in self._views(b, g)]
+        views = self._views(b, g)
+        if self.amp_dtype is None:
+            outs = [self.model(*v, generator=g) for v in views]
+        else:  # mixed precision for the forward pass only; the objective sees float32
+            with torch.autocast(self.device.type, dtype=self.amp_dtype):
+                outs = [self.model(*v, generator=g) for v in views]
+            outs = [{k: v.float() if torch.is_tensor(v) else v for k, v in o.items()} for o in outs]
         return self.objective(outs, b.label)
 
     def train_epoch(self) -> dict:
@@ -188,8 +215,9 @@ class Trainer:
 
     def run(self, on_epoch_end: Callable[["Trainer"], None] | None = None) -> None:
         """Train until max_epochs or early stopping, saving state after every epoch."""
-        log.info("training %s on %s: %d train / %d val events, groups %s, %d parameters, "
-                 "%d batches/epoch of %d", self.cfg.get("setup"), self.device, len(self.train),
+        log.info("training %s on %s (%s): %d train / %d val events, groups %s, %d parameters, "
+                 "%d batches/epoch of %d", self.cfg.get("setup"), self.device,
+                 f"autocast {self.amp_dtype}" if self.amp_dtype else "float32", len(self.train),
                  len(self.val), self.groups, count_parameters(self.model), self.sampler.n_batches,
                  self.sampler.per_class * len(self.groups))
         while not self.stopped and self.epoch < self.cfg["max_epochs"]:
@@ -228,7 +256,7 @@ class Trainer:
 def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequence[str | Path],
                   seed: int, model_path: str | Path, history_path: str | Path,
                   plot_path: str | Path | None = None, device: str | None = None,
-                  on_epoch_end: Callable | None = None) -> dict:
+                  on_epoch_end: Callable | None = None, precision: str = "auto") -> dict:
     """Train (or resume) one encoder; write model.pt, history.parquet and the loss plot.
 
     Returns the checkpoint dict. The resumable state lives at model_path's folder/state.pt
@@ -237,7 +265,7 @@ def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequen
     events = load_events(preselected, split, cfg["train_samples"])
     train, val, norm, groups, fp = prepare_data(cfg, events, seed)
     state_path = Path(model_path).with_name("state.pt")
-    trainer = Trainer(cfg, train, val, norm, groups, seed, state_path, fp, device)
+    trainer = Trainer(cfg, train, val, norm, groups, seed, state_path, fp, device, precision)
     trainer.try_resume()
     trainer.run(on_epoch_end)
     ckpt = trainer.checkpoint()
@@ -305,6 +333,8 @@ def cli(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="forward-pass autocast (auto: bf16 on cuda, float32 on cpu)")
     p.add_argument("--log")
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
@@ -312,4 +342,4 @@ def cli(argv: list[str] | None = None) -> None:
     setup_logging(args.log)
     cfg = stage_setup(args.config)
     train_encoder(cfg, args.preselected, args.split, args.seed, args.model, args.history,
-                  args.plot, args.device)
+                  args.plot, args.device, precision=args.precision)
