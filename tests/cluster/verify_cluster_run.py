@@ -13,23 +13,31 @@ Two checks, both must pass (exit 0), else a list of problems and exit 1:
    No sacct is needed (the test cluster runs without accounting).
 2. Same config gives identical numbers: the two results/ trees hold the same files (logs and
    benchmarks aside); Parquet tables are equal including their provenance metadata, ROOT
-   files hold equal trees (branch by branch; the file bytes carry timestamps), every other
-   file is byte-identical except plots and HTML (whose metadata holds creation dates).
+   files hold equal trees (the file bytes carry timestamps), JSON, Markdown tables and torch
+   checkpoints are equal in content, every other file is byte-identical; plots and HTML
+   (creation dates in their metadata) only have to exist in both. Measured run times
+   (columns/keys named like `seconds`, `fit_seconds`, `time_s`) are the only values skipped.
 """
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import re
 import sys
 from pathlib import Path
 
 import awkward as ak
+import numpy as np
 import pyarrow.parquet as pq
+import torch
 import uproot
 
 SKIP_DIRS = {"logs", "benchmarks"}           # wall times and host names differ by design
 EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metadata
+# Measured run times (a column, JSON key or checkpoint entry named like `seconds`,
+# `fit_seconds`, `seconds_per_toy`, `time_s`, `events_per_s`) legitimately differ between runs.
+TIMING = re.compile(r"(^|_)(seconds|time_s|per_s|elapsed|wall)(_|$)")
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
 RULE_LINE = re.compile(r"^(local)?rule (\w+):", re.M)
 
@@ -63,15 +71,73 @@ def compare_root(a: Path, b: Path) -> str | None:
 
 
 def compare_parquet(a: Path, b: Path) -> str | None:
+    """None if both tables have equal metadata (provenance), schema and non-timing columns."""
     ta, tb = pq.read_table(a), pq.read_table(b)
     if ta.schema.metadata != tb.schema.metadata:
         return "provenance/schema metadata differ"
     if ta.schema != tb.schema:
         return f"schemas differ:\n{ta.schema}\nvs\n{tb.schema}"
     for name in ta.column_names:
-        if not ta[name].equals(tb[name]):
+        if not TIMING.search(name) and not ta[name].equals(tb[name]):
             return f"column {name!r} differs"
     return None
+
+
+def same_value(x, y, path="") -> str | None:
+    """None if two loaded objects (dicts, lists, tensors, arrays, scalars) are equal, entries
+    whose key looks like a timing aside; else the path of the first difference."""
+    if isinstance(x, dict):
+        if not isinstance(y, dict) or set(x) != set(y):
+            return path or "keys differ"
+        for key in x:
+            if not TIMING.search(str(key)):
+                diff = same_value(x[key], y[key], f"{path}/{key}")
+                if diff:
+                    return diff
+        return None
+    if isinstance(x, (list, tuple)):
+        if not isinstance(y, (list, tuple)) or len(x) != len(y):
+            return path or "lengths differ"
+        return next((d for i, (u, v) in enumerate(zip(x, y)) if (d := same_value(u, v, f"{path}[{i}]"))), None)
+    if isinstance(x, torch.Tensor):
+        return None if isinstance(y, torch.Tensor) and torch.equal(x, y) else path or "tensor"
+    if isinstance(x, np.ndarray):
+        return None if np.array_equal(x, y, equal_nan=x.dtype.kind == "f") else path or "array"
+    return None if x == y or (x != x and y != y) else path or "value"
+
+
+def masked_markdown(text: str) -> list[str]:
+    """Lines of a Markdown file with the cells of timing columns of every table blanked."""
+    lines, timing_cols = text.splitlines(), set()
+    for i, line in enumerate(lines):
+        if not line.startswith("|"):
+            timing_cols = set()
+            continue
+        cells = line.strip("|").split("|")
+        if i + 1 < len(lines) and lines[i + 1].startswith("|---"):   # header row
+            timing_cols = {j for j, cell in enumerate(cells) if TIMING.search(cell.strip())}
+        lines[i] = "|".join("" if j in timing_cols else c for j, c in enumerate(cells))
+    return lines
+
+
+def compare_file(a: Path, b: Path) -> str | None:
+    """None if two artifacts agree in content (see the module docstring); else the problem."""
+    suffix = a.suffix
+    if suffix == ".parquet":
+        return compare_parquet(a, b)
+    if suffix == ".root":
+        return compare_root(a, b)
+    if suffix in EXIST_ONLY:
+        return None
+    if suffix == ".json":
+        diff = same_value(json.loads(a.read_text()), json.loads(b.read_text()))
+    elif suffix == ".md":
+        diff = None if masked_markdown(a.read_text()) == masked_markdown(b.read_text()) else "table"
+    elif suffix == ".pt":
+        diff = same_value(torch.load(a, weights_only=False), torch.load(b, weights_only=False))
+    else:
+        diff = None if a.read_bytes() == b.read_bytes() else "bytes"
+    return f"content differs at {diff}" if diff else None
 
 
 def compare_results(local: Path, slurm: Path) -> tuple[list[str], collections.Counter]:
@@ -81,16 +147,8 @@ def compare_results(local: Path, slurm: Path) -> tuple[list[str], collections.Co
     for rel in sorted(set(fa) ^ set(fb)):
         problems.append(f"results/{rel}: only in the {'local' if rel in fa else 'SLURM'} run")
     for rel in sorted(set(fa) & set(fb)):
-        suffix = Path(rel).suffix
-        if suffix == ".parquet":
-            error = compare_parquet(fa[rel], fb[rel])
-        elif suffix == ".root":
-            error = compare_root(fa[rel], fb[rel])
-        elif suffix in EXIST_ONLY:
-            error = None
-        else:
-            error = None if fa[rel].read_bytes() == fb[rel].read_bytes() else "bytes differ"
-        kinds[suffix or "(none)"] += 1
+        kinds[Path(rel).suffix or "(none)"] += 1
+        error = compare_file(fa[rel], fb[rel])
         if error:
             problems.append(f"results/{rel}: {error}")
     if not fa:
@@ -131,7 +189,8 @@ def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
             handle.seek(slurmctld_offset)
             controller = handle.read().decode(errors="replace")
     for _jobid, slurm_id, log in submissions:
-        log_path = Path(log)
+        # the log path as the SLURM run wrote it, found under the workdir given here
+        log_path = slurm / ".snakemake" / "slurm_logs" / log.split("/.snakemake/slurm_logs/", 1)[-1]
         # .snakemake/slurm_logs/rule_<rule>[/<wildcard values>]/<slurm id>.log
         rule = next((part.removeprefix("rule_") for part in reversed(log_path.parts)
                      if part.startswith("rule_")), "?")
