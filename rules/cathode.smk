@@ -5,9 +5,12 @@ encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config fl
 """
 
 _ENC = config.get("encoder") or {}
-# Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*),
-# else every encoder setup.
-CATHODE_SETUPS = list((config.get("cathode") or {}).get("setups") or _ENC.get("setups") or {})
+_CATHODE = config.get("cathode") or {}
+_SCAN = _CATHODE.get("scan") or {}
+# Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
+# every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
+CATHODE_SETUPS = list(_CATHODE.get("setups") or _ENC.get("setups") or {})
+CATHODE_SETUPS += [s for s in _SCAN.get("setups", []) if s not in CATHODE_SETUPS]
 
 
 _FLOW = config["flow"]

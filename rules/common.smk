@@ -104,16 +104,27 @@ def _common_cfg(**extra):
     return cfg_arg("regions", window=_WINDOW, **extra)
 
 
+def setup_grid(setup):
+    """(strength labels, instance labels) CATHODE evaluates for `setup`: the full grid, or the
+    reduced one of cathode.scan for scan-only setups."""
+    if setup in _SCAN.get("setups", []) and setup not in (_CATHODE.get("setups") or []):
+        strengths = [_strength(s) for s in _SCAN.get("strengths", _CPD["strengths"])]
+        return strengths, [str(i) for i in range(_SCAN.get("instances", _CPD["instances"]))]
+    return _STRENGTHS, _INSTANCES
+
+
 def _datasets(pattern, w, flows=True):
+    strengths, instances = setup_grid(w.setup)
     return [pattern.format(setup=w.setup, seed=seed, signal=dataset_signal(w.signal, s),
                            strength=s, instance=i, flow=f)
-            for seed in cathode_seeds(w.setup) for s in _STRENGTHS for i in _INSTANCES
+            for seed in cathode_seeds(w.setup) for s in strengths for i in instances
             for f in (_FLOWS if flows else [None])]
 
 
 def _pseudo(w):
+    strengths, instances = setup_grid(w.setup)
     return [f"results/pseudodata/{dataset_signal(w.signal, s)}/{s}/{i}.parquet"
-            for s in _STRENGTHS for i in _INSTANCES]
+            for s in strengths for i in instances]
 
 
 def _evals(name, setups=None):
@@ -123,7 +134,7 @@ def _evals(name, setups=None):
 
 def _show(w):
     return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
-            "strength": max(_STRENGTHS, key=float),
+            "strength": max(setup_grid(w.setup)[0], key=float),
             "instance": "0", "flow": "0", "setup": w.setup}
 
 
@@ -132,8 +143,8 @@ def cathode_targets():
     if not (CATHODE_SETUPS and _CPD["signals"]):
         return []
     plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
-    if 0.0 in [float(s) for s in _STRENGTHS]:
-        plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS]
+    plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS
+              if 0.0 in [float(x) for x in setup_grid(s)[0]]]
     plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
     plots.append(f"{_PLOTS}/required_injection.png")
     return CATHODE_TABLES + plots

@@ -24,6 +24,14 @@ def run_snakemake(workdir: Path, *args: str, config: Path = REPO / "config" / "t
     return proc
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tests run torch on one thread: results depend on the thread count, and CI has 2 cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(scope="session")
 def pipeline_run(tmp_path_factory) -> Path:
     """Working directory after the whole DAG ran on config/test.yaml."""

@@ -18,11 +18,6 @@ TINY = {"width": 8, "heads": 2, "hl_width": 8, "head_width": 8, "proj_width": 8,
         "batch_size": 100, "max_epochs": 2, "warmup_epochs": 1, "patience": 5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")

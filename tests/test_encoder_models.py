@@ -15,11 +15,6 @@ SMALL = dict(DEFAULTS, width=16, heads=2, hl_width=8, head_width=16, proj_width=
              blocks=2, augmentations={"mask": 0.2})
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def batch():
     rng = np.random.default_rng(0)

@@ -21,11 +21,6 @@ TINY = {"width": 16, "heads": 2, "hl_width": 8, "head_width": 16, "proj_width": 
         "batch_size": 125, "max_epochs": 4, "warmup_epochs": 1, "lr": 2e-3, "patience": 10}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
