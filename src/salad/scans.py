@@ -75,11 +75,14 @@ def read_sic_table(path: str, eps_b: float | None = None, strength: float | None
 def read_nplm(paths: Sequence[str], strength: float | None) -> pd.DataFrame:
     """NPLM median Z and power per (representation, signal) at `strength` (None: the largest),
     averaged over seeds (z_err: their standard error; 0 with one seed)."""
+    # Z is -inf where every toy exceeds the observed t (p = 1): legitimate, e.g. at strength 0.
     frame = pd.concat([read_parquet(p, {"representation": "str", "signal": "str", "strength": "float",
-                                        "z_median": "float", "power": "float"}) for p in paths],
-                      ignore_index=True)
+                                        "z_median": "float", "power": "float"}, finite=False)
+                       for p in paths], ignore_index=True)
     target = frame["strength"].max() if strength is None else strength
     frame = frame[np.isclose(frame["strength"], target)]
+    if frame["z_median"].isna().any():
+        raise SaladError(f"{', '.join(map(str, paths))}: NaN NPLM Z at strength {target:g}")
     return frame.groupby(["representation", "signal"], as_index=False).agg(
         z_median=("z_median", "mean"), z_err=("z_median", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))
                                             if len(v) > 1 else 0.0),
