@@ -76,3 +76,35 @@ def test_unreadable_checkpoint(tmp_path):
     bad.write_text("not a checkpoint")
     with pytest.raises(SaladError, match="bad.pt: not a readable flow checkpoint"):
         flow.load(bad)
+
+
+
+def _nan_training_loss(bad_calls):
+    """A flow._nll whose training calls number `bad_calls(n)` (1-based) return NaN."""
+    real_nll, calls = flow._nll, [0]
+
+    def nll(model, zb, ctx):
+        if model.training:
+            calls[0] += 1
+            if bad_calls(calls[0]):
+                return torch.tensor(float("nan"), requires_grad=True)
+        return real_nll(model, zb, ctx)
+    return nll
+
+
+def test_diverged_epoch_restarts_from_best_weights(monkeypatch, caplog):
+    """Non-finite training losses in one epoch: restart from the best epoch at half the
+    learning rate and finish; divergence that never stops still ends in the clear error."""
+    rng = np.random.default_rng(0)
+    m = continuum_mass(rng, 600)
+    z = background_latent(rng, m, 2)
+    cfg = {**FAST, "max_epochs": 6, "patience": 10, "batch_size": 1000}   # one batch per epoch
+    monkeypatch.setattr(flow, "_nll", _nan_training_loss(lambda n: n == 2))  # epoch 1 diverges
+    with caplog.at_level("WARNING"):
+        ckpt = flow.fit(z, m, (105.0, 160.0), cfg, seed=1)
+    assert "restart 1 from the best epoch 0" in caplog.text
+    assert ckpt["state_dict"] is not None and len(ckpt["history"]) == cfg["max_epochs"] - 1
+
+    monkeypatch.setattr(flow, "_nll", _nan_training_loss(lambda n: n >= 2))   # never recovers
+    with pytest.raises(SaladError, match="diverged"):
+        flow.fit(z, m, (105.0, 160.0), cfg, seed=1)

@@ -9,8 +9,10 @@ Training: Adam on the negative log-likelihood, a random validation split (config
 `val_fraction`), early stopping after `patience` epochs without improvement, best weights
 kept, gradient-norm clipping. NaN safety: a batch whose loss is not finite is skipped (no
 optimiser step) and counted; if more than `max_skipped_fraction` of an epoch's batches are
-skipped, or the validation loss is not finite, training stops with a SaladError naming the
-epoch (the best weights so far are not written: a diverged fit is never silently used).
+skipped, training restarts from the best weights so far with a fresh optimiser at half the
+learning rate (at most `MAX_RESTARTS` times; logged); without best weights yet, after that many
+restarts, or when the validation loss is not finite, training stops with a SaladError naming
+the epoch (a diverged fit is never silently used).
 
 Checkpoint (torch.save, written atomically): dict with `state_dict`, `arch`, `latent_columns`,
 `z_mean`, `z_std` (float64 [d]), `mass_window` (GeV), `history` (per-epoch train/val NLL),
@@ -33,6 +35,7 @@ from . import (LOG, base_parser, latent_columns, read_dataset, read_embeddings, 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
             "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
             "val_fraction": 0.2, "max_skipped_fraction": 0.1, "seed": 0}
+MAX_RESTARTS = 3   # restarts from the best weights after a diverged epoch
 
 
 def settings(cfg: Mapping | None) -> dict:
@@ -106,6 +109,7 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
     gen = torch.Generator().manual_seed(seed)
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
     best, best_state, best_epoch, wait, history = np.inf, None, -1, 0, []
+    restarts, lr = 0, float(cfg["learning_rate"])
     start = time.perf_counter()
     for epoch in range(int(cfg["max_epochs"])):
         model.train()
@@ -124,8 +128,17 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
             opt.step()
             losses.append(loss.item())
         if skipped > cfg["max_skipped_fraction"] * batches:
-            raise SaladError(f"flow training diverged: {skipped}/{batches} batches with "
-                             f"non-finite loss in epoch {epoch}")
+            if best_state is None or restarts >= MAX_RESTARTS:
+                raise SaladError(f"flow training diverged: {skipped}/{batches} batches with "
+                                 f"non-finite loss in epoch {epoch}")
+            restarts, lr = restarts + 1, lr / 2
+            LOG.warning("epoch %d: %d/%d batches with non-finite loss; restart %d from the best "
+                        "epoch %d at learning rate %.3g", epoch, skipped, batches, restarts,
+                        best_epoch, lr)
+            model.load_state_dict(best_state)
+            opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg["weight_decay"])
+            wait = 0
+            continue
         model.eval()
         with torch.no_grad():
             val = _nll(model, zs[va_t.to(dev)], ctx[va_t.to(dev)]).item()
