@@ -53,6 +53,14 @@ def read_embeddings(path) -> pd.DataFrame:
     return frame
 
 
+TEMPLATE_COLUMNS = {"myy": "float", "weight": "float", "source": "str"}
+
+
+def read_template(path, columns) -> pd.DataFrame:
+    """sample_sr artifact: `columns` (latent, float) + myy [GeV], weight, source (checked)."""
+    return read_parquet(path, {**TEMPLATE_COLUMNS, **{c: "float" for c in columns}})
+
+
 def _parquet_names(path) -> list[str]:
     import pyarrow.parquet as pq
     return pq.ParquetFile(path).schema_arrow.names

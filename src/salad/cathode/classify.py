@@ -31,8 +31,7 @@ from ..artifacts import provenance, read_parquet, write_parquet
 from ..config import parse_stage_config
 from ..errors import SaladError
 from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               region_masks, setup_logging, simulation_events, stable_seed)
-from .template import TEMPLATE_COLUMNS
+               read_template, region_masks, setup_logging, simulation_events, stable_seed)
 
 DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stopping_rounds": 20,
             "reference_subsets": ["val", "test"],
@@ -249,7 +248,7 @@ def cli(argv=None) -> None:
         if not args.template:
             raise SaladError("classify cwola: --template is required")
         cols = latent_columns(emb)
-        template = read_parquet(args.template, {**TEMPLATE_COLUMNS, **{c: "float" for c in cols}})
+        template = read_template(args.template, cols)
         frame = cwola(data, template, sr, sb, ccfg, args.seed_key, args.threads)
     else:
         if not args.signal:

@@ -20,8 +20,8 @@ import pandas as pd  # noqa: E402
 
 from ..artifacts import atomic_output, read_parquet  # noqa: E402
 from ..config import parse_stage_config  # noqa: E402
-from . import latent_columns, read_dataset, read_embeddings, region_masks, stable_seed  # noqa: E402
-from .template import TEMPLATE_COLUMNS  # noqa: E402
+from . import (latent_columns, read_dataset, read_embeddings, read_template,  # noqa: E402
+               region_masks, stable_seed)
 
 
 def _save(fig, path) -> None:
@@ -33,7 +33,7 @@ def _save(fig, path) -> None:
 def latent(data_path, emb_path, template_path, output, signal_region, window, title="") -> None:
     data = read_dataset(data_path, read_embeddings(emb_path))
     cols = latent_columns(data)
-    tmpl = read_parquet(template_path, {**TEMPLATE_COLUMNS, **{c: "float" for c in cols}})
+    tmpl = read_template(template_path, cols)
     sr, _ = region_masks(data["myy"].to_numpy(), signal_region, window)
     bkg, sig = data[sr & ~data["is_signal"]], data[sr & data["is_signal"]]
     n = len(cols)

@@ -28,7 +28,6 @@ from . import flow as flowmod
 
 DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", "test"],
             "min_flow_fraction": 0.1}
-TEMPLATE_COLUMNS = {"myy": "float", "weight": "float", "source": "str"}
 
 
 def settings(cfg: Mapping | None) -> dict:
