@@ -45,7 +45,11 @@ def test_auc_by_hand():
 
 def test_significance_by_hand():
     # S = 0.5 * 40 = 20, B = 0.01 * 400 = 4 -> 20 / 2 = 10
-    assert metrics.significance(40, 400, 0.5, 0.01) == pytest.approx(10.0)
+    # S = 20, B = 4: sqrt(2 (24 ln 6 - 20)) = 6.7827 (S/sqrt(B) would say 10)
+    assert metrics.significance(40, 400, 0.5, 0.01) == pytest.approx(6.78266, abs=1e-4)
+    # S << B: the Asimov Z tends to S/sqrt(B)
+    assert metrics.significance(100, 1e6, 0.1, 0.1) == pytest.approx(10 / np.sqrt(1e5), rel=1e-3)
+    assert metrics.significance(0, 100, 0.5, 0.1) == 0.0
 
 
 def test_required_strength_interpolates_first_crossing():

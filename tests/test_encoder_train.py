@@ -11,6 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from salad.__main__ import main
 from salad.artifacts import read_parquet
+from salad.errors import SaladError
 from salad.encoder.embed import embed
 from salad.encoder.setups import resolve_setup
 from salad.encoder.train import load_checkpoint, train_encoder
@@ -141,3 +142,36 @@ def test_embed_contract_and_cli(toy, tmp_path):
     assert main(["train-encoder", "--preselected", str(pre[0]), "--split", str(spl[0]), "--model",
                  str(out / "m2.pt"), "--history", str(out / "h2.parquet"), "--seed", "1",
                  "--config", bad_cfg]) == 1
+
+
+def test_event_noise_is_standard_normal_and_a_function_of_the_event():
+    from salad.encoder.embed import event_noise
+    ids = np.arange(50_000, dtype=np.int64) * 7 + 3
+    eps = event_noise(ids, 6, seed=3)
+    assert eps.shape == (50_000, 6) and np.isfinite(eps).all()
+    assert abs(eps.mean()) < 0.01 and abs(eps.std() - 1) < 0.01
+    assert np.abs(np.corrcoef(eps.T) - np.eye(6)).max() < 0.03          # dimensions independent
+    perm = np.random.default_rng(0).permutation(len(ids))
+    assert np.array_equal(event_noise(ids[perm], 6, seed=3), eps[perm])  # order free
+    assert not np.allclose(event_noise(ids, 6, seed=4), eps)              # seed matters
+
+
+def test_embed_sample_is_mean_plus_sigma_noise(toy, tmp_path):
+    from salad.encoder.embed import encode_all, event_noise
+    from salad.encoder.data import load_events, to_tensors
+    root, groups = toy
+    pre, spl = toy_paths(root, groups)
+    ckpt = train_encoder(setup_cfg(groups, max_epochs=1), pre, spl, 2, tmp_path / "model.pt",
+                         tmp_path / "history.parquet", tmp_path / "loss.png")
+    z = [f"z{i}" for i in range(6)]
+    sampled = embed(tmp_path / "model.pt", pre, tmp_path / "s.parquet")
+    means = embed(tmp_path / "model.pt", pre, tmp_path / "m.parquet", latent="mean")
+    model, norm, _ = load_checkpoint(tmp_path / "model.pt")
+    events = load_events(pre)
+    mu, sigma = encode_all(model, to_tensors(events, norm), 512, torch.device("cpu"))
+    assert np.allclose(means[z].to_numpy(), mu, atol=1e-5)
+    expected = mu + sigma * event_noise(events.event_id, 6, ckpt["seed"])
+    assert np.allclose(sampled[z].to_numpy(), expected, atol=1e-5)
+    assert np.abs(sampled[z].to_numpy() - means[z].to_numpy()).mean() > 1e-3
+    with pytest.raises(SaladError, match="encoder.embed.latent"):
+        embed(tmp_path / "model.pt", pre, tmp_path / "x.parquet", latent="median")

@@ -58,10 +58,14 @@ def sic(scores, labels, eps_b: float, weights=None) -> float:
 
 
 def significance(n_sig: float, n_bkg: float, eps_s: float, eps_b: float) -> float:
-    """Post-selection S/sqrt(B) with S = eps_s * n_sig, B = eps_b * n_bkg (expected yields)."""
+    """Post-selection median discovery significance (Asimov, Cowan et al. 2011) of a counting
+    experiment with expected S = eps_s * n_sig over B = eps_b * n_bkg:
+    Z = sqrt(2 [(S + B) ln(1 + S/B) - S]). It equals S/sqrt(B) for S << B and, unlike
+    S/sqrt(B), stays finite and honest when the cut leaves only a few background events."""
     if n_bkg <= 0 or eps_b <= 0:
         raise ValueError("significance needs n_bkg > 0 and eps_b > 0")
-    return eps_s * n_sig / np.sqrt(eps_b * n_bkg)
+    s, b = eps_s * n_sig, eps_b * n_bkg
+    return float(np.sqrt(2.0 * ((s + b) * np.log1p(s / b) - s)))
 
 
 def required_strength(strengths: Sequence[float], values: Sequence[float],

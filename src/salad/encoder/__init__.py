@@ -5,6 +5,6 @@ Public API:
   setups.resolve_setup(encoder_cfg, setup, sample_groups) -> resolved training settings
   train.train_encoder(cfg, preselected, split, seed, model_path, history_path, plot_path)
   train.load_checkpoint(path) -> (model, normaliser, checkpoint)
-  embed.embed(model_path, preselected, output) -> frame of event_id, z0..z{d-1}
+  embed.embed(model_path, preselected, output, latent='sample') -> frame of event_id, z0..z{d-1}
 Stages: `python -m salad train-encoder ...`, `python -m salad embed ...`.
 """

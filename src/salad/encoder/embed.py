@@ -1,11 +1,22 @@
-"""Stage `embed`: latent means of every preselected event under one trained encoder.
+"""Stage `embed`: the latent of every preselected event under one trained encoder.
 
     python -m salad embed --model results/encoders/{setup}/{seed}/model.pt \\
         --preselected P1.parquet ... --output results/embeddings/{setup}/{seed}.parquet \\
-        --threads 2 --config '{"embed": {"batch_size": 4096}}'
+        --threads 2 --config '{"embed": {"batch_size": 4096, "latent": "sample"}}'
 
-Output contract: `event_id` int64, `z0..z{d-1}` float32 (latent means, eval mode), one row
-per event of every given preselected file (both split halves).
+Variational encoders (paper A) predict a Gaussian q(z|x) = N(mu, sigma^2) per event. The
+latent handed downstream is, by default (`latent: sample`), one draw z = mu + sigma * eps from
+it, as in paper A (the reparameterised sample the KL term regularises): the KL makes this
+aggregate distribution smooth and near-Gaussian, which the CATHODE flow can model, whereas the
+means alone collapse into narrow, multi-peaked clusters that it cannot (measured: template vs
+true SR background AUC 0.53 on samples, 0.70 on means). The noise eps is a fixed function of
+(encoder seed, event_id, dimension) -- a counter-based hash, not a random stream -- so every
+event gets the same z in every run, whatever files or order it is embedded with.
+`latent: mean` writes mu instead; deterministic encoders (SimCLR, VICReg) always write their
+output.
+
+Output contract: `event_id` int64, `z0..z{d-1}` float32, one row per event of every given
+preselected file (both split halves).
 """
 from __future__ import annotations
 
@@ -16,36 +27,74 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import ndtri
 
 from ..artifacts import provenance, write_parquet
 from ..config import parse_stage_config
+from ..errors import SaladError
 from .data import load_events, to_tensors
 from .train import load_checkpoint, pick_device
 
+LATENT_KINDS = ("sample", "mean")
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return x ^ (x >> np.uint64(31))
+
+
+def event_noise(event_id: np.ndarray, dims: int, seed: int) -> np.ndarray:
+    """Standard-normal noise (N, dims) float64 that depends only on (seed, event_id, dim)."""
+    ids = np.asarray(event_id, np.int64).astype(np.uint64)
+    key = _splitmix64(np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x100000001B3) + ids)
+    with np.errstate(over="ignore"):
+        bits = _splitmix64(key[:, None] + np.arange(1, dims + 1, dtype=np.uint64)[None, :])
+    uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0 ** 53   # in (0, 1)
+    return ndtri(uniform)
+
 
 @torch.no_grad()
-def latent_means(model, tensors, batch_size: int, device) -> np.ndarray:
-    """Latent means (N, d) float32, in batches, eval mode."""
+def encode_all(model, tensors, batch_size: int, device) -> tuple[np.ndarray, np.ndarray | None]:
+    """Latent means (N, d) and standard deviations (N, d) (None for deterministic encoders),
+    float64, in batches, eval mode."""
     model.eval()
-    out = []
+    mus, sigmas = [], []
     for start in range(0, len(tensors), batch_size):
         b = tensors.batch(torch.arange(start, min(start + batch_size, len(tensors)))).to(device)
-        out.append(model.encode(b.obj, b.evt, b.mask)[0].float().cpu().numpy())
+        mu, logvar = model.encode(b.obj, b.evt, b.mask)
+        mus.append(mu.double().cpu().numpy())
+        if logvar is not None:
+            sigmas.append(torch.exp(0.5 * logvar.double()).cpu().numpy())
     d = model.output[-1].out_features // (2 if model.variational else 1)
-    return np.concatenate(out) if out else np.zeros((0, d), np.float32)
+    mu = np.concatenate(mus) if mus else np.zeros((0, d))
+    if not model.variational:
+        return mu, None
+    return mu, (np.concatenate(sigmas) if sigmas else np.zeros((0, d)))
 
 
 def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str | Path,
-          batch_size: int = 4096, device: str | None = None) -> pd.DataFrame:
+          batch_size: int = 4096, device: str | None = None,
+          latent: str = "sample") -> pd.DataFrame:
     """Embed every event of `preselected` with the checkpoint; write and return the frame."""
+    if latent not in LATENT_KINDS:
+        raise SaladError(f"encoder.embed.latent: {latent!r} is not one of {list(LATENT_KINDS)}")
     dev = pick_device(device)
     model, norm, ckpt = load_checkpoint(model_path, dev)
     events = load_events(preselected)
-    z = latent_means(model, to_tensors(events, norm), batch_size, dev)
+    mu, sigma = encode_all(model, to_tensors(events, norm), batch_size, dev)
+    used = "sample" if (latent == "sample" and sigma is not None) else "mean"
+    z = mu + sigma * event_noise(events.event_id, mu.shape[1], int(ckpt["seed"])) \
+        if used == "sample" else mu
     frame = pd.DataFrame({"event_id": events.event_id.astype(np.int64)})
     for i in range(z.shape[1]):
         frame[f"z{i}"] = z[:, i].astype(np.float32)
-    cfg = {"encoder": ckpt["config"], "seed": ckpt["seed"], "batch_size": batch_size}
+    cfg = {"encoder": ckpt["config"], "seed": ckpt["seed"], "batch_size": batch_size,
+           "latent": used}
     write_parquet(frame, output, provenance("embed", cfg, model=str(model_path)))
     return frame
 
@@ -57,8 +106,9 @@ def cli(argv: list[str] | None = None) -> None:
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device")
-    p.add_argument("--config", help='JSON {"embed": {"batch_size": N}}')
+    p.add_argument("--config", help='JSON {"embed": {"batch_size": N, "latent": "sample"}}')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    batch = int(parse_stage_config(args.config).get("embed", {}).get("batch_size", 4096))
-    embed(args.model, args.preselected, args.output, batch, args.device)
+    cfg = parse_stage_config(args.config).get("embed", {})
+    embed(args.model, args.preselected, args.output, int(cfg.get("batch_size", 4096)),
+          args.device, str(cfg.get("latent", "sample")))
