@@ -2,6 +2,9 @@
 
 Dataset wildcards {signal}/{strength}/{instance} name a pseudo-data set; {setup}/{seed} an
 encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config flow.count).
+On a cluster the slurm profile puts fit_flow -> sample_sr -> classify into the job group
+`cathode` and submits several such chains as one job (`groups`, `group-components`), which keeps
+the paper-scale DAG (thousands of short jobs) from flooding the scheduler.
 """
 
 _ENC = config.get("encoder") or {}
@@ -9,8 +12,9 @@ _CATHODE = config.get("cathode") or {}
 _SCAN = _CATHODE.get("scan") or {}
 # Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
 # every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
-CATHODE_SETUPS = list(_CATHODE.get("setups") or _ENC.get("setups") or {})
-CATHODE_SETUPS += [s for s in _SCAN.get("setups", []) if s not in CATHODE_SETUPS]
+CATHODE_MAIN_SETUPS = list(_CATHODE.get("setups") or _ENC.get("setups") or {})
+CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [s for s in _SCAN.get("setups", [])
+                                        if s not in CATHODE_MAIN_SETUPS]
 
 
 _FLOW = config["flow"]
@@ -296,9 +300,11 @@ rule cathode_plot_sic:
         "results/logs/cathode_plots/sic_{signal}.log",
     benchmark:
         "results/benchmarks/cathode_plots/sic_{signal}.tsv"
+    params:
+        setups=" ".join(CATHODE_MAIN_SETUPS),   # the scan setups have their own figure
     shell:
         "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"
-        " --output {output:q} > {log:q} 2>&1"
+        " --setups {params.setups} --output {output:q} > {log:q} 2>&1"
 
 
 rule cathode_plot_required:

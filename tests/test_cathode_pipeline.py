@@ -116,7 +116,7 @@ def test_plots(pipeline, tmp_path):
         "tsne": ["--data", data_files[1], "--embeddings", world / "embeddings.parquet",
                  "--config", c],
         "sculpting": ["--roc", ev / "sculpting_roc.parquet", "--mass", ev / "sculpting_mass.parquet"],
-        "sic": ["--table", tables / "cathode_sensitivity.parquet", "--signal", "SIG"],
+        "sic": ["--table", tables / "cathode_sensitivity.parquet", "--signal", "SIG", "--setups", "ID"],
         "required": ["--table", tables / "cathode_required_injection.parquet"],
     }
     for kind, args in outputs.items():

@@ -202,16 +202,23 @@ def summarise(sens: pd.DataFrame, target: float) -> tuple[pd.DataFrame, pd.DataF
 
 
 def sculpting_summary(aucs: pd.DataFrame, mass: pd.DataFrame) -> pd.DataFrame:
-    """Per (setup, signal): AUC mean, spread over classifiers x instances, bootstrap error;
-    chi^2/ndf and JSD averaged over ensembles x instances."""
-    a = aucs.groupby(["setup", "signal"], as_index=False).agg(
+    """Per setup: AUC mean, spread over classifiers x no-injection datasets, bootstrap error;
+    chi^2/ndf and JSD averaged over ensembles x datasets.
+
+    The no-injection datasets do not depend on the signal, so several signals usually share
+    them (their evaluation rows are then identical); rows are de-duplicated on their content
+    first, so every distinct (dataset, classifier) counts once. `datasets` = distinct
+    no-injection instances pooled."""
+    a = aucs.drop_duplicates(["setup", "instance", "classifier", "auc"])
+    a = a.assign(dataset=a["signal"].astype(str) + "/" + a["instance"].astype(str))
+    a = a.groupby("setup", as_index=False).agg(
         auc_mean=("auc", "mean"), auc_std=("auc", "std"), auc_boot_std=("auc_boot_std", "mean"),
-        classifiers=("auc", "size"))
-    per_ens = mass.drop_duplicates(["setup", "signal", "instance", "ensemble"])
+        classifiers=("auc", "size"), datasets=("dataset", "nunique"))
+    per_ens = mass.drop_duplicates(["setup", "instance", "ensemble", "chi2", "jsd"])
     per_ens = per_ens.assign(chi2_ndf=per_ens["chi2"] / per_ens["ndf"].clip(lower=1))
-    m = per_ens.groupby(["setup", "signal"], as_index=False).agg(
+    m = per_ens.groupby("setup", as_index=False).agg(
         chi2_ndf=("chi2_ndf", "mean"), ndf=("ndf", "first"), jsd=("jsd", "mean"))
-    return a.merge(m, on=["setup", "signal"], how="outer")
+    return a.merge(m, on="setup", how="outer")
 
 
 def markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:

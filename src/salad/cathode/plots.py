@@ -50,7 +50,7 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
         if len(sig):
             ax.hist(sig[c], edges, density=True, histtype="step", color="tab:red", lw=1.5,
                     label="injected signal")
-        ax.set_xlabel(f"latent {c} (encoder latent mean, arbitrary units)")
+        ax.set_xlabel(f"latent {c} (arbitrary units)")
         ax.set_ylabel("normalised entries")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
@@ -94,6 +94,7 @@ def sculpting(roc_paths, mass_paths, output, title="") -> None:
     if len(roc):
         curves = roc.pivot_table(index="fpr", columns=["signal", "instance", "classifier"],
                                  values="tpr")
+        curves = curves.T.drop_duplicates().T   # signals share their no-injection datasets
         m, s = curves.mean(axis=1), curves.std(axis=1).fillna(0)
         a1.plot(m.index, m, color="k", label=f"template vs true background ({curves.shape[1]} BDTs)")
         a1.fill_between(m.index, m - s, m + s, color="grey", alpha=0.4, label="±1 std over BDTs")
@@ -102,6 +103,7 @@ def sculpting(roc_paths, mass_paths, output, title="") -> None:
     a1.set_ylabel("true SR background efficiency (true positive rate)")
     a1.legend(fontsize=8)
     if len(mass):
+        mass = mass.drop_duplicates(["instance", "ensemble", "bin_lo", "n_before", "n_after"])
         h = mass.groupby(["bin_lo", "bin_hi"], as_index=False).agg(
             before=("n_before", "mean"), after_m=("n_after", "mean"), after_s=("n_after", "std"))
         centers, width = (h["bin_lo"] + h["bin_hi"]) / 2, h["bin_hi"] - h["bin_lo"]
@@ -118,32 +120,45 @@ def sculpting(roc_paths, mass_paths, output, title="") -> None:
     _save(fig, output)
 
 
-def sic(table_path, signal, output, method="cathode") -> None:
+def sic(table_path, signal, output, method="cathode", setups=None) -> None:
+    """SIC vs injected strength for one signal, a panel per working point: a colour per setup
+    (`setups`, default all in the table), a line style per method; band = spread of CATHODE."""
+    from matplotlib.lines import Line2D
     tab = read_parquet(table_path)
-    tab = tab[(tab["signal"] == signal)]
+    tab = tab[(tab["signal"] == signal) & (tab["strength"] > 0)]
+    if setups:
+        tab = tab[tab["setup"].isin(list(setups))]
     wps = sorted(tab["eps_b"].unique())
-    fig, axes = plt.subplots(1, max(1, len(wps)), figsize=(5.2 * max(1, len(wps)), 4.2),
+    names = list(setups) if setups else sorted(tab["setup"].unique())
+    names = [n for n in names if n in set(tab["setup"])]
+    fig, axes = plt.subplots(1, max(1, len(wps)), figsize=(4.6 * max(1, len(wps)) + 1.8, 4.0),
                              squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    styles = ((method, "-", "CATHODE"), ("iad", "--", "idealized (true bkg)"),
+              ("supervised", ":", "supervised"))
     for ax, wp in zip(axes.flat, wps):
-        t = tab[(tab["eps_b"] == wp) & (tab["strength"] > 0)]
-        for i, setup in enumerate(sorted(t["setup"].unique())):
+        t = tab[tab["eps_b"] == wp]
+        for i, setup in enumerate(names):
             color = colors[i % len(colors)]
-            for m, ls in ((method, "-"), ("iad", "--"), ("supervised", ":")):
+            for m, ls, _ in styles:
                 g = t[(t["setup"] == setup) & (t["method"] == m)].sort_values("strength")
                 if g.empty:
                     continue
-                label = f"{setup}" if m == method else f"{setup} {m}"
-                ax.plot(g["strength"], g["sic_mean"], ls=ls, color=color, label=label,
-                        marker="o" if m == method else None, ms=3)
+                ax.plot(g["strength"], g["sic_mean"], ls=ls, color=color,
+                        marker="o" if m == method else None, ms=3, lw=1.6 if m == method else 1)
                 if m == method:
                     ax.fill_between(g["strength"], g["sic_mean"] - g["sic_std"],
-                                    g["sic_mean"] + g["sic_std"], color=color, alpha=0.25)
+                                    g["sic_mean"] + g["sic_std"], color=color, alpha=0.2)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_xlabel(r"injected $S/\sqrt{B}$ in the SR (before selection)")
         ax.set_ylabel(r"SIC = $\epsilon_S/\sqrt{\epsilon_B}$")
         ax.set_title(rf"{signal}, $\epsilon_B$ = {100 * wp:g} %")
-        ax.legend(fontsize=7)
+        ax.set_ylim(bottom=0)
+    handles = [Line2D([], [], color=colors[i % len(colors)], lw=2) for i in range(len(names))]
+    handles += [Line2D([], [], color="black", ls=ls) for _, ls, _ in styles]
+    labels = names + [label for _, _, label in styles]
+    fig.legend(handles, labels, loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 1))
     _save(fig, output)
 
 
@@ -191,6 +206,7 @@ def cli(argv=None) -> None:
     parser.add_argument("--mass", nargs="*", default=[])
     parser.add_argument("--table")
     parser.add_argument("--signal")
+    parser.add_argument("--setups", nargs="*", default=None, help="setups shown (sic)")
     parser.add_argument("--title", default="")
     parser.add_argument("--output", required=True)
     parser.add_argument("--config", default="")
@@ -210,6 +226,6 @@ def cli(argv=None) -> None:
     elif args.kind == "sculpting":
         sculpting(args.roc, args.mass, args.output, args.title)
     elif args.kind == "sic":
-        sic(args.table, args.signal, args.output)
+        sic(args.table, args.signal, args.output, setups=args.setups)
     else:
         required(args.table, args.output)
