@@ -1,5 +1,6 @@
 """Figures of merit against values computed by hand."""
 import numpy as np
+import pandas as pd
 import pytest
 
 from salad.cathode import metrics
@@ -80,3 +81,25 @@ def test_ensembles_are_disjoint_pairs():
     assert sorted(np.concatenate(groups)) == list(range(20))
     assert [list(g) for g in groups] == [list(g) for g in metrics.ensembles(20, 2, seed=1)]
     assert len(metrics.ensembles(1, 2, seed=0)) == 1
+
+
+def test_sculpting_summary_counts_shared_datasets_once():
+    from salad.cathode.evaluate import sculpting_summary
+    auc = pd.DataFrame({"setup": "ID", "instance": [0, 0, 1, 1], "classifier": [0, 1, 0, 1],
+                        "auc": [0.50, 0.52, 0.51, 0.53], "auc_boot_std": 0.01})
+    mass = pd.DataFrame({"setup": "ID", "instance": [0, 1], "ensemble": 0, "bin_lo": 105.0,
+                         "n_before": 100, "n_after": [20, 22], "chi2": [10.0, 30.0],
+                         "ndf": 10, "jsd": [0.001, 0.003]})
+    # two signals share the same no-injection datasets: identical rows under both names
+    both = sculpting_summary(pd.concat([auc.assign(signal="A"), auc.assign(signal="B")]),
+                             pd.concat([mass.assign(signal="A"), mass.assign(signal="B")]))
+    assert len(both) == 1
+    row = both.iloc[0]
+    assert row["classifiers"] == 4 and row["datasets"] == 2
+    assert row["auc_mean"] == pytest.approx(0.515)
+    assert row["auc_std"] == pytest.approx(np.std([0.50, 0.52, 0.51, 0.53], ddof=1))
+    assert row["chi2_ndf"] == pytest.approx(2.0) and row["jsd"] == pytest.approx(0.002)
+    # distinct datasets per signal (different values) are all pooled
+    other = auc.assign(signal="B", auc=auc["auc"] + 0.01)
+    pooled = sculpting_summary(pd.concat([auc.assign(signal="A"), other]), mass.assign(signal="A"))
+    assert pooled.iloc[0]["classifiers"] == 8 and pooled.iloc[0]["datasets"] == 4

@@ -7,7 +7,8 @@ Two checks, both must pass (exit 0), else a list of problems and exit 1:
 1. The jobs really went through sbatch: both runs executed the same jobs per rule; every job
    the SLURM run did not run as a `localrule` appears in its snakemake log as
    "Job N has been submitted with SLURM jobid X"; each such job has its SLURM output file
-   .snakemake/slurm_logs/rule_<rule>/<X>.log (kept with --slurm-keep-successful-logs), and,
+   .snakemake/slurm_logs/rule_<rule>/<X>.log (kept with --slurm-keep-successful-logs), jobs
+   bundled into group jobs (profile `groups`) are covered by group_<name> submissions, and,
    where the controller log is readable, slurmctld logged "_job_complete: JobId=X WEXITSTATUS 0"
    during this run.
    No sacct is needed (the test cluster runs without accounting).
@@ -39,7 +40,7 @@ EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metada
 # `fit_seconds`, `seconds_per_toy`, `time_s`, `events_per_s`) legitimately differ between runs.
 TIMING = re.compile(r"(^|_)(seconds|time_s|per_s|elapsed|wall)(_|$)")
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
-RULE_LINE = re.compile(r"^(local)?rule (\w+):", re.M)
+RULE_LINE = re.compile(r"^( *)(local)?rule (\w+):", re.M)   # indented: a job inside a group job
 
 
 def result_files(workdir: Path) -> dict[str, Path]:
@@ -164,23 +165,25 @@ def snakemake_log(workdir: Path) -> str:
     return logs[-1].read_text()
 
 
-def rule_counts(log: str) -> tuple[collections.Counter, collections.Counter]:
-    """Jobs per rule in a snakemake log: (all jobs, jobs run on this host as `localrule`)."""
-    every, local = collections.Counter(), collections.Counter()
-    for local_flag, rule in RULE_LINE.findall(log):
+def rule_counts(log: str) -> tuple[collections.Counter, collections.Counter, collections.Counter]:
+    """Jobs per rule in a snakemake log: (all jobs, jobs run on this host as `localrule`,
+    jobs that ran inside a group job)."""
+    every, local, grouped = collections.Counter(), collections.Counter(), collections.Counter()
+    for indent, local_flag, rule in RULE_LINE.findall(log):
         every[rule] += 1
         local[rule] += bool(local_flag)
-    return every, +local
+        grouped[rule] += bool(indent)
+    return every, +local, +grouped
 
 
 def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
                       slurmctld_offset: int = 0) -> tuple[list[str], dict]:
     """Problems with the evidence that every non-local job ran as a SLURM job."""
     problems = []
-    expected, _ = rule_counts(snakemake_log(local))      # a --cores run shows all as localrule
+    expected, _, _ = rule_counts(snakemake_log(local))   # a --cores run shows all as localrule
     slurm_text = snakemake_log(slurm)
-    executed, on_host = rule_counts(slurm_text)
-    remote = executed - on_host
+    executed, on_host, grouped = rule_counts(slurm_text)
+    remote = executed - on_host - grouped                # each submitted on its own
     submissions = SUBMITTED.findall(slurm_text)
     by_rule = collections.Counter()
     controller = None
@@ -191,9 +194,11 @@ def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
     for _jobid, slurm_id, log in submissions:
         # the log path as the SLURM run wrote it, found under the workdir given here
         log_path = slurm / ".snakemake" / "slurm_logs" / log.split("/.snakemake/slurm_logs/", 1)[-1]
-        # .snakemake/slurm_logs/rule_<rule>[/<wildcard values>]/<slurm id>.log
-        rule = next((part.removeprefix("rule_") for part in reversed(log_path.parts)
-                     if part.startswith("rule_")), "?")
+        # .snakemake/slurm_logs/rule_<rule>[/<wildcard values>]/<slurm id>.log, or
+        # .snakemake/slurm_logs/group_<group>/<slurm id>.log for a group job
+        rule = next((part.removeprefix("rule_") if part.startswith("rule_") else part
+                     for part in reversed(log_path.parts)
+                     if part.startswith(("rule_", "group_"))), "?")
         by_rule[rule] += 1
         if log_path.name != f"{slurm_id}.log" or not log_path.is_file():
             problems.append(f"SLURM job {slurm_id} ({rule}): no SLURM output file {log_path}")
@@ -204,8 +209,13 @@ def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
         problems.append("no job was submitted with sbatch")
     if executed != expected:
         problems.append(f"jobs per rule differ: local run {dict(expected)}, SLURM run {dict(executed)}")
-    if by_rule != remote:
-        problems.append(f"remote jobs {dict(remote)} but sbatch submissions {dict(by_rule)}")
+    single = collections.Counter({r: n for r, n in by_rule.items() if not r.startswith("group_")})
+    if single != remote:
+        problems.append(f"remote jobs {dict(remote)} but sbatch submissions {dict(single)}")
+    groups = sum(n for r, n in by_rule.items() if r.startswith("group_"))
+    if grouped and not 0 < groups <= sum(grouped.values()):
+        problems.append(f"{dict(grouped)} jobs ran in group jobs, but {groups} group submissions")
+    print(f"jobs inside group jobs: {dict(grouped)}")
     print(f"run on the submitting host (localrules): {dict(on_host)}")
     return problems, dict(by_rule)
 
