@@ -2,9 +2,8 @@
 
 Dataset wildcards {signal}/{strength}/{instance} name a pseudo-data set; {setup}/{seed} an
 encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config flow.count).
-On a cluster the slurm profile puts fit_flow -> sample_sr -> classify into the job group
-`cathode` and submits several such chains as one job (`groups`, `group-components`), which keeps
-the paper-scale DAG (thousands of short jobs) from flooding the scheduler.
+At paper scale, the slurm profile shows how to bundle fit_flow -> sample_sr -> classify chains
+into group jobs (commented out there: a group asks for the summed CPUs of its chains).
 """
 
 _ENC = config.get("encoder") or {}

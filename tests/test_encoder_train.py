@@ -175,3 +175,23 @@ def test_embed_sample_is_mean_plus_sigma_noise(toy, tmp_path):
     assert np.abs(sampled[z].to_numpy() - means[z].to_numpy()).mean() > 1e-3
     with pytest.raises(SaladError, match="encoder.embed.latent"):
         embed(tmp_path / "model.pt", pre, tmp_path / "x.parquet", latent="median")
+
+
+def test_signal_agnostic_stages_read_the_means(toy, tmp_path):
+    from salad.baselines import latent_for, read_embedding
+    root, groups = toy
+    pre, spl = toy_paths(root, groups)
+    train_encoder(setup_cfg(groups, max_epochs=1), pre, spl, 2, tmp_path / "model.pt",
+                  tmp_path / "history.parquet", tmp_path / "loss.png")
+    sampled = embed(tmp_path / "model.pt", pre, tmp_path / "s.parquet")
+    means = embed(tmp_path / "model.pt", pre, tmp_path / "m.parquet", latent="mean")
+    z, mu = [f"z{i}" for i in range(6)], [f"mu{i}" for i in range(6)]
+    assert np.array_equal(sampled[mu].to_numpy(), means[z].to_numpy())   # same forward pass
+    assert not any(c.startswith("mu") for c in means.columns)
+    ids = sampled["event_id"].to_numpy()[::-1]
+    assert np.allclose(latent_for(str(tmp_path / "s.parquet"), ids, means=True),
+                       means[z].to_numpy()[::-1])
+    assert np.allclose(latent_for(str(tmp_path / "s.parquet"), ids), sampled[z].to_numpy()[::-1])
+    # a file without means (mean latent, baselines) gives its z either way
+    _, only = read_embedding(str(tmp_path / "m.parquet"), means=True)
+    assert np.allclose(only, means[z].to_numpy())

@@ -79,17 +79,23 @@ def load_events(preselected: Sequence[str], split: Sequence[str],
     return merged
 
 
-def read_embedding(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read an embeddings-contract file: (event_id int64 (n,), latent float32 (n, d))."""
+def read_embedding(path: str, means: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read an embeddings-contract file: (event_id int64 (n,), latent float32 (n, d)).
+
+    means=True reads the latent means `mu0..` where the file has them (a variational encoder
+    whose z is a sampled draw, see salad.encoder.embed), else the latent `z0..`."""
     names = _open_parquet(path).schema_arrow.names
-    zcols = [c for c in names if c.startswith("z") and c[1:].isdigit()]
+    prefix = "mu" if means and "mu0" in names else "z"
+    zcols = [c for c in names if c.startswith(prefix) and c[len(prefix):].isdigit()]
     d = len(zcols)
-    if d == 0 or sorted(zcols, key=lambda c: int(c[1:])) != [f"z{i}" for i in range(d)]:
-        raise SaladError(f"{path}: expected latent columns z0..z{{d-1}}, found {zcols}")
-    frame = read_parquet(path, {"event_id": "int", **{f"z{i}": "float" for i in range(d)}})
+    cols = [f"{prefix}{i}" for i in range(d)]
+    if d == 0 or sorted(zcols, key=lambda c: int(c[len(prefix):])) != cols:
+        raise SaladError(f"{path}: expected latent columns {prefix}0..{prefix}{{d-1}}, "
+                         f"found {zcols}")
+    frame = read_parquet(path, {"event_id": "int", **{c: "float" for c in cols}})
     if frame["event_id"].duplicated().any():
         raise SaladError(f"{path}: duplicate event_id values")
-    return frame["event_id"].to_numpy(np.int64), frame[[f"z{i}" for i in range(d)]].to_numpy(np.float32)
+    return frame["event_id"].to_numpy(np.int64), frame[cols].to_numpy(np.float32)
 
 
 def lookup(path: str, ids: np.ndarray, table_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -104,9 +110,10 @@ def lookup(path: str, ids: np.ndarray, table_ids: np.ndarray, values: np.ndarray
     return values[found]
 
 
-def latent_for(path: str, ids: np.ndarray) -> np.ndarray:
-    """Latent vectors (len(ids), d) float64 of the events `ids` from an embeddings file."""
-    table_ids, z = read_embedding(path)
+def latent_for(path: str, ids: np.ndarray, means: bool = False) -> np.ndarray:
+    """Latent vectors (len(ids), d) float64 of the events `ids` from an embeddings file
+    (the means where the file has them and `means`, see read_embedding)."""
+    table_ids, z = read_embedding(path, means)
     return lookup(path, np.asarray(ids, np.int64), table_ids, z).astype(np.float64)
 
 

@@ -108,7 +108,7 @@ def cli(argv: list[str]) -> None:
     events = events[(events["group"] >= 0) & events["subset"].isin(cfg["subsets"])]
     if cfg.get("max_events") and len(events) > cfg["max_events"]:
         events = events.sample(n=int(cfg["max_events"]), random_state=int(cfg["seed"]))
-    z = latent_for(args.embedding, events["event_id"].to_numpy())
+    z = latent_for(args.embedding, events["event_id"].to_numpy(), means=True)
     row = {"representation": args.name, "seed": args.seed,
            **evaluate(z, events["group"].to_numpy(), cfg, int(cfg["seed"]) + args.seed)}
     log.info("%s/%d: accuracy %.4f +- %.4f", args.name, args.seed, row["accuracy"], row["accuracy_sem"])

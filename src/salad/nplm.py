@@ -22,8 +22,10 @@ The test statistic is paper B eq. 7 (extended likelihood ratio):
 
     t = 2 [ sum_D f(x) - sum_R w (exp f(x) - 1) ].
 
-Its null distribution comes from toys: data drawn from data-half background events only
-(Poisson(N_exp) events, probability proportional to weight, without replacement).
+Features x: the representation's latent; for a variational encoder whose z is a sampled draw,
+its deterministic means (`mu*` columns, salad.encoder.embed). Its null distribution comes from
+toys: data drawn from data-half background events only (Poisson(N_exp) events, probability
+proportional to weight, without replacement).
 """
 from __future__ import annotations
 
@@ -257,7 +259,7 @@ def wildcard_seed(*parts) -> int:
 
 def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndarray:
     """NPLM inputs of events `ids`: latent (n, d), plus m_yy [GeV] as a last column if given."""
-    z = latent_for(embedding, ids)
+    z = latent_for(embedding, ids, means=True)
     return z if myy is None else np.column_stack([z, myy])
 
 
@@ -515,7 +517,7 @@ def cli(argv: list[str]) -> None:
     if args.command == "tsne":
         cfg = parse_stage_config(args.config)["nplm"]
         scores = read_parquet(args.scores, {"event_id": "int", "f": "float"})
-        x = latent_for(args.embedding, scores["event_id"].to_numpy())
+        x = latent_for(args.embedding, scores["event_id"].to_numpy(), means=True)
         return plot_tsne(x, scores["f"].to_numpy(), args.output, cfg, args.title)
     cfg, samples = _setup(args)
     if args.command == "toys":

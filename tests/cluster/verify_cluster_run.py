@@ -39,7 +39,8 @@ EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metada
 # Measured run times (a column, JSON key or checkpoint entry named like `seconds`,
 # `fit_seconds`, `seconds_per_toy`, `time_s`, `events_per_s`) legitimately differ between runs.
 TIMING = re.compile(r"(^|_)(seconds|time_s|per_s|elapsed|wall)(_|$)")
-SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
+# "Job N has been submitted ..."; a group job's N is a UUID
+SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
 RULE_LINE = re.compile(r"^( *)(local)?rule (\w+):", re.M)   # indented: a job inside a group job
 
 

@@ -13,10 +13,12 @@ true SR background AUC 0.53 on samples, 0.70 on means). The noise eps is a fixed
 (encoder seed, event_id, dimension) -- a counter-based hash, not a random stream -- so every
 event gets the same z in every run, whatever files or order it is embedded with.
 `latent: mean` writes mu instead; deterministic encoders (SimCLR, VICReg) always write their
-output.
+output. With a sampled z the means are written too, as `mu0..mu{d-1}`: the signal-agnostic
+stages (NPLM, linear evaluation) need no density model and use the deterministic means
+(`salad.baselines.latent_for(..., means=True)`); CATHODE and the information check use z.
 
-Output contract: `event_id` int64, `z0..z{d-1}` float32, one row per event of every given
-preselected file (both split halves).
+Output contract: `event_id` int64, `z0..z{d-1}` float32 [, `mu0..mu{d-1}` float32], one row per
+event of every given preselected file (both split halves).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from .data import load_events, to_tensors
 from .train import load_checkpoint, pick_device
 
 LATENT_KINDS = ("sample", "mean")
+MEAN_PREFIX = "mu"   # columns mu0..mu{d-1}: the latent means, written next to a sampled z
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -93,6 +96,9 @@ def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str
     frame = pd.DataFrame({"event_id": events.event_id.astype(np.int64)})
     for i in range(z.shape[1]):
         frame[f"z{i}"] = z[:, i].astype(np.float32)
+    if used == "sample":            # the means too, for the stages that want them (MEAN_PREFIX)
+        for i in range(mu.shape[1]):
+            frame[f"{MEAN_PREFIX}{i}"] = mu[:, i].astype(np.float32)
     cfg = {"encoder": ckpt["config"], "seed": ckpt["seed"], "batch_size": batch_size,
            "latent": used}
     write_parquet(frame, output, provenance("embed", cfg, model=str(model_path)))
