@@ -79,19 +79,22 @@ def load_events(preselected: Sequence[str], split: Sequence[str],
     return merged
 
 
+MEAN_PREFIX = "mu"   # embeddings columns mu0..mu{d-1}: latent means written next to a sampled z
+
+
 def read_embedding(path: str, means: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Read an embeddings-contract file: (event_id int64 (n,), latent float32 (n, d)).
 
     means=True reads the latent means `mu0..` where the file has them (a variational encoder
     whose z is a sampled draw, see salad.encoder.embed), else the latent `z0..`."""
     names = _open_parquet(path).schema_arrow.names
-    prefix = "mu" if means and "mu0" in names else "z"
-    zcols = [c for c in names if c.startswith(prefix) and c[len(prefix):].isdigit()]
-    d = len(zcols)
+    prefix = MEAN_PREFIX if means and f"{MEAN_PREFIX}0" in names else "z"
+    found = [c for c in names if c.startswith(prefix) and c[len(prefix):].isdigit()]
+    d = len(found)
     cols = [f"{prefix}{i}" for i in range(d)]
-    if d == 0 or sorted(zcols, key=lambda c: int(c[len(prefix):])) != cols:
+    if d == 0 or sorted(found, key=lambda c: int(c[len(prefix):])) != cols:
         raise SaladError(f"{path}: expected latent columns {prefix}0..{prefix}{{d-1}}, "
-                         f"found {zcols}")
+                         f"found {found}")
     frame = read_parquet(path, {"event_id": "int", **{c: "float" for c in cols}})
     if frame["event_id"].duplicated().any():
         raise SaladError(f"{path}: duplicate event_id values")

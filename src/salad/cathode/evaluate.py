@@ -5,11 +5,11 @@ encoder seeds x flows x BDTs, randomly grouped (seed from config + setup) into e
 `ensemble_size` whose scores are averaged; per ensemble and working point eps_B: SIC =
 eps_S / sqrt(eps_B) and post-selection Asimov significance of S = eps_S N_S over
 B = eps_B N_B (N_S, N_B: true signal / background events of the SR pseudo-data; truth used
-only here). Same for the references (`iad`, `supervised`: seeds x BDTs). Sculpting (strength 0 datasets only): AUC of
-each classifier's out-of-fold scores, SR data (= true background) vs template, with a
-bootstrap error, its ROC curve, and per ensemble the m_yy spectrum of all data before/after
-keeping the most signal-like `sculpting_efficiency` of SR data (chi^2/ndf of a flat
-selection efficiency and the JSD of the normalised spectra).
+only here). Same for the references (`iad`, `supervised`: seeds x BDTs). Sculpting (strength
+0 datasets only): AUC of each classifier's out-of-fold scores, SR data (= true background)
+vs template, with a bootstrap error, its ROC curve, and per ensemble the m_yy spectrum of
+all data before/after keeping the most signal-like `sculpting_efficiency` of SR data
+(chi^2/ndf of a flat selection efficiency and the JSD of the normalised spectra).
 
 Outputs (Parquet): sensitivity (setup, signal, strength, instance, method, ensemble, eps_b,
 eps_s, sic, significance, n_sig, n_bkg), sculpting_auc (setup, signal, instance, classifier,

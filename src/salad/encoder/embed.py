@@ -32,13 +32,13 @@ import torch
 from scipy.special import ndtri
 
 from ..artifacts import provenance, write_parquet
+from ..baselines import MEAN_PREFIX
 from ..config import parse_stage_config
 from ..errors import SaladError
 from .data import load_events, to_tensors
 from .train import load_checkpoint, pick_device
 
 LATENT_KINDS = ("sample", "mean")
-MEAN_PREFIX = "mu"   # columns mu0..mu{d-1}: the latent means, written next to a sampled z
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -91,14 +91,14 @@ def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str
     events = load_events(preselected)
     mu, sigma = encode_all(model, to_tensors(events, norm), batch_size, dev)
     used = "sample" if (latent == "sample" and sigma is not None) else "mean"
-    z = mu + sigma * event_noise(events.event_id, mu.shape[1], int(ckpt["seed"])) \
-        if used == "sample" else mu
+    columns = {"z": mu}
+    if used == "sample":    # z is the draw; the means go along for the stages that want them
+        noise = event_noise(events.event_id, mu.shape[1], int(ckpt["seed"]))
+        columns = {"z": mu + sigma * noise, MEAN_PREFIX: mu}
     frame = pd.DataFrame({"event_id": events.event_id.astype(np.int64)})
-    for i in range(z.shape[1]):
-        frame[f"z{i}"] = z[:, i].astype(np.float32)
-    if used == "sample":            # the means too, for the stages that want them (MEAN_PREFIX)
-        for i in range(mu.shape[1]):
-            frame[f"{MEAN_PREFIX}{i}"] = mu[:, i].astype(np.float32)
+    for prefix, values in columns.items():
+        for i in range(values.shape[1]):
+            frame[f"{prefix}{i}"] = values[:, i].astype(np.float32)
     cfg = {"encoder": ckpt["config"], "seed": ckpt["seed"], "batch_size": batch_size,
            "latent": used}
     write_parquet(frame, output, provenance("embed", cfg, model=str(model_path)))
