@@ -1,9 +1,10 @@
-"""CATHODE on the latent space: fit_flow -> sample_sr -> classify -> evaluate (+ tables, plots).
+"""CATHODE on the latent space: evaluation_set; cathode (flows -> pooled template -> CWoLa
+BDTs) and classify_reference per (encoder, dataset); evaluate per (setup, signal); tables, plots.
 
 Dataset wildcards {signal}/{strength}/{instance} name a pseudo-data set; {setup}/{seed} an
-encoder; {flow} the index of a flow fitted to that (encoder, dataset) (config flow.count).
-At paper scale, the slurm profile shows how to bundle fit_flow -> sample_sr -> classify chains
-into group jobs (commented out there: a group asks for the summed CPUs of its chains).
+encoder. One `cathode` job per (encoder, dataset) fits all `flow.count` flows, pools their
+samples into one template and trains all `classifier.bdts` BDTs (paper A's ensemble; a job is
+worth its start-up cost, and the paper-scale DAG stays small).
 """
 
 _ENC = config.get("encoder") or {}
@@ -27,98 +28,82 @@ _INSTANCES = [str(i) for i in range(_CPD["instances"])]
 _FLOWS = [str(i) for i in range(_FLOW["count"])]
 
 _DS = "{setup}/{seed}/{signal}/{strength}/{instance}"
-CATHODE_FLOW = f"results/cathode/flows/{_DS}/{{flow}}.pt"
-CATHODE_TEMPLATE = f"results/cathode/templates/{_DS}/{{flow}}.parquet"
-CATHODE_SCORES = f"results/cathode/scores/{_DS}/{{flow}}.parquet"
+CATHODE_FLOWS = [f"results/cathode/flows/{_DS}/{i}.pt" for i in _FLOWS]
+CATHODE_TEMPLATE = f"results/cathode/templates/{_DS}.parquet"
+CATHODE_SCORES = f"results/cathode/scores/{_DS}.parquet"
 CATHODE_REFERENCE = f"results/cathode/reference/{_DS}.parquet"
 CATHODE_EVAL = "results/cathode/evaluation/{setup}/{signal}/{name}.parquet"
+EVALUATION_SET = "results/evaluation/set.parquet"
 _EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"]
 _PLOTS = "results/plots/cathode"
 
 
-rule fit_flow:
+def _replaced_samples():
+    return [s for s in BACKGROUNDS if PROCESSES[s]["group"] in _EVAL_ONLY_GROUPS]
+
+
+def _triples(option, samples):
+    return " ".join(f"{option} {s} results/preselected/{s}.parquet results/split/{s}.parquet"
+                    for s in samples)
+
+
+rule evaluation_set:
     conda:
         "../envs/salad.yaml"
     input:
-        embeddings="results/embeddings/{setup}/{seed}.parquet",
-        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        _sim_pairs(truth_background_samples() + _CPD["signals"] + _replaced_samples()),
     output:
-        CATHODE_FLOW,
-    wildcard_constraints:
-        flow=r"\d+",
+        parquet=EVALUATION_SET,
+        summary="results/evaluation/set.json",
     params:
-        cfg=lambda w: _common_cfg(flow=_FLOW_FIT),
-        key=lambda w: _seed_key(w),
-    threads: threads_for("flow")
-    resources:
-        mem_mb=2000,
-        runtime=60,
-    log:
-        f"results/logs/fit_flow/{_DS}/{{flow}}.log",
-    benchmark:
-        f"results/benchmarks/fit_flow/{_DS}/{{flow}}.tsv"
-    shell:
-        "python -m salad fit-flow --embeddings {input.embeddings:q} --data {input.data:q}"
-        " --output {output:q} --seed-key {params.key} --threads {threads}"
-        " --config {params.cfg} > {log:q} 2>&1"
-
-
-rule sample_sr:
-    conda:
-        "../envs/salad.yaml"
-    input:
-        flow=CATHODE_FLOW,
-        embeddings="results/embeddings/{setup}/{seed}.parquet",
-        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
-        higgs=_sim_pairs(HIGGS_SAMPLES),
-    output:
-        CATHODE_TEMPLATE,
-    wildcard_constraints:
-        flow=r"\d+",
-    params:
-        cfg=lambda w: _common_cfg(template=_FLOW["template"], seed=_FLOW["seed"],
-                                  luminosity=_CPD["luminosity_ifb"]),
-        higgs=_pair_args("--higgs", HIGGS_SAMPLES),
-        key=lambda w: _seed_key(w),
+        cfg=lambda w: _common_cfg(evaluation_set={"samples": EVAL_ONLY_SAMPLES}),
+        background=_triples("--background", truth_background_samples()),
+        signal=_triples("--signal", _CPD["signals"]),
+        replaced=_triples("--replaced", _replaced_samples()),
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=20,
+        runtime=10,
     log:
-        f"results/logs/sample_sr/{_DS}/{{flow}}.log",
+        "results/logs/evaluation_set.log",
     benchmark:
-        f"results/benchmarks/sample_sr/{_DS}/{{flow}}.tsv"
+        "results/benchmarks/evaluation_set.tsv"
     shell:
-        "python -m salad sample-sr --flow {input.flow:q} --embeddings {input.embeddings:q}"
-        " --data {input.data:q} {params.higgs} --output {output:q} --seed-key {params.key}"
-        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+        "python -m salad evaluation-set {params.background} {params.signal} {params.replaced}"
+        " --output {output.parquet:q} --summary {output.summary:q} --config {params.cfg}"
+        " > {log:q} 2>&1"
 
 
-rule classify:
+rule cathode:
     conda:
         "../envs/salad.yaml"
     input:
-        template=CATHODE_TEMPLATE,
         embeddings="results/embeddings/{setup}/{seed}.parquet",
         data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        higgs=_sim_pairs(HIGGS_SAMPLES),
+        evaluation=EVALUATION_SET,
     output:
-        CATHODE_SCORES,
-    wildcard_constraints:
-        flow=r"\d+",
+        flows=CATHODE_FLOWS,
+        template=CATHODE_TEMPLATE,
+        scores=CATHODE_SCORES,
     params:
-        cfg=lambda w: _common_cfg(classifier=config["classifier"]),
+        cfg=lambda w: _common_cfg(flow=_FLOW_FIT, template=_FLOW["template"],
+                                  classifier=config["classifier"],
+                                  luminosity=_CPD["luminosity_ifb"]),
+        higgs=_pair_args("--higgs", HIGGS_SAMPLES),
         key=lambda w: _seed_key(w),
-    threads: threads_for("classify")
+    threads: threads_for("flow")
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=3000,
+        runtime=lambda w: 20 + 20 * len(_FLOWS),
     log:
-        f"results/logs/classify/{_DS}/{{flow}}.log",
+        f"results/logs/cathode/{_DS}.log",
     benchmark:
-        f"results/benchmarks/classify/{_DS}/{{flow}}.tsv"
+        f"results/benchmarks/cathode/{_DS}.tsv"
     shell:
-        "python -m salad classify cwola --template {input.template:q} --embeddings {input.embeddings:q}"
-        " --data {input.data:q} --output {output:q} --seed-key {params.key}"
+        "python -m salad cathode --embeddings {input.embeddings:q} --data {input.data:q}"
+        " {params.higgs} --evaluation-set {input.evaluation:q} --flows {output.flows:q}"
+        " --template {output.template:q} --scores {output.scores:q} --seed-key {params.key}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -128,14 +113,15 @@ rule classify_reference:
     input:
         embeddings="results/embeddings/{setup}/{seed}.parquet",
         data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
-        simulation=lambda w: _sim_pairs(BACKGROUNDS + [w.signal]),
+        simulation=lambda w: _sim_pairs(truth_background_samples() + [w.signal]),
+        evaluation=EVALUATION_SET,
     output:
         CATHODE_REFERENCE,
     params:
         cfg=lambda w: _common_cfg(classifier=config["classifier"]),
-        background=_pair_args("--background", BACKGROUNDS),
+        background=_pair_args("--background", truth_background_samples()),
         signal=lambda w: _pair_args("--signal", [w.signal]),
-        key=lambda w: _seed_key(w, flow=False),
+        key=lambda w: _seed_key(w),
     threads: threads_for("classify")
     resources:
         mem_mb=2000,
@@ -146,8 +132,9 @@ rule classify_reference:
         f"results/benchmarks/classify_reference/{_DS}.tsv"
     shell:
         "python -m salad classify reference --embeddings {input.embeddings:q} --data {input.data:q}"
-        " {params.background} {params.signal} --output {output:q} --seed-key {params.key}"
-        " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+        " {params.background} {params.signal} --evaluation-set {input.evaluation:q}"
+        " --output {output:q} --seed-key {params.key} --threads {threads}"
+        " --config {params.cfg} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -156,15 +143,17 @@ rule evaluate:
     input:
         data=_pseudo,
         scores=lambda w: _datasets(CATHODE_SCORES, w),
-        references=lambda w: _datasets(CATHODE_REFERENCE, w, flows=False),
+        references=lambda w: _datasets(CATHODE_REFERENCE, w, injected_only=True),
+        evaluation=EVALUATION_SET,
     output:
         **{n: CATHODE_EVAL.replace("{name}", n) for n in _EVAL_NAMES},
     params:
         cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
         outdir=lambda w: f"results/cathode/evaluation/{w.setup}/{w.signal}",
+        held_out=lambda w: str(held_out(ENCODER_SETUPS.get(w.setup), w.signal)).lower(),
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=3000,
         runtime=30,
     log:
         "results/logs/evaluate/{setup}/{signal}.log",
@@ -173,6 +162,7 @@ rule evaluate:
     shell:
         "python -m salad evaluate sensitivity --setup {wildcards.setup} --signal {wildcards.signal}"
         " --data {input.data:q} --scores {input.scores:q} --references {input.references:q}"
+        " --evaluation-set {input.evaluation:q} --held-out {params.held_out}"
         " --output-dir {params.outdir:q} --config {params.cfg} > {log:q} 2>&1"
 
 

@@ -39,6 +39,39 @@ if _unknown:
     )
 SIGNALS = [s for s in SAMPLES if PROCESSES[s]["group"] < 0]
 BACKGROUNDS = [s for s in SAMPLES if PROCESSES[s]["group"] >= 0]
+# The truth-labelled evaluation set (salad.evalset): evaluation-only samples (generated, read,
+# split and embedded like the others, never in `samples`) and the shares of the other samples.
+EVAL_SET_CFG = {"samples": [], "fraction": 0.25, "reference_fraction": 0.15,
+                  "min_background_passing": 100, **config.get("evaluation_set", {})}
+EVAL_ONLY_SAMPLES = list(EVAL_SET_CFG["samples"])
+_bad_eval = [s for s in EVAL_ONLY_SAMPLES if s not in PROCESSES or s in SAMPLES
+             or PROCESSES[s]["group"] < 0]
+if _bad_eval:
+    raise ValueError(
+        f"config key evaluation_set.samples: {_bad_eval} must be SM processes of "
+        f"{config['processes']} that are not in config key samples"
+    )
+ALL_SAMPLES = SAMPLES + EVAL_ONLY_SAMPLES
+_EVAL_ONLY_GROUPS = {PROCESSES[s]["group"] for s in EVAL_ONLY_SAMPLES}
+
+
+def evaluation_share(sample):
+    """Config for `salad split` of one sample: an evaluation-only sample keeps
+    `reference_fraction` for the references; a sample whose group has an evaluation-only
+    sample gives nothing to the evaluation set (that sample replaces it); others give
+    `fraction` of their pseudo-data half."""
+    if sample in EVAL_ONLY_SAMPLES:
+        return {"reference_fraction": EVAL_SET_CFG["reference_fraction"]}
+    if PROCESSES[sample]["group"] in _EVAL_ONLY_GROUPS:
+        return {"fraction": 0.0}
+    return {"fraction": EVAL_SET_CFG["fraction"]}
+
+
+def truth_background_samples():
+    """SM samples standing for the true background: their `eval` events in the evaluation set,
+    and (evaluation-only samples: their `ref` events) in the references' training. An
+    evaluation-only sample replaces the configured samples of its group."""
+    return EVAL_ONLY_SAMPLES + [s for s in BACKGROUNDS if PROCESSES[s]["group"] not in _EVAL_ONLY_GROUPS]
 
 
 wildcard_constraints:
@@ -95,9 +128,8 @@ def _pair_args(option, samples):
                     for s in samples)
 
 
-def _seed_key(w, flow=True):
-    key = f"{w.setup}/{w.seed}/{w.signal}/{w.strength}/{w.instance}"
-    return f"{key}/{w.flow}" if flow else key
+def _seed_key(w):
+    return f"{w.setup}/{w.seed}/{w.signal}/{w.strength}/{w.instance}"
 
 
 def _common_cfg(**extra):
@@ -113,12 +145,14 @@ def setup_grid(setup):
     return _STRENGTHS, _INSTANCES
 
 
-def _datasets(pattern, w, flows=True):
+def _datasets(pattern, w, injected_only=False):
+    """`pattern` for every encoder seed x pseudo-data set of (setup, signal); without the
+    no-injection sets if `injected_only` (the references serve the sensitivity only)."""
     strengths, instances = setup_grid(w.setup)
     return [pattern.format(setup=w.setup, seed=seed, signal=dataset_signal(w.signal, s),
-                           strength=s, instance=i, flow=f)
+                           strength=s, instance=i)
             for seed in cathode_seeds(w.setup) for s in strengths for i in instances
-            for f in (_FLOWS if flows else [None])]
+            if not (injected_only and float(s) == 0)]
 
 
 def _pseudo(w):
@@ -135,7 +169,7 @@ def _evals(name, setups=None):
 def _show(w):
     return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
             "strength": max(setup_grid(w.setup)[0], key=float),
-            "instance": "0", "flow": "0", "setup": w.setup}
+            "instance": "0", "setup": w.setup}
 
 
 def cathode_targets():
@@ -176,7 +210,7 @@ def process_spec_arg(wildcards):
 
 
 def generated_samples():
-    return [s for s in SAMPLES if s not in config.get("delphes_inputs", {})]
+    return [s for s in ALL_SAMPLES if s not in config.get("delphes_inputs", {})]
 
 
 # ------------------------------ input functions of rules/preselect.smk

@@ -5,7 +5,7 @@ so editing setup IP re-trains IP only, and adding a seed re-trains nothing.
 """
 import re
 
-from salad.encoder.setups import resolve_setup, seeds_for, setup_names
+from salad.encoder.setups import held_out, resolve_setup, seeds_for, setup_names
 
 ENCODER = config.get("encoder") or {"setups": {}}
 _ENC_RES = {"mem_mb": 4000, "runtime_min": 120, "gpu": False, **ENCODER.get("resources", {})}
@@ -53,7 +53,7 @@ rule embed:
         "../envs/salad.yaml"
     input:
         model=f"{ENCODER_DIR}/model.pt",
-        preselected=expand("results/preselected/{sample}.parquet", sample=SAMPLES),
+        preselected=expand("results/preselected/{sample}.parquet", sample=ALL_SAMPLES),
     output:
         "results/embeddings/{setup}/{seed}.parquet",
     wildcard_constraints:

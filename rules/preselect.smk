@@ -42,8 +42,9 @@ rule split:
     output:
         "results/split/{sample}.parquet",
     params:
-        cfg=lambda w: cfg_arg("split"),
+        cfg=lambda w: cfg_arg("split", evaluation=evaluation_share(w.sample)),
         code=lambda w: PROCESSES[w.sample]["code"],
+        only=lambda w: "--evaluation-only" if w.sample in EVAL_ONLY_SAMPLES else "",
     threads: 1
     resources:
         mem_mb=1000,
@@ -54,7 +55,7 @@ rule split:
         "results/benchmarks/split/{sample}.tsv"
     shell:
         "python -m salad split --input {input:q} --code {params.code} --output {output:q}"
-        " --config {params.cfg} > {log:q} 2>&1"
+        " {params.only} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule pseudodata:
@@ -88,5 +89,5 @@ rule pseudodata:
         " --config {params.cfg} > {log:q} 2>&1"
 
 
-register_targets("split", lambda: [f"results/split/{s}.parquet" for s in SAMPLES])
+register_targets("split", lambda: [f"results/split/{s}.parquet" for s in ALL_SAMPLES])
 register_targets("pseudodata", lambda: pseudodata_paths(".parquet") + pseudodata_paths(".json"))

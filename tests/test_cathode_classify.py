@@ -24,7 +24,7 @@ def test_template_shapes_and_weights(tmp_path):
     model = flow.build_flow(ckpt["arch"])
     model.load_state_dict(ckpt["state_dict"])
     higgs = template.read_higgs([(paths["presel_ggH"], paths["split_ggH"])], emb, ["val", "test"])
-    out = template.build(data[sr], model.eval(), ckpt, higgs, SR, 10.0, {"oversample": 3}, seed=1)
+    out = template.build(data[sr], [(model.eval(), ckpt)], higgs, SR, 10.0, {"oversample": 3}, seed=1)
     n_sr = int(sr.sum())
     is_flow = out["source"] == "flow"
     assert is_flow.sum() == 3 * n_sr

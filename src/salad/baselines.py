@@ -37,6 +37,7 @@ import torch
 
 from .artifacts import _open_parquet, list_column_to_array, provenance, read_parquet, write_parquet
 from .config import parse_stage_config
+from .contracts import SUBSETS
 from .errors import SaladError
 
 log = logging.getLogger("salad.baselines")
@@ -48,7 +49,6 @@ LEADING_ORDER = [("met", 0), ("jet", 0), ("electron", 0), ("muon", 0), ("fatjet"
                  ("electron", 1), ("muon", 1), ("fatjet", 1), ("jet", 2), ("jet", 3)]
 REF22_FEATURES = ["met", "ht", "n_jets", "n_bjets", "n_leptons", "pt_j1", "pt_j2", "pt_l1", "m_jj"]
 NAMES = ("source", "leading", "ref22", "vae")
-SUBSETS = ("train", "val", "test", "data")
 
 PRESELECTED_COLUMNS = {"event_id": "int", "sample": "str", "group": "int", "weight": "float"}
 

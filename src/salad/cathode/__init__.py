@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import read_parquet
+from ..contracts import REFERENCE_SUBSETS, in_signal_region, read_split_sample, select_subsets
 from ..errors import SaladError
 
 LOG = logging.getLogger("salad.cathode")
 _Z_RE = re.compile(r"^z(\d+)$")
 PSEUDODATA_COLUMNS = {"event_id": "int", "myy": "float", "is_signal": "bool", "group": "int"}
-SUBSETS = ("train", "val", "test", "data")
 
 
 def stable_seed(base: int, *keys) -> int:
@@ -94,36 +94,21 @@ def region_masks(myy: np.ndarray, signal_region: Sequence[float],
         raise SaladError(f"regions.signal_region: {list(signal_region)} must lie inside "
                          f"preselect.myy_range {list(window)}")
     myy = np.asarray(myy)
-    sr = (myy >= lo) & (myy < hi)
+    sr = in_signal_region(myy, signal_region)
     sb = (myy >= wlo) & (myy <= whi) & ~sr
     return sr, sb
 
 
 def simulation_events(presel_path, split_path, subsets: Sequence[str]) -> pd.DataFrame:
-    """Encoder-half simulation events of one sample: event_id, sample, group, weight, myy,
+    """Simulation events of one sample in `subsets` (encoder half or the `ref` share of an
+    evaluation-only sample; never pseudo-data or evaluation events): event_id, sample, group, weight, myy,
     plus `subset_fraction` = (sum of weights in `subsets`) / (sum of weights of the sample),
     so that weight / subset_fraction is the expected yield per fb^-1 of the chosen events."""
-    pre = read_parquet(presel_path, {"event_id": "int", "weight": "float", "myy": "float",
-                                     "group": "int"})
-    names = _parquet_names(presel_path)
-    if "sample" in names:
-        pre["sample"] = read_parquet(presel_path, {"sample": "str"})["sample"].astype(str)
-    split = read_parquet(split_path, {"event_id": "int", "subset": "str"})
-    bad = set(split["subset"].unique()) - set(SUBSETS)
+    bad = set(subsets) - set(REFERENCE_SUBSETS)
     if bad:
-        raise SaladError(f"{split_path}: unknown subset value(s) {sorted(bad)}")
-    bad = set(subsets) - set(SUBSETS[:3])
-    if bad:
-        raise SaladError(f"simulation subsets {sorted(bad)}: only train/val/test (encoder half) allowed")
-    merged = pre.merge(split, on="event_id", how="inner", validate="one_to_one")
-    if len(merged) != len(pre):
-        raise SaladError(f"{split_path}: {len(pre) - len(merged)} preselected event(s) of "
-                         f"{presel_path} have no subset")
-    total = merged["weight"].sum()
-    chosen = merged[merged["subset"].isin(list(subsets))].copy()
-    if total <= 0 or chosen.empty:
-        raise SaladError(f"{presel_path}: no events (or zero weight) in subsets {list(subsets)}")
-    chosen["subset_fraction"] = chosen["weight"].sum() / total
+        raise SaladError(f"simulation subsets {sorted(bad)}: only {'/'.join(REFERENCE_SUBSETS)} "
+                         "(encoder half, reference share) allowed")
+    chosen = select_subsets(read_split_sample(presel_path, split_path), subsets, str(presel_path))
     if "sample" not in chosen:
         chosen["sample"] = str(presel_path)
     return chosen.drop(columns=["subset"]).reset_index(drop=True)

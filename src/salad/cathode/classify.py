@@ -10,14 +10,16 @@ by that fold's model, so SR and SB scores share one distribution (for the sculpt
 
 References (`classify reference`, evaluation only; they use simulation truth):
 - `iad`: idealized anomaly detector, the same k-fold CWoLa but against the true SR
-  background from simulation (encoder-half SM events of groups 0-4, weighted to their expected
-  yields) instead of the template.
+  background from simulation (SM events of groups 0-4 from `reference_subsets` of the encoder
+  half and the `ref` share of evaluation-only samples, weighted to their expected yields)
+  instead of the template.
 - `sup`: fully supervised, simulated signal vs simulated SM background in the SR (encoder
   half), applied to the SR pseudo-data (disjoint from the training events by construction).
 
-Score Parquet (contract): role str (`sr`, `sb`, `template`), event_id int64 (-1 for
-template rows), myy float32 [GeV], weight float64, fold int64 (model that scored the row),
-score_0..score_{n-1} float64 (CWoLa) or iad_0.., sup_0.. (reference; role `sr` only).
+Score Parquet (contract): role str (`sr`, `sb`, `template`, `eval`), event_id int64 (-1 for
+template rows), myy float32 [GeV], weight float64 (evaluation rows: expected events per fb^-1),
+fold int64 (model that scored the row; -1 = mean of the fold models, evaluation rows),
+score_0..score_{n-1} float64 (CWoLa) or iad_0.., sup_0.. (reference; roles `sr`, `eval`).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
 from ..config import parse_stage_config
+from ..contracts import read_evaluation_set
 from ..errors import SaladError
 from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
                read_template, region_masks, setup_logging, simulation_events, stable_seed)
@@ -76,14 +79,18 @@ def assign_folds(n: int, k: int, rng) -> np.ndarray:
 
 
 def kfold_scores(X_pos, X_neg, w_neg, cfg: Mapping, seeds: Sequence[int], fold_seed: int,
-                 threads: int = 1, X_extra=None, keep_models: bool = False) -> dict:
+                 threads: int = 1, X_extra=None, keep_models: bool = False,
+                 X_eval=None) -> dict:
     """Out-of-fold scores of len(seeds) k-fold classifiers, positives (weight 1) vs negatives.
 
-    Returns {pos: (n_pos, n_seeds), neg: (n_neg, n_seeds), extra: (n_extra, n_seeds), pos_fold,
-    neg_fold, extra_fold, and if keep_models: models [[model per fold] per seed], train_rows
-    [rows of concat(X_pos, X_neg) each fold model was fitted on (incl. early-stopping rows)]}. Extra rows (not
-    trained on) get a random fold and that fold's model's score, so their score distribution
-    matches the out-of-fold one (a fold mean would be narrower and bias tight cuts).
+    Returns {pos: (n_pos, n_seeds), neg: (n_neg, n_seeds), extra: (n_extra, n_seeds),
+    eval: (n_eval, n_seeds), pos_fold, neg_fold, extra_fold, and if keep_models: models
+    [[model per fold] per seed], train_rows [rows of concat(X_pos, X_neg) each fold model was
+    fitted on (incl. early-stopping rows)]}. Extra rows (not trained on, e.g. sideband data)
+    get a random fold and that fold's model's score, so their score distribution matches the
+    out-of-fold one of the SR data (for the sculpting check). Evaluation rows (an independent
+    set, salad.evalset) get the mean of the k fold models: the classifier as it would be
+    applied to new data.
     """
     cfg = settings(cfg)
     k = int(cfg["folds"])
@@ -103,8 +110,10 @@ def kfold_scores(X_pos, X_neg, w_neg, cfg: Mapping, seeds: Sequence[int], fold_s
     fold = np.concatenate([pos_fold, neg_fold])
     X_extra = np.zeros((0, X.shape[1])) if X_extra is None else np.asarray(X_extra, np.float64)
     extra_fold = assign_folds(len(X_extra), k, rng)
+    X_eval = np.zeros((0, X.shape[1])) if X_eval is None else np.asarray(X_eval, np.float64)
     out = {"pos": np.empty((len(X_pos), len(seeds))), "neg": np.empty((len(X_neg), len(seeds))),
-           "extra": np.empty((len(X_extra), len(seeds))), "pos_fold": pos_fold,
+           "extra": np.empty((len(X_extra), len(seeds))),
+           "eval": np.zeros((len(X_eval), len(seeds))), "pos_fold": pos_fold,
            "neg_fold": neg_fold, "extra_fold": extra_fold, "models": [], "train_rows": []}
     oof = np.empty(len(X))
     for j, seed in enumerate(seeds):
@@ -114,6 +123,7 @@ def kfold_scores(X_pos, X_neg, w_neg, cfg: Mapping, seeds: Sequence[int], fold_s
             model = fit_bdt(X[~test], y[~test], w[~test], cfg, seed=seed + f, threads=threads)
             oof[test] = _predict(model, X[test])
             out["extra"][extra_fold == f, j] = _predict(model, X_extra[extra_fold == f])
+            out["eval"][:, j] += _predict(model, X_eval) / k
             models.append(model)
             if keep_models and j == 0:
                 out["train_rows"].append(np.nonzero(~test)[0])
@@ -129,8 +139,11 @@ def bdt_seeds(cfg: Mapping, key: str) -> list[int]:
 
 
 def cwola(data: pd.DataFrame, template: pd.DataFrame, sr: np.ndarray, sb: np.ndarray,
-          cfg: Mapping, key: str, threads: int = 1) -> pd.DataFrame:
-    """Score frame (module contract) for SR data vs template, SB data scored by fold mean."""
+          cfg: Mapping, key: str, threads: int = 1,
+          evaluation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Score frame (module contract) for SR data vs template: SR data and template out of
+    fold, SB data by a random fold's model, the evaluation set (event_id, myy, weight, latent;
+    optional) by the mean of the fold models."""
     cols = latent_columns(data)
     missing = set(cols) - set(template.columns)
     if missing:
@@ -140,7 +153,8 @@ def cwola(data: pd.DataFrame, template: pd.DataFrame, sr: np.ndarray, sb: np.nda
     res = kfold_scores(data.loc[sr, cols].to_numpy(), template[cols].to_numpy(),
                        template["weight"].to_numpy(), cfg, seeds,
                        fold_seed=stable_seed(settings(cfg)["seed"], key, "folds"),
-                       threads=threads, X_extra=data.loc[sb, cols].to_numpy())
+                       threads=threads, X_extra=data.loc[sb, cols].to_numpy(),
+                       X_eval=None if evaluation is None else evaluation[cols].to_numpy())
     LOG.info("CWoLa: %d BDTs x %d folds on %d SR data vs %d template rows in %.1f s",
              len(seeds), settings(cfg)["folds"], sr.sum(), len(template), time.perf_counter() - start)
     parts = [
@@ -151,7 +165,19 @@ def cwola(data: pd.DataFrame, template: pd.DataFrame, sr: np.ndarray, sb: np.nda
         _score_frame("template", -1, template["myy"], template["weight"], res["neg_fold"],
                      res["neg"], "score"),
     ]
+    if evaluation is not None:
+        parts.append(_evaluation_frame(evaluation, {"score": res["eval"]}))
     return pd.concat(parts, ignore_index=True)
+
+
+def _evaluation_frame(evaluation: pd.DataFrame, scores: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Rows of role `eval` (fold -1: fold-mean scores) with one column block per prefix."""
+    frame = _score_frame("eval", evaluation["event_id"], evaluation["myy"], evaluation["weight"],
+                         -1, next(iter(scores.values())), next(iter(scores)))
+    for prefix, values in list(scores.items())[1:]:
+        for j in range(values.shape[1]):
+            frame[f"{prefix}_{j}"] = values[:, j]
+    return frame
 
 
 def _score_frame(role, event_id, myy, weight, fold, scores, prefix) -> pd.DataFrame:
@@ -194,28 +220,37 @@ def _names(path):
 
 def reference(data: pd.DataFrame, sr: np.ndarray, background: pd.DataFrame,
               signal: pd.DataFrame, signal_region, cfg: Mapping, key: str,
-              threads: int = 1) -> pd.DataFrame:
-    """IAD and supervised scores for the SR data events (module contract, role `sr`)."""
+              threads: int = 1, evaluation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """IAD and supervised scores for the SR data events (module contract, role `sr`) and, if
+    given, the evaluation set (role `eval`; IAD: mean of its fold models)."""
     cols = latent_columns(data)
     lo, hi = signal_region
     bkg = background[(background["myy"] >= lo) & (background["myy"] < hi)]
     sig = signal[(signal["myy"] >= lo) & (signal["myy"] < hi)]
     w_bkg = (bkg["weight"] / bkg["subset_fraction"]).to_numpy()
     seeds = bdt_seeds(cfg, key + "/reference")
+    X_eval = None if evaluation is None else evaluation[cols].to_numpy()
     iad = kfold_scores(data.loc[sr, cols].to_numpy(), bkg[cols].to_numpy(), w_bkg, cfg, seeds,
-                       fold_seed=stable_seed(settings(cfg)["seed"], key, "folds"), threads=threads)
+                       fold_seed=stable_seed(settings(cfg)["seed"], key, "folds"), threads=threads,
+                       X_eval=X_eval)
+    LOG.info("idealized detector: %d SR data vs %d simulated SR background events "
+             "(%.0f expected per fb^-1)", sr.sum(), len(bkg), w_bkg.sum())
     if len(sig) < 10:
         raise SaladError(f"classify reference: only {len(sig)} simulated signal events in the SR")
     X = np.concatenate([sig[cols].to_numpy(), bkg[cols].to_numpy()])
     y = np.concatenate([np.ones(len(sig)), np.zeros(len(bkg))])
     w = np.concatenate([np.full(len(sig), 1.0 / len(sig)), w_bkg / w_bkg.sum()])
-    sup = np.column_stack([_predict(fit_bdt(X, y, w * len(X), cfg, s, threads),
-                                    data.loc[sr, cols].to_numpy()) for s in seeds])
+    models = [fit_bdt(X, y, w * len(X), cfg, s, threads) for s in seeds]
+    sup = np.column_stack([_predict(m, data.loc[sr, cols].to_numpy()) for m in models])
     frame = _score_frame("sr", data.loc[sr, "event_id"], data.loc[sr, "myy"], 1.0,
                          iad["pos_fold"], iad["pos"], "iad")
     for j in range(sup.shape[1]):
         frame[f"sup_{j}"] = sup[:, j]
-    return frame
+    if evaluation is None:
+        return frame
+    sup_eval = np.column_stack([_predict(m, X_eval) for m in models])
+    return pd.concat([frame, _evaluation_frame(evaluation, {"iad": iad["eval"], "sup": sup_eval})],
+                     ignore_index=True)
 
 
 def _simulation(pairs, emb, subsets) -> pd.DataFrame:
@@ -235,6 +270,7 @@ def cli(argv=None) -> None:
                         metavar=("PRESELECTED", "SPLIT"), help="SM sample (reference; repeatable)")
     parser.add_argument("--signal", nargs=2, metavar=("PRESELECTED", "SPLIT"),
                         help="signal sample (reference)")
+    parser.add_argument("--evaluation-set", help="results/evaluation/set.parquet: also score it")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
     args = parser.parse_args(argv)
@@ -244,17 +280,23 @@ def cli(argv=None) -> None:
     emb = read_embeddings(args.embeddings)
     data = read_dataset(args.data, emb)
     sr, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
+    evaluation = None
+    if args.evaluation_set:
+        evaluation = attach_latent(read_evaluation_set(args.evaluation_set), emb,
+                                   args.evaluation_set)
     if args.mode == "cwola":
         if not args.template:
             raise SaladError("classify cwola: --template is required")
         cols = latent_columns(emb)
         template = read_template(args.template, cols)
-        frame = cwola(data, template, sr, sb, ccfg, args.seed_key, args.threads)
+        frame = cwola(data, template, sr, sb, ccfg, args.seed_key, args.threads, evaluation)
     else:
         if not args.signal:
             raise SaladError("classify reference: --signal is required")
         subsets = ccfg["reference_subsets"]
-        frame = reference(data, sr, _simulation(args.background, emb, subsets),
+        # evaluation-only SM samples (salad.evalset) contribute their reference share `ref`
+        frame = reference(data, sr, _simulation(args.background, emb, [*subsets, "ref"]),
                           _simulation([args.signal], emb, subsets),
-                          cfg["regions"]["signal_region"], ccfg, args.seed_key, args.threads)
+                          cfg["regions"]["signal_region"], ccfg, args.seed_key, args.threads,
+                          evaluation)
     write_parquet(frame, args.output, provenance(f"classify-{args.mode}", cfg))

@@ -1,21 +1,26 @@
 """evaluate: sensitivity and sculpting per (setup, signal), then the summary tables.
 
-`evaluate sensitivity` (one setup, one signal, every strength x instance): classifiers =
-encoder seeds x flows x BDTs, randomly grouped (seed from config + setup) into ensembles of
-`ensemble_size` whose scores are averaged; per ensemble and working point eps_B: SIC =
-eps_S / sqrt(eps_B) and post-selection Asimov significance of S = eps_S N_S over
-B = eps_B N_B (N_S, N_B: true signal / background events of the SR pseudo-data; truth used
-only here). Same for the references (`iad`, `supervised`: seeds x BDTs). Sculpting (strength
-0 datasets only): AUC of each classifier's out-of-fold scores, SR data (= true background)
-vs template, with a bootstrap error, its ROC curve, and per ensemble the m_yy spectrum of
-all data before/after keeping the most signal-like `sculpting_efficiency` of SR data
-(chi^2/ndf of a flat selection efficiency and the JSD of the normalised spectra).
+`evaluate sensitivity` (one setup, one signal, every injected strength x instance):
+classifiers = encoder seeds x BDTs (one pooled flow template per encoder and dataset),
+randomly grouped (seed from config + setup) into ensembles of `ensemble_size` across encoders
+and BDTs (paper A), whose scores are averaged. Efficiencies come from the independent,
+truth-labelled evaluation set (salad.evalset: simulated SR background by weight + the injected
+signal), scored by each classifier with the mean of its fold models: per ensemble and working
+point eps_B, eps_S, SIC = eps_S / sqrt(eps_B) with its bootstrap statistical error, the
+unweighted background events behind eps_B, and the post-selection Asimov significance of
+S = eps_S N_S over B = eps_B N_B (N_S, N_B: true signal / background events of the SR
+pseudo-data; truth used only here). `significance_data` is the same on the pseudo-data's own
+out-of-fold scores. Same for the references (`iad`, `supervised`: seeds x BDTs). Sculpting
+(strength 0 datasets only): AUC of each classifier's out-of-fold scores, SR data (= true
+background) vs template, with a bootstrap error, its ROC curve, and per ensemble and
+efficiency (`sculpting_efficiency` and every working point) the m_yy spectrum of all data
+before/after keeping that fraction of the most signal-like SR data (chi^2/ndf of a flat
+selection efficiency and the JSD of the normalised spectra).
 
-Outputs (Parquet): sensitivity (setup, signal, strength, instance, method, ensemble, eps_b,
-eps_s, sic, significance, n_sig, n_bkg), sculpting_auc (setup, signal, instance, classifier,
-auc, auc_boot_std), sculpting_roc (setup, signal, instance, classifier, fpr, tpr),
-sculpting_mass (setup, signal, instance, ensemble, bin_lo, bin_hi, n_before, n_after, chi2,
-ndf, jsd).
+Outputs (Parquet): sensitivity (SENS_COLS), sculpting_auc (setup, signal, instance,
+classifier, auc, auc_boot_std), sculpting_roc (setup, signal, instance, classifier, fpr, tpr),
+sculpting_mass (setup, signal, instance, ensemble, efficiency, bin_lo, bin_hi, n_before,
+n_after, chi2, ndf, jsd).
 
 `evaluate tables`: the Parquet + Markdown tables under results/tables/ (see `tables`).
 `evaluate plot ...`: figures (salad.cathode.plots).
@@ -31,6 +36,7 @@ import pandas as pd
 
 from ..artifacts import atomic_output, provenance, read_parquet, write_parquet
 from ..config import parse_stage_config
+from ..contracts import read_evaluation_set
 from ..errors import SaladError
 from . import PSEUDODATA_COLUMNS, LOG, region_masks, setup_logging, stable_seed
 from . import metrics
@@ -40,95 +46,113 @@ DEFAULTS = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensem
             "sculpting_efficiency": 0.2, "mass_bins": 22, "bootstrap": 50, "seed": 0,
             "tsne_events": 1500}
 FPR_GRID = np.linspace(0.0, 1.0, 101)
-SENS_COLS = ["setup", "signal", "strength", "instance", "method", "ensemble", "eps_b", "eps_s",
-             "sic", "significance", "n_sig", "n_bkg"]
+SENS_COLS = ["setup", "signal", "held_out", "strength", "instance", "method", "ensemble",
+             "eps_b", "eps_s", "eps_s_err", "sic", "sic_err", "significance",
+             "significance_data", "n_sig", "n_bkg", "n_bkg_eval", "n_bkg_pass"]
 
 
 def settings(cfg: Mapping | None) -> dict:
     return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
 
 
-def dataset_key(path, depth: int) -> tuple[float, int]:
-    """(strength, instance) from an artifact path: `depth` = position of the instance
-    component from the end (1 for pseudodata/.../{strength}/{instance}.parquet and for
-    reference files, 2 for score files .../{strength}/{instance}/{flow}.parquet)."""
+def dataset_key(path) -> tuple[float, int]:
+    """(strength, instance) from an artifact path .../{strength}/{instance}.parquet."""
     parts = Path(path).parts
-    inst = Path(parts[-depth]).stem
     try:
-        return float(parts[-depth - 1]), int(inst)
+        return float(parts[-2]), int(Path(parts[-1]).stem)
     except (ValueError, IndexError):
         raise SaladError(f"{path}: cannot read strength/instance from the path") from None
 
 
-def _aligned(frame: pd.DataFrame, ids: np.ndarray, prefix: str, path) -> np.ndarray:
-    """Score matrix (len(ids), n) of the `sr`/`sb` rows of `frame`, in the order of `ids`."""
+def _aligned(frame: pd.DataFrame, ids: np.ndarray, prefix: str, path,
+             roles=("sr", "sb")) -> np.ndarray:
+    """Score matrix (len(ids), n) of the rows of `roles` of `frame`, in the order of `ids`."""
     cols = score_columns(frame, prefix)
-    rows = frame[frame["role"].isin(["sr", "sb"])].set_index("event_id")
+    rows = frame[frame["role"].isin(list(roles))].set_index("event_id")
     missing = np.setdiff1d(ids, rows.index.to_numpy())
     if len(missing):
-        raise SaladError(f"{path}: {len(missing)} data event(s) without a score "
+        raise SaladError(f"{path}: {len(missing)} {'/'.join(roles)} event(s) without a score "
                          f"(e.g. event_id {int(missing[0])})")
     return rows.loc[ids, cols].to_numpy(np.float64)
 
 
-def working_point_rows(score, is_sig, wps, base: dict) -> list[dict]:
-    """Rows of the sensitivity table for one averaged score over SR data."""
-    n_sig, n_bkg = int(is_sig.sum()), int((~is_sig).sum())
+def working_point_rows(eval_score, eval_sig, eval_w, data_score, data_sig, wps, cfg,
+                       seed: int, base: dict) -> list[dict]:
+    """Sensitivity rows of one (ensemble-averaged) classifier: efficiencies on the evaluation
+    set (scores, truth, weights), significance for the SR pseudo-data's true counts, and the
+    data-side significance from its own out-of-fold scores."""
+    n_sig, n_bkg = int(data_sig.sum()), int((~data_sig).sum())
+    ev = metrics.working_points(eval_score, eval_sig, wps, eval_w, int(cfg["bootstrap"]), seed)
     rows = []
-    for eps_b in wps:
-        if n_sig and n_bkg:
-            eps_s = metrics.signal_efficiency(score, is_sig, eps_b)
-            sic = eps_s / np.sqrt(eps_b)
-            sig = metrics.significance(n_sig, n_bkg, eps_s, eps_b)
-        else:
-            eps_s, sic, sig = np.nan, np.nan, 0.0
-        rows.append({**base, "eps_b": eps_b, "eps_s": eps_s, "sic": sic, "significance": sig,
-                     "n_sig": n_sig, "n_bkg": n_bkg})
+    for i, eps_b in enumerate(wps):
+        eps_s = float(ev["eps_s"][i])
+        eps_s_data = (metrics.signal_efficiency(data_score, data_sig, eps_b)
+                      if n_sig and n_bkg else np.nan)
+        rows.append({**base, "eps_b": eps_b, "eps_s": eps_s, "eps_s_err": float(ev["eps_s_err"][i]),
+                     "sic": float(ev["sic"][i]), "sic_err": float(ev["sic_err"][i]),
+                     "significance": metrics.significance(n_sig, n_bkg, eps_s, eps_b),
+                     "significance_data": (metrics.significance(n_sig, n_bkg, eps_s_data, eps_b)
+                                           if n_sig and n_bkg else np.nan),
+                     "n_sig": n_sig, "n_bkg": n_bkg, "n_bkg_eval": int((~eval_sig).sum()),
+                     "n_bkg_pass": int(ev["n_bkg_pass"][i])})
     return rows
 
 
-def sensitivity(setup: str, signal: str, datasets: Mapping, cfg: Mapping, signal_region,
-                window) -> dict[str, pd.DataFrame]:
+def sensitivity(setup: str, signal: str, datasets: Mapping, evaluation: pd.DataFrame,
+                cfg: Mapping, signal_region, window, held_out: bool) -> dict[str, pd.DataFrame]:
     """All evaluation frames. datasets: {(strength, instance): {data, scores: [paths],
-    references: [paths]}} (score/reference paths in a fixed classifier order)."""
+    references: [paths]}} (paths in a fixed encoder-seed order); evaluation: the evaluation
+    set (salad.contracts.read_evaluation_set)."""
     cfg = settings(cfg)
     wps = list(cfg["working_points"])
     sens, aucs, rocs, masses = [], [], [], []
     ens_seed = stable_seed(cfg["seed"], setup)
+    evaluation = evaluation[~evaluation["is_signal"] | (evaluation["sample"] == signal)]
+    if not evaluation["is_signal"].any():
+        raise SaladError(f"evaluation set: no events of signal {signal}")
+    eval_ids = evaluation["event_id"].to_numpy()
+    eval_sig = evaluation["is_signal"].to_numpy(bool)
+    eval_w = evaluation["weight"].to_numpy(np.float64)
     for (strength, instance), files in sorted(datasets.items()):
         truth = read_parquet(files["data"], PSEUDODATA_COLUMNS)
-        sr, _ = region_masks(truth["myy"].to_numpy(), signal_region, window)
-        ids = truth.loc[sr, "event_id"].to_numpy()
-        is_sig = truth.loc[sr, "is_signal"].to_numpy(bool)
         frames = [read_scores(p) for p in files["scores"]]
-        cathode = np.hstack([_aligned(f, ids, "score", p) for f, p in zip(frames, files["scores"])])
-        methods = {"cathode": cathode}
-        refs = [read_scores(p, ("iad", "sup")) for p in files["references"]]
-        if refs:
-            methods["iad"] = np.hstack([_aligned(f, ids, "iad", p)
-                                        for f, p in zip(refs, files["references"])])
-            methods["supervised"] = np.hstack([_aligned(f, ids, "sup", p)
-                                               for f, p in zip(refs, files["references"])])
-        base = {"setup": setup, "signal": signal, "strength": strength, "instance": instance}
-        for method, scores in methods.items():
-            groups = metrics.ensembles(scores.shape[1], cfg["ensemble_size"], ens_seed)
-            for e, members in enumerate(groups):
-                sens += working_point_rows(scores[:, members].mean(1), is_sig, wps,
-                                           {**base, "method": method, "ensemble": e})
+        base = {"setup": setup, "signal": signal, "held_out": held_out, "strength": strength,
+                "instance": instance}
         if strength == 0:
             a, r = _sculpting_auc(frames, files["scores"], cfg, base)
             aucs += a
             rocs += r
             masses += _sculpting_mass(frames, files["scores"], truth, signal_region, window,
                                       cfg, ens_seed, base)
+            continue
+        sr, _ = region_masks(truth["myy"].to_numpy(), signal_region, window)
+        ids = truth.loc[sr, "event_id"].to_numpy()
+        is_sig = truth.loc[sr, "is_signal"].to_numpy(bool)
+        refs = [read_scores(p, ("iad", "sup")) for p in files["references"]]
+        methods = {"cathode": (frames, files["scores"], "score")}
+        if refs:
+            methods["iad"] = (refs, files["references"], "iad")
+            methods["supervised"] = (refs, files["references"], "sup")
+        for method, (fr, paths, prefix) in methods.items():
+            data_scores = np.hstack([_aligned(f, ids, prefix, p) for f, p in zip(fr, paths)])
+            eval_scores = np.hstack([_aligned(f, eval_ids, prefix, p, ("eval",))
+                                     for f, p in zip(fr, paths)])
+            groups = metrics.ensembles(eval_scores.shape[1], cfg["ensemble_size"], ens_seed)
+            for e, members in enumerate(groups):
+                sens += working_point_rows(
+                    eval_scores[:, members].mean(1), eval_sig, eval_w,
+                    data_scores[:, members].mean(1), is_sig, wps, cfg,
+                    stable_seed(cfg["seed"], setup, strength, instance, method, e),
+                    {**base, "method": method, "ensemble": e})
     return {"sensitivity": pd.DataFrame(sens, columns=SENS_COLS),
-            "sculpting_auc": pd.DataFrame(aucs, columns=["setup", "signal", "strength", "instance",
-                                                         "classifier", "auc", "auc_boot_std"]),
-            "sculpting_roc": pd.DataFrame(rocs, columns=["setup", "signal", "strength", "instance",
-                                                         "classifier", "fpr", "tpr"]),
+            "sculpting_auc": pd.DataFrame(aucs, columns=["setup", "signal", "held_out", "strength",
+                                                         "instance", "classifier", "auc",
+                                                         "auc_boot_std"]),
+            "sculpting_roc": pd.DataFrame(rocs, columns=["setup", "signal", "held_out", "strength",
+                                                         "instance", "classifier", "fpr", "tpr"]),
             "sculpting_mass": pd.DataFrame(masses, columns=[
-                "setup", "signal", "strength", "instance", "ensemble", "bin_lo", "bin_hi",
-                "n_before", "n_after", "chi2", "ndf", "jsd"])}
+                "setup", "signal", "held_out", "strength", "instance", "ensemble", "efficiency",
+                "bin_lo", "bin_hi", "n_before", "n_after", "chi2", "ndf", "jsd"])}
 
 
 def _sculpting_auc(frames, paths, cfg, base) -> tuple[list, list]:
@@ -152,7 +176,8 @@ def _sculpting_auc(frames, paths, cfg, base) -> tuple[list, list]:
 
 
 def _sculpting_mass(frames, paths, truth, signal_region, window, cfg, ens_seed, base) -> list:
-    """Per ensemble: m_yy histograms of all data before/after the cut, chi^2, ndf, JSD."""
+    """Per ensemble and efficiency: m_yy histograms of all data before/after the cut keeping
+    that fraction of SR data, chi^2, ndf, JSD."""
     ids = truth["event_id"].to_numpy()
     myy = truth["myy"].to_numpy(np.float64)
     inside = (myy >= window[0]) & (myy <= window[1])
@@ -161,16 +186,19 @@ def _sculpting_mass(frames, paths, truth, signal_region, window, cfg, ens_seed, 
     scores = np.hstack([_aligned(f, ids, "score", p) for f, p in zip(frames, paths)])
     edges = np.linspace(window[0], window[1], int(cfg["mass_bins"]) + 1)
     before, _ = np.histogram(myy, edges)
+    efficiencies = sorted({float(cfg["sculpting_efficiency"]), *map(float, cfg["working_points"])},
+                          reverse=True)
     rows = []
     for e, members in enumerate(metrics.ensembles(scores.shape[1], cfg["ensemble_size"], ens_seed)):
         s = scores[:, members].mean(1)
-        cut = np.quantile(s[sr], 1 - cfg["sculpting_efficiency"])
-        after, _ = np.histogram(myy[s >= cut], edges)
-        chi2, ndf = metrics.selection_flatness(before, after)
-        jsd = metrics.jensen_shannon(before, after) if after.sum() else np.nan
-        rows += [{**base, "ensemble": e, "bin_lo": lo, "bin_hi": hi, "n_before": int(b),
-                  "n_after": int(a), "chi2": chi2, "ndf": ndf, "jsd": jsd}
-                 for lo, hi, b, a in zip(edges[:-1], edges[1:], before, after)]
+        for eff in efficiencies:
+            cut = np.quantile(s[sr], 1 - eff)
+            after, _ = np.histogram(myy[s >= cut], edges)
+            chi2, ndf = metrics.selection_flatness(before, after)
+            jsd = metrics.jensen_shannon(before, after) if after.sum() else np.nan
+            rows += [{**base, "ensemble": e, "efficiency": eff, "bin_lo": lo, "bin_hi": hi,
+                      "n_before": int(b), "n_after": int(a), "chi2": chi2, "ndf": ndf, "jsd": jsd}
+                     for lo, hi, b, a in zip(edges[:-1], edges[1:], before, after)]
     return rows
 
 
@@ -179,20 +207,33 @@ def _sculpting_mass(frames, paths, truth, signal_region, window, cfg, ens_seed, 
 def summarise(sens: pd.DataFrame, target: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(sensitivity summary, required injection) from the per-ensemble sensitivity rows.
 
-    Summary: mean and standard deviation over data instances x ensembles per (setup, signal,
-    method, eps_b, strength). Required injection: strength where the mean significance
-    reaches `target` (linear interpolation; `reached` False = not within the scan, value is
-    the largest strength, a lower bound); lo/hi from the mean +/- std curves.
+    Summary per (setup, signal, held_out, method, eps_b, strength): mean and standard
+    deviation over data instances x ensembles (`*_mean`, `*_std`); `sic_err`, the statistical
+    error of the SIC from the finite evaluation set (mean of the rows' bootstrap errors: every
+    row uses the same evaluation events, so their errors are fully correlated); `sic_syst`,
+    the training systematic of paper A (standard deviation over ensembles within a data
+    instance, averaged over instances; NaN with one ensemble); `n_bkg_eval` and `n_bkg_pass`,
+    the fewest unweighted evaluation background events in the SR and passing the cut.
+    Required injection: strength where the mean significance reaches `target` (linear
+    interpolation from (0, 0): no injection, no significance; `reached` False = not within the
+    scan, value is the largest strength, a lower bound); lo/hi from the mean +/- std curves.
     """
-    keys = ["setup", "signal", "method", "eps_b", "strength"]
+    keys = ["setup", "signal", "held_out", "method", "eps_b", "strength"]
+    syst = (sens.groupby(keys + ["instance"])["sic"].std(ddof=1)
+            .groupby(level=list(range(len(keys)))).mean().rename("sic_syst"))
     summary = (sens.groupby(keys, as_index=False)
-               .agg(sic_mean=("sic", "mean"), sic_std=("sic", "std"),
+               .agg(sic_mean=("sic", "mean"), sic_std=("sic", "std"), sic_err=("sic_err", "mean"),
+                    eps_s_mean=("eps_s", "mean"),
                     significance_mean=("significance", "mean"),
-                    significance_std=("significance", "std"), n=("sic", "size"))
-               .fillna({"sic_std": 0.0, "significance_std": 0.0}))
+                    significance_std=("significance", "std"),
+                    significance_data_mean=("significance_data", "mean"), n=("sic", "size"),
+                    n_bkg_eval=("n_bkg_eval", "min"), n_bkg_pass=("n_bkg_pass", "min"))
+               .fillna({"sic_std": 0.0, "significance_std": 0.0})
+               .merge(syst.reset_index(), on=keys, how="left"))
     rows = []
     for key, g in summary.groupby(keys[:-1]):
-        s, m, d = (g[c].to_numpy() for c in ("strength", "significance_mean", "significance_std"))
+        s, m, d = (np.r_[0.0, g[c].to_numpy()] for c in
+                   ("strength", "significance_mean", "significance_std"))
         value, reached = metrics.required_strength(s, m, target)
         lo, _ = metrics.required_strength(s, m + d, target)
         hi, hi_reached = metrics.required_strength(s, m - d, target)
@@ -202,8 +243,9 @@ def summarise(sens: pd.DataFrame, target: float) -> tuple[pd.DataFrame, pd.DataF
 
 
 def sculpting_summary(aucs: pd.DataFrame, mass: pd.DataFrame) -> pd.DataFrame:
-    """Per setup: AUC mean, spread over classifiers x no-injection datasets, bootstrap error;
-    chi^2/ndf and JSD averaged over ensembles x datasets.
+    """Per setup and selection efficiency: AUC mean, spread over classifiers x no-injection
+    datasets, bootstrap error (the same for every efficiency); chi^2/ndf and JSD of m_yy
+    before/after the cut, averaged over ensembles x datasets.
 
     The no-injection datasets do not depend on the signal, so several signals usually share
     them (their evaluation rows are then identical); rows are de-duplicated on their content
@@ -214,11 +256,12 @@ def sculpting_summary(aucs: pd.DataFrame, mass: pd.DataFrame) -> pd.DataFrame:
     a = a.groupby("setup", as_index=False).agg(
         auc_mean=("auc", "mean"), auc_std=("auc", "std"), auc_boot_std=("auc_boot_std", "mean"),
         classifiers=("auc", "size"), datasets=("dataset", "nunique"))
-    per_ens = mass.drop_duplicates(["setup", "instance", "ensemble", "chi2", "jsd"])
+    per_ens = mass.drop_duplicates(["setup", "instance", "ensemble", "efficiency", "chi2", "jsd"])
     per_ens = per_ens.assign(chi2_ndf=per_ens["chi2"] / per_ens["ndf"].clip(lower=1))
-    m = per_ens.groupby("setup", as_index=False).agg(
+    m = per_ens.groupby(["setup", "efficiency"], as_index=False).agg(
         chi2_ndf=("chi2_ndf", "mean"), ndf=("ndf", "first"), jsd=("jsd", "mean"))
-    return a.merge(m, on="setup", how="outer")
+    return a.merge(m, on="setup", how="outer").sort_values(["setup", "efficiency"],
+                                                           ascending=[True, False])
 
 
 def markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:
@@ -265,8 +308,11 @@ def cli(argv=None) -> None:
     p.add_argument("--setup", required=True)
     p.add_argument("--signal", required=True)
     p.add_argument("--data", nargs="+", required=True, help="pseudodata/{signal}/{strength}/{instance}.parquet")
-    p.add_argument("--scores", nargs="+", required=True, help=".../{strength}/{instance}/{flow}.parquet")
+    p.add_argument("--scores", nargs="+", required=True, help="cathode scores .../{strength}/{instance}.parquet")
     p.add_argument("--references", nargs="*", default=[], help=".../{strength}/{instance}.parquet")
+    p.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
+    p.add_argument("--held-out", required=True, choices=["true", "false"],
+                   help="whether the signal was excluded from the encoder's training")
     p.add_argument("--output-dir", required=True)
     t = sub.add_parser("tables")
     t.add_argument("--sensitivity", nargs="+", required=True)
@@ -294,14 +340,15 @@ def cli(argv=None) -> None:
         return
     datasets: dict = {}
     for path in args.data:
-        datasets.setdefault(dataset_key(path, 1), {"scores": [], "references": []})["data"] = path
+        datasets.setdefault(dataset_key(path), {"scores": [], "references": []})["data"] = path
     for path in args.scores:
-        _entry(datasets, dataset_key(path, 2), path)["scores"].append(path)
+        _entry(datasets, dataset_key(path), path)["scores"].append(path)
     for path in args.references:
-        _entry(datasets, dataset_key(path, 1), path)["references"].append(path)
+        _entry(datasets, dataset_key(path), path)["references"].append(path)
     LOG.info("evaluating %s / %s on %d datasets", args.setup, args.signal, len(datasets))
-    frames = sensitivity(args.setup, args.signal, datasets, ecfg,
-                         cfg["regions"]["signal_region"], cfg["window"])
+    frames = sensitivity(args.setup, args.signal, datasets, read_evaluation_set(args.evaluation_set),
+                         ecfg, cfg["regions"]["signal_region"], cfg["window"],
+                         held_out=args.held_out == "true")
     for name, frame in frames.items():
         write_parquet(frame, Path(args.output_dir) / f"{name}.parquet", provenance("evaluate", cfg))
 

@@ -52,6 +52,45 @@ def tpr_at(fpr: np.ndarray, tpr: np.ndarray, x) -> np.ndarray:
     return tpr[i] + np.clip(frac, 0.0, 1.0) * (tpr[j] - tpr[i])
 
 
+def working_points(scores, labels, eps_b: Sequence[float], weights=None, n_boot: int = 0,
+                   seed: int = 0) -> dict:
+    """eps_S, SIC = eps_S / sqrt(eps_B) and their statistical errors at each eps_B.
+
+    Returns {eps_s, sic: (len(eps_b),), eps_s_err, sic_err: bootstrap standard deviations
+    (NaN if n_boot < 2), n_bkg_pass: unweighted background events at or above the cut that
+    gives eps_B (the last tie group reaching eps_B included)}. The errors resample the events
+    with Poisson(1) multiplicities (weighted events keep their weights), so they include the
+    fluctuation of the cut position from the finite background sample and of eps_S from the
+    finite signal sample; the events are sorted once for all replicas.
+    """
+    scores = np.asarray(scores, np.float64)
+    labels = np.asarray(labels).astype(bool)
+    w = np.ones_like(scores) if weights is None else np.asarray(weights, np.float64)
+    if labels.all() or not labels.any():
+        raise ValueError("working_points needs both classes")
+    eps_b = np.asarray(eps_b, np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    s, lab, w = scores[order], labels[order], w[order]
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]   # last index of each tie group
+
+    def curve(mult):
+        cs, cb = np.cumsum(w * mult * lab), np.cumsum(w * mult * ~lab)
+        return np.r_[0.0, cb[last] / cb[-1]], np.r_[0.0, cs[last] / cs[-1]]
+
+    fpr, tpr = curve(np.ones(len(s)))
+    eps_s = tpr_at(fpr, tpr, eps_b)
+    group = np.clip(np.searchsorted(fpr, eps_b, side="left"), 1, len(last))
+    n_bkg_pass = np.cumsum(~lab)[last[group - 1]]
+    out = {"eps_s": eps_s, "sic": eps_s / np.sqrt(eps_b), "n_bkg_pass": n_bkg_pass,
+           "eps_s_err": np.full(len(eps_b), np.nan), "sic_err": np.full(len(eps_b), np.nan)}
+    if n_boot >= 2:
+        rng = np.random.default_rng(seed)
+        boot = np.array([tpr_at(*curve(rng.poisson(1.0, len(s))), eps_b) for _ in range(n_boot)])
+        out["eps_s_err"] = boot.std(axis=0, ddof=1)
+        out["sic_err"] = out["eps_s_err"] / np.sqrt(eps_b)
+    return out
+
+
 def sic(scores, labels, eps_b: float, weights=None) -> float:
     """Significance improvement eps_S / sqrt(eps_B) at eps_B = eps_b."""
     return signal_efficiency(scores, labels, eps_b, weights) / np.sqrt(eps_b)

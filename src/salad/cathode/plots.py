@@ -103,16 +103,22 @@ def sculpting(roc_paths, mass_paths, output, title="") -> None:
     a1.set_ylabel("true SR background efficiency (true positive rate)")
     a1.legend(fontsize=8)
     if len(mass):
-        mass = mass.drop_duplicates(["instance", "ensemble", "bin_lo", "n_before", "n_after"])
-        h = mass.groupby(["bin_lo", "bin_hi"], as_index=False).agg(
-            before=("n_before", "mean"), after_m=("n_after", "mean"), after_s=("n_after", "std"))
-        centers, width = (h["bin_lo"] + h["bin_hi"]) / 2, h["bin_hi"] - h["bin_lo"]
-        nb, na = h["before"].sum(), h["after_m"].sum()
-        a2.errorbar(centers, h["before"] / nb / width, yerr=np.sqrt(h["before"]) / nb / width,
-                    xerr=width / 2, fmt="o", ms=3, color="tab:blue", label="before cut")
-        err = np.sqrt(h["after_m"] + h["after_s"].fillna(0) ** 2)
-        a2.errorbar(centers, h["after_m"] / na / width, yerr=err / na / width, xerr=width / 2,
-                    fmt="s", ms=3, color="k", label="after cut (mean over ensembles)")
+        mass = mass.drop_duplicates(["instance", "ensemble", "efficiency", "bin_lo", "n_before",
+                                     "n_after"])
+        for k, (eff, part) in enumerate(sorted(mass.groupby("efficiency"), key=lambda x: -x[0])):
+            h = part.groupby(["bin_lo", "bin_hi"], as_index=False).agg(
+                before=("n_before", "mean"), after_m=("n_after", "mean"),
+                after_s=("n_after", "std"))
+            centers, width = (h["bin_lo"] + h["bin_hi"]) / 2, h["bin_hi"] - h["bin_lo"]
+            nb, na = h["before"].sum(), max(h["after_m"].sum(), 1e-12)
+            if k == 0:
+                a2.errorbar(centers, h["before"] / nb / width,
+                            yerr=np.sqrt(h["before"]) / nb / width, xerr=width / 2, fmt="o",
+                            ms=3, color="tab:blue", label="before cut")
+            err = np.sqrt(h["after_m"] + h["after_s"].fillna(0) ** 2)
+            a2.errorbar(centers, h["after_m"] / na / width, yerr=err / na / width,
+                        xerr=width / 2, fmt="s", ms=3, color=f"C{k + 2}",
+                        label=f"after cut keeping {100 * eff:g} % of SR data")
     a2.set_xlabel(r"$m_{\gamma\gamma}$ [GeV]")
     a2.set_ylabel(r"normalised entries / GeV")
     a2.legend(fontsize=8)

@@ -1,7 +1,9 @@
 """sample_sr: the background template in the signal region.
 
 Template = (a) flow samples at SR masses drawn from a Gaussian KDE of the SR data m_yy
-spectrum (rejection to the SR), `oversample` x N_SR of them, plus (b) simulated SM Higgs events
+spectrum (rejection to the SR), `oversample` x N_SR of them, shared equally by the
+`flow.count` flows of the (encoder, dataset) (paper A: the flows together make one background
+estimate), plus (b) simulated SM Higgs events
 (groups 1-4: ggF, VBF, VH, ttH) from the encoder half (config `higgs_subsets`, never the
 pseudo-data half), embedded with the same encoder, weighted to their expected SR yield at the
 pseudo-data luminosity x oversample (the flow, fitted on sidebands, cannot learn the
@@ -48,16 +50,21 @@ def sample_masses(sr_myy: np.ndarray, n: int, signal_region, rng, bandwidth="sco
     return out[:n]
 
 
-def build(sr_data: pd.DataFrame, model, ckpt: dict, higgs: pd.DataFrame | None,
+def build(sr_data: pd.DataFrame, flows: Sequence[tuple], higgs: pd.DataFrame | None,
           signal_region: Sequence[float], luminosity: float, cfg: Mapping | None,
           seed: int) -> pd.DataFrame:
-    """Template frame from SR data (myy), a loaded flow, and Higgs simulation.
+    """Template frame from SR data (myy), loaded flows [(model, checkpoint), ...] pooled into
+    one estimate (flow i samples every len(flows)-th mass), and Higgs simulation.
 
     higgs: rows with z columns, myy, weight [events/fb^-1], subset_fraction, sample (any
     mass; only the SR is used), or None.
     """
     cfg = settings(cfg)
-    cols = list(ckpt["latent_columns"])
+    if not flows:
+        raise SaladError("template: no flows given")
+    cols = list(flows[0][1]["latent_columns"])
+    if any(list(ckpt["latent_columns"]) != cols for _, ckpt in flows):
+        raise SaladError("template: the flows were fitted on different latent columns")
     over = float(cfg["oversample"])
     n_sr = len(sr_data)
     rng = np.random.default_rng(seed)
@@ -79,13 +86,16 @@ def build(sr_data: pd.DataFrame, model, ckpt: dict, higgs: pd.DataFrame | None,
     n_flow = int(round(over * n_sr))
     masses = sample_masses(sr_data["myy"].to_numpy(), n_flow, signal_region, rng,
                            cfg["kde_bandwidth"])
-    z = flowmod.sample(model, ckpt, masses, seed=int(rng.integers(2**31)))
+    z = np.empty((n_flow, len(cols)))
+    for i, (model, ckpt) in enumerate(flows):
+        z[i::len(flows)] = flowmod.sample(model, ckpt, masses[i::len(flows)],
+                                          seed=int(rng.integers(2**31)))
     parts.insert(0, pd.DataFrame({**{c: z[:, i].astype(np.float32) for i, c in enumerate(cols)},
                                   "myy": masses.astype(np.float32),
                                   "weight": np.full(n_flow, over * flow_yield / n_flow),
                                   "source": "flow"}))
-    LOG.info("template: %d flow samples (yield %.1f) + %d Higgs events (yield %.2f), "
-             "N_SR = %d, oversample %g", n_flow, flow_yield, len(parts[-1]) if len(parts) > 1
+    LOG.info("template: %d samples of %d flow(s) (yield %.1f) + %d Higgs events (yield %.2f), "
+             "N_SR = %d, oversample %g", n_flow, len(flows), flow_yield, len(parts[-1]) if len(parts) > 1
              else 0, y_higgs, n_sr, over)
     return pd.concat(parts, ignore_index=True)
 
@@ -104,7 +114,8 @@ def read_higgs(pairs: Sequence[Sequence[str]], emb: pd.DataFrame, subsets) -> pd
 
 def cli(argv=None) -> None:
     parser = base_parser("Sample the SR background template from a fitted flow + SM Higgs.")
-    parser.add_argument("--flow", required=True, help="fit_flow checkpoint")
+    parser.add_argument("--flow", required=True, nargs="+",
+                        help="fit_flow checkpoint(s), pooled into one template")
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
     parser.add_argument("--higgs", nargs=2, action="append", default=[],
@@ -118,11 +129,12 @@ def cli(argv=None) -> None:
     emb = read_embeddings(args.embeddings)
     data = read_dataset(args.data, emb)
     sr, _ = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
-    model, ckpt = flowmod.load(args.flow)
-    if list(ckpt["latent_columns"]) != latent_columns(emb):
-        raise SaladError(f"{args.flow}: latent columns differ from {args.embeddings}")
+    flows = [flowmod.load(path) for path in args.flow]
+    for path, (_, ckpt) in zip(args.flow, flows):
+        if list(ckpt["latent_columns"]) != latent_columns(emb):
+            raise SaladError(f"{path}: latent columns differ from {args.embeddings}")
     higgs = read_higgs(args.higgs, emb, tcfg["higgs_subsets"])
-    frame = build(data[sr], model, ckpt, higgs, cfg["regions"]["signal_region"],
+    frame = build(data[sr], flows, higgs, cfg["regions"]["signal_region"],
                   float(cfg["luminosity"]), tcfg,
                   seed=stable_seed(cfg.get("seed", 0), "template", args.seed_key))
     write_parquet(frame, args.output, provenance("sample_sr", cfg))

@@ -121,3 +121,10 @@ def resolve_setup(encoder_cfg: Mapping, setup: str, sample_groups: Mapping[str, 
     cfg["setup"] = setup
     cfg["train_samples"] = train
     return cfg
+
+
+def held_out(resolved: Mapping | None, signal: str) -> bool:
+    """Whether `signal` was excluded from the training of a resolved setup (resolve_setup):
+    IP holds out its sample, EP its model group, background-only every signal; ID none.
+    None (not an encoder, e.g. a baseline_* representation): nothing was trained on signals."""
+    return resolved is None or signal not in resolved["train_samples"]
