@@ -49,13 +49,15 @@ def peak_mass(rng, n):
 
 
 def make_world(root: Path, dims: int = 3, n_bkg: int = 6000, n_higgs_data: int = 60,
-               n_sig: int = 0, seed: int = 0, n_sim: int = 2000, lumi: float = 10.0) -> dict:
+               n_sig: int = 0, seed: int = 0, n_sim: int = 2000, lumi: float = 10.0,
+               n_eval: int = 0) -> dict:
     """Write embeddings, pseudo-data, preselected and split files under `root`.
 
     Pseudo-data: n_bkg continuum (sample yy, group 0), n_higgs_data ggH (group 1), n_sig
     signal (sample SIG, group -1). Simulation (encoder half): n_sim events each of yy, ggH,
-    SIG (subsets train/val/test); ggH weights are set so that its expected yield at `lumi`
-    equals n_higgs_data. Returns the file paths.
+    SIG (subsets train/val/test); evaluation set: n_eval events each (subset eval); ggH
+    weights are set so that its expected yield at `lumi` equals n_higgs_data. Returns the
+    file paths.
     """
     rng = np.random.default_rng(seed)
     root = Path(root)
@@ -84,6 +86,13 @@ def make_world(root: Path, dims: int = 3, n_bkg: int = 6000, n_higgs_data: int =
     rows.append(add("ggH", m, higgs_latent(rng, n_sim, dims), sim_subsets))
     m = peak_mass(rng, n_sim)
     rows.append(add("SIG", m, signal_latent(rng, n_sim, dims), sim_subsets))
+    if n_eval:
+        m = continuum_mass(rng, n_eval)
+        rows.append(add("yy", m, background_latent(rng, m, dims), "eval"))
+        m = peak_mass(rng, n_eval)
+        rows.append(add("ggH", m, higgs_latent(rng, n_eval, dims), "eval"))
+        m = peak_mass(rng, n_eval)
+        rows.append(add("SIG", m, signal_latent(rng, n_eval, dims), "eval"))
     events = pd.concat(rows, ignore_index=True)
     prov = provenance("test-fixture")
     paths = {"embeddings": root / "embeddings.parquet", "data": root / "pseudodata.parquet"}

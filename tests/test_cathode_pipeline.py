@@ -25,44 +25,55 @@ def run(*argv):
     assert main([str(a) for a in argv]) == 0
 
 
+FLOW = {"max_epochs": 6, "transforms": 2, "hidden": 16, "blocks": 1}
+
+
+def pair(world, sample):
+    return [world[f"presel_{sample}"], world[f"split_{sample}"]]
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
+    """evaluation-set -> cathode (2 pooled flows) -> classify reference -> evaluate -> tables,
+    for a no-injection and an injected dataset."""
     root = tmp_path_factory.mktemp("cathode")
     res = root / "results"
     data_files, score_files, ref_files = [], [], []
     for strength, n_sig in (("0", 0), ("5", 400)):
         world = make_world(root / f"w{strength}", dims=3, n_bkg=3000, n_higgs_data=30,
-                           n_sig=n_sig, n_sim=900, seed=int(strength))
+                           n_sig=n_sig, n_sim=900, seed=int(strength), n_eval=4000)
         data = res / "pseudodata" / "SIG" / strength / "0.parquet"
         data.parent.mkdir(parents=True)
         shutil.copy(world["data"], data)
         data_files.append(data)
+        evaluation = res / "evaluation" / f"set{strength}.parquet"
+        run("evaluation-set", "--background", "yy", *pair(world, "yy"),
+            "--background", "ggH", *pair(world, "ggH"), "--signal", "SIG", *pair(world, "SIG"),
+            "--output", evaluation, "--summary", evaluation.with_suffix(".json"),
+            "--config", cfg(evaluation_set={"samples": []}))
         ds = f"ID/0/SIG/{strength}/0"
-        ckpt = res / "flows" / ds / "0.pt"
-        run("fit-flow", "--embeddings", world["embeddings"], "--data", data, "--output", ckpt,
+        scores = res / "scores" / f"{ds}.parquet"
+        run("cathode", "--embeddings", world["embeddings"], "--data", data,
+            "--higgs", *pair(world, "ggH"), "--evaluation-set", evaluation,
+            "--flows", res / "flows" / ds / "0.pt", res / "flows" / ds / "1.pt",
+            "--template", res / "templates" / f"{ds}.parquet", "--scores", scores,
             "--seed-key", ds, "--config",
-            cfg(flow={"max_epochs": 6, "transforms": 2, "hidden": 16, "blocks": 1}))
-        tmpl = res / "templates" / ds / "0.parquet"
-        run("sample-sr", "--flow", ckpt, "--embeddings", world["embeddings"], "--data", data,
-            "--higgs", world["presel_ggH"], world["split_ggH"], "--output", tmpl,
-            "--config", cfg(template={"oversample": 2}, luminosity=10.0, seed=3))
-        scores = res / "scores" / ds / "0.parquet"
-        run("classify", "cwola", "--template", tmpl, "--embeddings", world["embeddings"],
-            "--data", data, "--output", scores, "--seed-key", ds, "--config",
-            cfg(classifier=CLASSIFIER))
+            cfg(flow=FLOW, template={"oversample": 2}, classifier=CLASSIFIER, luminosity=10.0))
         score_files.append(scores)
-        ref = res / "reference" / "ID/0/SIG" / strength / "0.parquet"
+        if strength == "0":
+            continue
+        ref = res / "reference" / f"{ds}.parquet"
         run("classify", "reference", "--embeddings", world["embeddings"], "--data", data,
-            "--background", world["presel_yy"], world["split_yy"],
-            "--background", world["presel_ggH"], world["split_ggH"],
-            "--signal", world["presel_SIG"], world["split_SIG"], "--output", ref,
+            "--background", *pair(world, "yy"), "--background", *pair(world, "ggH"),
+            "--signal", *pair(world, "SIG"), "--evaluation-set", evaluation, "--output", ref,
             "--seed-key", ds, "--config", cfg(classifier=CLASSIFIER))
         ref_files.append(ref)
     ev = res / "evaluation" / "ID" / "SIG"
-    ecfg = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensemble_size": 2,
+    ecfg = {"working_points": [0.01, 0.05], "target_significance": 3.0, "ensemble_size": 2,
             "bootstrap": 5, "mass_bins": 11}
     run("evaluate", "sensitivity", "--setup", "ID", "--signal", "SIG", "--data", *data_files,
-        "--scores", *score_files, "--references", *ref_files, "--output-dir", ev,
+        "--scores", *score_files, "--references", *ref_files,
+        "--evaluation-set", evaluation, "--held-out", "false", "--output-dir", ev,
         "--config", cfg(evaluate=ecfg))
     tables = res / "tables"
     run("evaluate", "tables", "--sensitivity", ev / "sensitivity.parquet",
@@ -73,37 +84,53 @@ def pipeline(tmp_path_factory):
 
 def test_template_and_scores_follow_contract(pipeline):
     res, *_ = pipeline
-    tmpl = read_parquet(res / "templates/ID/0/SIG/5/0/0.parquet",
+    assert (res / "flows/ID/0/SIG/5/0/1.pt").exists()
+    tmpl = read_parquet(res / "templates/ID/0/SIG/5/0.parquet",
                         {"z0": "float", "myy": "float", "weight": "float", "source": "str"})
     assert set(tmpl["source"]) == {"flow", "ggH"}
-    scores = read_parquet(res / "scores/ID/0/SIG/5/0/0.parquet",
+    scores = read_parquet(res / "scores/ID/0/SIG/5/0.parquet",
                           {"role": "str", "event_id": "int", "fold": "int", "score_1": "float"})
     assert scores["score_1"].between(0, 1).all()
     assert set(scores.loc[scores["role"] == "sr", "fold"]) == {0, 1, 2}
+    evaluation = read_parquet(res / "evaluation/set5.parquet")
+    scored = scores[scores["role"] == "eval"]
+    assert sorted(scored["event_id"]) == sorted(evaluation["event_id"])
+    assert (scored["fold"] == -1).all()
+    # the evaluation set shares no event with the pseudo-data or the references' training
+    data = read_parquet(res / "pseudodata/SIG/5/0.parquet")
+    assert not set(evaluation["event_id"]) & set(data["event_id"])
+    assert not set(evaluation["event_id"]) & set(scores.loc[scores["role"] != "eval", "event_id"])
 
 
 def test_sensitivity_rows(pipeline):
     _, ev, *_ = pipeline
     sens = read_parquet(ev / "sensitivity.parquet")
-    # 2 BDTs -> 1 ensemble per method; 2 strengths x 3 methods x 2 working points
-    assert len(sens) == 2 * 3 * 2
-    strong = sens[(sens["strength"] == 5) & (sens["method"] == "cathode")]
+    # strength 5 only (the no-injection set serves the sculpting check); 2 BDTs -> 1
+    # ensemble per method; 3 methods x 2 working points
+    assert len(sens) == 3 * 2 and set(sens["strength"]) == {5.0}
+    assert (~sens["held_out"]).all()
+    # SIC is eps_S / sqrt(eps_B) in every row, with a finite statistical error
+    assert np.allclose(sens["sic"], sens["eps_s"] / np.sqrt(sens["eps_b"]))
+    assert (sens["sic_err"] >= 0).all() and (sens["n_bkg_pass"] <= sens["n_bkg_eval"]).all()
+    strong = sens[sens["method"] == "cathode"]
     assert (strong["sic"] > 1).all()
-    none = sens[sens["strength"] == 0]
-    assert none["sic"].isna().all() and (none["significance"] == 0).all()
-    sup = sens[(sens["strength"] == 5) & (sens["method"] == "supervised")]
+    sup = sens[sens["method"] == "supervised"]
     assert (sup["sic"] >= strong["sic"].min() * 0.5).all()
 
 
 def test_tables_written_with_markdown(pipeline):
     *_, tables, _, _ = pipeline
     req = read_parquet(tables / "cathode_required_injection.parquet")
-    row = req[(req["method"] == "cathode") & (req["eps_b"] == 0.005)].iloc[0]
+    row = req[(req["method"] == "cathode") & (req["eps_b"] == 0.05)].iloc[0]
     assert row["reached"] and 0 < row["required_strength"] < 5
+    sens = read_parquet(tables / "cathode_sensitivity.parquet")
+    for col in ("held_out", "n_bkg_eval", "sic_err", "sic_syst"):
+        assert col in sens
     sculpt = read_parquet(tables / "cathode_sculpting.parquet")
     assert 0.3 < sculpt["auc_mean"].iloc[0] < 0.7 and sculpt["ndf"].iloc[0] == 10
+    assert sorted(sculpt["efficiency"]) == [0.01, 0.05, 0.2]
     md = (tables / "cathode_sensitivity.md").read_text()
-    assert md.startswith("# CATHODE sensitivity") and "| setup | signal | method |" in md
+    assert md.startswith("# CATHODE sensitivity")
 
 
 def test_plots(pipeline, tmp_path):
@@ -112,7 +139,7 @@ def test_plots(pipeline, tmp_path):
     c = cfg(evaluate={"tsne_events": 150})
     outputs = {
         "latent": ["--data", data_files[1], "--embeddings", world / "embeddings.parquet",
-                   "--template", res / "templates/ID/0/SIG/5/0/0.parquet", "--config", c],
+                   "--template", res / "templates/ID/0/SIG/5/0.parquet", "--config", c],
         "tsne": ["--data", data_files[1], "--embeddings", world / "embeddings.parquet",
                  "--config", c],
         "sculpting": ["--roc", ev / "sculpting_roc.parquet", "--mass", ev / "sculpting_mass.parquet"],

@@ -71,12 +71,14 @@ def test_bdt_hyperparameter_reruns_only_classification(pipeline_run, tmp_path):
     def edit(config):
         config["classifier"]["lightgbm"]["num_leaves"] += 4
     jobs = dry_run(pipeline_run, edited_config(tmp_path, edit))
-    rules = check_only_readers_and_downstream(jobs, readers={"classify", "classify_reference"})
-    # every CWoLa classifier (one per flow) and every evaluation re-runs ...
-    assert rules["classify"] == count(pipeline_run, "results/cathode/scores/**/*.parquet") > 0
+    rules = check_only_readers_and_downstream(jobs, readers={"cathode", "classify_reference"})
+    # every CATHODE job (flows + template + BDTs of one encoder and dataset: the BDTs share
+    # the job with the flows, so their settings re-fit the flows too) and every evaluation
+    # re-runs ...
+    assert rules["cathode"] == count(pipeline_run, "results/cathode/scores/**/*.parquet") > 0
     assert rules["evaluate"] > 0
-    # ... and nothing upstream of the classifiers
-    upstream = DATA_PREPARATION | {"train_encoder", "embed", "embed_baseline", "fit_flow", "sample_sr"}
+    # ... and nothing upstream of them
+    upstream = DATA_PREPARATION | {"train_encoder", "embed", "embed_baseline", "evaluation_set"}
     assert not upstream & set(rules), f"upstream jobs scheduled: {sorted(upstream & set(rules))}"
 
 
@@ -93,7 +95,7 @@ def test_encoder_width_reruns_training_onward(pipeline_run, tmp_path):
                   for s in setups_without_own_width)
     assert rules["train_encoder"] == trained > 0
     assert rules["embed"] == trained
-    for stage in ("fit_flow", "sample_sr", "classify", "evaluate"):
+    for stage in ("cathode", "evaluate"):
         assert rules[stage] > 0, f"{stage} not re-run after the encoder changed"
     never = DATA_PREPARATION | {"embed_baseline"}
     assert not never & set(rules), f"scheduled: {sorted(never & set(rules))}"

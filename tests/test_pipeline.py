@@ -107,8 +107,13 @@ def test_every_table_is_produced(pipeline_run):
     sens = pd.read_parquet(tables / "cathode_sensitivity.parquet")
     assert set(sens.setup) == set(CONFIG["encoder"]["setups"])
     assert {"cathode", "iad", "supervised"} <= set(sens.method)
-    assert set(sens.strength) == set(CONFIG["pseudodata"]["strengths"])
+    # sensitivity at the injected strengths (the no-injection sets serve the sculpting check)
+    assert set(sens.strength) == set(CONFIG["pseudodata"]["strengths"]) - {0.0}
     assert set(sens.eps_b) == set(CONFIG["evaluate"]["working_points"])
+    for col in ("held_out", "n_bkg_eval", "sic_err", "sic_syst"):
+        assert col in sens, col
+    held = sens.groupby("setup")["held_out"].agg(set).to_dict()
+    assert held["ID"] == {False} and held["bkg_only"] == {True}
     sculpt = pd.read_parquet(tables / "cathode_sculpting.parquet")
     assert ((sculpt.auc_mean > 0) & (sculpt.auc_mean < 1)).all()
 
@@ -131,3 +136,27 @@ def test_rerun_is_a_no_op(pipeline_run):
     """Nothing changed, so a second invocation schedules no job."""
     proc = run_snakemake(pipeline_run, "--dry-run", "--quiet", "rules")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_evaluation_set_is_disjoint_and_consistent(pipeline_run):
+    """The evaluation set shares no event with pseudo-data, encoder training/validation or the
+    references' training; the evaluation-only continuum agrees in SR yield per fb^-1 with the
+    main sample within statistics."""
+    results = pipeline_run / "results"
+    evaluation = pd.read_parquet(results / "evaluation/set.parquet")
+    eval_ids = set(evaluation.event_id)
+    assert (~evaluation.is_signal).any() and evaluation.is_signal.any()
+    data_ids = set()
+    for path in (results / "pseudodata").rglob("*.parquet"):
+        data_ids |= set(pd.read_parquet(path).event_id)
+    assert data_ids and not eval_ids & data_ids
+    trained = set()   # encoder train/val/test and the `ref` share (references' training)
+    for path in (results / "split").glob("*.parquet"):
+        split = pd.read_parquet(path)
+        trained |= set(split.event_id[split.subset.isin(["train", "val", "test", "ref"])])
+        assert set(split.event_id[split.subset == "eval"]) >= eval_ids & set(split.event_id)
+    assert not eval_ids & trained
+    check = json.loads((results / "evaluation/set.json").read_text())["yield_check"]
+    for sample in CONFIG["evaluation_set"]["samples"]:
+        assert abs(check[sample]["pull"]) < 3, check[sample]
+        assert check[sample]["events"] > check[sample]["main_events"]
