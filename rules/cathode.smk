@@ -181,7 +181,8 @@ rule cathode_tables:
     output:
         CATHODE_TABLES,
     params:
-        cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
+        cfg=lambda w: _common_cfg(evaluate=config["evaluate"],
+                                  min_background_passing=EVAL_SET_CFG["min_background_passing"]),
     threads: 1
     resources:
         mem_mb=1000,

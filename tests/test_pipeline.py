@@ -65,7 +65,7 @@ def test_no_event_in_both_halves(pipeline_run):
         split = pd.read_parquet(pipeline_run / f"results/split/{sample}.parquet")
         pre = pd.read_parquet(pipeline_run / f"results/preselected/{sample}.parquet")
         assert split.event_id.is_unique and set(split.event_id) == set(pre.event_id)
-        assert set(split.subset) <= {"train", "val", "test", "data"}
+        assert set(split.subset) <= {"train", "val", "test", "data", "eval"}
     data_ids = set()
     for sample in SAMPLES:
         split = pd.read_parquet(pipeline_run / f"results/split/{sample}.parquet")
@@ -88,8 +88,9 @@ def test_pseudodata_luminosity_and_injection(pipeline_run):
 
 
 def test_embeddings_cover_every_event(pipeline_run):
+    every_sample = SAMPLES + CONFIG["evaluation_set"]["samples"]   # evaluation-only samples too
     ids = np.concatenate([pd.read_parquet(pipeline_run / f"results/preselected/{s}.parquet",
-                                          columns=["event_id"]).event_id for s in SAMPLES])
+                                          columns=["event_id"]).event_id for s in every_sample])
     for setup in CONFIG["encoder"]["setups"]:
         frame = pd.read_parquet(pipeline_run / f"results/embeddings/{setup}/1.parquet")
         z = frame.filter(regex=r"^z\d+$").to_numpy()
