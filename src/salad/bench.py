@@ -225,6 +225,154 @@ def synthetic_latent(n: int, d: int = 6, seed: int = 0):
     return z, myy
 
 
+def latent_toy(myy: np.ndarray, seed: int = 0, d: int = 6) -> np.ndarray:
+    """A latent-like 6-d background z | m_yy (n, 6) with the features that make a density fit
+    hard: a mass-dependent mean, a banana (curved) correlation, a bimodal dimension whose mode
+    weights follow the mass, a skewed (log-normal) one with a mass interaction, a bounded one
+    and a heavy-tailed (Student t, 5 dof) one; then mixed by a fixed random rotation."""
+    if d != 6:
+        raise ValueError("latent_toy is 6-d")
+    rng = np.random.default_rng(seed)
+    t = (np.asarray(myy, np.float64) - 132.5) / 27.5          # -1 .. 1 over the window
+    n = len(t)
+    u = rng.normal(size=(n, 6))
+    x = np.empty((n, 6))
+    x[:, 0] = u[:, 0] + 0.8 * t
+    x[:, 1] = 0.6 * u[:, 1] + 0.5 * (x[:, 0] ** 2 - 1)
+    x[:, 2] = np.where(rng.uniform(size=n) < 0.5 + 0.2 * t, -1.2, 1.2) + 0.5 * u[:, 2]
+    x[:, 3] = np.exp(0.5 * u[:, 3]) - 1.13 + 0.3 * t * x[:, 0]
+    x[:, 4] = 2 * np.tanh(1.5 * u[:, 4]) + 0.2 * u[:, 5]
+    x[:, 5] = u[:, 5] / np.sqrt(rng.chisquare(5, n) / 5) * (1 + 0.2 * t)
+    q, _ = np.linalg.qr(np.random.default_rng(12345).normal(size=(6, 6)))
+    return x @ q
+
+
+def toy_masses(n: int, lo: float, hi: float, seed: int = 0) -> np.ndarray:
+    """n masses [GeV] of the falling continuum (exponential, slope 1/25 GeV) inside [lo, hi)."""
+    u = np.random.default_rng(seed).uniform(size=n)
+    a, b = np.exp(-(lo - WINDOW[0]) / 25.0), np.exp(-(hi - WINDOW[0]) / 25.0)
+    return WINDOW[0] - 25.0 * np.log(a - u * (a - b))
+
+
+def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
+             hidden: Sequence[int] = (64, 64)) -> dict:
+    """The reference: zuko's MAF (cfg transforms, `hidden` MLP, context = scaled mass) trained
+    with salad.cathode.flow.fit's recipe (same split and standardisation, batches, Adam,
+    clipping, fixed epoch count = cfg max_epochs). {seconds, val_nll (last epoch), best_val_nll,
+    model, mean, std}. zuko samples x at a context c with model(c).sample()."""
+    import torch
+    import zuko
+    from .cathode import flow as flowmod
+    cfg = flowmod.settings(cfg)
+    torch.set_num_threads(1)
+    z = np.asarray(z, np.float64)
+    tr, va, mean, std = flowmod.split_and_scale(z, myy, cfg["val_fraction"], seed)
+    zs = torch.as_tensor(((z - mean) / std).astype(np.float32))
+    ctx = torch.as_tensor(flowmod.scale_mass(myy, WINDOW))
+    torch.manual_seed(seed)
+    model = zuko.flows.MAF(z.shape[1], 1, transforms=int(cfg["transforms"]),
+                           hidden_features=tuple(hidden))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
+    gen = torch.Generator().manual_seed(seed)
+    tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
+    vals, bs = [], int(cfg["batch_size"])
+    start = time.perf_counter()
+    for _ in range(int(cfg["max_epochs"])):
+        order = tr_t[torch.randperm(len(tr_t), generator=gen)]
+        for i in range(0, len(order), bs):
+            idx = order[i:i + bs]
+            loss = -model(ctx[idx]).log_prob(zs[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+        with torch.no_grad():
+            vals.append(-model(ctx[va_t]).log_prob(zs[va_t]).mean().item())
+    return {"seconds": time.perf_counter() - start, "val_nll": vals[-1],
+            "best_val_nll": min(vals), "model": model, "mean": mean, "std": std}
+
+
+def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
+    """ROC AUC of a LightGBM classifier (200 trees, 1 thread) separating rows of `a` from rows
+    of `b`, 2-fold cross-fitted (0.5: indistinguishable)."""
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
+    x = np.concatenate([a, b])
+    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
+    fold = np.random.default_rng(seed).permutation(len(x)) % 2
+    score = np.empty(len(x))
+    for k in (0, 1):
+        clf = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31,
+                                 n_jobs=1, verbose=-1, random_state=seed)
+        clf.fit(x[fold != k], y[fold != k])
+        score[fold == k] = clf.predict_proba(x[fold == k])[:, 1]
+    return float(roc_auc_score(y, score))
+
+
+FLOW_COMPARE_CFG = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 1024,
+                    "learning_rate": 3e-3, "val_fraction": 0.2}
+
+
+def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repeat: int = 3,
+                    cfg: Mapping | None = None, auc: bool = True,
+                    log: Callable = lambda line: None) -> list[dict]:
+    """salad's flow in both orientations vs zuko's MAF on latent_toy: fit on n_sb sideband events
+    for a fixed `epochs` (no early stopping), `repeat` times (seconds per epoch: min and max);
+    val NLL (standardised units, last and best epoch); and, with `auc`, the two-sample AUC of
+    flow samples vs n_sr held-out signal-region events at the same masses (the interpolation a
+    CATHODE template relies on), next to the AUC of two independent true samples (the floor)."""
+    import torch
+    from .cathode import flow as flowmod
+    cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
+    m_sb = np.concatenate([toy_masses(n_sb // 2, WINDOW[0], SIGNAL_REGION[0], 1),
+                           toy_masses(n_sb - n_sb // 2, SIGNAL_REGION[1], WINDOW[1], 2)])
+    z_sb = latent_toy(m_sb, seed=3)
+    m_sr = toy_masses(n_sr, *SIGNAL_REGION, seed=4)
+    z_sr, z_sr_twin = latent_toy(m_sr, seed=5), latent_toy(m_sr, seed=6)
+    out = []
+    variants = [("salad flow, density orientation (new)", "density", None),
+                ("salad flow, sampling orientation (old)", "sampling", None),
+                ("zuko MAF, hidden (64, 64)", None, (64, 64)),
+                ("zuko MAF, hidden 5 x 64 (depth of blocks=2)", None, (64,) * 5)]
+    for name, orientation, hidden in variants:
+        secs, res = [], None
+        for _ in range(max(1, repeat)):
+            if orientation:
+                res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, "autoregressive": orientation},
+                                  seed=1, threads=1)
+                secs.append(res["fit_seconds"] / epochs)
+                vals = [h["val_nll"] for h in res["history"]]
+            else:
+                res = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
+                secs.append(res["seconds"] / epochs)
+            log(f"{name}: {secs[-1]:.4f} s/epoch")
+        r = {"variant": name, "s_per_epoch_min": min(secs), "s_per_epoch_max": max(secs),
+             "repeats": len(secs), "epochs": epochs}
+        if orientation:
+            r.update(val_nll=vals[-1], best_val_nll=min(vals))
+            model = flowmod.build_flow(res["arch"])
+            model.load_state_dict(res["state_dict"])
+            model.eval()
+            start = time.perf_counter()
+            samples = flowmod.sample(model, res, m_sr, seed=7, device="cpu") if auc else None
+            r["sample_s"] = time.perf_counter() - start
+        else:
+            r.update(val_nll=res["val_nll"], best_val_nll=res["best_val_nll"])
+            with torch.no_grad():
+                torch.manual_seed(7)
+                start = time.perf_counter()
+                ctx = torch.as_tensor(flowmod.scale_mass(m_sr, WINDOW))
+                samples = res["model"](ctx).sample().double().numpy() * res["std"] + res["mean"]
+                r["sample_s"] = time.perf_counter() - start
+        if auc:
+            r["auc"] = two_sample_auc(samples, z_sr)
+        out.append(r)
+        log(str(r))
+    if auc:
+        out.append({"variant": "truth vs independent truth (floor)", "auc": two_sample_auc(z_sr_twin, z_sr)})
+    return out
+
+
 def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 5,
                device: str | None = None) -> list:
     from .cathode import flow as flowmod
