@@ -15,7 +15,10 @@ LightGBM n_jobs=1) unless a row says otherwise. Stages and what is timed:
   batches vs random tensors of the same shape), laptop width (32) and paper width (120),
   on the preselected generated yy + ggH events.
 - flow: salad.cathode.flow.fit on a synthetic 6-d sideband sample (fixed epoch count, no
-  early stopping) and template sampling (salad.cathode.flow.sample).
+  early stopping) and template sampling (salad.cathode.flow.sample); at the largest size also
+  the legacy layer orientation (before issue 17) and zuko's MAF (the reference library) with
+  the same split, batches and optimiser. `flow_comparison` (not in the default run; see
+  docs/benchmarks.md) adds NLL and two-sample-AUC quality on a non-Gaussian latent toy.
 - bdt: salad.cathode.classify.kfold_scores (5 folds, one BDT, laptop LightGBM settings,
   early stopping off so the tree count is fixed) on synthetic 6-d data.
 - nplm: salad.nplm.run_test (Nystrom kernel logistic fit, M = sqrt(N)) on synthetic 6-d data.
@@ -314,13 +317,14 @@ FLOW_COMPARE_CFG = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 10
 
 
 def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repeat: int = 3,
-                    cfg: Mapping | None = None, auc: bool = True,
+                    legacy_repeat: int = 1, cfg: Mapping | None = None, auc: bool = True,
                     log: Callable = lambda line: None) -> list[dict]:
     """salad's flow in both orientations vs zuko's MAF on latent_toy: fit on n_sb sideband events
     for a fixed `epochs` (no early stopping), `repeat` times (seconds per epoch: min and max);
     val NLL (standardised units, last and best epoch); and, with `auc`, the two-sample AUC of
     flow samples vs n_sr held-out signal-region events at the same masses (the interpolation a
-    CATHODE template relies on), next to the AUC of two independent true samples (the floor)."""
+    CATHODE template relies on), next to the AUC of two independent true samples (the floor).
+    The legacy orientation is ~5x slower: it is timed `legacy_repeat` times."""
     import torch
     from .cathode import flow as flowmod
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
@@ -329,48 +333,55 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     z_sb = latent_toy(m_sb, seed=3)
     m_sr = toy_masses(n_sr, *SIGNAL_REGION, seed=4)
     z_sr, z_sr_twin = latent_toy(m_sr, seed=5), latent_toy(m_sr, seed=6)
-    out = []
     variants = [("salad flow, density orientation (new)", "density", None),
                 ("salad flow, sampling orientation (old)", "sampling", None),
                 ("zuko MAF, hidden (64, 64)", None, (64, 64)),
                 ("zuko MAF, hidden 5 x 64 (depth of blocks=2)", None, (64,) * 5)]
-    for name, orientation, hidden in variants:
-        secs, res = [], None
-        for _ in range(max(1, repeat)):
+    secs, fits = {v[0]: [] for v in variants}, {}
+    for rep in range(max(1, repeat)):          # round robin: a load change hits every variant
+        for name, orientation, hidden in variants:
+            if orientation == "sampling" and rep >= legacy_repeat:
+                continue
             if orientation:
                 res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, "autoregressive": orientation},
-                                  seed=1, threads=1)
-                secs.append(res["fit_seconds"] / epochs)
-                vals = [h["val_nll"] for h in res["history"]]
+                                  seed=1, threads=1, device="cpu")
+                secs[name].append(res["fit_seconds"] / epochs)
             else:
                 res = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
-                secs.append(res["seconds"] / epochs)
-            log(f"{name}: {secs[-1]:.4f} s/epoch")
-        r = {"variant": name, "s_per_epoch_min": min(secs), "s_per_epoch_max": max(secs),
-             "repeats": len(secs), "epochs": epochs}
+                secs[name].append(res["seconds"] / epochs)
+            fits[name] = res
+            log(f"{name}: {secs[name][-1]:.4f} s/epoch")
+    out = []
+    for name, orientation, hidden in variants:
+        res = fits[name]
+        r = {"variant": name, "s_per_epoch_min": min(secs[name]),
+             "s_per_epoch_max": max(secs[name]), "repeats": len(secs[name]), "epochs": epochs}
+        start = time.perf_counter()
         if orientation:
+            vals = [h["val_nll"] for h in res["history"]]
             r.update(val_nll=vals[-1], best_val_nll=min(vals))
             model = flowmod.build_flow(res["arch"])
             model.load_state_dict(res["state_dict"])
-            model.eval()
-            start = time.perf_counter()
-            samples = flowmod.sample(model, res, m_sr, seed=7, device="cpu") if auc else None
-            r["sample_s"] = time.perf_counter() - start
+            samples = flowmod.sample(model.eval(), res, m_sr, seed=7, device="cpu")
         else:
             r.update(val_nll=res["val_nll"], best_val_nll=res["best_val_nll"])
             with torch.no_grad():
                 torch.manual_seed(7)
-                start = time.perf_counter()
                 ctx = torch.as_tensor(flowmod.scale_mass(m_sr, WINDOW))
                 samples = res["model"](ctx).sample().double().numpy() * res["std"] + res["mean"]
-                r["sample_s"] = time.perf_counter() - start
+        r["sample_s"] = time.perf_counter() - start
         if auc:
             r["auc"] = two_sample_auc(samples, z_sr)
         out.append(r)
         log(str(r))
     if auc:
-        out.append({"variant": "truth vs independent truth (floor)", "auc": two_sample_auc(z_sr_twin, z_sr)})
+        out.append({"variant": "truth vs independent truth (floor)",
+                    "auc": two_sample_auc(z_sr_twin, z_sr)})
     return out
+
+
+def _last_val(ckpt: Mapping) -> float:
+    return ckpt["history"][-1]["val_nll"]
 
 
 def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 5,
@@ -385,7 +396,20 @@ def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 
                                                   device=device))
         rows.append(row("flow", f"fit, {epochs} epochs", ckpt["n_train"] * epochs, seconds,
                         _torch_threads(), f"{int(sb.sum())} SB events; "
-                        f"{seconds / epochs:.2f} s/epoch; events = train x epochs"))
+                        f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(ckpt):.3f}; "
+                        "events = train x epochs"))
+    # The same fit of the largest size: legacy orientation (before issue 17) and zuko's MAF.
+    seconds, old = timed(lambda: flowmod.fit(z[sb], myy[sb], WINDOW,
+                                             {**cfg, "autoregressive": "sampling"}, seed=1,
+                                             threads=1, device="cpu"))
+    rows.append(row("flow", f"fit, legacy orientation, {epochs} epochs", old["n_train"] * epochs,
+                    seconds, _torch_threads(), f"normflows log_prob on the sequential side; "
+                    f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(old):.3f}; cpu"))
+    seconds, ref = timed(lambda: fit_zuko(z[sb], myy[sb], cfg, seed=1))
+    rows.append(row("flow", f"zuko MAF (64, 64) reference, {epochs} epochs",
+                    old["n_train"] * epochs, seconds, _torch_threads(),
+                    f"same split/batches/optimiser; {seconds / epochs:.2f} s/epoch; "
+                    f"val NLL {ref['val_nll']:.3f}; cpu"))
     model = flowmod.build_flow(ckpt["arch"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
