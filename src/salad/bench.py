@@ -261,8 +261,9 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
              hidden: Sequence[int] = (64, 64)) -> dict:
     """The reference: zuko's MAF (cfg transforms, `hidden` MLP, context = scaled mass) trained
     with salad.cathode.flow.fit's recipe (same split and standardisation, batches, Adam,
-    clipping, fixed epoch count = cfg max_epochs). {seconds, val_nll (last epoch), best_val_nll,
-    model, mean, std}. zuko samples x at a context c with model(c).sample()."""
+    clipping, cfg max_epochs and patience; the returned model is the last epoch's). {seconds,
+    epochs, val_nll (last epoch), best_val_nll, best_epoch, history (val NLL per epoch), model,
+    mean, std}. zuko samples x at a context c with model(c).sample()."""
     import torch
     import zuko
     from .cathode import flow as flowmod
@@ -279,6 +280,7 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
     gen = torch.Generator().manual_seed(seed)
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
     vals, bs = [], int(cfg["batch_size"])
+    best, best_epoch, wait = np.inf, -1, 0
     start = time.perf_counter()
     for _ in range(int(cfg["max_epochs"])):
         order = tr_t[torch.randperm(len(tr_t), generator=gen)]
@@ -291,8 +293,15 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
             opt.step()
         with torch.no_grad():
             vals.append(-model(ctx[va_t]).log_prob(zs[va_t]).mean().item())
-    return {"seconds": time.perf_counter() - start, "val_nll": vals[-1],
-            "best_val_nll": min(vals), "model": model, "mean": mean, "std": std}
+        if vals[-1] < best - 1e-4:                 # salad.cathode.flow.fit's early stopping
+            best, best_epoch, wait = vals[-1], len(vals) - 1, 0
+        else:
+            wait += 1
+            if wait >= cfg["patience"]:
+                break
+    return {"seconds": time.perf_counter() - start, "epochs": len(vals), "val_nll": vals[-1],
+            "best_val_nll": best, "best_epoch": best_epoch, "history": vals,
+            "model": model, "mean": mean, "std": std}
 
 
 def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
@@ -312,6 +321,40 @@ def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
     return float(roc_auc_score(y, score))
 
 
+def toy_sets(n_sb: int, n_sr: int):
+    """latent_toy samples: (z_sb, m_sb) sidebands (half below, half above the SR), (z_sr, m_sr)
+    signal region and z_sr_twin, an independent draw at the same SR masses."""
+    m_sb = np.concatenate([toy_masses(n_sb // 2, WINDOW[0], SIGNAL_REGION[0], 1),
+                           toy_masses(n_sb - n_sb // 2, SIGNAL_REGION[1], WINDOW[1], 2)])
+    m_sr = toy_masses(n_sr, *SIGNAL_REGION, seed=4)
+    return latent_toy(m_sb, seed=3), m_sb, latent_toy(m_sr, seed=5), m_sr, latent_toy(m_sr, seed=6)
+
+
+def flow_convergence(n_sb: int = 20000, cfg: Mapping | None = None,
+                     log: Callable = lambda line: None) -> list[dict]:
+    """Fits to convergence (early stopping, laptop recipe by default: batch 1024, lr 3e-3,
+    max 80 epochs, patience 6) of salad's flow (density orientation) and zuko's MAF on the
+    latent_toy sidebands: total seconds, epochs, seconds per epoch, best val NLL."""
+    from .cathode import flow as flowmod
+    cfg = {**FLOW_COMPARE_CFG, "max_epochs": 80, "patience": 6, **(cfg or {})}
+    z_sb, m_sb = toy_sets(n_sb, 1)[:2]
+    out = []
+    res = flowmod.fit(z_sb, m_sb, WINDOW, cfg, seed=1, threads=1, device="cpu")
+    out.append({"variant": "salad flow, density orientation", "seconds": res["fit_seconds"],
+                "epochs": len(res["history"]), "best_epoch": res["best_epoch"],
+                "best_val_nll": min(h["val_nll"] for h in res["history"])})
+    log(str(out[-1]))
+    for hidden in ((64, 64), (64,) * 5):
+        ref = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
+        out.append({"variant": f"zuko MAF, hidden {hidden}", "seconds": ref["seconds"],
+                    "epochs": ref["epochs"], "best_epoch": ref["best_epoch"],
+                    "best_val_nll": ref["best_val_nll"]})
+        log(str(out[-1]))
+    for r in out:
+        r["s_per_epoch"] = r["seconds"] / r["epochs"]
+    return out
+
+
 FLOW_COMPARE_CFG = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 1024,
                     "learning_rate": 3e-3, "val_fraction": 0.2}
 
@@ -328,11 +371,7 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     import torch
     from .cathode import flow as flowmod
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
-    m_sb = np.concatenate([toy_masses(n_sb // 2, WINDOW[0], SIGNAL_REGION[0], 1),
-                           toy_masses(n_sb - n_sb // 2, SIGNAL_REGION[1], WINDOW[1], 2)])
-    z_sb = latent_toy(m_sb, seed=3)
-    m_sr = toy_masses(n_sr, *SIGNAL_REGION, seed=4)
-    z_sr, z_sr_twin = latent_toy(m_sr, seed=5), latent_toy(m_sr, seed=6)
+    z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
     variants = [("salad flow, density orientation (new)", "density", None),
                 ("salad flow, sampling orientation (old)", "sampling", None),
                 ("zuko MAF, hidden (64, 64)", None, (64, 64)),
