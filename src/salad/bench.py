@@ -368,7 +368,9 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     flow samples vs n_sr held-out signal-region events at the same masses (the interpolation a
     CATHODE template relies on), next to the AUC of two independent true samples (the floor).
     The legacy orientation is ~5x slower: it is timed `legacy_repeat` times."""
+    import normflows  # noqa: F401  (imported before any timing)
     import torch
+    import zuko  # noqa: F401
     from .cathode import flow as flowmod
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
     z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
@@ -376,11 +378,12 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
                 ("salad flow, sampling orientation (old)", "sampling", None),
                 ("zuko MAF, hidden (64, 64)", None, (64, 64)),
                 ("zuko MAF, hidden 5 x 64 (depth of blocks=2)", None, (64,) * 5)]
-    secs, fits = {v[0]: [] for v in variants}, {}
+    secs, cpu, fits = {v[0]: [] for v in variants}, {v[0]: [] for v in variants}, {}
     for rep in range(max(1, repeat)):          # round robin: a load change hits every variant
         for name, orientation, hidden in variants:
             if orientation == "sampling" and rep >= legacy_repeat:
                 continue
+            cpu0 = time.process_time()         # CPU seconds: robust on a shared machine
             if orientation:
                 res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, "autoregressive": orientation},
                                   seed=1, threads=1, device="cpu")
@@ -388,28 +391,33 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
             else:
                 res = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
                 secs[name].append(res["seconds"] / epochs)
+            cpu[name].append((time.process_time() - cpu0) / epochs)
             fits[name] = res
-            log(f"{name}: {secs[name][-1]:.4f} s/epoch")
+            log(f"{name}: {secs[name][-1]:.4f} s/epoch wall, {cpu[name][-1]:.4f} s/epoch CPU")
     out = []
     for name, orientation, hidden in variants:
         res = fits[name]
         r = {"variant": name, "s_per_epoch_min": min(secs[name]),
-             "s_per_epoch_max": max(secs[name]), "repeats": len(secs[name]), "epochs": epochs}
-        start = time.perf_counter()
+             "s_per_epoch_max": max(secs[name]), "cpu_s_per_epoch_min": min(cpu[name]),
+             "cpu_s_per_epoch_max": max(cpu[name]), "repeats": len(secs[name]), "epochs": epochs}
         if orientation:
             vals = [h["val_nll"] for h in res["history"]]
             r.update(val_nll=vals[-1], best_val_nll=min(vals))
-            model = flowmod.build_flow(res["arch"])
-            model.load_state_dict(res["state_dict"])
-            samples = flowmod.sample(model.eval(), res, m_sr, seed=7, device="cpu")
         else:
             r.update(val_nll=res["val_nll"], best_val_nll=res["best_val_nll"])
-            with torch.no_grad():
-                torch.manual_seed(7)
-                ctx = torch.as_tensor(flowmod.scale_mass(m_sr, WINDOW))
-                samples = res["model"](ctx).sample().double().numpy() * res["std"] + res["mean"]
-        r["sample_s"] = time.perf_counter() - start
         if auc:
+            start = time.perf_counter()
+            if orientation:
+                model = flowmod.build_flow(res["arch"])
+                model.load_state_dict(res["state_dict"])
+                samples = flowmod.sample(model.eval(), res, m_sr, seed=7, device="cpu")
+            else:
+                with torch.no_grad():
+                    torch.manual_seed(7)
+                    ctx = torch.as_tensor(flowmod.scale_mass(m_sr, WINDOW))
+                    samples = (res["model"](ctx).sample().double().numpy() * res["std"]
+                               + res["mean"])
+            r["sample_s"] = time.perf_counter() - start
             r["auc"] = two_sample_auc(samples, z_sr)
         out.append(r)
         log(str(r))
