@@ -8,7 +8,8 @@ Orientation (`arch["autoregressive"]`): normflows evaluates a density through ea
 per latent dimension). New fits use `DensityMAF`, the same layer with forward and inverse
 swapped, so that `log_prob` (training, validation) is one MADE pass per layer and sampling is
 the sequential one (Papamakarios et al.'s MAF; zuko's MAF is oriented the same way). A
-checkpoint without the key was fitted with the legacy orientation and is rebuilt with it. Inputs are standardised first (per-dimension mean/std of the SB training latent, stored
+checkpoint without the key was fitted with the legacy orientation and is rebuilt with it.
+Inputs are standardised first (per-dimension mean/std of the SB training latent, stored
 in the checkpoint); m_yy [GeV] is mapped linearly from the preselection window onto [-1, 1].
 
 Training: Adam on the negative log-likelihood, a random validation split (config
@@ -67,7 +68,7 @@ def density_maf():
     import normflows as nf
 
     class DensityMAF(nf.flows.MaskedAffineAutoregressive):
-        """x -> u = (x - shift(x_<i)) / scale(x_<i) is `inverse`, the direction normflows'
+        """x -> u = scale(x_<i) * x + shift(x_<i) is `inverse`, the direction normflows'
         log_prob takes: one MADE pass. `forward` (sampling, u -> x) is the autoregressive loop,
         d passes. Same parameters and state_dict keys as the parent."""
 
@@ -113,7 +114,7 @@ def _nll(model, z, ctx) -> torch.Tensor:
 
 def _adam(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     """Adam with the fused kernel (one call for all ~80 parameter tensors instead of a Python
-    loop over them: ~10x less optimiser time per step on one CPU thread)."""
+    loop over them: several times less optimiser time per step on one CPU thread)."""
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
