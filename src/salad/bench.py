@@ -15,7 +15,10 @@ LightGBM n_jobs=1) unless a row says otherwise. Stages and what is timed:
   batches vs random tensors of the same shape), laptop width (32) and paper width (120),
   on the preselected generated yy + ggH events.
 - flow: salad.cathode.flow.fit on a synthetic 6-d sideband sample (fixed epoch count, no
-  early stopping) and template sampling (salad.cathode.flow.sample).
+  early stopping) and template sampling (salad.cathode.flow.sample); at the largest size also
+  the legacy layer orientation (before issue 17) and zuko's MAF (the reference library) with
+  the same split, batches and optimiser. `flow_comparison` (not in the default run; see
+  docs/benchmarks.md) adds NLL and two-sample-AUC quality on a non-Gaussian latent toy.
 - bdt: salad.cathode.classify.kfold_scores (5 folds, one BDT, laptop LightGBM settings,
   early stopping off so the tree count is fixed) on synthetic 6-d data.
 - nplm: salad.nplm.run_test (Nystrom kernel logistic fit, M = sqrt(N)) on synthetic 6-d data.
@@ -225,6 +228,209 @@ def synthetic_latent(n: int, d: int = 6, seed: int = 0):
     return z, myy
 
 
+def latent_toy(myy: np.ndarray, seed: int = 0, d: int = 6) -> np.ndarray:
+    """A latent-like 6-d background z | m_yy (n, 6) with the features that make a density fit
+    hard: a mass-dependent mean, a banana (curved) correlation, a bimodal dimension whose mode
+    weights follow the mass, a skewed (log-normal) one with a mass interaction, a bounded one
+    and a heavy-tailed (Student t, 5 dof) one; then mixed by a fixed random rotation."""
+    if d != 6:
+        raise ValueError("latent_toy is 6-d")
+    rng = np.random.default_rng(seed)
+    t = (np.asarray(myy, np.float64) - 132.5) / 27.5          # -1 .. 1 over the window
+    n = len(t)
+    u = rng.normal(size=(n, 6))
+    x = np.empty((n, 6))
+    x[:, 0] = u[:, 0] + 0.8 * t
+    x[:, 1] = 0.6 * u[:, 1] + 0.5 * (x[:, 0] ** 2 - 1)
+    x[:, 2] = np.where(rng.uniform(size=n) < 0.5 + 0.2 * t, -1.2, 1.2) + 0.5 * u[:, 2]
+    x[:, 3] = np.exp(0.5 * u[:, 3]) - 1.13 + 0.3 * t * x[:, 0]
+    x[:, 4] = 2 * np.tanh(1.5 * u[:, 4]) + 0.2 * u[:, 5]
+    x[:, 5] = u[:, 5] / np.sqrt(rng.chisquare(5, n) / 5) * (1 + 0.2 * t)
+    q, _ = np.linalg.qr(np.random.default_rng(12345).normal(size=(6, 6)))
+    return x @ q
+
+
+def toy_masses(n: int, lo: float, hi: float, seed: int = 0) -> np.ndarray:
+    """n masses [GeV] of the falling continuum (exponential, slope 1/25 GeV) inside [lo, hi)."""
+    u = np.random.default_rng(seed).uniform(size=n)
+    a, b = np.exp(-(lo - WINDOW[0]) / 25.0), np.exp(-(hi - WINDOW[0]) / 25.0)
+    return WINDOW[0] - 25.0 * np.log(a - u * (a - b))
+
+
+def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
+             hidden: Sequence[int] = (64, 64)) -> dict:
+    """The reference: zuko's MAF (cfg transforms, `hidden` MLP, context = scaled mass) trained
+    with salad.cathode.flow.fit's recipe (same split and standardisation, batches, Adam,
+    clipping, cfg max_epochs and patience; the returned model is the last epoch's). {seconds,
+    epochs, val_nll (last epoch), best_val_nll, best_epoch, history (val NLL per epoch), model,
+    mean, std}. zuko samples x at a context c with model(c).sample()."""
+    import torch
+    import zuko
+    from .cathode import flow as flowmod
+    cfg = flowmod.settings(cfg)
+    torch.set_num_threads(1)
+    z = np.asarray(z, np.float64)
+    tr, va, mean, std = flowmod.split_and_scale(z, myy, cfg["val_fraction"], seed)
+    zs = torch.as_tensor(((z - mean) / std).astype(np.float32))
+    ctx = torch.as_tensor(flowmod.scale_mass(myy, WINDOW))
+    torch.manual_seed(seed)
+    model = zuko.flows.MAF(z.shape[1], 1, transforms=int(cfg["transforms"]),
+                           hidden_features=tuple(hidden))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
+    gen = torch.Generator().manual_seed(seed)
+    tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
+    vals, bs = [], int(cfg["batch_size"])
+    best, best_epoch, wait = np.inf, -1, 0
+    start = time.perf_counter()
+    for _ in range(int(cfg["max_epochs"])):
+        order = tr_t[torch.randperm(len(tr_t), generator=gen)]
+        for i in range(0, len(order), bs):
+            idx = order[i:i + bs]
+            loss = -model(ctx[idx]).log_prob(zs[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+            opt.step()
+        with torch.no_grad():
+            vals.append(-model(ctx[va_t]).log_prob(zs[va_t]).mean().item())
+        if vals[-1] < best - 1e-4:                 # salad.cathode.flow.fit's early stopping
+            best, best_epoch, wait = vals[-1], len(vals) - 1, 0
+        else:
+            wait += 1
+            if wait >= cfg["patience"]:
+                break
+    return {"seconds": time.perf_counter() - start, "epochs": len(vals), "val_nll": vals[-1],
+            "best_val_nll": best, "best_epoch": best_epoch, "history": vals,
+            "model": model, "mean": mean, "std": std}
+
+
+def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
+    """ROC AUC of a LightGBM classifier (200 trees, 1 thread) separating rows of `a` from rows
+    of `b`, 2-fold cross-fitted (0.5: indistinguishable)."""
+    import lightgbm as lgb
+    from sklearn.metrics import roc_auc_score
+    x = np.concatenate([a, b])
+    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
+    fold = np.random.default_rng(seed).permutation(len(x)) % 2
+    score = np.empty(len(x))
+    for k in (0, 1):
+        clf = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31,
+                                 n_jobs=1, verbose=-1, random_state=seed)
+        clf.fit(x[fold != k], y[fold != k])
+        score[fold == k] = clf.predict_proba(x[fold == k])[:, 1]
+    return float(roc_auc_score(y, score))
+
+
+def toy_sets(n_sb: int, n_sr: int):
+    """latent_toy samples: (z_sb, m_sb) sidebands (half below, half above the SR), (z_sr, m_sr)
+    signal region and z_sr_twin, an independent draw at the same SR masses."""
+    m_sb = np.concatenate([toy_masses(n_sb // 2, WINDOW[0], SIGNAL_REGION[0], 1),
+                           toy_masses(n_sb - n_sb // 2, SIGNAL_REGION[1], WINDOW[1], 2)])
+    m_sr = toy_masses(n_sr, *SIGNAL_REGION, seed=4)
+    return latent_toy(m_sb, seed=3), m_sb, latent_toy(m_sr, seed=5), m_sr, latent_toy(m_sr, seed=6)
+
+
+def flow_convergence(n_sb: int = 20000, cfg: Mapping | None = None,
+                     log: Callable = lambda line: None) -> list[dict]:
+    """Fits to convergence (early stopping, laptop recipe by default: batch 1024, lr 3e-3,
+    max 80 epochs, patience 6) of salad's flow (density orientation) and zuko's MAF on the
+    latent_toy sidebands: total seconds, epochs, seconds per epoch, best val NLL."""
+    from .cathode import flow as flowmod
+    cfg = {**FLOW_COMPARE_CFG, "max_epochs": 80, "patience": 6, **(cfg or {})}
+    z_sb, m_sb = toy_sets(n_sb, 1)[:2]
+    out = []
+    res = flowmod.fit(z_sb, m_sb, WINDOW, cfg, seed=1, threads=1, device="cpu")
+    out.append({"variant": "salad flow, density orientation", "seconds": res["fit_seconds"],
+                "epochs": len(res["history"]), "best_epoch": res["best_epoch"],
+                "best_val_nll": min(h["val_nll"] for h in res["history"])})
+    log(str(out[-1]))
+    for hidden in ((64, 64), (64,) * 5):
+        ref = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
+        out.append({"variant": f"zuko MAF, hidden {hidden}", "seconds": ref["seconds"],
+                    "epochs": ref["epochs"], "best_epoch": ref["best_epoch"],
+                    "best_val_nll": ref["best_val_nll"]})
+        log(str(out[-1]))
+    for r in out:
+        r["s_per_epoch"] = r["seconds"] / r["epochs"]
+    return out
+
+
+FLOW_COMPARE_CFG = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 1024,
+                    "learning_rate": 3e-3, "val_fraction": 0.2}
+
+
+def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repeat: int = 3,
+                    legacy_repeat: int = 1, cfg: Mapping | None = None, auc: bool = True,
+                    log: Callable = lambda line: None) -> list[dict]:
+    """salad's flow in both orientations vs zuko's MAF on latent_toy: fit on n_sb sideband events
+    for a fixed `epochs` (no early stopping), `repeat` times (seconds per epoch: min and max);
+    val NLL (standardised units, last and best epoch); and, with `auc`, the two-sample AUC of
+    flow samples vs n_sr held-out signal-region events at the same masses (the interpolation a
+    CATHODE template relies on), next to the AUC of two independent true samples (the floor).
+    The legacy orientation is ~5x slower: it is timed `legacy_repeat` times."""
+    import normflows  # noqa: F401  (imported before any timing)
+    import torch
+    import zuko  # noqa: F401
+    from .cathode import flow as flowmod
+    cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
+    z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
+    variants = [("salad flow, density orientation (new)", "density", None),
+                ("salad flow, sampling orientation (old)", "sampling", None),
+                ("zuko MAF, hidden (64, 64)", None, (64, 64)),
+                ("zuko MAF, hidden 5 x 64 (depth of blocks=2)", None, (64,) * 5)]
+    secs, cpu, fits = {v[0]: [] for v in variants}, {v[0]: [] for v in variants}, {}
+    for rep in range(max(1, repeat)):          # round robin: a load change hits every variant
+        for name, orientation, hidden in variants:
+            if orientation == "sampling" and rep >= legacy_repeat:
+                continue
+            cpu0 = time.process_time()         # CPU seconds: robust on a shared machine
+            if orientation:
+                res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, "autoregressive": orientation},
+                                  seed=1, threads=1, device="cpu")
+                secs[name].append(res["fit_seconds"] / epochs)
+            else:
+                res = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
+                secs[name].append(res["seconds"] / epochs)
+            cpu[name].append((time.process_time() - cpu0) / epochs)
+            fits[name] = res
+            log(f"{name}: {secs[name][-1]:.4f} s/epoch wall, {cpu[name][-1]:.4f} s/epoch CPU")
+    out = []
+    for name, orientation, hidden in variants:
+        res = fits[name]
+        r = {"variant": name, "s_per_epoch_min": min(secs[name]),
+             "s_per_epoch_max": max(secs[name]), "cpu_s_per_epoch_min": min(cpu[name]),
+             "cpu_s_per_epoch_max": max(cpu[name]), "repeats": len(secs[name]), "epochs": epochs}
+        if orientation:
+            vals = [h["val_nll"] for h in res["history"]]
+            r.update(val_nll=vals[-1], best_val_nll=min(vals))
+        else:
+            r.update(val_nll=res["val_nll"], best_val_nll=res["best_val_nll"])
+        if auc:
+            start = time.perf_counter()
+            if orientation:
+                model = flowmod.build_flow(res["arch"])
+                model.load_state_dict(res["state_dict"])
+                samples = flowmod.sample(model.eval(), res, m_sr, seed=7, device="cpu")
+            else:
+                with torch.no_grad():
+                    torch.manual_seed(7)
+                    ctx = torch.as_tensor(flowmod.scale_mass(m_sr, WINDOW))
+                    samples = (res["model"](ctx).sample().double().numpy() * res["std"]
+                               + res["mean"])
+            r["sample_s"] = time.perf_counter() - start
+            r["auc"] = two_sample_auc(samples, z_sr)
+        out.append(r)
+        log(str(r))
+    if auc:
+        out.append({"variant": "truth vs independent truth (floor)",
+                    "auc": two_sample_auc(z_sr_twin, z_sr)})
+    return out
+
+
+def _last_val(ckpt: Mapping) -> float:
+    return ckpt["history"][-1]["val_nll"]
+
+
 def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 5,
                device: str | None = None) -> list:
     from .cathode import flow as flowmod
@@ -237,7 +443,20 @@ def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 
                                                   device=device))
         rows.append(row("flow", f"fit, {epochs} epochs", ckpt["n_train"] * epochs, seconds,
                         _torch_threads(), f"{int(sb.sum())} SB events; "
-                        f"{seconds / epochs:.2f} s/epoch; events = train x epochs"))
+                        f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(ckpt):.3f}; "
+                        "events = train x epochs"))
+    # The same fit of the largest size: legacy orientation (before issue 17) and zuko's MAF.
+    seconds, old = timed(lambda: flowmod.fit(z[sb], myy[sb], WINDOW,
+                                             {**cfg, "autoregressive": "sampling"}, seed=1,
+                                             threads=1, device="cpu"))
+    rows.append(row("flow", f"fit, legacy orientation, {epochs} epochs", old["n_train"] * epochs,
+                    seconds, _torch_threads(), f"normflows log_prob on the sequential side; "
+                    f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(old):.3f}; cpu"))
+    seconds, ref = timed(lambda: fit_zuko(z[sb], myy[sb], cfg, seed=1))
+    rows.append(row("flow", f"zuko MAF (64, 64) reference, {epochs} epochs",
+                    old["n_train"] * epochs, seconds, _torch_threads(),
+                    f"same split/batches/optimiser; {seconds / epochs:.2f} s/epoch; "
+                    f"val NLL {ref['val_nll']:.3f}; cpu"))
     model = flowmod.build_flow(ckpt["arch"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
