@@ -38,15 +38,6 @@ _EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"
 _PLOTS = "results/plots/cathode"
 
 
-def _replaced_samples():
-    return [s for s in BACKGROUNDS if PROCESSES[s]["group"] in _EVAL_ONLY_GROUPS]
-
-
-def _triples(option, samples):
-    return " ".join(f"{option} {s} results/preselected/{s}.parquet results/split/{s}.parquet"
-                    for s in samples)
-
-
 rule evaluation_set:
     conda:
         "../envs/salad.yaml"

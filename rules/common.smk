@@ -123,6 +123,16 @@ def _sim_pairs(samples):
     return [p for s in samples for p in (f"results/preselected/{s}.parquet", f"results/split/{s}.parquet")]
 
 
+def _replaced_samples():
+    """Configured SM samples whose group has an evaluation-only sample (its yield check)."""
+    return [s for s in BACKGROUNDS if PROCESSES[s]["group"] in _EVAL_ONLY_GROUPS]
+
+
+def _triples(option, samples):
+    return " ".join(f"{option} {s} results/preselected/{s}.parquet results/split/{s}.parquet"
+                    for s in samples)
+
+
 def _pair_args(option, samples):
     return " ".join(f"{option} results/preselected/{s}.parquet results/split/{s}.parquet"
                     for s in samples)

@@ -87,9 +87,9 @@ def test_sculpting_summary_counts_shared_datasets_once():
     from salad.cathode.evaluate import sculpting_summary
     auc = pd.DataFrame({"setup": "ID", "instance": [0, 0, 1, 1], "classifier": [0, 1, 0, 1],
                         "auc": [0.50, 0.52, 0.51, 0.53], "auc_boot_std": 0.01})
-    mass = pd.DataFrame({"setup": "ID", "instance": [0, 1], "ensemble": 0, "bin_lo": 105.0,
-                         "n_before": 100, "n_after": [20, 22], "chi2": [10.0, 30.0],
-                         "ndf": 10, "jsd": [0.001, 0.003]})
+    mass = pd.DataFrame({"setup": "ID", "instance": [0, 1], "ensemble": 0, "efficiency": 0.2,
+                         "bin_lo": 105.0, "n_before": 100, "n_after": [20, 22],
+                         "chi2": [10.0, 30.0], "ndf": 10, "jsd": [0.001, 0.003]})
     # two signals share the same no-injection datasets: identical rows under both names
     both = sculpting_summary(pd.concat([auc.assign(signal="A"), auc.assign(signal="B")]),
                              pd.concat([mass.assign(signal="A"), mass.assign(signal="B")]))
