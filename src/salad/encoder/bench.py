@@ -2,7 +2,10 @@
 normalised tensors) against random tensors of the same shape (no data pipeline).
 
     python -m salad.encoder.bench --preselected P... --split S... --config '{"encoder": {...}}' \\
-        --threads 1 --steps 30
+        --threads 1 --steps 30 [--interactions both]
+
+`--interactions both` times the particle transformer with and without the ParT interaction
+features (one JSON line each); the default times the configured setup.
 """
 from __future__ import annotations
 
@@ -57,13 +60,19 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--device")
+    p.add_argument("--interactions", choices=("config", "both"), default="config",
+                   help="both: time with and without the ParT interaction features")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = stage_setup(args.config)
     train, val, norm, groups, _ = prepare_data(cfg, load_events(args.preselected, args.split,
                                                                 cfg["train_samples"]), 1)
-    trainer = Trainer(cfg, train, val, norm, groups, 1, "/dev/null", device=args.device)
-    print(json.dumps({"threads": args.threads, "device": str(trainer.device), **benchmark(trainer, args.steps)}))
+    variants = [cfg] if args.interactions == "config" else [dict(cfg, interactions=flag)
+                                                             for flag in (True, False)]
+    for setup in variants:
+        trainer = Trainer(setup, train, val, norm, groups, 1, "/dev/null", device=args.device)
+        print(json.dumps({"threads": args.threads, "device": str(trainer.device),
+                          "interactions": setup.get("interactions"), **benchmark(trainer, args.steps)}))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ N_OBJECTS, N_FEATURES = 11, 12
 ONEHOT = slice(7, 12)
 CONTINUOUS = list(range(7))          # pt, eta, phi, mass, btag, tau32, tau43
 LOG_OBJECT = [0, 3]                  # pt, mass -> log1p
-PT, ETA, PHI = 0, 1, 2
+PT, ETA, PHI, MASS = 0, 1, 2, 3
+KINEMATICS = [PT, ETA, PHI, MASS]    # (pT, eta, phi, m): the four-momentum columns
+IS_MET = 11                          # one-hot column of the missing-E_T object (eta = m = 0)
 EVENT_COLUMNS = ["dr_yy", "pt_yy"]
 LOG_EVENT = [1]                      # pt_yy -> log1p
 PRESELECTED_COLUMNS = {"event_id": "int", "sample": "str", "group": "int",
@@ -119,6 +121,18 @@ def cap_per_sample(events: RawEvents, cap: int | None, seed: int) -> RawEvents:
 def padding_mask(objects: np.ndarray | torch.Tensor):
     """True where an object is real (one-hot not all zero); shape (N, 11)."""
     return (objects[..., ONEHOT] != 0).any(-1)
+
+
+def raw_kinematics(obj: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """(pT, eta, phi, m) (B, N, 4), GeV, of normalised objects (B, N, 12): the inverse of
+    Normaliser.apply on the KINEMATICS columns, with `mean`, `std` (4,) their statistics.
+    pT, m are clamped at 0 and the MET object gets eta = m = 0 (whatever an augmentation did);
+    padding rows come out as arbitrary finite values (mask them)."""
+    x = obj[..., KINEMATICS] * std + mean
+    met = obj[..., IS_MET] > 0.5
+    zero = torch.zeros_like(x[..., 0])
+    return torch.stack([torch.expm1(x[..., 0]).clamp_min(0.0), torch.where(met, zero, x[..., 1]),
+                        x[..., 2], torch.where(met, zero, torch.expm1(x[..., 3]).clamp_min(0.0))], -1)
 
 
 class Normaliser:

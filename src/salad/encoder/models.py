@@ -5,16 +5,20 @@ output block (h -> latent mean, log-variance; z by reparameterisation when varia
 heads used only in training (projection head; classifier for the CE loss).
 Inputs: obj (B, 11, 12), evt (B, 2) = normalised (dR_yy, pT_yy), mask (B, 11) bool, True =
 real object. Padding objects are masked in attention and never reach the output.
+The particle transformer with `interactions` adds ParT's pairwise features (pair_features) as
+a per-head attention bias; it recovers the GeV kinematics from `obj` with the normaliser's
+statistics (buffers), so augmented views get the matching pair features.
 """
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import N_FEATURES, N_OBJECTS
+from .data import KINEMATICS, N_FEATURES, N_OBJECTS, Normaliser, raw_kinematics
 
 NEG = -1e9  # additive attention bias of padded keys (finite: no NaN for all-padding events)
 # Initial log-variance of the output block. Starting at the prior (0) makes the sampling noise
@@ -22,6 +26,64 @@ NEG = -1e9  # additive attention bias of padded keys (finite: no NaN for all-pad
 # projections to one point (loss log(N-1)) and KL keeps the posterior at the prior. Starting
 # with small noise lets the means separate first; KL then grows the variance.
 LOGVAR_INIT = -6.0
+PAIR_EPS = 1e-8    # lower clamp of the pair-feature arguments before the log
+N_PAIR_FEATURES = 4
+
+
+def pair_features(p4: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """ParT's pairwise interaction features of every object pair (a, b).
+
+    p4 (B, N, 4): (pT [GeV], eta, phi, m [GeV]); mask (B, N) bool, True = real object.
+    Returns (B, 4, N, N): ln dR, ln kT, ln z, ln m^2 with dR = sqrt(dy^2 + dphi^2) (rapidity y
+    from (pT, eta, m), dphi wrapped into [-pi, pi)), kT = min(pT_a, pT_b) dR,
+    z = min(pT_a, pT_b) / (pT_a + pT_b), m^2 = (E_a + E_b)^2 - |p_a + p_b|^2 [GeV^2]; every
+    argument clamped below at 1e-8 before the log. Zero where either object is masked and on
+    the diagonal.
+    """
+    pt, eta, phi, m = p4.unbind(-1)
+    mt = torch.sqrt(pt ** 2 + m ** 2)                                  # transverse mass
+    y = torch.asinh(pt * torch.sinh(eta) / mt.clamp_min(PAIR_EPS))     # sinh y = pz / mT
+    pair = lambda v: (v[:, :, None], v[:, None, :])  # noqa: E731  (B, N, 1), (B, 1, N)
+    (ya, yb), (pa, pb), (ma, mb), (ta, tb) = pair(y), pair(pt), pair(m), pair(mt)
+    dy = ya - yb
+    dphi = torch.remainder(phi[:, :, None] - phi[:, None, :] + math.pi, 2 * math.pi) - math.pi
+    dr = torch.sqrt(dy ** 2 + dphi ** 2)
+    ptmin = torch.minimum(pa, pb)
+    # E_a E_b - p_a.p_b = mT_a mT_b cosh(dy) - pT_a pT_b cos(dphi): m^2 without E^2 - p^2 cancellation
+    m2 = ma ** 2 + mb ** 2 + 2 * (ta * tb * torch.cosh(dy) - pa * pb * torch.cos(dphi))
+    z = ptmin / (pa + pb).clamp_min(PAIR_EPS)
+    u = torch.stack([dr, ptmin * dr, z, m2], dim=1).clamp_min(PAIR_EPS).log()
+    n = mask.shape[1]
+    valid = mask[:, :, None] & mask[:, None, :] & ~torch.eye(n, dtype=torch.bool, device=mask.device)
+    return torch.where(valid[:, None], u, torch.zeros((), dtype=u.dtype, device=u.device))
+
+
+class PairEmbed(nn.Module):
+    """ParT's interaction embedding: a pointwise MLP (BatchNorm on the inputs, then Linear,
+    BatchNorm, GELU per hidden layer) on the 4 pair features of every real pair a < b, giving
+    one attention bias per head, symmetric in (a, b); 0 on the diagonal and for padded pairs.
+    Batch statistics are taken over real pairs only."""
+
+    def __init__(self, hidden: list[int], heads: int):
+        super().__init__()
+        layers: list[nn.Module] = [nn.BatchNorm1d(N_PAIR_FEATURES)]
+        for a, b in zip([N_PAIR_FEATURES] + hidden[:-1], hidden):
+            layers += [nn.Linear(a, b), nn.BatchNorm1d(b), nn.GELU()]
+        layers.append(nn.Linear(hidden[-1], heads))
+        self.net = nn.Sequential(*layers)
+        self.heads = heads
+
+    def forward(self, u: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """u (B, 4, N, N) from pair_features, mask (B, N) -> bias (B, heads, N, N)."""
+        b, _, n, _ = u.shape
+        i, j = torch.triu_indices(n, n, 1, device=u.device)
+        ev, pr = (mask[:, i] & mask[:, j]).nonzero(as_tuple=True)      # real pairs a < b
+        a, c = i[pr], j[pr]
+        bias = u.new_zeros(b, n, n, self.heads)
+        if len(ev) > (1 if self.training else 0):   # BatchNorm needs 2 rows to train on
+            out = self.net(u.permute(0, 2, 3, 1)[ev, a, c]).to(bias.dtype)
+            bias = bias.index_put((ev, a, c), out).index_put((ev, c, a), out)
+        return bias.permute(0, 3, 1, 2)
 
 
 class Attention(nn.Module):
@@ -34,13 +96,18 @@ class Attention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, key_mask: torch.Tensor,
+                pair_bias: torch.Tensor | None = None) -> torch.Tensor:
+        """pair_bias (B, heads, Q, K): added to the attention logits (interaction features)."""
         b, nq, d = x.shape
         h = self.heads
         q = self.q(x).view(b, nq, h, d // h).transpose(1, 2)
         k, v = self.kv(ctx).view(b, -1, 2, h, d // h).permute(2, 0, 3, 1, 4)
         bias = torch.zeros(key_mask.shape, dtype=q.dtype, device=q.device).masked_fill(~key_mask, NEG)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias[:, None, None, :],
+        bias = bias[:, None, None, :]
+        if pair_bias is not None:
+            bias = bias + pair_bias.to(q.dtype)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
                                            dropout_p=self.dropout if self.training else 0.0)
         return self.out(y.transpose(1, 2).reshape(b, nq, d))
 
@@ -59,9 +126,10 @@ class Block(nn.Module):
                                 nn.Linear(mlp_ratio * dim, dim))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor, key_mask: torch.Tensor,
+                pair_bias: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, Q, d) attends to ctx (B, K, d) (self-attention: ctx is x)."""
-        x = x + self.drop(self.post_attn(self.attn(self.norm(x), self.norm(ctx), key_mask)))
+        x = x + self.drop(self.post_attn(self.attn(self.norm(x), self.norm(ctx), key_mask, pair_bias)))
         return x + self.drop(self.ff(x))
 
 
@@ -96,7 +164,15 @@ class _TokenBackbone(nn.Module):
 
 class ParticleTransformer(_TokenBackbone):
     """Paper A: per-object embedding, particle-attention blocks, class-attention blocks with a
-    class token, concatenated with an MLP on (dR_yy, pT_yy). No pairwise interaction features."""
+    class token, concatenated with an MLP on (dR_yy, pT_yy).
+
+    cfg `interactions` (ParT): pair_features of the GeV kinematics, embedded once per batch by
+    PairEmbed (3 hidden layers of hl_width; 64 at paper width, as ParT), are added to the
+    attention logits of every particle-attention block (not the class-attention blocks). The
+    kinematics are recovered from the normalised obj with the buffers kin_mean, kin_std
+    (set_normaliser; saved with the state dict). Without it (or without the key: older
+    checkpoints) the model has no pair parameters or buffers.
+    """
 
     def __init__(self, cfg: Mapping):
         super().__init__(cfg)
@@ -104,12 +180,37 @@ class ParticleTransformer(_TokenBackbone):
         self.particle = nn.ModuleList(Block(*args) for _ in range(cfg["particle_blocks"]))
         self.klass = nn.ModuleList(Block(*args) for _ in range(cfg["class_blocks"]))
         self.norm = nn.LayerNorm(cfg["width"])
+        self.interactions = bool(cfg.get("interactions", False))
+        if self.interactions:
+            self.pair_embed = PairEmbed([cfg["hl_width"]] * 3, cfg["heads"])
+            self.register_buffer("kin_mean", torch.zeros(len(KINEMATICS)))
+            self.register_buffer("kin_std", torch.ones(len(KINEMATICS)))
 
-    def forward(self, obj, evt, mask):
+    def set_normaliser(self, norm: Normaliser) -> None:
+        """Take the input normalisation of the (pT, eta, phi, m) columns (interactions only)."""
+        if self.interactions:
+            self.kin_mean.copy_(torch.as_tensor(norm.obj_mean[KINEMATICS]))
+            self.kin_std.copy_(torch.as_tensor(norm.obj_std[KINEMATICS]))
+
+    def pair_bias(self, obj, mask) -> torch.Tensor | None:
+        """(B, heads, N, N) attention bias of the interactions (None without them)."""
+        if not self.interactions:
+            return None
+        with torch.no_grad():
+            u = pair_features(raw_kinematics(obj.float(), self.kin_mean, self.kin_std), mask)
+        return self.pair_embed(u, mask)
+
+    def particles(self, obj, mask) -> torch.Tensor:
+        """Object tokens (B, N, d) after the particle-attention blocks (padded rows zero)."""
         x = self.tokens(obj, mask)
         keep = mask[..., None].to(x.dtype)
+        bias = self.pair_bias(obj, mask)          # once per batch, shared by all blocks
         for block in self.particle:
-            x = block(x, x, mask) * keep          # padded tokens stay exactly zero
+            x = block(x, x, mask, bias) * keep    # padded tokens stay exactly zero
+        return x
+
+    def forward(self, obj, evt, mask):
+        x = self.particles(obj, mask)
         cls = self.cls.expand(len(x), -1, -1)
         ctx_mask = torch.cat([torch.ones_like(mask[:, :1]), mask], dim=1)
         for block in self.klass:
@@ -164,10 +265,12 @@ class Encoder(nn.Module):
     reparameterisation in training mode (variational) and equals mu otherwise.
     """
 
-    def __init__(self, cfg: Mapping, n_classes: int = 0):
+    def __init__(self, cfg: Mapping, n_classes: int = 0, norm: Normaliser | None = None):
         super().__init__()
         self.variational = bool(cfg["variational"])
         self.backbone = BACKBONES[cfg["model"]](cfg)
+        if norm is not None and hasattr(self.backbone, "set_normaliser"):
+            self.backbone.set_normaliser(norm)
         latent = cfg["latent_dim"]
         self.output = mlp([self.backbone.out_dim, cfg["head_width"],
                            (2 if self.variational else 1) * latent])
@@ -197,9 +300,11 @@ class Encoder(nn.Module):
         return out
 
 
-def build_model(cfg: Mapping, n_classes: int) -> Encoder:
-    """The encoder of a resolved setup (salad.encoder.setups.resolve_setup)."""
-    return Encoder(cfg, n_classes if cfg["loss"] == "vicreg_ce" else 0)
+def build_model(cfg: Mapping, n_classes: int, norm: Normaliser | None = None) -> Encoder:
+    """The encoder of a resolved setup (salad.encoder.setups.resolve_setup); `norm` is the
+    input normaliser (the interactions need it to recover GeV kinematics; a checkpoint's
+    state dict restores it)."""
+    return Encoder(cfg, n_classes if cfg["loss"] == "vicreg_ce" else 0, norm)
 
 
 def count_parameters(module: nn.Module) -> int:

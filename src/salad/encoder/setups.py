@@ -25,6 +25,7 @@ DEFAULTS: dict = {
     "heads": 4,
     "particle_blocks": 4,              # particle_transformer
     "class_blocks": 2,                 # particle_transformer
+    "interactions": True,              # particle_transformer: ParT pair features as attention bias
     "blocks": 4,                       # transformer / mlp depth
     "mlp_ratio": 4,                    # feed-forward width / width in attention blocks
     "hl_width": 32,                    # MLP on (dR_yy, pT_yy)

@@ -109,7 +109,7 @@ class Trainer:
         self.state_path = Path(state_path)
         self.fingerprint = f"{config_hash(self.cfg)}-{seed}-{data_fingerprint}"
         torch.manual_seed(derive_seed(seed, "init"))
-        self.model = build_model(self.cfg, len(groups)).to(self.device)
+        self.model = build_model(self.cfg, len(groups), norm).to(self.device)
         self.objective = build_objective(self.cfg)
         self.augment = Augmenter(self.cfg["augmentations"], norm, self.device)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"],
@@ -291,9 +291,10 @@ def load_checkpoint(path: str | Path, device="cpu"):
         raise SaladError(f"{path}: not a readable encoder checkpoint ({exc})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise SaladError(f"{path}: not a salad encoder checkpoint (format {CHECKPOINT_FORMAT})")
-    model = build_model(ckpt["config"], len(ckpt["groups"]))
+    norm = Normaliser.from_state_dict(ckpt["normaliser"])
+    model = build_model(ckpt["config"], len(ckpt["groups"]), norm)
     model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), Normaliser.from_state_dict(ckpt["normaliser"]), ckpt
+    return model.to(device).eval(), norm, ckpt
 
 
 # --------------------------------------------------------------------------- CLI
