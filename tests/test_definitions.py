@@ -1,0 +1,277 @@
+"""Each published quantity pinned to its definition on small hand-computed cases.
+
+These tests exist because one-line bugs in these places (SIC = eps_S/eps_B, the same signal
+events in every pseudo-data instance, validation rows reused for training, reversed
+interpolation on tied ROC segments, a flipped or summed KL, a dropped SM group) survived a
+suite that only checked orders of magnitude. Every number below is worked out by hand in
+the comment next to it.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from salad.cathode import evaluate, flow, metrics
+from salad.config import REPO, load_config, load_yaml
+from salad.encoder.losses import build_objective, kl_standard_normal, nt_xent, supcon
+from salad.encoder.setups import resolve_setup, setup_names
+from salad.pseudodata import build
+from salad.split import assign
+
+# ---------------------------------------------------------------- ROC / SIC
+
+# 4 signal, 10 background events, no ties. Lowering the threshold score by score gives the
+# ROC vertices (eps_B, eps_S):
+#   10 S (0, .25)  9 S (0, .5)  8 B (.1, .5)  7 S (.1, .75)  6 B (.2, .75)  5 B (.3, .75)
+#   4 S (.3, 1)  then the remaining background up to (1, 1).
+SIG_SCORES = [10.0, 9.0, 7.0, 4.0]
+BKG_SCORES = [8.0, 6.0, 5.0, 3.0, 2.0, 1.0, 0.0, -1.0, -2.0, -3.0]
+SCORES = np.array(SIG_SCORES + BKG_SCORES)
+LABELS = np.array([True] * 4 + [False] * 10)
+# eps_B -> eps_S read off the polyline: at .05 between (0, .5) and (.1, .5); at .1 the top of
+# the vertical segment (.1, .5)-(.1, .75); at .25 between (.2, .75) and (.3, .75); at .3 the
+# top of (.3, .75)-(.3, 1).
+EPS_S = {0.05: 0.5, 0.1: 0.75, 0.25: 0.75, 0.3: 1.0}
+
+
+def test_roc_vertices_and_signal_efficiency_by_hand():
+    fpr, tpr = metrics.roc_curve(SCORES, LABELS)
+    np.testing.assert_allclose(fpr[:8], [0, 0, 0, .1, .1, .2, .3, .3])
+    np.testing.assert_allclose(tpr[:8], [0, .25, .5, .5, .75, .75, .75, 1])
+    for eps_b, eps_s in EPS_S.items():
+        assert metrics.signal_efficiency(SCORES, LABELS, eps_b) == pytest.approx(eps_s)
+        assert metrics.sic(SCORES, LABELS, eps_b) == pytest.approx(eps_s / math.sqrt(eps_b))
+
+
+def test_sic_is_eps_s_over_sqrt_eps_b_in_every_evaluation_row():
+    rows = evaluate.working_point_rows(SCORES, LABELS, list(EPS_S), {"method": "m"})
+    assert len(rows) == len(EPS_S)
+    for row in rows:
+        eps_b = row["eps_b"]
+        assert row["eps_s"] == pytest.approx(EPS_S[eps_b])
+        # the definition, the metrics function, and the hand value all agree
+        assert row["sic"] == pytest.approx(row["eps_s"] / math.sqrt(eps_b), rel=1e-12)
+        assert row["sic"] == pytest.approx(metrics.sic(SCORES, LABELS, eps_b), rel=1e-12)
+        assert row["n_sig"] == 4 and row["n_bkg"] == 10 and row["method"] == "m"
+    by_eps = {r["eps_b"]: r for r in rows}
+    assert by_eps[0.1]["sic"] == pytest.approx(0.75 / math.sqrt(0.1))        # 2.3717, not 7.5
+    assert by_eps[0.25]["sic"] == pytest.approx(1.5)                          # .75 / .5, not 3
+    # Asimov significance at eps_B = .1: S = .75 * 4 = 3, B = .1 * 10 = 1,
+    # Z = sqrt(2 [(S + B) ln(1 + S/B) - S]) = sqrt(2 (4 ln 4 - 3)) = 2.25618
+    assert by_eps[0.1]["significance"] == pytest.approx(math.sqrt(2 * (4 * math.log(4) - 3)))
+
+
+def test_evaluation_rows_without_a_class_are_nan_not_guessed():
+    rows = evaluate.working_point_rows(SCORES[4:], LABELS[4:], [0.1], {})
+    assert np.isnan(rows[0]["sic"]) and np.isnan(rows[0]["eps_s"]) and rows[0]["significance"] == 0
+    assert rows[0]["n_sig"] == 0 and rows[0]["n_bkg"] == 10
+
+
+def test_summary_table_sic_is_the_mean_and_spread_of_the_rows():
+    keys = {"setup": "ID", "signal": "Y400", "method": "cathode", "eps_b": 0.1, "strength": 2.0}
+    sens = pd.DataFrame([{**keys, "instance": i, "ensemble": 0, "eps_s": e,
+                          "sic": e / math.sqrt(0.1), "significance": z, "n_sig": 4, "n_bkg": 10}
+                         for i, (e, z) in enumerate([(0.5, 1.0), (0.75, 2.0), (1.0, 6.0)])])
+    summary, _ = evaluate.summarise(sens, 3.0)
+    row = summary.iloc[0]
+    assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
+    assert row["sic_std"] == pytest.approx(0.25 / math.sqrt(0.1))            # sample std (ddof 1)
+    assert row["significance_mean"] == pytest.approx(3.0) and row["n"] == 3
+
+
+# A tie group holding both classes. 4 signal, 4 background:
+#   score 3: S          -> (0, .25)
+#   score 2: S, S, B    -> (.25, .75)    one tied two-class segment
+#   score 1: S, B       -> (.5, 1)       another
+#   score 0: B, B       -> (1, 1)
+TIE_SCORES = np.array([3, 2, 2, 1, 2, 1, 0, 0], float)
+TIE_LABELS = np.array([1, 1, 1, 1, 0, 0, 0, 0], bool)
+
+
+def test_tpr_at_on_tied_two_class_segments():
+    fpr, tpr = metrics.roc_curve(TIE_SCORES, TIE_LABELS)
+    np.testing.assert_allclose(fpr, [0, 0, .25, .5, 1])
+    np.testing.assert_allclose(tpr, [0, .25, .75, 1, 1])
+    x = np.array([0.0, 0.0625, 0.125, 0.25, 0.375, 0.75, 1.0])
+    # x = 0: top of the vertical segment (0, 0)-(0, .25); x = .0625: a quarter along
+    # (0, .25)-(.25, .75) -> .25 + .25 * .5 = .375 (reversed: .625); .125 -> .5; .25 -> .75;
+    # .375: half along (.25, .75)-(.5, 1) -> .875; beyond: 1.
+    np.testing.assert_allclose(metrics.tpr_at(fpr, tpr, x), [.25, .375, .5, .75, .875, 1, 1])
+    assert metrics.tpr_at(fpr, tpr, 0.0625) == pytest.approx(0.375)     # scalar in, scalar out
+    assert metrics.signal_efficiency(TIE_SCORES, TIE_LABELS, 0.0625) == pytest.approx(0.375)
+    assert metrics.sic(TIE_SCORES, TIE_LABELS, 0.0625) == pytest.approx(0.375 / 0.25)
+    # weights: doubling the tied background event's weight moves the vertex, not the rule
+    w = np.array([1, 1, 1, 1, 2, 1, 1, 1], float)   # total background weight 5
+    fpr_w, tpr_w = metrics.roc_curve(TIE_SCORES, TIE_LABELS, w)
+    np.testing.assert_allclose(fpr_w, [0, 0, .4, .6, 1])
+    assert metrics.signal_efficiency(TIE_SCORES, TIE_LABELS, 0.1, w) == pytest.approx(.25 + .25 * .5)
+    # AUC of the tied ROC (trapezoids): .25*(.25+.75)/2 + .25*(.75+1)/2 + .5*1 = .84375
+    assert metrics.auc(TIE_SCORES, TIE_LABELS) == pytest.approx(0.84375)
+
+
+# ---------------------------------------------------------------- pseudo-data instances
+
+SR = [120.0, 130.0]
+PCFG = {"pseudodata": {"luminosity_ifb": 1.0, "seed": 4}, "regions": {"signal_region": SR}}
+
+
+def _sample(name, code, group, n, xsec, myy, seed):
+    rng = np.random.default_rng(seed)
+    raw = rng.uniform(0.5, 1.5, n)
+    ids = code * 10**9 + np.arange(n, dtype=np.int64)
+    return pd.DataFrame({"event_id": ids, "sample": name, "group": np.int8(group),
+                         "weight": xsec * raw / raw.sum(), "myy": myy(rng, n).astype(np.float32),
+                         "subset": assign(ids, 1, code, 0.5)})
+
+
+BKG = [_sample("yy", 1, 0, 6000, 1500.0, lambda r, n: r.uniform(105, 160, n), 1)]
+SIG = _sample("Y400", 63, -6, 3000, 1.0, lambda r, n: r.normal(125, 2.0, n), 3)
+
+
+def _signal_ids(strength, instance):
+    table, _ = build(BKG, SIG, strength, instance, PCFG)
+    return set(table.loc[table["is_signal"], "event_id"])
+
+
+def test_signal_events_differ_between_instances_and_nest_across_strengths():
+    per_instance = {i: {s: _signal_ids(s, i) for s in (1.0, 3.0, 6.0)} for i in range(4)}
+    for i, sets in per_instance.items():
+        # nested within an instance: a larger strength adds events, never swaps them
+        assert sets[1.0] < sets[3.0] < sets[6.0], f"instance {i}"
+    pool = int((SIG["subset"] == "data").sum())
+    for s in (1.0, 3.0, 6.0):
+        sets = [per_instance[i][s] for i in range(4)]
+        n = len(sets[0])
+        assert n > 10 and all(len(x) == n for x in sets)      # same count at the same strength
+        for a in range(4):
+            for b in range(a + 1, 4):
+                # independent weighted draws of n from the pool overlap by ~n^2/pool, far from n
+                overlap = len(sets[a] & sets[b])
+                assert overlap < n / 2 + 3 * n * n / pool, (s, a, b, overlap, n)
+
+
+# ---------------------------------------------------------------- flow validation split
+
+class _Recorder(torch.nn.Module):
+    """Wraps the real flow; remembers the (standardised) z of every log_prob call, split by
+    whether gradients are on (training batches) or off (validation)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.seen = {True: [], False: []}
+
+    def log_prob(self, z, context=None):
+        self.seen[torch.is_grad_enabled()].append(z.detach().cpu().numpy().copy())
+        return self.model.log_prob(z, context=context)
+
+
+@pytest.mark.parametrize("n,val_fraction", [(60, 0.2), (47, 0.3)])
+def test_flow_training_and_validation_rows_are_disjoint_and_sized(monkeypatch, n, val_fraction):
+    """Relies on: flow.fit builds its model with flow.build_flow and evaluates model.log_prob
+    with gradients on for training batches and off for the validation loss."""
+    recorders = []
+    real = flow.build_flow
+
+    def recording_build(arch):
+        recorders.append(_Recorder(real(arch)))
+        return recorders[-1]
+    monkeypatch.setattr(flow, "build_flow", recording_build)
+    rng = np.random.default_rng(0)
+    z = np.c_[np.arange(n, dtype=float), rng.normal(size=n)]     # column 0 = row number
+    myy = rng.uniform(105, 160, n)
+    cfg = {"val_fraction": val_fraction, "max_epochs": 2, "patience": 5, "transforms": 1,
+           "hidden": 8, "blocks": 1, "batch_size": 16}
+    ckpt = flow.fit(z, myy, (105.0, 160.0), cfg, seed=3)
+    rec, = recorders
+
+    def rows(grad):
+        seen = np.concatenate(rec.seen[grad])[:, 0] * ckpt["z_std"][0] + ckpt["z_mean"][0]
+        return np.rint(seen).astype(int)
+    train, val = rows(True), rows(False)
+    n_val = round(val_fraction * n)
+    assert len(set(val)) == n_val == ckpt["n_val"]
+    assert len(val) == 2 * n_val                          # every validation row once per epoch
+    assert len(set(train)) == n - n_val == ckpt["n_train"]
+    assert len(train) == 2 * (n - n_val)                  # every training row once per epoch
+    assert not set(train) & set(val)
+    assert set(train) | set(val) == set(range(n))
+    # the scaler is fitted on the training rows only
+    assert ckpt["z_mean"][0] == pytest.approx(np.mean(sorted(set(train))))
+
+
+# ---------------------------------------------------------------- encoder objective
+
+def _outs(z1, z2, mus, logvars):
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    return [{"proj": t(z), "mu": t(m), "logvar": None if lv is None else t(lv)}
+            for z, m, lv in zip((z1, z2), mus, logvars)]
+
+
+# Two events, two views, identical orthogonal projections, tau = 1: every anchor has one
+# positive (similarity 1) and two negatives (similarity 0), so NT-Xent = ln(e + 2) - 1.
+Z = [[1.0, 0.0], [0.0, 1.0]]
+NT_XENT = math.log(math.e + 2) - 1.0                                         # 0.55144
+# KL(N(mu, e^lv) || N(0, 1)) = 1/2 sum_d (mu^2 + e^lv - 1 - lv), mean over events:
+# view 1: mu = (1, 0), lv = 0 for both events -> 1/2 (1 + 0) = .5
+# view 2: mu = 0, lv = (ln 2, 0) for both events -> 1/2 (2 - 1 - ln 2) = .15343
+MUS = [[[1.0, 0.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]]
+LOGVARS = [[[0.0, 0.0], [0.0, 0.0]], [[math.log(2), 0.0], [math.log(2), 0.0]]]
+KL_MEAN = (0.5 + 0.5 * (1 - math.log(2))) / 2                                 # .32672
+
+
+def test_objective_is_contrastive_plus_lambda_times_view_averaged_kl():
+    cfg = {"loss": "simclr", "variational": True, "kl_weight": 0.3, "temperature": 1.0}
+    out = build_objective(cfg)(_outs(Z, Z, MUS, LOGVARS), torch.tensor([0, 1]))
+    assert out["contrastive"].item() == pytest.approx(NT_XENT, rel=1e-9)
+    assert kl_standard_normal(torch.tensor(MUS[1]), torch.tensor(LOGVARS[1])).item() == \
+        pytest.approx(0.5 * (1 - math.log(2)), rel=1e-6)
+    assert out["kl"].item() == pytest.approx(KL_MEAN, rel=1e-9)
+    assert out["loss"].item() == pytest.approx(NT_XENT + 0.3 * KL_MEAN, rel=1e-9)
+
+
+def test_objective_one_view_supcon_and_lambda_zero_when_not_variational():
+    labels = torch.tensor([0, 0])
+    # SupCon, one view, both events share a label, Z orthogonal, tau = 1: the only other
+    # event is the positive, so each anchor's log-probability is 0 -> loss 0; add KL of view 1
+    cfg = {"loss": "supcon", "variational": True, "kl_weight": 0.5, "temperature": 1.0}
+    out = build_objective(cfg)(_outs(Z, Z, MUS, LOGVARS)[:1], labels)
+    assert out["contrastive"].item() == pytest.approx(0.0, abs=1e-12)
+    assert out["loss"].item() == pytest.approx(0.5 * 0.5, rel=1e-9)
+    # not variational: lambda = 0 even if a log-variance is passed, and no KL without one
+    for logvars in (LOGVARS, [None, None]):
+        cfg = {"loss": "simclr", "variational": False, "kl_weight": 0.3, "temperature": 1.0}
+        out = build_objective(cfg)(_outs(Z, Z, MUS, logvars), labels)
+        assert out["loss"].item() == pytest.approx(NT_XENT, rel=1e-9)
+    assert "kl" not in out
+    # supervised SimCLR = SupCon over both views with the labels repeated
+    feats = torch.tensor(Z + Z, dtype=torch.float64)
+    cfg = {"loss": "simclr_supervised", "variational": False, "kl_weight": 0.3, "temperature": 1.0}
+    out = build_objective(cfg)(_outs(Z, Z, MUS, LOGVARS), torch.tensor([0, 1]))
+    assert out["loss"].item() == pytest.approx(supcon(feats, torch.tensor([0, 1, 0, 1]), 1.0).item())
+    assert out["loss"].item() == pytest.approx(nt_xent(feats[:2], feats[2:], 1.0).item())
+
+
+# ---------------------------------------------------------------- background-only training
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "test.yaml"])
+def test_background_only_setups_train_on_every_sm_group(name):
+    cfg = load_config(REPO / "config" / name)
+    table = load_yaml(REPO / cfg["processes"])["processes"]
+    groups = {s: int(table[s]["group"]) for s in cfg["samples"]}
+    sm = {s: g for s, g in groups.items() if g >= 0}
+    assert 0 in sm.values(), f"{name}: no gamma-gamma (group 0) sample configured"
+    checked = 0
+    for setup in setup_names(cfg["encoder"]):
+        resolved = resolve_setup(cfg["encoder"], setup, groups)
+        train = resolved["train_samples"]
+        if not resolved["signals"]:
+            assert train == sm, f"{name}: {setup} trains on {train}, SM samples are {sm}"
+            checked += 1
+        else:   # signal-aware setups keep every SM sample too (hold-outs are BSM only)
+            assert set(sm) <= set(train), f"{name}: {setup} drops SM samples"
+    assert checked >= 1, f"{name}: no background-only setup"
