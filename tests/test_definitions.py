@@ -275,3 +275,89 @@ def test_background_only_setups_train_on_every_sm_group(name):
         else:   # signal-aware setups keep every SM sample too (hold-outs are BSM only)
             assert set(sm) <= set(train), f"{name}: {setup} drops SM samples"
     assert checked >= 1, f"{name}: no background-only setup"
+
+
+# ---------------------------------------------------------------- evaluation on files
+
+WINDOW = (105.0, 160.0)
+EVAL_SR = (120.0, 130.0)
+
+
+def _write_dataset(root, strength, signal_scores, bkg_scores, sb_scores):
+    """Pseudo-data + one score file (2 classifiers whose mean is the given score) + one
+    reference file (iad_0 = score, sup_0 = -score). SR events at 125 GeV, SB at 110/140."""
+    from salad.artifacts import provenance, write_parquet
+    scores = np.r_[signal_scores, bkg_scores, sb_scores].astype(float)
+    n_sr = len(signal_scores) + len(bkg_scores)
+    ids = 1000 + np.arange(len(scores))
+    myy = np.r_[np.full(n_sr, 125.0), np.where(np.arange(len(sb_scores)) % 2, 110.0, 140.0)]
+    is_sig = np.r_[np.ones(len(signal_scores), bool), np.zeros(len(scores) - len(signal_scores), bool)]
+    d = np.random.default_rng(len(scores)).uniform(-0.4, 0.4, len(scores))   # mean is `scores`
+    prov = provenance("test")
+    folder = root / f"{strength:g}"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "0.parquet"
+    write_parquet(pd.DataFrame({"event_id": ids, "sample": "s", "myy": myy, "is_signal": is_sig,
+                                "group": np.where(is_sig, -1, 0)}), data, prov)
+    role = np.where(np.arange(len(scores)) < n_sr, "sr", "sb")
+    # template: classifier 0 sees the SR scores again (AUC .5), classifier 1 sees them all
+    # 100 lower (AUC 1)
+    sr0, sr1 = (scores + d)[:n_sr], (scores - d)[:n_sr]
+    frame = pd.DataFrame({"role": np.r_[role, ["template"] * n_sr],
+                          "event_id": np.r_[ids, 5000 + np.arange(n_sr)],
+                          "myy": np.r_[myy, np.full(n_sr, 125.0)],
+                          "weight": np.r_[np.ones(len(scores)), np.full(n_sr, 0.5)],
+                          "fold": 0, "score_0": np.r_[scores + d, sr0],
+                          "score_1": np.r_[scores - d, sr1 - 100.0]})
+    (folder / "0").mkdir(exist_ok=True)
+    score_path = folder / "0" / "flow0.parquet"
+    write_parquet(frame, score_path, prov)
+    ref_path = root / "ref" / f"{strength:g}" / "0.parquet"
+    ref_path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(frame.assign(iad_0=frame["score_0"] + frame["score_1"],
+                               sup_0=-(frame["score_0"] + frame["score_1"])), ref_path, prov)
+    return {"data": data, "scores": [score_path], "references": [ref_path]}
+
+
+def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
+    sb = [0.5, 9.5, -5.0, 20.0]
+    datasets = {(2.0, 0): _write_dataset(tmp_path, 2.0, SIG_SCORES, BKG_SCORES, sb),
+                (0.0, 0): _write_dataset(tmp_path, 0.0, [], BKG_SCORES, sb)}
+    cfg = {"working_points": list(EPS_S), "ensemble_size": 2, "mass_bins": 11,
+           "sculpting_efficiency": 0.2, "bootstrap": 5}
+    out = evaluate.sensitivity("ID", "Y400", datasets, cfg, EVAL_SR, WINDOW)
+    sens = out["sensitivity"]
+    assert set(sens["method"]) == {"cathode", "iad", "supervised"}
+    injected = sens[sens["strength"] == 2.0]
+    assert len(injected) == 3 * len(EPS_S)                 # one ensemble per method
+    for _, row in injected.iterrows():
+        score = -SCORES if row["method"] == "supervised" else SCORES
+        eps_b = row["eps_b"]
+        assert row["n_sig"] == 4 and row["n_bkg"] == 10      # SR truth only, SB not counted
+        assert row["eps_s"] == pytest.approx(metrics.signal_efficiency(score, LABELS, eps_b))
+        assert row["sic"] == pytest.approx(row["eps_s"] / math.sqrt(eps_b), rel=1e-12)
+        assert row["significance"] == pytest.approx(metrics.significance(4, 10, row["eps_s"], eps_b))
+    cathode = injected[injected["method"] == "cathode"].set_index("eps_b")
+    assert cathode.loc[0.1, "sic"] == pytest.approx(0.75 / math.sqrt(0.1))
+    none = sens[sens["strength"] == 0.0]
+    assert none["sic"].isna().all() and (none["n_sig"] == 0).all() and (none["n_bkg"] == 10).all()
+    # sculpting (strength 0 only): classifier 0's template repeats the SR scores -> AUC .5,
+    # ROC on the diagonal; classifier 1's template lies below every SR score -> AUC 1
+    aucs = out["sculpting_auc"].set_index("classifier")["auc"]
+    assert list(out["sculpting_auc"]["strength"]) == [0.0, 0.0]
+    assert aucs[0] == pytest.approx(0.5) and aucs[1] == pytest.approx(1.0)
+    roc = out["sculpting_roc"]
+    r0, r1 = roc[roc["classifier"] == 0], roc[roc["classifier"] == 1]
+    np.testing.assert_allclose(r0["tpr"], r0["fpr"], atol=1e-12)
+    np.testing.assert_allclose(r1["tpr"], 1.0)
+    assert len(r0) == len(evaluate.FPR_GRID)
+    # mass: the averaged score of the 10 SR events is BKG_SCORES; keeping the top 20 % cuts at
+    # their 80 % quantile (sorted -3..8, position 7.2 between 5 and 6: 5.2): the SR events at
+    # 8 and 6 and the SB events at 9.5 and 20 pass -> 4 of 14 events
+    mass = out["sculpting_mass"]
+    assert mass["n_before"].sum() == 14 and mass["n_after"].sum() == 4
+    assert len(mass) == 11 and set(mass["ndf"]) == {2}          # 3 occupied bins (110, 125, 140)
+    after = mass["n_after"].to_numpy()
+    assert after[np.searchsorted(mass["bin_lo"].to_numpy(), 125.0, "right") - 1] == 2
+    chi2, _ = metrics.selection_flatness(mass["n_before"].to_numpy(), after)
+    assert mass["chi2"].iloc[0] == pytest.approx(chi2)
