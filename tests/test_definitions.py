@@ -361,3 +361,108 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
     assert after[np.searchsorted(mass["bin_lo"].to_numpy(), 125.0, "right") - 1] == 2
     chi2, _ = metrics.selection_flatness(mass["n_before"].to_numpy(), after)
     assert mass["chi2"].iloc[0] == pytest.approx(chi2)
+
+
+# ---------------------------------------------------------------- metrics: boundaries
+
+def test_metric_boundaries_by_hand():
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.roc_curve([1, 2], [1, 1])
+    with pytest.raises(ValueError, match="both classes"):
+        metrics.roc_curve([1, 2], [0, 0])
+    for n_bkg, eps_b in ((0, 0.1), (10, 0.0)):
+        with pytest.raises(ValueError, match="n_bkg > 0 and eps_b > 0"):
+            metrics.significance(4, n_bkg, 0.5, eps_b)
+    # S = .5, B = 1: sqrt(2 (1.5 ln 1.5 - .5)) = .45056
+    assert metrics.significance(1, 1, 0.5, 1.0) == pytest.approx(math.sqrt(2 * (1.5 * math.log(1.5) - 0.5)))
+    # a target met exactly at a scanned point is reached there (>=), first point included
+    assert metrics.required_strength([0, 1, 2], [3.0, 4.0, 5.0], 3.0) == (0.0, True)
+    assert metrics.required_strength([0, 1, 2], [1.0, 3.0, 5.0], 3.0) == (1.0, True)
+    # NaN points are dropped before interpolating: (0, 1) -> (2, 5) crosses 3 at 1.0
+    assert metrics.required_strength([0, 1, 2], [1.0, np.nan, 5.0], 3.0) == (pytest.approx(1.0), True)
+    value, reached = metrics.required_strength([], [], 3.0)
+    assert np.isnan(value) and not reached
+    # flatness: empty bins do not count towards ndf; keeping all or nothing has no chi^2
+    chi2, ndf = metrics.selection_flatness([100, 0, 100, 50], [30, 0, 10, 10])
+    # eps = 50 / 250 = .2: (30-20)^2/16 + (10-20)^2/16 + (10-10)^2/8 = 12.5, ndf = 3 - 1
+    assert chi2 == pytest.approx(12.5) and ndf == 2
+    for after in ([0, 0, 0, 0], [100, 0, 100, 50]):
+        chi2, ndf = metrics.selection_flatness([100, 0, 100, 50], after)
+        assert np.isnan(chi2) and ndf == 2
+    # ensembles: leftovers dropped, size capped at the number of classifiers
+    groups = metrics.ensembles(5, 2, seed=3)
+    assert len(groups) == 2 and all(len(g) == 2 for g in groups)
+    assert len(set(np.concatenate(groups))) == 4
+    assert [sorted(g) for g in metrics.ensembles(3, 7, seed=0)] == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="no classifiers"):
+        metrics.ensembles(0, 2, seed=0)
+
+
+def test_bootstrap_auc_is_the_sample_std_over_resamples():
+    scores = np.array([0.9, 0.4, 0.3, 0.7, 0.5, 0.1])
+    labels = np.array([1, 1, 1, 0, 0, 0], bool)
+    w = np.array([1, 2, 1, 1, 1, 3], float)
+    # the resamples are numpy's default_rng(seed).integers(0, n, n), one per repetition;
+    # resamples with a single class are skipped (with seed 0 the third of five is)
+    rng = np.random.default_rng(0)
+    values, skipped = [], 0
+    for _ in range(5):
+        idx = rng.integers(0, 6, 6)
+        if labels[idx].all() or not labels[idx].any():
+            skipped += 1
+            continue
+        values.append(metrics.auc(scores[idx], labels[idx], w[idx]))
+    assert skipped == 1 and len(values) == 4 and np.std(values) > 0
+    assert metrics.bootstrap_auc(scores, labels, w, n=5, seed=0) == pytest.approx(np.std(values, ddof=1))
+    # perfectly separated: every resample has AUC 1 -> spread 0; one resample -> undefined
+    sep = np.array([5, 4, 1, 0.5])
+    assert metrics.bootstrap_auc(sep, np.array([1, 1, 0, 0]), n=30, seed=1) == 0.0
+    assert np.isnan(metrics.bootstrap_auc(sep, np.array([1, 1, 0, 0]), n=1, seed=1))
+    # unweighted = unit weights
+    assert metrics.bootstrap_auc(scores, labels, n=6, seed=2) == \
+        metrics.bootstrap_auc(scores, labels, np.ones(6), n=6, seed=2)
+
+
+# ---------------------------------------------------------------- VICReg by hand
+
+# z1 = [[0, 0], [2, 2]]: centred +-1 in both dims, unbiased variance 2 (std 1.41 > 1: no
+# hinge), covariance [[2, 2], [2, 2]] -> off-diagonal squares 8, / d = 4.
+# z2 = [[0, 0], [1, 0]]: variances (.5, 0) -> hinge (1 - sqrt(.5 + 1e-4) + 1 - sqrt(1e-4)) / 2,
+# covariance [[.5, 0], [0, 0]] -> 0.  Invariance: mean squared difference (0 + 0 + 1 + 4) / 4.
+V1 = [[0.0, 0.0], [2.0, 2.0]]
+V2 = [[0.0, 0.0], [1.0, 0.0]]
+V_INV, V_COV = 1.25, 4.0
+V_VAR = (1 - math.sqrt(0.5 + 1e-4) + 1 - math.sqrt(1e-4)) / 2
+
+
+def test_vicreg_terms_by_hand():
+    z1, z2 = torch.tensor(V1, dtype=torch.float64), torch.tensor(V2, dtype=torch.float64)
+    from salad.encoder.losses import vicreg
+    terms = vicreg(z1, z2, 2.0, 3.0, 0.5)
+    assert terms["invariance"].item() == pytest.approx(2.0 * V_INV, rel=1e-12)
+    assert terms["variance"].item() == pytest.approx(3.0 * V_VAR, rel=1e-9)
+    assert terms["covariance"].item() == pytest.approx(0.5 * V_COV, rel=1e-12)
+    default = vicreg(z1, z2)                                   # paper weights 25, 25, 1
+    assert default["invariance"].item() == pytest.approx(25 * V_INV)
+    assert default["variance"].item() == pytest.approx(25 * V_VAR)
+    assert default["covariance"].item() == pytest.approx(V_COV)
+    # eps keeps the hinge finite-gradient at zero spread: sqrt(0 + eps) = .01 per dimension
+    flat = torch.zeros(2, 2, dtype=torch.float64)
+    assert vicreg(flat, flat, 0, 1.0, 0, eps=0.0)["variance"].item() == pytest.approx(2.0)
+    assert vicreg(flat, flat, 0, 1.0, 0)["variance"].item() == pytest.approx(2 * 0.99)
+
+
+def test_vicreg_ce_objective_by_hand():
+    # cross-entropy per view: view 1 logits 0 -> ln 2; view 2: event 0 logits (ln 3, 0),
+    # label 0 -> -ln(3/4), event 1 ln 2; the objective averages over views then scales
+    ce = (math.log(2) + (-math.log(0.75) + math.log(2)) / 2) / 2
+    cfg = {"loss": "vicreg_ce", "variational": False, "kl_weight": 0.1, "temperature": 1.0,
+           "vicreg": {"invariance": 2.0, "variance": 3.0, "covariance": 0.5, "ce_scale": 2.0}}
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    outs = [{"proj": t(V1), "mu": t(V1), "logvar": None, "logits": t([[0, 0], [0, 0]])},
+            {"proj": t(V2), "mu": t(V2), "logvar": None,
+             "logits": t([[math.log(3), 0], [0, 0]])}]
+    out = build_objective(cfg)(outs, torch.tensor([0, 1]))
+    assert out["cross_entropy"].item() == pytest.approx(2.0 * ce, rel=1e-12)
+    expected = 2.0 * V_INV + 3.0 * V_VAR + 0.5 * V_COV + 2.0 * ce
+    assert out["loss"].item() == pytest.approx(expected, rel=1e-9)
