@@ -466,3 +466,86 @@ def test_vicreg_ce_objective_by_hand():
     assert out["cross_entropy"].item() == pytest.approx(2.0 * ce, rel=1e-12)
     expected = 2.0 * V_INV + 3.0 * V_VAR + 0.5 * V_COV + 2.0 * ce
     assert out["loss"].item() == pytest.approx(expected, rel=1e-9)
+
+
+# ---------------------------------------------------------------- evaluation tables
+
+def test_required_injection_and_its_band_by_hand():
+    # significance per (strength, instance): mean (0, 2, 4, 7), sample std (0, √2, √2, 0)
+    sig = {0.0: [0.0, 0.0], 1.0: [1.0, 3.0], 2.0: [3.0, 5.0], 4.0: [7.0, 7.0]}
+    rows = [{"setup": "ID", "signal": "Y400", "method": m, "eps_b": 0.1, "strength": s,
+             "instance": i, "ensemble": 0, "sic": 1.0, "eps_s": 0.1,
+             "significance": z * (1 if m == "cathode" else 0.2), "n_sig": 1, "n_bkg": 1}
+            for m in ("cathode", "iad") for s, zs in sig.items() for i, z in enumerate(zs)]
+    summary, required = evaluate.summarise(pd.DataFrame(rows), 3.0)
+    r = required.set_index("method")
+    r2 = math.sqrt(2)
+    # mean: 2 at 1, 4 at 2 -> 1.5; mean + std: 0 at 0, 2 + √2 at 1 -> 3 / (2 + √2);
+    # mean - std: 4 - √2 at 2, 7 at 4 -> 2 + 2 (3 - 4 + √2) / (7 - 4 + √2)
+    assert r.loc["cathode", "required_strength"] == pytest.approx(1.5) and r.loc["cathode", "reached"]
+    assert r.loc["cathode", "required_lo"] == pytest.approx(3 / (2 + r2))
+    assert r.loc["cathode", "required_hi"] == pytest.approx(2 + 2 * (r2 - 1) / (3 + r2))
+    # iad: significance x .2 never reaches 3 -> largest strength, not reached, hi = inf
+    assert r.loc["iad", "required_strength"] == 4.0 and not r.loc["iad", "reached"]
+    assert r.loc["iad", "required_hi"] == np.inf
+    s = summary[summary["method"] == "cathode"].set_index("strength")
+    assert s.loc[1.0, "significance_mean"] == 2.0 and s.loc[1.0, "significance_std"] == pytest.approx(r2)
+    assert s.loc[4.0, "significance_std"] == 0.0 and s.loc[4.0, "n"] == 2
+
+
+def test_markdown_and_dataset_keys():
+    text = evaluate.markdown(pd.DataFrame({"a": [1.23456, np.nan], "b": [np.inf, 2.0],
+                                           "c": ["x", "y"]}), "T")
+    assert text == ("# T\n\n| a | b | c |\n|---|---|---|\n| 1.23 | inf | x |\n"
+                    "| nan | 2 | y |\n")
+    assert evaluate.dataset_key("r/pseudodata/Y400/2.5/3.parquet", 1) == (2.5, 3)
+    assert evaluate.dataset_key("r/scores/ID/1/Y400/0.5/7/flow2.parquet", 2) == (0.5, 7)
+    with pytest.raises(Exception, match="cannot read strength/instance"):
+        evaluate.dataset_key("r/pseudodata/Y400/x/3.parquet", 1)
+    assert evaluate.settings({"ensemble_size": 3, "unknown": 1})["ensemble_size"] == 3
+    assert "unknown" not in evaluate.settings({"unknown": 1})
+    assert evaluate.settings(None) == evaluate.DEFAULTS
+
+
+def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
+    import json
+    sb = [0.5, 9.5, -5.0, 20.0]
+    a = _write_dataset(tmp_path / "pseudodata", 2.0, SIG_SCORES, BKG_SCORES, sb)
+    b = _write_dataset(tmp_path / "pseudodata", 0.0, [], BKG_SCORES, sb)
+    cfg = json.dumps({"evaluate": {"working_points": [0.1, 0.25], "bootstrap": 3,
+                                   "mass_bins": 11, "target_significance": 1.0},
+                      "regions": {"signal_region": list(EVAL_SR)}, "window": list(WINDOW)})
+    out = tmp_path / "eval"
+    evaluate.cli(["sensitivity", "--setup", "ID", "--signal", "Y400",
+                  "--data", str(a["data"]), str(b["data"]),
+                  "--scores", *map(str, a["scores"] + b["scores"]),
+                  "--references", *map(str, a["references"] + b["references"]),
+                  "--output-dir", str(out), "--config", cfg])
+    from salad.artifacts import read_parquet
+    sens = read_parquet(out / "sensitivity.parquet")
+    assert len(sens) == 2 * 3 * 2
+    ok = sens.dropna(subset=["sic"])
+    np.testing.assert_allclose(ok["sic"], ok["eps_s"] / np.sqrt(ok["eps_b"]), rtol=1e-12)
+    tables = tmp_path / "tables"
+    evaluate.cli(["tables", "--sensitivity", str(out / "sensitivity.parquet"),
+                  "--sculpting-auc", str(out / "sculpting_auc.parquet"),
+                  "--sculpting-mass", str(out / "sculpting_mass.parquet"),
+                  "--output-dir", str(tables), "--config", cfg])
+    summary = read_parquet(tables / "cathode_sensitivity.parquet")
+    row = summary[(summary["method"] == "cathode") & (summary["strength"] == 2.0)
+                  & (summary["eps_b"] == 0.1)].iloc[0]
+    assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
+    md = (tables / "cathode_sensitivity.md").read_text()
+    assert f"{0.75 / math.sqrt(0.1):.3g}" in md and md.startswith("# CATHODE sensitivity")
+    req = read_parquet(tables / "cathode_required_injection.parquet")
+    assert set(req["method"]) == {"cathode", "iad", "supervised"}
+    assert "1 sigma" in (tables / "cathode_required_injection.md").read_text()
+    # evaluate.target_significance = 1 is used: Z goes 0 -> 2.256 between strengths 0 and 2
+    z = math.sqrt(2 * (4 * math.log(4) - 3))
+    cat = req[(req["method"] == "cathode") & (req["eps_b"] == 0.1)].iloc[0]
+    assert cat["reached"] and cat["required_strength"] == pytest.approx(2 / z)
+    sculpt = read_parquet(tables / "cathode_sculpting.parquet")
+    assert sculpt.iloc[0]["auc_mean"] == pytest.approx(0.75) and sculpt.iloc[0]["classifiers"] == 2
+    with pytest.raises(Exception, match="no pseudo-data file given for strength 2, instance 0"):
+        evaluate.cli(["sensitivity", "--setup", "ID", "--signal", "Y400", "--data", str(b["data"]),
+                      "--scores", *map(str, a["scores"]), "--output-dir", str(out), "--config", cfg])

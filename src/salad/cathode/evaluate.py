@@ -245,13 +245,15 @@ def _concat(paths) -> pd.DataFrame:
 
 
 def tables(sens_paths, auc_paths, mass_paths, out_dir, cfg) -> None:
-    """Write cathode_sensitivity, cathode_required_injection, cathode_sculpting (.parquet/.md)."""
+    """Write cathode_sensitivity, cathode_required_injection, cathode_sculpting (.parquet/.md).
+    cfg: the stage config (its `evaluate` section holds target_significance)."""
     out = Path(out_dir)
-    summary, required = summarise(_concat(sens_paths), settings(cfg)["target_significance"])
+    target = settings((cfg or {}).get("evaluate"))["target_significance"]
+    summary, required = summarise(_concat(sens_paths), target)
     write_table(summary, out / "cathode_sensitivity",
                 "CATHODE sensitivity: SIC and post-selection significance vs injected S/sqrt(B)", cfg)
     write_table(required, out / "cathode_required_injection",
-                f"Injected S/sqrt(B) needed for {settings(cfg)['target_significance']:g} sigma "
+                f"Injected S/sqrt(B) needed for {target:g} sigma "
                 "after selection", cfg)
     sculpt = sculpting_summary(_concat(auc_paths), _concat(mass_paths))
     write_table(sculpt, out / "cathode_sculpting",
