@@ -45,6 +45,11 @@ def test_roc_vertices_and_signal_efficiency_by_hand():
     for eps_b, eps_s in EPS_S.items():
         assert metrics.signal_efficiency(SCORES, LABELS, eps_b) == pytest.approx(eps_s)
         assert metrics.sic(SCORES, LABELS, eps_b) == pytest.approx(eps_s / math.sqrt(eps_b))
+    # weights reach the SIC: the background event at 8 weighs 2 of 11, so the vertex
+    # (.1, .5) moves to (2/11, .5) and eps_S at eps_B = .1 drops from .75 to .5
+    w = np.ones(14)
+    w[4] = 2.0
+    assert metrics.sic(SCORES, LABELS, 0.1, w) == pytest.approx(0.5 / math.sqrt(0.1))
 
 
 def test_sic_is_eps_s_over_sqrt_eps_b_in_every_evaluation_row():
@@ -228,6 +233,12 @@ def test_objective_is_contrastive_plus_lambda_times_view_averaged_kl():
     cfg = {"loss": "simclr", "variational": True, "kl_weight": 0.3, "temperature": 1.0}
     out = build_objective(cfg)(_outs(Z, Z, MUS, LOGVARS), torch.tensor([0, 1]))
     assert out["contrastive"].item() == pytest.approx(NT_XENT, rel=1e-9)
+    # the two views enter as themselves (not one view twice)
+    z2 = [[1.0, 1.0], [0.0, 1.0]]
+    two = build_objective(cfg)(_outs(Z, z2, MUS, LOGVARS), torch.tensor([0, 1]))
+    t = lambda a: torch.tensor(a, dtype=torch.float64)  # noqa: E731
+    assert two["contrastive"].item() == pytest.approx(nt_xent(t(Z), t(z2), 1.0).item(), rel=1e-12)
+    assert two["contrastive"].item() != pytest.approx(nt_xent(t(z2), t(z2), 1.0).item(), rel=1e-3)
     assert kl_standard_normal(torch.tensor(MUS[1]), torch.tensor(LOGVARS[1])).item() == \
         pytest.approx(0.5 * (1 - math.log(2)), rel=1e-6)
     assert out["kl"].item() == pytest.approx(KL_MEAN, rel=1e-9)
@@ -254,6 +265,12 @@ def test_objective_one_view_supcon_and_lambda_zero_when_not_variational():
     out = build_objective(cfg)(_outs(Z, Z, MUS, LOGVARS), torch.tensor([0, 1]))
     assert out["loss"].item() == pytest.approx(supcon(feats, torch.tensor([0, 1, 0, 1]), 1.0).item())
     assert out["loss"].item() == pytest.approx(nt_xent(feats[:2], feats[2:], 1.0).item())
+    z2 = [[1.0, 1.0], [0.0, 1.0]]
+    feats = torch.tensor(Z + z2, dtype=torch.float64)
+    out = build_objective(cfg)(_outs(Z, z2, MUS, LOGVARS), torch.tensor([0, 0]))
+    expected = supcon(feats, torch.tensor([0, 0, 0, 0]), 1.0).item()
+    assert out["contrastive"].item() == out["loss"].item() == pytest.approx(expected, rel=1e-12)
+    assert expected != pytest.approx(supcon(feats[[2, 3, 2, 3]], torch.zeros(4), 1.0).item(), rel=1e-3)
 
 
 # ---------------------------------------------------------------- background-only training
@@ -535,6 +552,7 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
     row = summary[(summary["method"] == "cathode") & (summary["strength"] == 2.0)
                   & (summary["eps_b"] == 0.1)].iloc[0]
     assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
+    assert row["sic_std"] == 0.0 and row["significance_std"] == 0.0 and row["n"] == 1
     md = (tables / "cathode_sensitivity.md").read_text()
     assert f"{0.75 / math.sqrt(0.1):.3g}" in md and md.startswith("# CATHODE sensitivity")
     req = read_parquet(tables / "cathode_required_injection.parquet")
