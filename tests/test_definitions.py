@@ -567,3 +567,39 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
     with pytest.raises(Exception, match="no pseudo-data file given for strength 2, instance 0"):
         evaluate.cli(["sensitivity", "--setup", "ID", "--signal", "Y400", "--data", str(b["data"]),
                       "--scores", *map(str, a["scores"]), "--output-dir", str(out), "--config", cfg])
+
+
+# ---------------------------------------------------------------- pseudo-data inputs
+
+def test_load_sample_checks_its_two_files(tmp_path):
+    from salad.artifacts import provenance, write_parquet
+    from salad.errors import SaladError
+    from salad.pseudodata import load_sample
+    frame = SIG.iloc[:20]
+    pre, spl = tmp_path / "pre.parquet", tmp_path / "split.parquet"
+
+    def write(events, subsets):
+        write_parquet(events, pre, provenance("preselect"))
+        write_parquet(subsets, spl, provenance("split"))
+    write(frame.drop(columns="subset"), frame[["event_id", "subset"]])
+    got = load_sample(str(pre), str(spl))
+    assert len(got) == 20 and list(got["subset"]) == list(frame["subset"])
+    write(frame.drop(columns=["subset", "weight"]), frame[["event_id", "subset"]])
+    with pytest.raises(SaladError, match=r"pre\.parquet.*weight"):
+        load_sample(str(pre), str(spl))
+    write(frame.drop(columns="subset"), frame[["event_id"]])
+    with pytest.raises(SaladError, match=r"split\.parquet.*subset"):
+        load_sample(str(pre), str(spl))
+    two = frame.drop(columns="subset").assign(sample=["a", "b"] * 10)
+    write(two, frame[["event_id", "subset"]])
+    with pytest.raises(SaladError, match=r"pre\.parquet: holds several samples"):
+        load_sample(str(pre), str(spl))
+    # same length, other event ids: not this sample's split
+    write(frame.drop(columns="subset"), frame[["event_id", "subset"]].assign(event_id=frame["event_id"] + 1))
+    with pytest.raises(SaladError, match=r"split\.parquet: event ids do not match"):
+        load_sample(str(pre), str(spl))
+    # a duplicated event id in both files is not silently multiplied
+    dup = frame.assign(event_id=np.r_[frame["event_id"].to_numpy()[:19], frame["event_id"].iloc[0]])
+    write(dup.drop(columns="subset"), dup[["event_id", "subset"]])
+    with pytest.raises(Exception):
+        load_sample(str(pre), str(spl))
