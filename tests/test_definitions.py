@@ -395,6 +395,9 @@ def test_metric_boundaries_by_hand():
     # a target met exactly at a scanned point is reached there (>=), first point included
     assert metrics.required_strength([0, 1, 2], [3.0, 4.0, 5.0], 3.0) == (0.0, True)
     assert metrics.required_strength([0, 1, 2], [1.0, 3.0, 5.0], 3.0) == (1.0, True)
+    assert metrics.required_strength([0, 1], [3.0, 2.0], 3.0) == (0.0, True)   # met, then lost
+    assert metrics.required_strength([0, 1], [1.0, 3.0], 3.0) == (1.0, True)   # met at the end
+    assert metrics.required_strength([0, 1], [2.0, 4.0]) == (0.5, True)         # default target 3
     # NaN points are dropped before interpolating: (0, 1) -> (2, 5) crosses 3 at 1.0
     assert metrics.required_strength([0, 1, 2], [1.0, np.nan, 5.0], 3.0) == (pytest.approx(1.0), True)
     value, reached = metrics.required_strength([], [], 3.0)
