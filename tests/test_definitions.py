@@ -466,6 +466,9 @@ def test_vicreg_terms_by_hand():
     assert default["invariance"].item() == pytest.approx(25 * V_INV)
     assert default["variance"].item() == pytest.approx(25 * V_VAR)
     assert default["covariance"].item() == pytest.approx(V_COV)
+    # covariance uses the unbiased 1/(n - 1): n = 3 points on the diagonal -> c = [[1, 1], [1, 1]]
+    line = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], dtype=torch.float64)
+    assert vicreg(line, line, 0, 0, 1.0)["covariance"].item() == pytest.approx(2 * 1.0)
     # eps keeps the hinge finite-gradient at zero spread: sqrt(0 + eps) = .01 per dimension
     flat = torch.zeros(2, 2, dtype=torch.float64)
     assert vicreg(flat, flat, 0, 1.0, 0, eps=0.0)["variance"].item() == pytest.approx(2.0)
