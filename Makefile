@@ -43,3 +43,12 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: setup
 	$(BIN)/python -m salad.bench $(BENCH_ARGS)
+
+## mutation testing of the physics core with mutmut (config: [tool.mutmut] in pyproject.toml;
+## results in docs/testing.md). Not part of `make test`; about an hour on 2 cores.
+## MUTANTS='salad.cathode.metrics*' restricts the run; `.venv/bin/mutmut results` lists survivors.
+MUTANTS ?=
+.PHONY: mutate
+mutate: setup
+	env -u PYTHONPATH OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS)
+	$(BIN)/mutmut results

@@ -302,10 +302,12 @@ def _concat(paths) -> pd.DataFrame:
 
 
 def tables(sens_paths, auc_paths, mass_paths, out_dir, cfg) -> None:
-    """Write cathode_sensitivity, cathode_required_injection, cathode_sculpting (.parquet/.md)."""
+    """Write cathode_sensitivity, cathode_required_injection, cathode_sculpting (.parquet/.md).
+    cfg: the stage config (its `evaluate` section holds target_significance)."""
     out = Path(out_dir)
-    summary, required = summarise(_concat(sens_paths), settings(cfg)["target_significance"])
-    minimum = int(cfg.get("min_background_passing", 0))
+    target = settings((cfg or {}).get("evaluate"))["target_significance"]
+    summary, required = summarise(_concat(sens_paths), target)
+    minimum = int((cfg or {}).get("min_background_passing", 0))
     thin = summary[summary["n_bkg_pass"] < minimum]
     if len(thin):
         LOG.warning("%d sensitivity row(s) rest on fewer than %d evaluation background events "
@@ -316,8 +318,8 @@ def tables(sens_paths, auc_paths, mass_paths, out_dir, cfg) -> None:
                 "CATHODE sensitivity: SIC and post-selection significance vs injected S/sqrt(B)", cfg,
                 notes=[STRENGTH_DEFINITION, SENSITIVITY_NOTE])
     write_table(required, out / "cathode_required_injection",
-                f"Injected S/sqrt(B) needed for {settings(cfg)['target_significance']:g} sigma "
-                "after selection", cfg, notes=[STRENGTH_DEFINITION])
+                f"Injected S/sqrt(B) needed for {target:g} sigma after selection", cfg,
+                notes=[STRENGTH_DEFINITION])
     sculpt = sculpting_summary(_concat(auc_paths), _concat(mass_paths))
     write_table(sculpt, out / "cathode_sculpting",
                 "Sculpting check (no injected signal): template vs true SR background", cfg)
