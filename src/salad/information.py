@@ -28,7 +28,7 @@ from .artifacts import provenance, write_parquet
 from .baselines import latent_for, load_raw, ref22_features
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
+from .tables import information_md, write
 
 log = logging.getLogger("salad.information")
 CLASSIFIERS = ("bdt_latent", "bdt_raw", "supervised")
@@ -212,10 +212,6 @@ def cli(argv: list[str]) -> None:
     prov = provenance("information", cfg)
     write_parquet(table, args.confusion, prov)
     write_parquet(summary, args.summary, prov)
-    wide = {f"{n}: fraction of true group (rows) predicted as (columns)":
-            pd.DataFrame(c / np.maximum(c.sum(1, keepdims=True), 1), columns=[str(g) for g in groups])
-            .assign(true_group=groups.astype(str)).set_index("true_group").reset_index()
-            for n, c in matrices.items()}
-    write_markdown({"Information check (paper A appendix A), test split": summary, **wide}, args.markdown)
+    write(information_md(summary, table), args.markdown)
     plot(matrices, groups, args.plot)
     log.info("\n%s", summary.to_string(index=False))

@@ -429,13 +429,13 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
         ax.vlines(inside["t"], 0, ax.get_ylim()[1] * 0.25, colors="grey", lw=1,
                   label="observed t (in range)")
     if len(above):
-        ax.text(0.97, 0.55, f"{len(above)} observed t > {hi:.0f}\n(max {above['t'].max():.0f})",
+        ax.text(0.97, 0.45, f"{len(above)} observed t > {hi:.0f}\n(max {above['t'].max():.0f})",
                 transform=ax.transAxes, ha="right", fontsize=11)
     ax.set_xlim(lo, hi)
     ax.set_xlabel("NPLM test statistic $t$")
     ax.set_ylabel("density")
     ax.legend(loc="upper right", fontsize=11)
-    ax.set_title(title, loc="center", pad=26, fontsize=13)
+    ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize=12)
     ps.exp_label(ax, lumi)
     z_max = float(stats.norm.isf(1 / len(t_null)))
     for zax, sig in zip(axes[0, 1:], signals):
@@ -453,7 +453,7 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
         zax.set_ylabel("observed Z")
         zax.set_xticks(sorted(set(s)))
         zax.text(0.03, 0.95, ps.signal_label(sig), transform=zax.transAxes, va="top", fontsize=12)
-        zax.legend(loc="lower right", fontsize=10)
+        zax.legend(loc="center right", fontsize=10)
         ps.exp_label(zax, lumi)
         if np.isnan(z).any():
             zax.text(0.03, 0.85, f"{int(np.isnan(z).sum())} with p = 1 (Z = -inf) not drawn",
@@ -577,8 +577,8 @@ def cli(argv: list[str]) -> None:
         null = pd.concat([read_parquet(p, None) for p in args.null], ignore_index=True)
         cfg = parse_stage_config(args.config).get("nplm", {})
         write_parquet(power, args.output, provenance("nplm-collect", cfg))
-        write_markdown({"NPLM: median Z and power per representation": power,
-                        "NPLM null distributions vs fitted chi2": null}, args.markdown)
+        from .tables import nplm_md, write
+        write(nplm_md(power, null), args.markdown)
         return
     if args.command == "summary":
         return _summary_cli(args)

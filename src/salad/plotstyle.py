@@ -56,7 +56,9 @@ def _style():
     import matplotlib.pyplot as plt
     import mplhep
     plt.style.use(mplhep.style.ROOT)
-    plt.rcParams.update({"legend.fontsize": 13, "figure.dpi": 100, "savefig.dpi": DPI,
+    plt.rcParams.update({"font.size": 14, "axes.labelsize": 16, "axes.titlesize": 15,
+                         "xtick.labelsize": 14, "ytick.labelsize": 14,
+                         "legend.fontsize": 12, "figure.dpi": 100, "savefig.dpi": DPI,
                          "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
                          "legend.frameon": False, "mathtext.fontset": "dejavusans"})
     return plt
@@ -116,9 +118,9 @@ def lumi_text(lumi: float | None) -> str:
 def exp_label(ax, lumi: float | None = None) -> None:
     """'Simulation' (left) and '√s = 13 TeV, L fb⁻¹' (right) above the axes."""
     ax.text(0.0, 1.01, "Simulation", transform=ax.transAxes, ha="left", va="bottom",
-            fontstyle="italic", fontsize="medium")
+            fontstyle="italic", fontweight="bold", fontsize=13)
     ax.text(1.0, 1.01, lumi_text(lumi), transform=ax.transAxes, ha="right", va="bottom",
-            fontsize="medium")
+            fontsize=13)
 
 
 def save(fig, path) -> list[Path]:

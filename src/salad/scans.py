@@ -18,7 +18,7 @@ import pandas as pd
 from .artifacts import provenance, read_parquet, write_parquet
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
+from .tables import scan_md, write
 
 log = logging.getLogger("salad.scans")
 
@@ -154,5 +154,5 @@ def cli(argv: list[str]) -> None:
     sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
     table = scan_table(cfg["setups"], sic, read_nplm(args.nplm, cfg.get("strength")))
     write_parquet(table, args.table, provenance("dimension-scan", cfg))
-    write_markdown({"Latent dimension scan: CATHODE SIC and NPLM median Z": table}, args.markdown)
+    write(scan_md(table), args.markdown)
     plot(table, args.plot, f"$\\epsilon_B$ = {100 * float(cfg.get('eps_b') or 0):g} %")

@@ -34,6 +34,7 @@ from ..config import parse_stage_config
 from ..errors import SaladError
 from . import PSEUDODATA_COLUMNS, LOG, region_masks, setup_logging, stable_seed
 from . import metrics
+from ..tables import render
 from .classify import read_scores, score_columns
 
 DEFAULTS = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensemble_size": 2,
@@ -236,7 +237,7 @@ def markdown(frame: pd.DataFrame, title: str, digits: int = 3) -> str:
 def write_table(frame: pd.DataFrame, stem: str, title: str, cfg) -> None:
     write_parquet(frame, f"{stem}.parquet", provenance("evaluate", cfg))
     with atomic_output(f"{stem}.md") as tmp:
-        tmp.write_text(markdown(frame, title))
+        tmp.write_text(render(Path(stem).name, frame, title))
 
 
 def _concat(paths) -> pd.DataFrame:

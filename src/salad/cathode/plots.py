@@ -60,7 +60,7 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
         ps.exp_label(ax, lumi)
         first = first or ax
     first.legend(loc="upper right", fontsize=11)
-    fig.suptitle(title or "Latent projections in the signal region", y=0.995)
+    fig.suptitle(title or "Latent projections in the signal region", y=0.94 + 0.02 * nrow)
     ps.save(fig, output)
 
 
@@ -233,13 +233,23 @@ def required(table_path, output, method="cathode", lumi=None) -> None:
                 ax.plot(x, y, "_", ms=14, mew=2.5, color=color, label=label)
                 ps.limit_arrow(ax, x, y, color, up=True)
     ax.set_yscale("log")
+    finite = tab["required_strength"][np.isfinite(tab["required_strength"])]
+    if len(finite):
+        ax.set_ylim(finite.min() * 0.5, finite.max() * 2.0)
+    from matplotlib.ticker import LogFormatter
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     ax.set_xticks(range(len(signals)), [ps.signal_label(s) for s in signals], rotation=20,
                   ha="right")
     ax.set_xlim(-0.6, max(len(signals), 1) - 0.4)
     ax.set_ylabel(r"injected $S/\sqrt{B}$ for 3$\sigma$")
     ax.text(0.02, 0.95, rf"$\epsilon_B$ = {100 * wp:g} %; arrow: limit (not reached)",
             transform=ax.transAxes, va="top", fontsize=12)
-    ax.legend(loc="upper right", fontsize=11)
+    handles, labels = ax.get_legend_handles_labels()
+    order = [ps.setup_label(n) for n in setups]
+    pairs = sorted(zip(handles, labels), key=lambda hl: order.index(hl[1]) if hl[1] in order else 99)
+    if pairs:
+        ax.legend(*zip(*pairs), loc="upper right", fontsize=11)
     ps.exp_label(ax, lumi)
     ps.save(fig, output)
 
