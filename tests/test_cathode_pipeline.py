@@ -103,7 +103,7 @@ def test_tables_written_with_markdown(pipeline):
     sculpt = read_parquet(tables / "cathode_sculpting.parquet")
     assert 0.3 < sculpt["auc_mean"].iloc[0] < 0.7 and sculpt["ndf"].iloc[0] == 10
     md = (tables / "cathode_sensitivity.md").read_text()
-    assert md.startswith("# CATHODE sensitivity") and "| setup | signal | method |" in md
+    assert md.startswith("# CATHODE sensitivity") and "| signal | εB | S/√B | ID |" in md
 
 
 def test_plots(pipeline, tmp_path):
