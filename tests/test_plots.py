@@ -26,6 +26,17 @@ def assert_figure(path):
     assert pdf.read_bytes()[:5] == b"%PDF-", pdf
 
 
+def capture(monkeypatch, inspect) -> dict:
+    """Make ps.save record inspect(fig) (a dict) before saving; returns that record."""
+    seen, real_save = {}, ps.save
+
+    def spy(fig, path):
+        seen.update(inspect(fig))
+        return real_save(fig, path)
+    monkeypatch.setattr(ps, "save", spy)
+    return seen
+
+
 # ------------------------------------------------------------------ style helpers
 def test_hist_counts_folds_overflow_and_sums_squared_weights():
     edges = np.array([0.0, 1.0, 2.0])
@@ -140,14 +151,8 @@ def sensitivity_table(path, extra=False):
 def test_cathode_sic_draws_ceiling_per_working_point(tmp_path, monkeypatch):
     from salad.cathode import plots
     sensitivity_table(tmp_path / "sens.parquet")
-    seen = {}
-    real_save = ps.save
-
-    def spy(fig, path):
-        seen["ceilings"] = sorted(round(line.get_ydata()[0], 3) for ax in fig.axes for line in ax.lines
-                                  if line.get_gid() == "sic_ceiling")
-        return real_save(fig, path)
-    monkeypatch.setattr(ps, "save", spy)
+    seen = capture(monkeypatch, lambda fig: {"ceilings": sorted(
+        round(line.get_ydata()[0], 3) for ax in fig.axes for line in ax.lines if line.get_gid() == "sic_ceiling")})
     plots.sic(tmp_path / "sens.parquet", "Y400", tmp_path / "sic.png", setups=["ID", "EP"], lumi=0.1)
     assert seen["ceilings"] == [round(1 / np.sqrt(0.01), 3), round(1 / np.sqrt(0.001), 3)]
     assert_figure(tmp_path / "sic.png")
@@ -163,13 +168,8 @@ def test_cathode_required_draws_arrows_for_limits(tmp_path, monkeypatch):
         {"setup": "IP", "signal": "Y400", "method": "cathode", "eps_b": 0.001, "required_strength": 5.0,
          "reached": False, "required_lo": 5.0, "required_hi": np.inf}])
     write_parquet(req, tmp_path / "req.parquet", provenance("t"))
-    arrows = {}
-    real_save = ps.save
-
-    def spy(fig, path):
-        arrows["n"] = sum(1 for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None)
-        return real_save(fig, path)
-    monkeypatch.setattr(ps, "save", spy)
+    arrows = capture(monkeypatch, lambda fig: {"n": sum(1 for t in fig.axes[0].texts
+                                                        if getattr(t, "arrow_patch", None) is not None)})
     plots.required(tmp_path / "req.parquet", tmp_path / "req.png", lumi=0.1)
     assert arrows["n"] == 2           # the unbounded upper error and the not-reached setup
     assert_figure(tmp_path / "req.png")
@@ -222,14 +222,9 @@ def test_dimension_scan_has_no_twin_axis_and_no_floor_value(tmp_path, monkeypatc
                           "signal": ["Y400"] * 3 + ["C1N2_300"] * 3, "sic": [1.0, 2.0, 3.0, 1.0, 1.5, 2.0],
                           "sic_err": 0.1, "z_median": [1.0, 2.0, floor, 0.5, np.inf, 1.5], "z_err": 0.0,
                           "power": 0.0})
-    drawn = {}
-    real_save = ps.save
-
-    def spy(fig, path):
-        drawn["n_axes"] = len(fig.axes)
-        drawn["z_values"] = [y for line in fig.axes[1].lines for y in np.asarray(line.get_ydata(), float)]
-        return real_save(fig, path)
-    monkeypatch.setattr(ps, "save", spy)
+    drawn = capture(monkeypatch, lambda fig: {
+        "n_axes": len(fig.axes),
+        "z_values": [y for line in fig.axes[1].lines for y in np.asarray(line.get_ydata(), float)]})
     scans.plot(table, str(tmp_path / "scan.png"), "eps")
     assert drawn["n_axes"] == 2
     assert not any(np.isclose(drawn["z_values"], floor)) and all(np.isfinite(drawn["z_values"]))
@@ -240,14 +235,8 @@ def test_information_confusion_has_names_and_colour_bar(tmp_path, monkeypatch):
     from salad import information
     groups = np.array([-6, 0, 1])
     mats = {"bdt_latent": np.array([[5, 1, 0], [1, 8, 1], [0, 2, 6]]), "bdt_raw": np.eye(3, dtype=int) * 4}
-    seen = {}
-    real_save = ps.save
-
-    def spy(fig, path):
-        seen["labels"] = [t.get_text() for t in fig.axes[0].get_yticklabels()]
-        seen["n_axes"] = len(fig.axes)
-        return real_save(fig, path)
-    monkeypatch.setattr(ps, "save", spy)
+    seen = capture(monkeypatch, lambda fig: {"labels": [t.get_text() for t in fig.axes[0].get_yticklabels()],
+                                             "n_axes": len(fig.axes)})
     information.plot(mats, groups, str(tmp_path / "conf.png"))
     assert seen["labels"] == ["Y → Hγ", "γγ + jets", "ggF H"]
     assert seen["n_axes"] == 3                       # two matrices and the colour bar

@@ -156,8 +156,9 @@ def sculpting(roc_paths, mass_paths, output, title="", signal_region=None, lumi=
 
 def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) -> None:
     """SIC vs injected strength for one signal, a panel per working point: a fixed colour per
-    setup (`setups`, default all in the table), a line style per method; band = spread of
-    CATHODE; markers only at the measured strengths; dotted grey: the 1/sqrt(eps_B) ceiling."""
+    setup (`setups`, default all in the table), a line style per method; band = CATHODE error
+    (sic_err ⊕ sic_syst when present, else sic_std); markers only at the measured strengths;
+    dotted grey: the 1/sqrt(eps_B) ceiling."""
     from matplotlib.lines import Line2D
     tab = read_parquet(table_path)
     tab = tab[(tab["signal"] == signal) & (tab["strength"] > 0)]
@@ -180,8 +181,9 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) ->
                 ax.plot(g["strength"], g["sic_mean"], ls=ls, color=color, marker=marker, ms=5,
                         lw=2 if m == method else 1.2)
                 if m == method and err in g:
-                    ax.fill_between(g["strength"], g["sic_mean"] - g[err].fillna(0),
-                                    g["sic_mean"] + g[err].fillna(0), color=color, alpha=0.2)
+                    band = np.hypot(g[err].fillna(0), g["sic_syst"].fillna(0) if "sic_syst" in g else 0)
+                    ax.fill_between(g["strength"], g["sic_mean"] - band, g["sic_mean"] + band,
+                                    color=color, alpha=0.2)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axhline(1 / np.sqrt(wp), color="grey", ls=(0, (1, 2)), lw=1.2, gid="sic_ceiling")
         ax.text(0.02, 1 / np.sqrt(wp), r"$1/\sqrt{\epsilon_B}$", color="grey", va="bottom",
