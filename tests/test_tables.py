@@ -93,6 +93,12 @@ def test_nplm_marks_extrapolated_and_floor():
     assert "| Y400 → Hγ | 3 | 4.00ᵡ (100 %) |" in text
     assert "| Y400 → Hγ | 0 | 0.30 (0 %) |" in text
     assert "≥ 37 (floor)" in text and "37.05" not in text
+    per = pd.DataFrame({"representation": "ID", "seed": 1, "signal": "Y400", "strength": [3.0, 3.0],
+                        "instance": [0, 1], "t": [12.5, 900.0], "p_empirical": [0.04, 0.0],
+                        "z": [1.75, 25.3], "z_from_chi2": [False, True]})
+    text = tables.nplm_md(power, null, per)
+    assert "| Y400 → Hγ | 3 | 1 | 900.0 | 0 | 25.30ᵡ |" in text
+    assert "| Y400 → Hγ | 3 | 0 | 12.50 | 0.040 | 1.75 |" in text
 
 
 def test_information_uses_process_names():

@@ -631,8 +631,8 @@ def _summary_cli(args) -> None:
     write_parquet(per, args.table, prov)
     write_parquet(power, args.power, prov)
     write_parquet(pd.DataFrame([null]), args.null, prov)
-    write_markdown({f"NPLM {args.name}/{args.seed}: observed tests": per, "median Z and power": power,
-                    "null distribution vs chi2": pd.DataFrame([null])}, args.markdown)
+    from .tables import nplm_md, write
+    write(nplm_md(power, pd.DataFrame([null]), per), args.markdown)
     from .plotstyle import setup_label
     plot_null(toys["t"].to_numpy(), null, fits, args.plot,
               f"{setup_label(args.name)}, encoder seed {args.seed}", args.lumi)

@@ -253,8 +253,10 @@ def z_text(z: float, n_toys: float | None = None) -> str:
     return f"{z:.2f}{mark}"
 
 
-def nplm_md(power: pd.DataFrame, null: pd.DataFrame) -> str:
-    """Median Z and power per (signal, strength), representations as columns; null fits."""
+def nplm_md(power: pd.DataFrame, null: pd.DataFrame, per: pd.DataFrame | None = None) -> str:
+    """Median Z and power per (signal, strength), representations as columns; null fits; with
+    `per` (one row per pseudo-data instance: signal, strength, instance, t, p_empirical, z,
+    z_from_chi2) also the observed test of every instance."""
     _require(power, ["representation", "signal", "strength", "z_median", "power"], "nplm power table")
     toys = {}
     if "n_toys" in null:
@@ -281,6 +283,12 @@ def nplm_md(power: pd.DataFrame, null: pd.DataFrame) -> str:
                          "s per toy": number(g["seconds_per_toy"].mean(), 2)
                          if "seconds_per_toy" in g else "–"})
         sections["Null distribution (background-only toys) vs fitted χ²"] = pd.DataFrame(nrow)
+    if per is not None and len(per):
+        rows = [{"signal": signal_label(r["signal"]), "S/√B": f"{r['strength']:g}", "instance": int(r["instance"]),
+                 "t": number(r["t"], 4), "p (toys)": number(r.get("p_empirical", np.nan), 2),
+                 "Z": z_text(r["z"], None) + ("ᵡ" if bool(r.get("z_from_chi2", False)) else "")}
+                for _, r in per.sort_values(["signal", "strength", "instance"]).iterrows()]
+        sections["Observed test per pseudo-data instance"] = pd.DataFrame(rows)
     intro = (f"Columns: representations (encoder setups and baselines). Cell: median over pseudo-data "
              f"instances of the observed significance Z = Φ⁻¹(1 − p) of the NPLM test statistic t, and in "
              f"brackets the power = fraction of instances with Z ≥ {thr:g}. p is the fraction of "
