@@ -68,6 +68,10 @@ def test_setup_colours_labels_and_order_are_fixed():
     assert ps.setup_label("EP").startswith("EP") and ps.setup_label("mine") == "mine"
     assert ps.group_label(-6) == "Y → Hγ" and ps.group_label(0) == "γγ + jets"
     assert ps.signal_label("Y400") == "Y400 → Hγ"
+    assert ps.signal_label("stopRPV_150") == r"($\tilde{t}\tilde{t}$)150 RPV"   # font has no combining tilde
+    assert ps.signal_label("stopRPV_150", math=False) == "(t̃t̃)150 RPV"
+    from matplotlib.mathtext import MathTextParser
+    MathTextParser("path").parse(ps.signal_label("FCNC_tt"))
     assert ps.lumi_text(140) == "$\\sqrt{s}$ = 13 TeV, 140 fb$^{-1}$"
 
 

@@ -8,6 +8,7 @@ folded into the edge bins), `ratio_axes`/`ratio` (ratio panel), `sr_band`, `limi
 """
 from __future__ import annotations
 
+import re
 import zlib
 from functools import lru_cache
 from pathlib import Path
@@ -44,9 +45,10 @@ METHODS = {
     "supervised": ("fully supervised", ":", None),
 }
 # process group of paper A table I -> readable name
+# (plain characters the plot font has: no combining tildes or sub/superscript digits)
 GROUPS = {0: "γγ + jets", 1: "ggF H", 2: "VBF H", 3: "VH", 4: "ttH",
-          -1: "χ̃±₁χ̃⁰₂ → Wh", -2: "X → S(ℓℓ)H", -3: "t̃t̃ RPV", -4: "χ̃±₁χ̃⁰₁ RPV",
-          -5: "b̃b̃ → hh", -6: "Y → Hγ", -7: "top FCNC (tH)", -8: "t̃t̃ RPC"}
+          -1: "χ±χ0 (C1N2) → Wh", -2: "X → S(ℓℓ)H", -3: "stop pair RPV", -4: "χ±χ0 (C1N1) RPV",
+          -5: "sbottom pair → hh", -6: "Y → Hγ", -7: "top FCNC (tH)", -8: "stop pair RPC"}
 
 
 @lru_cache(maxsize=1)
@@ -105,9 +107,14 @@ def _process_labels() -> dict:
         return {}
 
 
-def signal_label(name: str) -> str:
-    """Readable name of a sample (config/processes.yaml label), else the sample name."""
-    return _process_labels().get(str(name), str(name))
+def signal_label(name: str, math: bool = True) -> str:
+    """Readable name of a sample (config/processes.yaml label), else the sample name. With
+    `math`, combining tilde/bar accents (t̃, t̄) become mathtext the plot font can draw."""
+    label = _process_labels().get(str(name), str(name))
+    if math:
+        label = re.sub("(\\w)\u0303", r"$\\tilde{\1}$", label)
+        label = re.sub("(\\w)\u0304", r"$\\bar{\1}$", label).replace("$$", "")
+    return label
 
 
 def lumi_text(lumi: float | None) -> str:

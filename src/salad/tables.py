@@ -26,7 +26,8 @@ from scipy import stats
 
 from .artifacts import atomic_output, read_parquet
 from .errors import SaladError
-from .plotstyle import group_label, order_setups, signal_label
+from .plotstyle import group_label, order_setups
+from .plotstyle import signal_label as _signal_label
 
 SHORT = {"bkg_only": "background-only", "ID_d2": "ID (d = 2)", "ID_d4": "ID (d = 4)"}
 METHOD_NAMES = {"cathode": "CATHODE", "iad": "idealized AD (true background)",
@@ -35,6 +36,11 @@ Z_FLOOR = float(stats.norm.isf(1e-300))   # what a clipped p-value of 1e-300 rea
 SETUPS_DOC = ("Setups: ID = encoder trained with every signal, IP = one signal mass point held out "
               "of training, EP = a whole signal model held out, background-only = encoder trained on "
               "SM processes only; baseline: … = a fixed, non-learned representation.")
+
+
+def signal_label(name: str) -> str:
+    """Process label of a sample for text (accents kept as Unicode)."""
+    return _signal_label(name, math=False)
 
 
 def short_setup(name: str) -> str:
