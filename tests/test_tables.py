@@ -27,6 +27,10 @@ def test_fmt(args, text):
     assert tables.fmt(*args) == text
 
 
+def test_z_floor_constant_is_the_clipped_p_value():
+    assert tables.Z_FLOOR == pytest.approx(stats.norm.isf(1e-300), abs=1e-4)
+
+
 def test_number_switches_to_scientific_outside_range():
     assert tables.number(1.5e-5) == "1.50e-05"
     assert tables.number(123456.0) == "1.23e+05"
