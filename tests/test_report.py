@@ -1,7 +1,9 @@
 """The HTML report of the test run holds every figure and every table, plus the landing page."""
 from __future__ import annotations
 
-from conftest import run_snakemake
+import yaml
+
+from conftest import REPO, run_snakemake
 
 
 def test_report_holds_every_plot_and_table(pipeline_run):
@@ -25,6 +27,8 @@ def test_report_holds_every_plot_and_table(pipeline_run):
         pages.append(f'"{page.relative_to(pipeline_run)}"')
     assert not [p for p in pages if p not in text], "tables not in the report"
     # landing page and numbered categories
-    for words in ("Glossary of setups", "What was run", "fb⁻¹", "1. Sculpting", "2. Sensitivity",
-                  "3. NPLM", "4. Latent space", "5. Diagnostics"):
+    config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
+    lumi = f"{config['pseudodata']['luminosity_ifb']:g} fb"        # the page is JSON-escaped: no ⁻¹
+    for words in ("Glossary of setups", "What was run", lumi, "Samples: " + ", ".join(config["samples"]),
+                  "1. Sculpting", "2. Sensitivity", "3. NPLM", "4. Latent space", "5. Diagnostics"):
         assert words in text, words
