@@ -41,8 +41,8 @@ SETUPS = {
 # method -> (label, line style, marker); CATHODE first.
 METHODS = {
     "cathode": ("CATHODE", "-", "o"),
-    "iad": ("idealized AD (true bkg.)", "--", None),
-    "supervised": ("fully supervised", ":", None),
+    "iad": ("idealized AD (true bkg.)", "--", "s"),
+    "supervised": ("fully supervised", ":", "^"),
 }
 # process group of paper A table I -> readable name
 # (plain characters the plot font has: no combining tildes or sub/superscript digits)

@@ -39,12 +39,12 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
     nrow = int(np.ceil(n / ncol))
     plt = ps.pyplot()
     fig = plt.figure(figsize=(6.0 * ncol, 6.0 * nrow))
-    grid = fig.add_gridspec(2 * nrow, ncol, height_ratios=[3, 1] * nrow, hspace=0.08, wspace=0.3)
+    outer = fig.add_gridspec(nrow, ncol, hspace=0.32, wspace=0.3)
     first = None
     for k, c in enumerate(cols):
-        r, q = divmod(k, ncol)
-        ax = fig.add_subplot(grid[2 * r, q])
-        rax = fig.add_subplot(grid[2 * r + 1, q], sharex=ax)
+        inner = outer[divmod(k, ncol)].subgridspec(2, 1, height_ratios=[3, 1], hspace=0.06)
+        ax = fig.add_subplot(inner[0])
+        rax = fig.add_subplot(inner[1], sharex=ax)
         values = np.concatenate([bkg[c], tmpl[c], sig[c]])
         edges = np.linspace(*np.percentile(values, [0.5, 99.5]), 31)
         t, te = ps.step_hist(ax, tmpl[c], edges, weights=tmpl["weight"], fill=True,
@@ -169,7 +169,7 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) ->
     names = ps.order_setups(n for n in (setups or tab["setup"].unique()) if n in set(tab["setup"]))
     plt = ps.pyplot()
     nw = max(1, len(wps))
-    fig, axes = plt.subplots(1, nw, figsize=(6.2 * nw + 3.8, 5.6), squeeze=False)
+    fig, axes = plt.subplots(1, nw, figsize=(6.2 * nw + 3.2, 5.6), squeeze=False)
     for ax, wp in zip(axes.flat, wps):
         t = tab[tab["eps_b"] == wp]
         for setup in names:
@@ -178,7 +178,8 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) ->
                 g = t[(t["setup"] == setup) & (t["method"] == m)].sort_values("strength")
                 if g.empty:
                     continue
-                ax.plot(g["strength"], g["sic_mean"], ls=ls, color=color, marker=marker, ms=5,
+                ax.plot(g["strength"], g["sic_mean"], ls=ls, color=color, marker=marker,
+                        ms=6 if m == method else 4, mfc=color if m == method else "none",
                         lw=2 if m == method else 1.2)
                 if m == method and err in g:
                     band = np.hypot(g[err].fillna(0), g["sic_syst"].fillna(0) if "sic_syst" in g else 0)
@@ -195,10 +196,11 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) ->
                 transform=ax.transAxes, ha="right", va="top", fontsize=12)
         ps.exp_label(ax, lumi)
     handles = [Line2D([], [], color=ps.setup_color(n), lw=2.5) for n in names]
-    handles += [Line2D([], [], color="black", ls=ls, marker=mk) for _, ls, mk in ps.METHODS.values()]
+    handles += [Line2D([], [], color="black", ls=ls, marker=mk, mfc="black" if i == 0 else "none")
+                for i, (_, ls, mk) in enumerate(ps.METHODS.values())]
     labels = [ps.setup_label(n) for n in names] + [lab for lab, _, _ in ps.METHODS.values()]
     fig.legend(handles, labels, loc="center right", fontsize=11, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1 - 3.6 / fig.get_figwidth(), 1))
+    fig.tight_layout(rect=(0, 0, 1 - 3.0 / fig.get_figwidth(), 1))
     ps.save(fig, output)
 
 
