@@ -71,7 +71,10 @@ def test_required_marks_limits():
          "reached": True, "required_lo": 2.0, "required_hi": np.inf},
         {"setup": "bkg_only", "signal": "Y400", "method": "cathode", "eps_b": 0.001, "required_strength": 5.0,
          "reached": False, "required_lo": 5.0, "required_hi": np.inf}])
+    frame = pd.concat([frame, frame.iloc[[0]].assign(method="iad", required_lo=1.89, required_hi=1.89)])
     text = tables.required_md(frame)
+    assert "| Y400 → Hγ | idealized AD (true background) | 0.1 % | 1.89 | – | – |" in text   # no ±0 range
+    assert text.index("| CATHODE |") < text.index("| idealized AD")
     assert "| Y400 → Hγ | CATHODE | 0.1 % | 1.89 (+0.41 −0.29) | 2.44 (+∞ −0.44) | > 5.00 |" in text
     assert "| signal | method | εB | ID | IP | background-only |" in text
 

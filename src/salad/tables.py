@@ -187,7 +187,9 @@ def required_md(frame: pd.DataFrame, target: float | None = None) -> str:
              "cathode_required_injection")
     f = frame.copy()
     f["signal"] = f["signal"].map(signal_label)
-    f["method"] = f["method"].map(lambda m: METHOD_NAMES.get(m, m))
+    names = [METHOD_NAMES.get(m, m) for m in f["method"]]
+    order = [n for n in METHOD_NAMES.values() if n in names] + sorted(set(names) - set(METHOD_NAMES.values()))
+    f["method"] = pd.Categorical(names, categories=order, ordered=True)
     f["εB"] = f["eps_b"].map(percent)
 
     def cell(r):
@@ -199,7 +201,9 @@ def required_md(frame: pd.DataFrame, target: float | None = None) -> str:
         lo = v - float(r.get("required_lo", np.nan))
         hi = float(r.get("required_hi", np.nan)) - v
         up = "∞" if np.isinf(hi) else number(hi, 2)
-        return f"{number(v)} (+{up} −{number(lo, 2)})" if np.isfinite(lo) else number(v)
+        if not np.isfinite(lo) or (lo == 0 and hi == 0):      # one curve only: no range
+            return number(v)
+        return f"{number(v)} (+{up} −{number(lo, 2)})"
     table = pivot_setups(f, ["signal", "method", "εB"], cell)
     goal = f"{target:g}σ" if target else "the target significance (config evaluate.target_significance)"
     intro = (f"Injected signal strength S/√B (signal region, before selection) at which the mean "
