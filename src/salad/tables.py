@@ -441,7 +441,9 @@ def readme_tables(tables_dir: str | Path = "results/tables") -> str:
     if not parts:
         raise SaladError(f"{d}: no result tables (run the pipeline first)")
     # one level down: the README has its own top-level headings
-    return "\n".join(("#" + line if line.startswith("#") else line) for p in parts for line in p.splitlines()) + "\n"
+    shifted = ["\n".join(("#" + line if line.startswith("#") else line) for line in p.strip().splitlines())
+               for p in parts]
+    return "\n\n".join(shifted) + "\n"
 
 
 def write(text: str, path) -> None:
