@@ -9,6 +9,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The laptop default, unless --configfile/--config gave a configuration (a given file replaces
 # the default rather than being merged into it, so no default setup leaks into a user's run).
 if not config:
@@ -19,6 +22,7 @@ if not config:
 
 
 include: "rules/common.smk"
+include: "rules/report.smk"
 include: "rules/generate.smk"
 include: "rules/preselect.smk"
 include: "rules/encoder.smk"

@@ -199,10 +199,12 @@ rule cathode_plot_latent:
         data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
         template=lambda w: CATHODE_TEMPLATE.format(**_show(w)),
     output:
-        report(f"{_PLOTS}/latent_{{setup}}.png", caption="../workflow/report/cathode_latent.rst",
-               category="CATHODE", subcategory="latent space", labels={"setup": "{setup}", "figure": "latent projections"}),
+        png=report(f"{_PLOTS}/latent_{{setup}}.png", caption="../workflow/report/cathode_latent.rst",
+                   category=REPORT_LATENT, subcategory="CATHODE latent projections", labels={"setup": "{setup}"}),
+        pdf=f"{_PLOTS}/latent_{{setup}}.pdf",
     params:
         cfg=lambda w: _common_cfg(),
+        lumi=_CPD["luminosity_ifb"],
     threads: 1
     resources:
         mem_mb=1500,
@@ -214,7 +216,7 @@ rule cathode_plot_latent:
     shell:
         "python -m salad evaluate plot latent --data {input.data:q} --embeddings {input.embeddings:q}"
         " --template {input.template:q} --title 'SR latent projections, setup {wildcards.setup}'"
-        " --output {output:q} --config {params.cfg} > {log:q} 2>&1"
+        " --output {output.png:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule cathode_plot_tsne:
@@ -224,10 +226,12 @@ rule cathode_plot_tsne:
         embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
         data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
     output:
-        report(f"{_PLOTS}/tsne_{{setup}}.png", caption="../workflow/report/cathode_tsne.rst",
-               category="CATHODE", subcategory="latent space", labels={"setup": "{setup}", "figure": "t-SNE"}),
+        png=report(f"{_PLOTS}/tsne_{{setup}}.png", caption="../workflow/report/cathode_tsne.rst",
+                   category=REPORT_LATENT, subcategory="t-SNE by process", labels={"setup": "{setup}"}),
+        pdf=f"{_PLOTS}/tsne_{{setup}}.pdf",
     params:
         cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
+        lumi=_CPD["luminosity_ifb"],
     threads: 1
     resources:
         mem_mb=2000,
@@ -239,7 +243,7 @@ rule cathode_plot_tsne:
     shell:
         "python -m salad evaluate plot tsne --data {input.data:q} --embeddings {input.embeddings:q}"
         " --title 't-SNE of the SR latent space, setup {wildcards.setup}'"
-        " --output {output:q} --config {params.cfg} > {log:q} 2>&1"
+        " --output {output.png:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule cathode_plot_sculpting:
@@ -249,8 +253,12 @@ rule cathode_plot_sculpting:
         roc=lambda w: _evals("sculpting_roc", [w.setup]),
         mass=lambda w: _evals("sculpting_mass", [w.setup]),
     output:
-        report(f"{_PLOTS}/sculpting_{{setup}}.png", caption="../workflow/report/cathode_sculpting.rst",
-               category="CATHODE", subcategory="sculpting check", labels={"setup": "{setup}", "figure": "sculpting"}),
+        png=report(f"{_PLOTS}/sculpting_{{setup}}.png", caption="../workflow/report/cathode_sculpting.rst",
+                   category=REPORT_SCULPTING, subcategory="ROC and mγγ", labels={"setup": "{setup}"}),
+        pdf=f"{_PLOTS}/sculpting_{{setup}}.pdf",
+    params:
+        cfg=lambda w: _common_cfg(),
+        lumi=_CPD["luminosity_ifb"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -262,7 +270,7 @@ rule cathode_plot_sculpting:
     shell:
         "python -m salad evaluate plot sculpting --roc {input.roc:q} --mass {input.mass:q}"
         " --title 'Sculpting check (no injection), setup {wildcards.setup}'"
-        " --output {output:q} > {log:q} 2>&1"
+        " --output {output.png:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule cathode_plot_sic:
@@ -271,8 +279,9 @@ rule cathode_plot_sic:
     input:
         "results/tables/cathode_sensitivity.parquet",
     output:
-        report(f"{_PLOTS}/sic_{{signal}}.png", caption="../workflow/report/cathode_sic.rst",
-               category="CATHODE", subcategory="sensitivity", labels={"signal": "{signal}", "figure": "SIC"}),
+        png=report(f"{_PLOTS}/sic_{{signal}}.png", caption="../workflow/report/cathode_sic.rst",
+                   category=REPORT_SENSITIVITY, subcategory="SIC vs injection", labels={"signal": "{signal}"}),
+        pdf=f"{_PLOTS}/sic_{{signal}}.pdf",
     threads: 1
     resources:
         mem_mb=1000,
@@ -283,9 +292,10 @@ rule cathode_plot_sic:
         "results/benchmarks/cathode_plots/sic_{signal}.tsv"
     params:
         setups=" ".join(CATHODE_MAIN_SETUPS),   # the scan setups have their own figure
+        lumi=_CPD["luminosity_ifb"],
     shell:
         "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"
-        " --setups {params.setups} --output {output:q} > {log:q} 2>&1"
+        " --setups {params.setups} --lumi {params.lumi} --output {output.png:q} > {log:q} 2>&1"
 
 
 rule cathode_plot_required:
@@ -294,8 +304,11 @@ rule cathode_plot_required:
     input:
         "results/tables/cathode_required_injection.parquet",
     output:
-        report(f"{_PLOTS}/required_injection.png", caption="../workflow/report/cathode_required.rst",
-               category="CATHODE", subcategory="sensitivity", labels={"figure": "required injection"}),
+        png=report(f"{_PLOTS}/required_injection.png", caption="../workflow/report/cathode_required.rst",
+                   category=REPORT_SENSITIVITY, subcategory="required injection", labels={"signal": "all"}),
+        pdf=f"{_PLOTS}/required_injection.pdf",
+    params:
+        lumi=_CPD["luminosity_ifb"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -305,7 +318,8 @@ rule cathode_plot_required:
     benchmark:
         "results/benchmarks/cathode_plots/required_injection.tsv"
     shell:
-        "python -m salad evaluate plot required --table {input:q} --output {output:q} > {log:q} 2>&1"
+        "python -m salad evaluate plot required --table {input:q} --lumi {params.lumi}"
+        " --output {output.png:q} > {log:q} 2>&1"
 
 
 register_targets("cathode", cathode_targets)

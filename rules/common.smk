@@ -330,3 +330,31 @@ def signal_agnostic_targets():
     if _SA_SCAN_ON and _SA_PSEUDO["signals"]:
         targets += ["results/plots/dimension_scan.png", "results/tables/dimension_scan.md"]
     return targets
+
+
+# ------------------------------ input functions of rules/report.smk
+
+
+def _report_place(w):
+    """(category, subcategory) of a table page in the report."""
+    return _REPORT_TABLES.get(w.table, (REPORT_NPLM, "tables per representation"))
+
+
+def report_table_html(md_path):
+    """results/tables/a/b.md -> results/report/tables/a__b.html"""
+    parts = Path(md_path).relative_to("results/tables").with_suffix("").parts
+    return str(Path("results/report/tables") / ("__".join(parts) + ".html"))
+
+
+def report_table_md(w):
+    """Inverse of report_table_html: the Markdown table behind a table page."""
+    return str(Path("results/tables", *w.table.split("__")).with_suffix(".md"))
+
+
+def report_targets():
+    """An HTML page per Markdown table that the other stages produce."""
+    tables = [t for name in sorted(_TARGETS) if name != "report" for t in _TARGETS[name]()
+              if t.startswith("results/tables") and t.endswith(".md")]
+    if "results/tables/nplm.md" in tables:
+        tables += [str(Path("results/tables/nplm", r, s).with_suffix(".md")) for r, s in _nplm_reps()]
+    return [report_table_html(t) for t in dict.fromkeys(tables)]

@@ -28,7 +28,10 @@ rule train_encoder:
     output:
         model=f"{ENCODER_DIR}/model.pt",
         history=f"{ENCODER_DIR}/history.parquet",
-        plot=f"{ENCODER_DIR}/loss.png",
+        plot=report(f"{ENCODER_DIR}/loss.png", caption="../workflow/report/loss.rst",
+                    category=REPORT_DIAGNOSTICS, subcategory="encoder loss curves",
+                    labels={"setup": "{setup}", "seed": "{seed}"}),
+        plot_pdf=f"{ENCODER_DIR}/loss.pdf",
     wildcard_constraints:
         setup=_SETUP_RE,
     params:

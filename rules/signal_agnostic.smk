@@ -145,9 +145,13 @@ rule nplm_summary:
         power=f"{_NPLM_TABLES}_power.parquet",
         null=f"{_NPLM_TABLES}_null.parquet",
         markdown=f"{_NPLM_TABLES}.md",
-        plot="results/plots/nplm/null_{setup}_{seed}.png",
+        plot=report("results/plots/nplm/null_{setup}_{seed}.png", caption="../workflow/report/nplm_null.rst",
+                    category=REPORT_NPLM, subcategory="null distribution and observed Z",
+                    labels={"representation": "{setup}", "seed": "{seed}"}),
+        pdf="results/plots/nplm/null_{setup}_{seed}.pdf",
     params:
         cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
+        lumi=_SA_PSEUDO["luminosity_ifb"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -160,7 +164,7 @@ rule nplm_summary:
         "python -m salad nplm summary --fits {input.fits:q} --toys {input.toys:q}"
         " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
         " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
-        " --config {params.cfg} > {log:q} 2>&1"
+        " --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule nplm_table:
@@ -192,10 +196,14 @@ rule tsne_nplm:
         embedding=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_tsne_show(w)),
         scores=lambda w: f"{_NPLM_FIT_DIR}/scores.parquet".format(**_tsne_show(w)),
     output:
-        "results/plots/nplm/tsne_{setup}.png",
+        png=report("results/plots/nplm/tsne_{setup}.png", caption="../workflow/report/nplm_tsne.rst",
+                   category=REPORT_NPLM, subcategory="t-SNE by NPLM score", labels={"representation": "{setup}",
+                                                                                  "seed": "first"}),
+        pdf="results/plots/nplm/tsne_{setup}.pdf",
     params:
+        lumi=_SA_PSEUDO["luminosity_ifb"],
         cfg=lambda w: cfg_arg(nplm={"seed": _SA_NPLM.get("seed"), "tsne": _SA_NPLM.get("tsne", {})}),
-        title=lambda w: "{setup}/{seed}: {signal} S/sqrtB={strength} instance {instance}".format(**_tsne_show(w)),
+        title=lambda w: "{setup} (seed {seed}): {signal} at S/sqrt(B) = {strength}, instance {instance}".format(**_tsne_show(w)),
     threads: 1
     resources:
         mem_mb=2000,
@@ -206,7 +214,7 @@ rule tsne_nplm:
         "results/benchmarks/tsne_nplm/{setup}.tsv"
     shell:
         "python -m salad nplm tsne --embedding {input.embedding:q} --scores {input.scores:q}"
-        " --output {output:q} --title {params.title:q} --config {params.cfg} > {log:q} 2>&1"
+        " --output {output.png:q} --title {params.title:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule linear_eval:
@@ -269,7 +277,9 @@ rule information:
         confusion="results/tables/information_confusion.parquet",
         summary="results/tables/information_summary.parquet",
         markdown="results/tables/information.md",
-        plot="results/plots/information_confusion.png",
+        plot=report("results/plots/information_confusion.png", caption="../workflow/report/information.rst",
+                    category=REPORT_LATENT, subcategory="information check", labels={"setup": str(_SA_INFO.get("setup", ""))}),
+        plot_pdf="results/plots/information_confusion.pdf",
     params:
         cfg=lambda w: cfg_arg("information", encoder={"defaults": _SA_ENC.get("defaults", {})}),
     threads: threads_for("train")
@@ -297,7 +307,9 @@ rule dimension_scan:
     output:
         table="results/tables/dimension_scan.parquet",
         markdown="results/tables/dimension_scan.md",
-        plot="results/plots/dimension_scan.png",
+        plot=report("results/plots/dimension_scan.png", caption="../workflow/report/dimension_scan.rst",
+                    category=REPORT_LATENT, subcategory="latent-dimension scan", labels={"setup": "scan"}),
+        plot_pdf="results/plots/dimension_scan.pdf",
     params:
         cfg=lambda w: cfg_arg("dimension_scan"),
     threads: 1

@@ -130,7 +130,7 @@ def test_tables_written_with_markdown(pipeline):
     assert 0.3 < sculpt["auc_mean"].iloc[0] < 0.7 and sculpt["ndf"].iloc[0] == 10
     assert sorted(sculpt["efficiency"]) == [0.01, 0.05, 0.2]
     md = (tables / "cathode_sensitivity.md").read_text()
-    assert md.startswith("# CATHODE sensitivity")
+    assert md.startswith("# CATHODE sensitivity") and "| signal | εB | S/√B | ID |" in md
 
 
 def test_plots(pipeline, tmp_path):

@@ -29,6 +29,7 @@ STAGES = {
     "linear-eval": "salad.linear_eval",
     "information": "salad.information",
     "dimension-scan": "salad.scans",
+    "tables": "salad.tables",
 }
 
 

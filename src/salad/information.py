@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .artifacts import atomic_output, provenance, write_parquet
+from .artifacts import provenance, write_parquet
 from .baselines import latent_for, load_raw, ref22_features
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
+from .tables import information_md, write
 
 log = logging.getLogger("salad.information")
 CLASSIFIERS = ("bdt_latent", "bdt_raw", "supervised")
@@ -135,25 +135,31 @@ def summary_row(name: str, counts: np.ndarray, groups: np.ndarray) -> dict:
 
 
 def plot(matrices: Mapping[str, np.ndarray], groups: np.ndarray, path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(matrices), figsize=(4.6 * len(matrices), 4.2))
-    for ax, (name, counts) in zip(np.atleast_1d(axes), matrices.items()):
+    """One panel per classifier: fraction of each true process group (rows) predicted as each
+    group (columns), axes labelled with process names, one shared colour bar."""
+    from . import plotstyle as ps
+    plt = ps.pyplot()
+    names = [ps.group_label(g) for g in groups]
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(0.55 * len(groups) * n + 4 * n + 1.5, 0.55 * len(groups) + 4.5),
+                             squeeze=False, constrained_layout=True)
+    image = None
+    for ax, (name, counts) in zip(axes[0], matrices.items()):
         frac = counts / np.maximum(counts.sum(1, keepdims=True), 1)
-        ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+        image = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
         for (r, c), v in np.ndenumerate(frac):
-            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=6,
+            ax.text(c, r, f"{v:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if v > 0.5 else "black")
-        ax.set_xticks(range(len(groups)), groups)
-        ax.set_yticks(range(len(groups)), groups)
-        ax.set_xlabel("predicted group")
-        ax.set_ylabel("true group")
-        ax.set_title(name)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+        ax.set_xticks(range(len(groups)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(groups)), names)
+        ax.minorticks_off()
+        ax.set_xlabel("predicted process")
+        ax.set_ylabel("true process")
+        ax.set_title({"bdt_latent": "BDT on the latent", "bdt_raw": "BDT on input features",
+                      "supervised": "supervised network"}.get(name, name), fontsize=13, pad=24)
+        ps.exp_label(ax)
+    fig.colorbar(image, ax=list(axes[0]), label="fraction of the true process", shrink=0.8)
+    ps.save(fig, path)
 
 
 def run(events: pd.DataFrame, objects: np.ndarray, hl: np.ndarray, latent: np.ndarray, cfg: Mapping,
@@ -206,10 +212,6 @@ def cli(argv: list[str]) -> None:
     prov = provenance("information", cfg)
     write_parquet(table, args.confusion, prov)
     write_parquet(summary, args.summary, prov)
-    wide = {f"{n}: fraction of true group (rows) predicted as (columns)":
-            pd.DataFrame(c / np.maximum(c.sum(1, keepdims=True), 1), columns=[str(g) for g in groups])
-            .assign(true_group=groups.astype(str)).set_index("true_group").reset_index()
-            for n, c in matrices.items()}
-    write_markdown({"Information check (paper A appendix A), test split": summary, **wide}, args.markdown)
+    write(information_md(summary, table), args.markdown)
     plot(matrices, groups, args.plot)
     log.info("\n%s", summary.to_string(index=False))

@@ -24,7 +24,7 @@ from .artifacts import provenance, read_parquet, write_parquet
 from .baselines import latent_for, load_events
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
+from .tables import linear_eval_md, write
 
 log = logging.getLogger("salad.linear_eval")
 
@@ -100,7 +100,7 @@ def cli(argv: list[str]) -> None:
         table = pd.concat([read_parquet(p, None) for p in args.collect], ignore_index=True)
         write_parquet(table, args.output, provenance("linear-eval", cfg))
         if args.markdown:
-            write_markdown({"Linear evaluation (background process groups)": table}, args.markdown)
+            write(linear_eval_md(table), args.markdown)
         return
     if not (args.embedding and args.preselected and args.split and args.name):
         parser.error("--embedding, --preselected, --split and --name are required")

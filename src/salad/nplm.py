@@ -374,30 +374,94 @@ def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) 
     return per, power, null
 
 
-def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, title: str) -> None:
-    """Histogram of the null toys with the fitted chi^2 pdf and the observed t values."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.hist(t_null, bins=max(10, len(t_null) // 10), density=True, alpha=0.5, color="tab:purple",
-            label=f"null toys ({len(t_null)})")
-    hi = max(np.max(t_null), fits["t"].max() if len(fits) else 0) * 1.1
-    lo = min(0.0, np.min(t_null))
+def chi2_logsf(t: np.ndarray, dof: float) -> np.ndarray:
+    """log P(chi2_dof >= t), also where the survival function underflows (large t: the leading
+    terms of the asymptotic series of the upper incomplete gamma function)."""
+    from scipy.special import gammaln
+    t = np.asarray(t, float)
+    with np.errstate(divide="ignore"):
+        out = np.asarray(stats.chi2(dof).logsf(t), float)
+    a, x = dof / 2, np.maximum(t / 2, 1e-300)
+    tail = (a - 1) * np.log(x) - x - gammaln(a) + np.log1p(np.maximum((a - 1) / x, -0.99))
+    return np.where(np.isfinite(out), out, tail)
+
+
+def observed_z(t_obs: np.ndarray, t_null: np.ndarray, dof: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Z, extrapolated) per observed t: empirical Z where some toy reaches t, else Z from the
+    log of the fitted chi^2 tail probability (no floor: -ndtri_exp(log p); `extrapolated` True)."""
+    from scipy.special import ndtri_exp
+    t_obs, t_null = np.asarray(t_obs, float), np.sort(np.asarray(t_null, float))
+    k = len(t_null) - np.searchsorted(t_null, t_obs, side="left")
+    with np.errstate(divide="ignore"):
+        z_emp = stats.norm.isf(k / len(t_null))
+    z_chi2 = -ndtri_exp(chi2_logsf(t_obs, dof))
+    return np.where(k > 0, z_emp, z_chi2), k == 0
+
+
+def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, title: str,
+              lumi: float | None = None) -> None:
+    """Left: the null toys (step histogram, Poisson errors) with the fitted chi^2, zoomed on the
+    null (observed t beyond the range are listed, not drawn). Right: one panel per signal with the
+    observed Z per instance against the injected strength (filled: from toys; open: chi^2
+    extrapolated) and the largest Z the toys can measure."""
+    from . import plotstyle as ps
+    plt = ps.pyplot()
+    t_null = np.asarray(t_null, float)
+    signals = sorted(fits["signal"].unique()) if len(fits) else []
+    fig, axes = plt.subplots(1, 1 + max(1, len(signals)), figsize=(6.5 * (1 + max(1, len(signals))), 5.4),
+                             squeeze=False)
+    ax = axes[0, 0]
+    dist = stats.chi2(null["dof"])
+    hi = max(np.percentile(t_null, 99.5), dist.ppf(0.999)) * 1.15
+    lo = max(0.0, min(np.min(t_null), dist.ppf(0.001)) * 0.85)
+    edges = np.linspace(lo, hi, max(10, min(40, len(t_null) // 5)) + 1)
+    counts, _ = np.histogram(np.clip(t_null, lo, hi - 1e-9 * hi), edges)
+    norm = len(t_null) * np.diff(edges)
+    centers = (edges[1:] + edges[:-1]) / 2
+    ax.stairs(counts / norm, edges, color=ps.PALETTE[3], lw=1.8, label=f"null toys ({len(t_null)})")
+    ax.errorbar(centers, counts / norm, yerr=np.sqrt(counts) / norm, fmt="none", color=ps.PALETTE[3])
     grid = np.linspace(max(lo, 1e-3), hi, 400)
-    ax.plot(grid, stats.chi2(null["dof"]).pdf(grid), "k-",
-            label=f"$\\chi^2$ fit: dof={null['dof']:.1f}, KS p={null['ks_pvalue']:.2f}")
-    for i, ((sig, strength), grp) in enumerate(fits.groupby(["signal", "strength"])):
-        ax.vlines(grp["t"], 0, ax.get_ylim()[1] * 0.3, colors=f"C{i % 10}",
-                  label=f"{sig} S/√B={strength}")
-    ax.set_xlabel("t")
+    ax.plot(grid, dist.pdf(grid), "k-",
+            label=f"$\\chi^2$ fit: ndf = {null['dof']:.1f}\nKS p = {null['ks_pvalue']:.2f}")
+    above = fits[fits["t"] > hi] if len(fits) else fits
+    inside = fits[fits["t"] <= hi] if len(fits) else fits
+    if len(inside):
+        ax.vlines(inside["t"], 0, ax.get_ylim()[1] * 0.25, colors="grey", lw=1,
+                  label="observed t (in range)")
+    if len(above):
+        ax.text(0.97, 0.45, f"{len(above)} observed t > {hi:.0f}\n(max {above['t'].max():.0f})",
+                transform=ax.transAxes, ha="right", fontsize=11)
+    ax.set_xlim(lo, hi)
+    ax.set_xlabel("NPLM test statistic $t$")
     ax.set_ylabel("density")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.legend(loc="upper right", fontsize=11)
+    ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize=12)
+    ps.exp_label(ax, lumi)
+    z_max = float(stats.norm.isf(1 / len(t_null)))
+    for zax, sig in zip(axes[0, 1:], signals):
+        g = fits[fits["signal"] == sig]
+        z, ext = observed_z(g["t"].to_numpy(), t_null, null["dof"])
+        z = np.where(np.isfinite(z), z, np.nan)
+        s = g["strength"].to_numpy(float)
+        zax.plot(s[~ext], z[~ext], "o", color=ps.PALETTE[0], ms=6, label="Z from toys")
+        if ext.any():
+            zax.plot(s[ext], z[ext], "o", mfc="none", color=ps.PALETTE[5], ms=7,
+                     label="Z from $\\chi^2$ fit (extrapolated)")
+        zax.axhline(z_max, color="grey", ls=":", label=f"toy reach (1/{len(t_null)})")
+        zax.axhline(3.0, color="grey", ls="--", lw=1, label="Z = 3")
+        zax.set_xlabel(r"injected $S/\sqrt{B}$")
+        zax.set_ylabel("observed Z")
+        zax.set_xticks(sorted(set(s)))
+        zax.text(0.03, 0.95, ps.signal_label(sig), transform=zax.transAxes, va="top", fontsize=12)
+        zax.legend(loc="center right", fontsize=10)
+        ps.exp_label(zax, lumi)
+        if np.isnan(z).any():
+            zax.text(0.03, 0.85, f"{int(np.isnan(z).sum())} with p = 1 (Z = -inf) not drawn",
+                     transform=zax.transAxes, va="top", fontsize=10)
+    for extra in axes[0, 1 + len(signals):]:
+        extra.axis("off")
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    ps.save(fig, path)
 
 
 def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
@@ -413,16 +477,17 @@ def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
         tmp.write_text("\n".join(lines))
 
 
-def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str) -> None:
+def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
+              lumi: float | None = None) -> None:
     """2D t-SNE (sklearn) of data points x (n, d) coloured by the NPLM score f(x) (n,).
 
     At most tsne.max_points points (seeded subsample) with f >= tsne.min_score (null: all),
     drawn in increasing f so the most anomalous points are on top.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
+
+    from . import plotstyle as ps
+    plt = ps.pyplot()
     tcfg = cfg.get("tsne", {})
     keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f >= float(tcfg["min_score"])
     idx = np.flatnonzero(keep)
@@ -435,16 +500,17 @@ def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str)
     perplexity = min(float(tcfg.get("perplexity", 30)), (len(idx) - 1) / 3)
     emb = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg["seed"])).fit_transform(xs)
     order = np.argsort(f[idx])
-    fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sc = ax.scatter(emb[order, 0], emb[order, 1], c=f[idx][order], s=6, cmap="plasma")
-    fig.colorbar(sc, ax=ax, label="NPLM score f(x) = learned log density ratio")
+    fig, ax = plt.subplots(figsize=(7.5, 6.2))
+    sc = ax.scatter(emb[order, 0], emb[order, 1], c=f[idx][order], s=7, cmap="plasma")
+    fig.colorbar(sc, ax=ax, label="NPLM score $f(x)$ (learned log density ratio)")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("t-SNE axis 1 (a.u.)")
+    ax.set_ylabel("t-SNE axis 2 (a.u.)")
+    ax.set_title(title, fontsize=12, pad=26)
+    ps.exp_label(ax, lumi)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    ps.save(fig, path)
 
 
 # ---------------------------------------------------------------- CLI
@@ -488,6 +554,7 @@ def cli(argv: list[str]) -> None:
     p_sum.add_argument("--markdown", required=True)
     p_sum.add_argument("--plot", required=True)
     p_sum.add_argument("--config")
+    p_sum.add_argument("--lumi", type=float, default=None, help="luminosity label [fb^-1]")
     p_tsne = sub.add_parser("tsne", help="t-SNE of data coloured by f(x)")
     p_tsne.add_argument("--embedding", required=True)
     p_tsne.add_argument("--scores", required=True)
@@ -495,6 +562,7 @@ def cli(argv: list[str]) -> None:
     p_tsne.add_argument("--title", default="")
     p_tsne.add_argument("--threads", type=int, default=1)
     p_tsne.add_argument("--config")
+    p_tsne.add_argument("--lumi", type=float, default=None, help="luminosity label [fb^-1]")
     p_col = sub.add_parser("collect", help="one table over all representations")
     p_col.add_argument("--power", nargs="+", required=True)
     p_col.add_argument("--null", nargs="+", required=True)
@@ -509,8 +577,8 @@ def cli(argv: list[str]) -> None:
         null = pd.concat([read_parquet(p, None) for p in args.null], ignore_index=True)
         cfg = parse_stage_config(args.config).get("nplm", {})
         write_parquet(power, args.output, provenance("nplm-collect", cfg))
-        write_markdown({"NPLM: median Z and power per representation": power,
-                        "NPLM null distributions vs fitted chi2": null}, args.markdown)
+        from .tables import nplm_md, write
+        write(nplm_md(power, null), args.markdown)
         return
     if args.command == "summary":
         return _summary_cli(args)
@@ -518,7 +586,7 @@ def cli(argv: list[str]) -> None:
         cfg = parse_stage_config(args.config)["nplm"]
         scores = read_parquet(args.scores, {"event_id": "int", "f": "float"})
         x = latent_for(args.embedding, scores["event_id"].to_numpy(), means=True)
-        return plot_tsne(x, scores["f"].to_numpy(), args.output, cfg, args.title)
+        return plot_tsne(x, scores["f"].to_numpy(), args.output, cfg, args.title, args.lumi)
     cfg, samples = _setup(args)
     if args.command == "toys":
         frame = run_toys(samples, cfg, args.batch)
@@ -563,6 +631,8 @@ def _summary_cli(args) -> None:
     write_parquet(per, args.table, prov)
     write_parquet(power, args.power, prov)
     write_parquet(pd.DataFrame([null]), args.null, prov)
-    write_markdown({f"NPLM {args.name}/{args.seed}: observed tests": per, "median Z and power": power,
-                    "null distribution vs chi2": pd.DataFrame([null])}, args.markdown)
-    plot_null(toys["t"].to_numpy(), null, fits, args.plot, f"{args.name}/{args.seed}")
+    from .tables import nplm_md, write
+    write(nplm_md(power, pd.DataFrame([null]), per), args.markdown)
+    from .plotstyle import setup_label
+    plot_null(toys["t"].to_numpy(), null, fits, args.plot,
+              f"{setup_label(args.name)}, encoder seed {args.seed}", args.lumi)

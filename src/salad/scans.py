@@ -15,10 +15,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .artifacts import atomic_output, provenance, read_parquet, write_parquet
+from .artifacts import provenance, read_parquet, write_parquet
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
+from .tables import scan_md, write
 
 log = logging.getLogger("salad.scans")
 
@@ -99,27 +99,43 @@ def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame) -> pd.DataFr
 
 
 def plot(table: pd.DataFrame, path: str, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax2 = ax.twinx()
-    for i, (signal, g) in enumerate(table.groupby("signal")):
-        c = f"C{i % 10}"
-        ax.errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=c, marker="o", ls="-", label=f"{signal} SIC")
-        ax2.errorbar(g["dim"], g["z_median"], yerr=g["z_err"], color=c, marker="s", ls="--",
-                     label=f"{signal} NPLM Z")
-    ax.set_xlabel("latent dimension")
-    ax.set_ylabel("CATHODE SIC (solid)")
-    ax2.set_ylabel("NPLM median Z (dashed)")
-    ax.set_title(title)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7)
+    """Two panels sharing the latent size: CATHODE SIC (left) and NPLM median Z (right), one
+    colour per signal. A Z at or beyond the floor norm.isf(1e-300) (or infinite) is not a
+    measurement: drawn as an open up-triangle at the top of the panel (a lower limit)."""
+    from . import plotstyle as ps
+    from scipy import stats
+    plt = ps.pyplot()
+    floor = float(stats.norm.isf(1e-300)) - 1e-6
+    fig, (ax, zax) = plt.subplots(1, 2, figsize=(13, 5.4), sharex=True)
+    signals = sorted(table["signal"].unique())
+    z_all = table["z_median"].to_numpy(float)
+    measured = np.isfinite(z_all) & (z_all < floor)
+    top = (np.nanmax(np.where(measured, z_all + table["z_err"].fillna(0).to_numpy(float), np.nan))
+           if measured.any() else 5.0) * 1.3 + 1
+    for i, signal in enumerate(signals):
+        g = table[table["signal"] == signal].sort_values("dim")
+        c = ps.PALETTE[i % len(ps.PALETTE)]
+        label = ps.signal_label(signal)
+        ax.errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=c, marker="o", ls="-", label=label)
+        z = g["z_median"].to_numpy(float)
+        ok = np.isfinite(z) & (z < floor)
+        zax.errorbar(g["dim"][ok], z[ok], yerr=g["z_err"].to_numpy(float)[ok], color=c, marker="s",
+                     ls="-", label=label)
+        if (~ok & ~np.isnan(z)).any():
+            zax.plot(g["dim"][~ok & ~np.isnan(z)], np.full((~ok & ~np.isnan(z)).sum(), top * 0.93),
+                     "^", mfc="none", color=c, ms=9, label=f"{label}: beyond reach (limit)")
+    ax.set_xlabel("latent dimension $d$")
+    ax.set_ylabel(r"CATHODE SIC = $\epsilon_S/\sqrt{\epsilon_B}$")
+    zax.set_xlabel("latent dimension $d$")
+    zax.set_ylabel("NPLM median Z")
+    zax.set_ylim(min(0.0, np.nanmin(np.where(measured, z_all, 0.0))) - 0.5, top)
+    ax.set_xticks(sorted(table["dim"].unique()))
+    for a in (ax, zax):
+        ps.exp_label(a)
+        a.legend(fontsize=11, loc="best")
+    ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize=12)
     fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    ps.save(fig, path)
 
 
 def cli(argv: list[str]) -> None:
@@ -138,5 +154,5 @@ def cli(argv: list[str]) -> None:
     sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
     table = scan_table(cfg["setups"], sic, read_nplm(args.nplm, cfg.get("strength")))
     write_parquet(table, args.table, provenance("dimension-scan", cfg))
-    write_markdown({"Latent dimension scan: CATHODE SIC and NPLM median Z": table}, args.markdown)
-    plot(table, args.plot, f"εB = {cfg.get('eps_b')}")
+    write(scan_md(table), args.markdown)
+    plot(table, args.plot, f"$\\epsilon_B$ = {100 * float(cfg.get('eps_b') or 0):g} %")

@@ -40,6 +40,7 @@ from ..contracts import read_evaluation_set
 from ..errors import SaladError
 from . import PSEUDODATA_COLUMNS, LOG, region_masks, setup_logging, stable_seed
 from . import metrics
+from ..tables import render
 from .classify import read_scores, score_columns
 
 DEFAULTS = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensemble_size": 2,
@@ -264,36 +265,11 @@ def sculpting_summary(aucs: pd.DataFrame, mass: pd.DataFrame) -> pd.DataFrame:
                                                            ascending=[True, False])
 
 
-STRENGTH_DEFINITION = (
-    "strength = injected S/sqrt(B): expected signal events over the square root of the expected "
-    "background events in the signal region of the pseudo-data, after the preselection and "
-    "before any classifier cut.")
-SENSITIVITY_NOTE = (
-    "Efficiencies come from the independent truth-labelled evaluation set (n_bkg_eval "
-    "unweighted SR background events; n_bkg_pass of them pass the cut at eps_b); sic_err is "
-    "their statistical error (bootstrap), sic_syst the spread over classifier ensembles (paper "
-    "A's training systematic), sic_std the spread over pseudo-data instances x ensembles. "
-    "held_out: the signal was excluded from this encoder's training.")
-
-
-def markdown(frame: pd.DataFrame, title: str, digits: int = 3, notes: Sequence[str] = ()) -> str:
-    """A GitHub-flavoured Markdown table (floats rounded to `digits` significant digits),
-    with `notes` as paragraphs between the title and the table."""
-    def fmt(v):
-        if isinstance(v, (float, np.floating)):
-            return "nan" if np.isnan(v) else ("inf" if np.isinf(v) else f"{v:.{digits}g}")
-        return str(v)
-    lines = [f"# {title}", ""] + [line for note in notes for line in (note, "")]
-    lines += ["| " + " | ".join(frame.columns) + " |",
-             "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def write_table(frame: pd.DataFrame, stem: str, title: str, cfg, notes: Sequence[str] = ()) -> None:
+def write_table(frame: pd.DataFrame, stem: str, title: str, cfg) -> None:
+    """Long-format Parquet (for machines) and the readable Markdown (salad.tables.render)."""
     write_parquet(frame, f"{stem}.parquet", provenance("evaluate", cfg))
     with atomic_output(f"{stem}.md") as tmp:
-        tmp.write_text(markdown(frame, title, notes=notes))
+        tmp.write_text(render(Path(stem).name, frame, title))
 
 
 def _concat(paths) -> pd.DataFrame:
@@ -315,11 +291,9 @@ def tables(sens_paths, auc_paths, mass_paths, out_dir, cfg) -> None:
                     len(thin), minimum, thin.iloc[0][["setup", "signal", "method", "eps_b",
                                                       "n_bkg_pass"]].to_dict())
     write_table(summary, out / "cathode_sensitivity",
-                "CATHODE sensitivity: SIC and post-selection significance vs injected S/sqrt(B)", cfg,
-                notes=[STRENGTH_DEFINITION, SENSITIVITY_NOTE])
+                "CATHODE sensitivity: SIC and post-selection significance vs injected S/sqrt(B)", cfg)
     write_table(required, out / "cathode_required_injection",
-                f"Injected S/sqrt(B) needed for {target:g} sigma after selection", cfg,
-                notes=[STRENGTH_DEFINITION])
+                f"Injected S/sqrt(B) needed for {target:g} sigma after selection", cfg)
     sculpt = sculpting_summary(_concat(auc_paths), _concat(mass_paths))
     write_table(sculpt, out / "cathode_sculpting",
                 "Sculpting check (no injected signal): template vs true SR background", cfg)
