@@ -300,7 +300,7 @@ rule cathode_plot_sic:
     benchmark:
         "results/benchmarks/cathode_plots/sic_{signal}.tsv"
     params:
-        setups=" ".join(CATHODE_MAIN_SETUPS),   # the scan setups have their own figure
+        setups=" ".join(map(shlex.quote, CATHODE_MAIN_SETUPS)),   # the scan setups have their own figure
     shell:
         "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"
         " --setups {params.setups} --output {output:q} > {log:q} 2>&1"

@@ -14,7 +14,7 @@ rule preselect:
         "../envs/salad.yaml"
     input:
         root=delphes_files,
-        processes=repo_path(config["processes"]),
+        processes=rule_path(config["processes"]),
     output:
         parquet="results/preselected/{sample}.parquet",
         cutflow="results/preselected/{sample}.cutflow.json",
@@ -53,7 +53,7 @@ rule split:
     benchmark:
         "results/benchmarks/split/{sample}.tsv"
     shell:
-        "python -m salad split --input {input:q} --code {params.code} --output {output:q}"
+        "python -m salad split --input {input:q} --code {params.code:q} --output {output:q}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -71,8 +71,8 @@ rule pseudodata:
         cfg=lambda w: cfg_arg(
             "regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")}
         ),
-        background=" ".join(":".join(_pair(s)) for s in BACKGROUNDS),
-        signal=lambda w: ":".join(_pair(w.signal)),
+        background=" ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS),
+        signal=lambda w: shlex.quote(":".join(_pair(w.signal))),
     threads: 1
     resources:
         mem_mb=2000,

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__, slha
 from .artifacts import atomic_output, config_hash
-from .config import load_yaml, parse_stage_config
+from .config import load_processes, parse_stage_config
 from .detector import Collection, Detector, DetectorConfig, FinalState, heavy_flavour_label, pt_eta_phi
 from .errors import SaladError
 
@@ -55,14 +55,6 @@ DEFAULTS = {"batch_size": 500, "mpi": False, "seed": 1000, "events_per_sample": 
 
 
 # --------------------------------------------------------------------------- process table
-def load_processes(path: str | Path) -> dict:
-    """The `processes` mapping of a process table YAML file."""
-    table = load_yaml(path)
-    if not isinstance(table, dict) or not isinstance(table.get("processes"), dict):
-        raise SaladError(f"{path}: expected a top-level mapping 'processes'")
-    return table["processes"]
-
-
 def process_spec(processes: Mapping, name: str, source: str = "processes") -> dict:
     """The checked spec of process `name` (SaladError if unknown or malformed)."""
     if name not in processes:
