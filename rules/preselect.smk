@@ -14,12 +14,12 @@ rule preselect:
         "../envs/salad.yaml"
     input:
         root=delphes_files,
-        processes=rule_path(config["processes"]),
     output:
         parquet="results/preselected/{sample}.parquet",
         cutflow="results/preselected/{sample}.cutflow.json",
     params:
         cfg=lambda w: cfg_arg("preselect"),
+        spec=process_spec_arg,
     threads: threads_for("preselect")
     resources:
         mem_mb=lambda w: 1000 + config["preselect"]["chunk_size"] // 10,
@@ -30,7 +30,7 @@ rule preselect:
         "results/benchmarks/preselect/{sample}.tsv"
     shell:
         "python -m salad preselect --sample {wildcards.sample} --input {input.root:q}"
-        " --processes {input.processes:q} --output {output.parquet:q}"
+        " --spec {params.spec} --output {output.parquet:q}"
         " --cutflow {output.cutflow:q} --config {params.cfg} > {log:q} 2>&1"
 
 

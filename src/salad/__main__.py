@@ -24,6 +24,7 @@ STAGES = {
     "classify": "salad.cathode.classify",
     "evaluate": "salad.cathode.evaluate",
     "inspect": "salad.inspect",
+    "check-config": "salad.config",
     "embed-baseline": "salad.baselines",
     "nplm": "salad.nplm",
     "linear-eval": "salad.linear_eval",

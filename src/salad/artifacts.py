@@ -207,12 +207,14 @@ def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint", map_locat
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise SaladError(f"{path}: refused to load {what}: it would call {found.group(1)} "
+                             "(a checkpoint may hold only tensors and plain data; it is loaded "
+                             "weights-only and nothing in it was run)") from None
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-        detail = (f"it would call {found.group(1)}" if found
-                  else lines[1] if len(lines) > 1 else lines[0] if lines else "unpickling error")
-        raise SaladError(f"{path}: refused to load {what}: it holds code or objects that are not "
-                         f"tensors or plain data ({detail}); checkpoints are loaded weights-only, "
-                         "nothing in the file was run") from None
+        detail = next((ln for ln in lines if ln.startswith("Unsupported")), lines[-1] if lines else "")
+        raise SaladError(f"{path}: not a readable {what} (weights-only unpickler: {detail}; "
+                         "nothing in the file was run)") from None
     except Exception as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise SaladError(f"{path}: not a readable {what} ({first.strip()})") from None

@@ -84,6 +84,23 @@ def load_processes(path: str | Path) -> dict:
     return table["processes"]
 
 
+def process_table_arg(processes: str | None, spec: str | None, sample: str) -> tuple[dict, str]:
+    """({process: entry}, source label) from a stage's `--processes PATH` (the process table)
+    or `--spec JSON` (the one entry of `sample`, as the rules pass it: no path enters the DAG
+    and editing one process re-runs only its sample)."""
+    if (processes is None) == (spec is None):
+        raise SaladError("give exactly one of --processes (process table) and --spec (entry JSON)")
+    if processes is not None:
+        return load_processes(processes), str(processes)
+    try:
+        entry = json.loads(spec)
+    except json.JSONDecodeError as exc:
+        raise SaladError(f"--spec: not valid JSON ({exc})") from None
+    if not isinstance(entry, dict):
+        raise SaladError("--spec: expected a JSON object (a process-table entry)")
+    return {sample: entry}, f"--spec ({sample})"
+
+
 def load_config(path: str | Path) -> dict:
     """Load and validate a pipeline config file (schema and cross-checks)."""
     config = validate(load_yaml(path), source=str(path))
@@ -141,3 +158,14 @@ def parse_stage_config(text: str | None) -> dict:
     if not isinstance(value, dict):
         raise SaladError("--config: expected a JSON object")
     return value
+
+
+def cli(argv: list[str]) -> None:
+    """`python -m salad check-config FILE...`: strict YAML (file and line of a syntax error or a
+    duplicate key), schema and cross-checks, as `snakemake` applies them at parse time."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="salad check-config", description=cli.__doc__)
+    parser.add_argument("files", nargs="+", help="pipeline config YAML file(s)")
+    for path in parser.parse_args(argv).files:
+        config = load_config(path)
+        print(f"{path}: ok ({len(config['samples'])} samples)")

@@ -41,7 +41,7 @@ import pyarrow as pa
 
 from . import delphes
 from .artifacts import atomic_output, provenance, write_parquet
-from .config import load_yaml, parse_stage_config
+from .config import parse_stage_config, process_table_arg
 from .errors import SaladError
 
 EVENT_ID_STRIDE = 10**9
@@ -158,9 +158,8 @@ def object_tensor(data: Mapping[str, ak.Array]) -> np.ndarray:
     return out
 
 
-def _process_entry(processes_path, sample: str) -> dict:
-    table = load_yaml(processes_path)
-    entry = (table or {}).get("processes", {}).get(sample)
+def _process_entry(table: Mapping, processes_path, sample: str) -> dict:
+    entry = table.get(sample)
     if entry is None:
         raise SaladError(f"{processes_path}: no process {sample!r}")
     for key in ("code", "group"):
@@ -284,7 +283,8 @@ def cli(argv: list[str]) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", required=True, help="Delphes ROOT file(s) of the sample")
     parser.add_argument("--sample", required=True, help="process table key")
-    parser.add_argument("--processes", required=True, help="process table YAML")
+    parser.add_argument("--processes", help="process table YAML (or --spec)")
+    parser.add_argument("--spec", help="the sample's process-table entry as JSON (or --processes)")
     parser.add_argument("--output", required=True, help="results/preselected/{sample}.parquet")
     parser.add_argument("--cutflow", required=True, help="results/preselected/{sample}.cutflow.json")
     parser.add_argument("--xsec-fb", type=float, default=None,
@@ -296,9 +296,10 @@ def cli(argv: list[str]) -> None:
     if "preselect" not in stage_cfg:
         raise SaladError("--config: missing section 'preselect'")
     cfg = stage_cfg["preselect"]
-    entry = _process_entry(args.processes, args.sample)
+    table, table_source = process_table_arg(args.processes, args.spec, args.sample)
+    entry = _process_entry(table, table_source, args.sample)
     root = args.input[0] if len(args.input) == 1 else None
-    xsec, source = resolve_xsec(args.sample, entry, args.xsec_fb, args.processes, root)
+    xsec, source = resolve_xsec(args.sample, entry, args.xsec_fb, table_source, root)
     start = time.perf_counter()
     table, cutflow = preselect(args.input, args.sample, entry["code"], entry["group"], xsec, cfg)
     seconds = time.perf_counter() - start
