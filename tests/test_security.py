@@ -1,7 +1,9 @@
-"""Security and input hardening (issue 14): checkpoints cannot carry code."""
+"""Security (issue 14): checkpoints cannot carry code; config values reaching a shell are
+quoted (a checkout path with a space and a `;`); a moved checkout re-runs nothing."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,3 +86,67 @@ def test_flow_checkpoint_loads_weights_only(tmp_path):
     model, loaded = flow.load(tmp_path / "f.pt")
     np.testing.assert_allclose(loaded["z_mean"], ckpt["z_mean"])
     assert isinstance(loaded["z_std"], np.ndarray)
+
+
+# --------------------------------------------------------------------------- shell quoting
+def _checkout(dest):
+    """A copy of the workflow (Snakefile, rules, workflow, config, src, envs) at `dest`."""
+    import shutil
+
+    from conftest import REPO
+    dest.mkdir(parents=True)
+    shutil.copy(REPO / "Snakefile", dest)
+    for folder in ("rules", "workflow", "config", "src", "envs"):
+        shutil.copytree(REPO / folder, dest / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return dest
+
+
+def _snakemake(checkout, *args):
+    env = {**os.environ, "PYTHONPATH": str(checkout / "src"), "PYTHONHASHSEED": "0"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1",
+                           "--configfile=config/t.yaml", *args], cwd=checkout, env=env, capture_output=True,
+                          text=True, timeout=900)
+
+
+TARGET = "results/split/ggH.parquet"
+
+
+@pytest.fixture(scope="module")
+def odd_checkout(tmp_path_factory):
+    """A checkout under `a b;c` whose process table is `config/p;touch INJECTED;.yaml`, after
+    generate -> preselect -> split of one sample ran there."""
+    import shutil
+
+    import yaml
+    root = _checkout(tmp_path_factory.mktemp("odd") / "a b;c")
+    shutil.copy(root / "config" / "processes.yaml", root / "config" / "p;touch INJECTED;.yaml")
+    cfg = yaml.safe_load((root / "config" / "test.yaml").read_text())
+    cfg["processes"] = "config/p;touch INJECTED;.yaml"
+    cfg["generate"]["events"] = 250
+    (root / "config" / "t.yaml").write_text(yaml.safe_dump(cfg))
+    dry = _snakemake(root, "-n")
+    run = _snakemake(root, TARGET)
+    return root, dry, run
+
+
+def test_dry_run_and_real_jobs_from_a_path_with_space_and_semicolon(odd_checkout):
+    root, dry, run = odd_checkout
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (root / TARGET).exists() and (root / "results/generated/ggH.root").exists()
+    injected = [p for p in (root, root / "config", root.parent, Path.cwd()) if (p / "INJECTED").exists()]
+    assert not injected
+    assert " 3 jobs" in run.stderr or "3 of 3 steps (100%) done" in run.stderr, run.stderr[-2000:]
+
+
+def test_moved_checkout_reruns_nothing(odd_checkout, tmp_path):
+    """Copy the finished checkout elsewhere (every absolute path changes): nothing to do."""
+    import shutil
+    root, _, run = odd_checkout
+    assert run.returncode == 0
+    moved = tmp_path / "elsewhere" / "copy"
+    shutil.copytree(root, moved, symlinks=True, copy_function=shutil.copy2)
+    dry = _snakemake(moved, "-n", TARGET)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
