@@ -34,9 +34,9 @@ def repo_path(path):
     return path if path.is_absolute() else BASE / path
 
 
-def rule_path(path):
-    """A config path as a rule input: as given when absolute, else relative to the working
-    directory (so that a moved checkout, whose absolute paths all change, re-runs nothing)."""
+def dag_path(path):
+    """A config path for the DAG (inputs, params): as given when absolute, else relative to the
+    working directory (so that a moved checkout, whose absolute paths all change, re-runs nothing)."""
     path = Path(path)
     return str(path) if path.is_absolute() else os.path.relpath(BASE / path)
 
@@ -195,7 +195,7 @@ def delphes_files(wildcards):
     """A sample's ROOT files: config `delphes_inputs` when listed, else the generator's output."""
     paths = config.get("delphes_inputs", {}).get(wildcards.sample)
     if paths:
-        return [rule_path(p) for p in paths]
+        return [dag_path(p) for p in paths]
     return [f"results/generated/{wildcards.sample}.root"]
 
 
