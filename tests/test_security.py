@@ -41,7 +41,8 @@ def test_the_crafted_payload_is_real(crafted):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("loader", [flow.load, load_encoder, load_checkpoint], ids=["flow", "encoder", "generic"])
+@pytest.mark.parametrize("loader", [flow.load, load_encoder, load_checkpoint],
+                         ids=["flow", "encoder", "generic"])
 def test_crafted_checkpoint_is_refused_and_never_runs(crafted, loader):
     path, marker = crafted
     with pytest.raises(SaladError) as err:
@@ -150,3 +151,15 @@ def test_moved_checkout_reruns_nothing(odd_checkout, tmp_path):
     dry = _snakemake(moved, "-n", TARGET)
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+
+
+def test_moved_project_folder_reruns_nothing(pipeline_run, tmp_path):
+    """The finished end-to-end project folder (config/test.yaml), copied elsewhere with its
+    file times: a dry run schedules no job (no absolute path enters the DAG)."""
+    import shutil
+
+    from conftest import run_snakemake
+    moved = tmp_path / "moved project"
+    shutil.copytree(pipeline_run, moved, symlinks=True)
+    proc = run_snakemake(moved, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]

@@ -14,9 +14,10 @@ learning rate (at most `MAX_RESTARTS` times; logged); without best weights yet, 
 restarts, or when the validation loss is not finite, training stops with a SaladError naming
 the epoch (a diverged fit is never silently used).
 
-Checkpoint (`salad.artifacts.save_checkpoint`: atomic, tensors + plain data only): dict with `state_dict`, `arch`, `latent_columns`,
-`z_mean`, `z_std` (float64 [d]), `mass_window` (GeV), `history` (per-epoch train/val NLL),
-`best_epoch`, `fit_seconds`, `n_train`, `n_val`, `seed`.
+Checkpoint (`salad.artifacts.save_checkpoint`: atomic, tensors + plain data only, loaded
+weights-only): dict with `state_dict`, `arch`, `latent_columns`, `z_mean`, `z_std` (float64 [d];
+lists on disk), `mass_window` (GeV), `history` (per-epoch train/val NLL), `best_epoch`,
+`fit_seconds`, `n_train`, `n_val`, `seed`, `provenance`.
 """
 from __future__ import annotations
 
