@@ -258,11 +258,12 @@ def test_provenance_has_code_version_and_streamed_input_hashes(tmp_path, monkeyp
     artifacts.reset_inputs()
     artifacts.note_input(data)
     artifacts.write_parquet(__import__("pandas").DataFrame({"a": [1]}), tmp_path / "o.parquet",
-                            artifacts.provenance("test", {"k": 1}))
+                            artifacts.provenance("test", {"k": 1}, code=2))   # a stage extra "code"
     prov = artifacts.read_provenance(tmp_path / "o.parquet")
     assert prov["inputs"] == {"in/a.bin": hashlib.sha256(data.read_bytes()).hexdigest()[:16]}
     assert prov["stage"] == "test" and prov["config_hash"] == artifacts.config_hash({"k": 1})
-    code = prov["code"]
+    assert prov["code"] == 2                                   # extras are kept as they are
+    code = prov["code_version"]
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     assert code["git_commit"] == commit and isinstance(code["git_dirty"], bool)

@@ -72,7 +72,7 @@ def test_checkpoint_round_trip_is_plain_data(tmp_path):
     assert torch.equal(ckpt["w"], torch.arange(3.0))
     assert ckpt["mean"] == [1.5, 2.5] and ckpt["n"] == 7 and type(ckpt["n"]) is int
     assert ckpt["pair"] == (0.5, "a") and ckpt["provenance"]["stage"] == "x"
-    assert set(ckpt["provenance"]["code"]) in ({"git_commit", "git_dirty"}, {"package_version"})
+    assert set(ckpt["provenance"]["code_version"]) in ({"git_commit", "git_dirty"}, {"package_version"})
     assert not list(tmp_path.glob(".*tmp*"))
 
 

@@ -41,7 +41,7 @@ def config_hash(config: Mapping | None) -> str:
 
 
 def provenance(stage: str, config: Mapping | None = None, **extra) -> dict:
-    """Provenance record stored with an artifact (the writers add `code` and `inputs`)."""
+    """Provenance record stored with an artifact (the writers add `code_version` and `inputs`)."""
     return {"salad_version": __version__, "stage": stage, "config_hash": config_hash(config),
             **{k: v for k, v in extra.items()}}
 
@@ -115,7 +115,7 @@ def input_hashes() -> dict[str, str]:
 
 def _full_provenance(prov: Mapping) -> dict:
     """`prov` plus the code version and the input hashes (written with every artifact)."""
-    return {"code": code_version(), "inputs": input_hashes(), **prov}
+    return {"code_version": code_version(), "inputs": input_hashes(), **prov}
 
 
 def _alive(pid: int) -> bool:
