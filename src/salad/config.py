@@ -92,13 +92,7 @@ def process_table_arg(processes: str | None, spec: str | None, sample: str) -> t
         raise SaladError("give exactly one of --processes (process table) and --spec (entry JSON)")
     if processes is not None:
         return load_processes(processes), str(processes)
-    try:
-        entry = json.loads(spec)
-    except json.JSONDecodeError as exc:
-        raise SaladError(f"--spec: not valid JSON ({exc})") from None
-    if not isinstance(entry, dict):
-        raise SaladError("--spec: expected a JSON object (a process-table entry)")
-    return {sample: entry}, f"--spec ({sample})"
+    return {sample: json_object(spec, "--spec")}, f"--spec ({sample})"
 
 
 def load_config(path: str | Path) -> dict:
@@ -149,14 +143,17 @@ def cross_check(config: dict, processes: dict, source: str = "config") -> None:
 
 def parse_stage_config(text: str | None) -> dict:
     """Decode the JSON config subsection a rule passed on the command line."""
-    if not text:
-        return {}
+    return json_object(text, "--config") if text else {}
+
+
+def json_object(text: str, option: str) -> dict:
+    """Decode a command-line JSON object; SaladError naming `option` otherwise."""
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SaladError(f"--config: not valid JSON ({exc})") from None
+        raise SaladError(f"{option}: not valid JSON ({exc})") from None
     if not isinstance(value, dict):
-        raise SaladError("--config: expected a JSON object")
+        raise SaladError(f"{option}: expected a JSON object")
     return value
 
 
