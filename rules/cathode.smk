@@ -291,7 +291,7 @@ rule cathode_plot_sic:
     benchmark:
         "results/benchmarks/cathode_plots/sic_{signal}.tsv"
     params:
-        setups=" ".join(CATHODE_MAIN_SETUPS),   # the scan setups have their own figure
+        setups=" ".join(map(shlex.quote, CATHODE_MAIN_SETUPS)),   # the scan setups have their own figure
         lumi=_CPD["luminosity_ifb"],
     shell:
         "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"

@@ -1,15 +1,19 @@
 """Shared by all stage files: config validation, sample tables, input functions."""
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
 
-import yaml
 from snakemake.utils import validate
 
+from salad.config import cross_check, load_processes, load_yaml
 from salad.config import validate as check_config
 
-
+# Config files once more with the strict reader: a key given twice (which Snakemake's reader
+# silently resolves to the last value) or a YAML error is reported with file and line.
+for _file in getattr(workflow, "configfiles", None) or []:
+    load_yaml(_file)
 # One-line error naming the offending key first; then Snakemake's validation fills defaults.
 check_config(config, source="config")
 validate(config, "../workflow/schemas/config.schema.yaml")
@@ -30,13 +34,18 @@ def repo_path(path):
     return path if path.is_absolute() else BASE / path
 
 
-PROCESSES = yaml.safe_load(repo_path(config["processes"]).read_text())["processes"]
+def dag_path(path):
+    """A config path for the DAG (inputs, params): as given when absolute, else relative to the
+    working directory (so that a moved checkout, whose absolute paths all change, re-runs nothing)."""
+    path = Path(path)
+    return str(path) if path.is_absolute() else os.path.relpath(BASE / path)
+
+
+PROCESSES = load_processes(repo_path(config["processes"]))
+# Cross-key checks (ordered ranges, signal region inside the m_yy window, delphes_inputs keys
+# that are configured samples of the process table) fail here, at parse time, naming the key.
+cross_check(config, PROCESSES)
 SAMPLES = list(config["samples"])
-_unknown = [s for s in SAMPLES if s not in PROCESSES]
-if _unknown:
-    raise ValueError(
-        f"config key samples: unknown process(es) {_unknown}; defined in {config['processes']}"
-    )
 SIGNALS = [s for s in SAMPLES if PROCESSES[s]["group"] < 0]
 BACKGROUNDS = [s for s in SAMPLES if PROCESSES[s]["group"] >= 0]
 # The truth-labelled evaluation set (salad.evalset): evaluation-only samples (generated, read,
@@ -134,8 +143,8 @@ def _triples(option, samples):
 
 
 def _pair_args(option, samples):
-    return " ".join(f"{option} results/preselected/{s}.parquet results/split/{s}.parquet"
-                    for s in samples)
+    return " ".join(f"{option} {shlex.quote(pre)} {shlex.quote(split)}"
+                    for pre, split in map(_pair, samples))
 
 
 def _seed_key(w):
@@ -230,7 +239,7 @@ def delphes_files(wildcards):
     """A sample's ROOT files: config `delphes_inputs` when listed, else the generator's output."""
     paths = config.get("delphes_inputs", {}).get(wildcards.sample)
     if paths:
-        return [str(repo_path(p)) for p in paths]
+        return [dag_path(p) for p in paths]
     return [f"results/generated/{wildcards.sample}.root"]
 
 

@@ -10,7 +10,6 @@ rule generate:
     params:
         cfg=lambda w: cfg_arg("generate"),
         spec=process_spec_arg,
-        processes=lambda w: repo_path(config["processes"]),
     threads: threads_for("generate")
     resources:
         mem_mb=2000,
@@ -21,8 +20,8 @@ rule generate:
     benchmark:
         "results/benchmarks/generate/{sample}.tsv"
     shell:
-        "python -m salad generate --sample {wildcards.sample} --processes {params.processes}"
-        " --output {output} --config {params.cfg} --threads {threads} > {log} 2>&1"
+        "python -m salad generate --sample {wildcards.sample} --spec {params.spec}"
+        " --output {output:q} --config {params.cfg} --threads {threads} > {log:q} 2>&1"
 
 
 register_targets("generate", lambda: expand("results/generated/{sample}.root", sample=generated_samples()))

@@ -14,12 +14,12 @@ rule preselect:
         "../envs/salad.yaml"
     input:
         root=delphes_files,
-        processes=repo_path(config["processes"]),
     output:
         parquet="results/preselected/{sample}.parquet",
         cutflow="results/preselected/{sample}.cutflow.json",
     params:
         cfg=lambda w: cfg_arg("preselect"),
+        spec=process_spec_arg,
     threads: threads_for("preselect")
     resources:
         mem_mb=lambda w: 1000 + config["preselect"]["chunk_size"] // 10,
@@ -30,7 +30,7 @@ rule preselect:
         "results/benchmarks/preselect/{sample}.tsv"
     shell:
         "python -m salad preselect --sample {wildcards.sample} --input {input.root:q}"
-        " --processes {input.processes:q} --output {output.parquet:q}"
+        " --spec {params.spec} --output {output.parquet:q}"
         " --cutflow {output.cutflow:q} --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -54,7 +54,7 @@ rule split:
     benchmark:
         "results/benchmarks/split/{sample}.tsv"
     shell:
-        "python -m salad split --input {input:q} --code {params.code} --output {output:q}"
+        "python -m salad split --input {input:q} --code {params.code:q} --output {output:q}"
         " {params.only} --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -72,8 +72,8 @@ rule pseudodata:
         cfg=lambda w: cfg_arg(
             "regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")}
         ),
-        background=" ".join(":".join(_pair(s)) for s in BACKGROUNDS),
-        signal=lambda w: ":".join(_pair(w.signal)),
+        background=" ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS),
+        signal=lambda w: shlex.quote(":".join(_pair(w.signal))),
     threads: 1
     resources:
         mem_mb=2000,

@@ -204,8 +204,13 @@ def test_template_and_classifier_are_deterministic(world, straight_flow, tmp_pat
                      str(world["embeddings"]), "--data", str(world["data"]), "--output",
                      str(scores), "--seed-key", "k", "--config",
                      json.dumps({"regions": REGIONS, "window": WINDOW, "classifier": CLASSIFIER})]) == 0
-        outputs.append((tmpl.read_bytes(), scores.read_bytes()))
-    assert outputs[0] == outputs[1]
+        prov = read_provenance(scores)
+        # provenance names each input: run 1 read template1, run 0 template0 (same content)
+        inputs = sorted(prov.pop("inputs").values())
+        outputs.append((tmpl.read_bytes(), pd.read_parquet(scores), prov, inputs))
+    assert outputs[0][0] == outputs[1][0]          # template: same inputs, byte-identical
+    pd.testing.assert_frame_equal(outputs[0][1], outputs[1][1])
+    assert outputs[0][2:] == outputs[1][2:]
     for path, stage in ((tmp_path / "template0.parquet", "sample_sr"),
                         (tmp_path / "scores0.parquet", "classify-cwola")):
         assert read_provenance(path)["stage"] == stage

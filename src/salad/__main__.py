@@ -1,13 +1,15 @@
 """`python -m salad <stage> [options]`: run one pipeline stage.
 
-Each stage module defines `cli(argv)`. Errors meant for users (SaladError) print one
-line, `salad: error: <message>`, and exit with status 1.
+Each stage module defines `cli(argv)`. Errors meant for users (SaladError) and operating
+system errors (OSError: disk full, permission denied) print one line,
+`salad: error: <message>`, and exit with status 1.
 """
 from __future__ import annotations
 
 import importlib
 import sys
 
+from .artifacts import reset_inputs
 from .errors import SaladError
 
 STAGES = {
@@ -24,6 +26,7 @@ STAGES = {
     "classify": "salad.cathode.classify",
     "evaluate": "salad.cathode.evaluate",
     "inspect": "salad.inspect",
+    "check-config": "salad.config",
     "embed-baseline": "salad.baselines",
     "nplm": "salad.nplm",
     "linear-eval": "salad.linear_eval",
@@ -31,6 +34,10 @@ STAGES = {
     "dimension-scan": "salad.scans",
     "tables": "salad.tables",
 }
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,12 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     if stage not in STAGES:
         print(f"salad: error: unknown stage {stage!r}; known: {', '.join(STAGES)}", file=sys.stderr)
         return 2
+    reset_inputs()
     try:
         importlib.import_module(STAGES[stage]).cli(rest)
     except SaladError as exc:
         # one line, whatever a wrapped library message holds (e.g. uproot's multi-line errors)
-        message = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-        print(f"salad: error: {message}", file=sys.stderr)
+        print(f"salad: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:   # disk full, permission denied, ... outside an atomic write
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"salad: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return 1
     return 0
 

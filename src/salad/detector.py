@@ -61,6 +61,9 @@ class DetectorConfig:
     btag_hadron_pt_min: float = 5.0
     met_soft_term: float = 0.5                 # sigma per MET component = k * sqrt(sum ET)
     nsub_beta: float = 1.0
+    # False: small-R Jet.Tau[5] written as zeros, as Delphes' stock cards do (they compute
+    # N-subjettiness for fat jets only), so generated and user samples share tau32/tau43 = 0
+    small_r_nsubjettiness: bool = True
 
     @classmethod
     def from_mapping(cls, values: Mapping | None, source: str = "generate.detector"):
@@ -285,7 +288,10 @@ class Detector:
             eff = np.where(is_b, cfg.btag_eff[0], np.where(is_c, cfg.btag_eff[1], cfg.btag_eff[2]))
             eff = eff * (np.abs(eta) < cfg.btag_eta_max)
             btag = (rng.random(len(pt)) < eff).astype(np.uint32)
-        taus = self._nsubjettiness(cs.constituents(min_pt=pt_cluster), keep, radius)
+        if small and not cfg.small_r_nsubjettiness:
+            taus = np.zeros((int(keep.sum()), 5))
+        else:
+            taus = self._nsubjettiness(cs.constituents(min_pt=pt_cluster), keep, radius)
         k = keep
         coll = _sorted_collection(evt[k], nev, reco_pt[k], {
             "PT": reco_pt[k], "Eta": eta[k], "Phi": phi[k], "Mass": mass[k] * scale[k],

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__, slha
 from .artifacts import atomic_output, config_hash
-from .config import load_yaml, parse_stage_config
+from .config import load_processes, parse_stage_config, process_table_arg
 from .detector import Collection, Detector, DetectorConfig, FinalState, heavy_flavour_label, pt_eta_phi
 from .errors import SaladError
 
@@ -55,14 +55,6 @@ DEFAULTS = {"batch_size": 500, "mpi": False, "seed": 1000, "events_per_sample": 
 
 
 # --------------------------------------------------------------------------- process table
-def load_processes(path: str | Path) -> dict:
-    """The `processes` mapping of a process table YAML file."""
-    table = load_yaml(path)
-    if not isinstance(table, dict) or not isinstance(table.get("processes"), dict):
-        raise SaladError(f"{path}: expected a top-level mapping 'processes'")
-    return table["processes"]
-
-
 def process_spec(processes: Mapping, name: str, source: str = "processes") -> dict:
     """The checked spec of process `name` (SaladError if unknown or malformed)."""
     if name not in processes:
@@ -385,7 +377,8 @@ def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="salad generate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sample", required=True, help="process name in the process table")
-    parser.add_argument("--processes", required=True, help="process table YAML")
+    parser.add_argument("--processes", help="process table YAML (or --spec)")
+    parser.add_argument("--spec", help="the sample's process-table entry as JSON (or --processes)")
     parser.add_argument("--output", required=True, help="output ROOT file")
     parser.add_argument("--config", default=None, help='JSON {"generate": {...}}')
     parser.add_argument("--threads", type=int, default=1,
@@ -395,7 +388,8 @@ def cli(argv: list[str]) -> None:
     if not isinstance(cfg, dict) or "events" not in cfg:
         raise SaladError("--config: expected {\"generate\": {\"events\": ..., ...}}")
     cfg = {**DEFAULTS, **cfg}
-    spec = process_spec(load_processes(args.processes), args.sample, args.processes)
+    table, source = process_table_arg(args.processes, args.spec, args.sample)
+    spec = process_spec(table, args.sample, source)
     summary = generate(spec, sample_events(cfg, args.sample), int(cfg["seed"]) + int(spec["code"]),
                        int(cfg["batch_size"]), bool(cfg["mpi"]), args.output, cfg.get("detector"))
     print(json.dumps({k: summary[k] for k in ("process", "events", "sigma_gen_pb",

@@ -11,7 +11,9 @@ Per event (all momenta GeV):
 3. pT(y1)/myy > 0.4 and pT(y2)/myy > 0.3;
 4. 105 < myy < 160.
 Output contract (docs/data-contracts.md): event_id, sample, group, weight, myy, photon
-kinematics, pt_yy, dr_yy, objects (11x12 tensor, row-major, float32). Weight = σ×BR [fb] ×
+kinematics, pt_yy, dr_yy, objects (11x12 tensor, row-major, float32). A file without
+a FatJet, Electron or Muon collection (stock Delphes cards have no FatJet) is read as if every
+event had zero such objects; the cut flow's `missing_collections` lists them per file. Weight = σ×BR [fb] ×
 Event.Weight / Σ Event.Weight over all events read, so Σ weight = expected events per fb⁻¹
 after preselection. σ×BR: --xsec-fb, else the process table's `xsec_fb`, else (null) the
 generator σ stored in the generated file (salad.generate.sample_xsec_fb). A cut-flow JSON (counts and expected events per fb⁻¹ after each cut) is
@@ -39,7 +41,7 @@ import pyarrow as pa
 
 from . import delphes
 from .artifacts import atomic_output, provenance, write_parquet
-from .config import load_yaml, parse_stage_config
+from .config import parse_stage_config, process_table_arg
 from .errors import SaladError
 
 EVENT_ID_STRIDE = 10**9
@@ -58,6 +60,9 @@ FIELDS = (["Event.Number", "Event.Weight"]
           + [f"{c}.{f}" for c in ("Jet", "FatJet") for f in _JET_FIELDS]
           + [f"{c}.{f}" for c in ("Electron", "Muon") for f in ("PT", "Eta", "Phi")]
           + ["MissingET.MET", "MissingET.Phi"])
+#: Collections a Delphes card may leave out (stock ATLAS/CMS cards have no FatJet): read as
+#: zero objects, i.e. zero padding in the object tensor. All other FIELDS are required.
+OPTIONAL_COLLECTIONS = ("FatJet", "Electron", "Muon")
 
 
 def _leading(data: Mapping[str, ak.Array], coll: str, fields: Sequence[str], n: int,
@@ -153,9 +158,8 @@ def object_tensor(data: Mapping[str, ak.Array]) -> np.ndarray:
     return out
 
 
-def _process_entry(processes_path, sample: str) -> dict:
-    table = load_yaml(processes_path)
-    entry = (table or {}).get("processes", {}).get(sample)
+def _process_entry(table: Mapping, processes_path, sample: str) -> dict:
+    entry = table.get(sample)
     if entry is None:
         raise SaladError(f"{processes_path}: no process {sample!r}")
     for key in ("code", "group"):
@@ -214,7 +218,10 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
     counts = dict.fromkeys(CUTS, 0)
     wsums = dict.fromkeys(CUTS, 0.0)
     offset = 0
-    for chunk in delphes.iterate(paths, FIELDS, chunk_size):
+    missing: dict[str, list[str]] = {}
+    for chunk in delphes.iterate(paths, FIELDS, chunk_size, optional=OPTIONAL_COLLECTIONS):
+        if chunk.missing:
+            missing[chunk.path] = list(chunk.missing)
         raw_w = ak.to_numpy(chunk.data["Event.Weight"]).astype(np.float64)
         with np.errstate(all="ignore"):  # NaN/inf inputs: reported by _check_finite, not warned
             masks, cand = select(chunk.data, cfg)
@@ -265,6 +272,7 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
     })
     cutflow = {"sample": sample, "files": [str(p) for p in paths], "xsec_fb": xsec_fb,
                "n_events": counts["all"], "sum_generator_weights": total_w,
+               "missing_collections": missing,
                "cuts": [{"cut": c, "events": counts[c],
                          "expected_per_ifb": xsec_fb * wsums[c] / total_w} for c in CUTS]}
     return table, cutflow
@@ -275,7 +283,8 @@ def cli(argv: list[str]) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", nargs="+", required=True, help="Delphes ROOT file(s) of the sample")
     parser.add_argument("--sample", required=True, help="process table key")
-    parser.add_argument("--processes", required=True, help="process table YAML")
+    parser.add_argument("--processes", help="process table YAML (or --spec)")
+    parser.add_argument("--spec", help="the sample's process-table entry as JSON (or --processes)")
     parser.add_argument("--output", required=True, help="results/preselected/{sample}.parquet")
     parser.add_argument("--cutflow", required=True, help="results/preselected/{sample}.cutflow.json")
     parser.add_argument("--xsec-fb", type=float, default=None,
@@ -287,9 +296,10 @@ def cli(argv: list[str]) -> None:
     if "preselect" not in stage_cfg:
         raise SaladError("--config: missing section 'preselect'")
     cfg = stage_cfg["preselect"]
-    entry = _process_entry(args.processes, args.sample)
+    table, table_source = process_table_arg(args.processes, args.spec, args.sample)
+    entry = _process_entry(table, table_source, args.sample)
     root = args.input[0] if len(args.input) == 1 else None
-    xsec, source = resolve_xsec(args.sample, entry, args.xsec_fb, args.processes, root)
+    xsec, source = resolve_xsec(args.sample, entry, args.xsec_fb, table_source, root)
     start = time.perf_counter()
     table, cutflow = preselect(args.input, args.sample, entry["code"], entry["group"], xsec, cfg)
     seconds = time.perf_counter() - start

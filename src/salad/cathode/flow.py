@@ -21,9 +21,10 @@ learning rate (at most `MAX_RESTARTS` times; logged); without best weights yet, 
 restarts, or when the validation loss is not finite, training stops with a SaladError naming
 the epoch (a diverged fit is never silently used).
 
-Checkpoint (torch.save, written atomically): dict with `state_dict`, `arch`, `latent_columns`,
-`z_mean`, `z_std` (float64 [d]), `mass_window` (GeV), `history` (per-epoch train/val NLL),
-`best_epoch`, `fit_seconds`, `n_train`, `n_val`, `seed`.
+Checkpoint (`salad.artifacts.save_checkpoint`: atomic, tensors + plain data only, loaded
+weights-only): dict with `state_dict`, `arch`, `latent_columns`, `z_mean`, `z_std` (float64 [d];
+lists on disk), `mass_window` (GeV), `history` (per-epoch train/val NLL), `best_epoch`,
+`fit_seconds`, `n_train`, `n_val`, `seed`, `provenance`.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ..artifacts import atomic_output
+from ..artifacts import load_checkpoint, provenance, save_checkpoint
 from ..config import parse_stage_config
 from ..errors import SaladError
 from . import (LOG, base_parser, latent_columns, read_dataset, read_embeddings, region_masks,
@@ -225,19 +226,19 @@ def fit_many(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
 
 
 def save(checkpoint: dict, path, columns: list[str]) -> None:
-    """Write the checkpoint atomically."""
-    with atomic_output(path) as tmp:
-        torch.save({**checkpoint, "latent_columns": list(columns)}, tmp)
+    """Write the checkpoint atomically as tensors + plain data (loads weights-only)."""
+    save_checkpoint({**checkpoint, "latent_columns": list(columns)}, path,
+                    provenance("fit-flow", checkpoint.get("arch"), seed=checkpoint.get("seed")))
 
 
 def load(path) -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, checkpoint dict) from a fit_flow checkpoint."""
+    """(model in eval mode, checkpoint dict) from a fit_flow checkpoint (weights-only load)."""
+    ckpt = load_checkpoint(path, "flow checkpoint")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
         model = build_flow(ckpt["arch"])
         model.load_state_dict(ckpt["state_dict"])
-    except FileNotFoundError:
-        raise SaladError(f"{path}: file not found") from None
+        ckpt["z_mean"] = np.asarray(ckpt["z_mean"], np.float64)
+        ckpt["z_std"] = np.asarray(ckpt["z_std"], np.float64)
     except Exception as exc:
         raise SaladError(f"{path}: not a readable flow checkpoint ({exc})") from None
     return model.eval(), ckpt

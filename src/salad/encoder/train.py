@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..artifacts import atomic_output, config_hash, provenance, write_parquet
+from ..artifacts import config_hash, provenance, save_checkpoint, write_parquet
+from ..artifacts import load_checkpoint as read_checkpoint
 from ..config import parse_stage_config
 from ..errors import SaladError
 from .augment import Augmenter
@@ -191,17 +192,16 @@ class Trainer:
         state = {k: getattr(self, k) for k in self._STATE_KEYS}
         state.update(fingerprint=self.fingerprint, model=self.model.state_dict(),
                      optimizer=self.opt.state_dict())
-        with atomic_output(self.state_path) as tmp:
-            torch.save(state, tmp)
+        save_checkpoint(state, self.state_path)
 
     def try_resume(self) -> bool:
         """Load state.pt if it belongs to this run (same settings, data, seed)."""
         if not self.state_path.exists():
             return False
         try:
-            state = torch.load(self.state_path, map_location=self.device, weights_only=True)
-        except Exception as exc:  # a corrupt state is only a lost head start
-            log.warning("%s: unreadable (%s); training from scratch", self.state_path, exc)
+            state = read_checkpoint(self.state_path, "training state", self.device)
+        except SaladError as exc:  # a corrupt state is only a lost head start
+            log.warning("%s; training from scratch", exc)
             return False
         if state.get("fingerprint") != self.fingerprint:
             log.warning("%s: from other settings/data/seed; training from scratch", self.state_path)
@@ -269,8 +269,7 @@ def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequen
     trainer.try_resume()
     trainer.run(on_epoch_end)
     ckpt = trainer.checkpoint()
-    with atomic_output(model_path) as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(ckpt, model_path)
     history = pd.DataFrame(trainer.history)
     write_parquet(history, history_path, provenance("train-encoder", cfg, seed=seed))
     if plot_path is not None:
@@ -282,14 +281,8 @@ def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequen
 
 def load_checkpoint(path: str | Path, device="cpu"):
     """(model in eval mode, normaliser, checkpoint dict) from a model.pt file."""
-    path = Path(path)
-    if not path.exists():
-        raise SaladError(f"{path}: file not found")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:
-        raise SaladError(f"{path}: not a readable encoder checkpoint ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    ckpt = read_checkpoint(path, "encoder checkpoint", device)
+    if ckpt.get("format") != CHECKPOINT_FORMAT:
         raise SaladError(f"{path}: not a salad encoder checkpoint (format {CHECKPOINT_FORMAT})")
     norm = Normaliser.from_state_dict(ckpt["normaliser"])
     model = build_model(ckpt["config"], len(ckpt["groups"]), norm)
