@@ -44,14 +44,19 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def vicreg(z1: torch.Tensor, z2: torch.Tensor, invariance: float = 25.0, variance: float = 25.0,
            covariance: float = 1.0, eps: float = 1e-4) -> dict:
-    """VICReg (Bardes et al.): MSE invariance, hinge on per-dimension std (target 1),
-    squared off-diagonal covariance / dim, for both views. Returns the weighted terms."""
+    """VICReg (Bardes et al., paper B eq. 3) of two batches z1, z2 (N, D); weighted terms.
+
+    invariance: mean over N*D of (z1 - z2)^2; variance: per view the mean over dimensions of
+    relu(1 - sqrt(Var_j + eps)) (unbiased batch variance), AVERAGED over the two views as in
+    the authors' implementation (facebookresearch/vicreg: (std_loss(x) + std_loss(y)) / 2);
+    covariance: per view the sum of squared off-diagonal covariances / D, summed over views.
+    """
     inv = F.mse_loss(z1, z2)
     var = cov = 0.0
     n, d = z1.shape
     for z in (z1, z2):
         z = z - z.mean(0)
-        var = var + F.relu(1.0 - torch.sqrt(z.var(0) + eps)).mean()
+        var = var + F.relu(1.0 - torch.sqrt(z.var(0) + eps)).mean() / 2
         c = (z.T @ z) / max(n - 1, 1)
         cov = cov + (c.pow(2).sum() - c.diagonal().pow(2).sum()) / d
     return {"invariance": invariance * inv, "variance": variance * var, "covariance": covariance * cov}
