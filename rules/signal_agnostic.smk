@@ -8,7 +8,10 @@ nplm_summary    {setup}/{seed} -> p-values, Z, power, chi2 comparison (table, pl
 nplm_table      all representations -> results/tables/nplm.{parquet,md}
 tsne_nplm       {setup} -> t-SNE of data coloured by f(x)
 linear_eval(_table), information, dimension_scan
-A representation ({setup}) is an encoder setup of config `encoder.setups` or baseline_<name>.
+A representation ({setup}) is an encoder setup of config `encoder.setups` or baseline_<name>;
+every NPLM and linear-evaluation table row says whether it was trained on signal samples
+(`trained_on_signals`: an encoder setup with `signals: true` and a BSM group among its
+training samples; baselines never are).
 """
 import math
 
@@ -29,6 +32,13 @@ _SA_ENC_SETUPS = list(_SA_ENC.get("setups") or {})
 
 
 ruleorder: embed_baseline > embed
+
+
+def _signal_flag(setup):
+    """' --trained-on-signals' for a representation trained on BSM samples, else ''."""
+    resolved = globals().get("ENCODER_SETUPS", {}).get(setup)
+    aware = resolved is not None and any(g < 0 for g in resolved["train_samples"].values())
+    return " --trained-on-signals" if aware else ""
 
 
 _check_representations("nplm.representations", _SA_NPLM.get("representations", []))
@@ -148,6 +158,7 @@ rule nplm_summary:
         plot="results/plots/nplm/null_{setup}_{seed}.png",
     params:
         cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
+        aware=lambda w: _signal_flag(w.setup),
     threads: 1
     resources:
         mem_mb=1000,
@@ -160,7 +171,7 @@ rule nplm_summary:
         "python -m salad nplm summary --fits {input.fits:q} --toys {input.toys:q}"
         " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
         " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
-        " --config {params.cfg} > {log:q} 2>&1"
+        "{params.aware} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule nplm_table:
@@ -220,6 +231,7 @@ rule linear_eval:
         "results/tables/linear_eval/{setup}/{seed}.parquet",
     params:
         cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in _SA_LIN.items() if k != "representations"}),
+        aware=lambda w: _signal_flag(w.setup),
     threads: threads_for("train")
     resources:
         mem_mb=2000,
@@ -231,7 +243,7 @@ rule linear_eval:
     shell:
         "python -m salad linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --name {wildcards.setup} --seed {wildcards.seed}"
-        " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+        " --output {output:q} --threads {threads}{params.aware} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule linear_eval_table:
