@@ -283,8 +283,28 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
                str(tmp_path / "p1.parquet"), *[a for k, v in out.items() for a in (f"--{k}", v)],
                "--config", json.dumps(cfg)])
     table = read_parquet(out["table"], None)
-    assert list(table["dim"]) == [2, 6] and list(table["z_median"]) == [1.0, 3.5]
-    assert list(table["sic"]) == [4.0, 8.0]
+    assert list(table["dim"]) == [2, 6] and list(table["sic"]) == [4.0, 8.0]
+    assert (table["family"] == "cathode").all() and table["z_median"].isna().all()  # SIC only
+    # paper B families: NPLM Z and linear accuracy (mean +- SEM over seeds) of background-only setups
+    runs = pd.DataFrame({"representation": ["sim_d4", "sim_d4", "sim_d8"], "seed": [1, 2, 1],
+                         "trained_on_signals": False, "dim": [4, 4, 8], "accuracy": [0.5, 0.7, 0.8],
+                         "accuracy_sem": 0.01, "balanced_accuracy": 0.4, "balanced_accuracy_sem": 0.0})
+    lin = []
+    for i, r in runs.iterrows():
+        write_parquet(runs.iloc[[i]], tmp_path / f"l{i}.parquet", {})
+        lin.append(str(tmp_path / f"l{i}.parquet"))
+    zf = pd.DataFrame({"representation": ["sim_d4", "sim_d8"], "seed": 1, "signal": "Y400", "strength": 5.0,
+                       "z_median": [2.0, 4.0], "power": [0.0, 1.0]})
+    write_parquet(zf, tmp_path / "zf.parquet", {})
+    cfg["dimension_scan"]["families"] = {"simclr": {"4": "sim_d4", "8": "sim_d8"}}
+    scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "zf.parquet"),
+               "--linear", *lin, *[a for k, v in out.items() for a in (f"--{k}", v)],
+               "--config", json.dumps(cfg)])
+    table = read_parquet(out["table"], None, finite=False)
+    fam = table[table["family"] == "simclr"].sort_values("dim")
+    assert list(fam["z_median"]) == [2.0, 4.0] and list(fam["accuracy"]) == pytest.approx([0.6, 0.8])
+    assert fam["accuracy_sem"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2)) and np.isnan(fam["accuracy_sem"].iloc[1])
+    assert "simclr" in open(out["markdown"]).read() and open(out["plot"], "rb").read(4) == b"\x89PNG"
 
 
 def test_reference_is_withheld_from_embedding_training(synthetic_inputs):

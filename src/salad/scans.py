@@ -1,10 +1,13 @@
-"""Latent-dimension scan (paper B fig. III, paper A's SIC): SIC and NPLM Z versus latent size.
+"""Latent-dimension scans: CATHODE SIC (paper A) and paper B's NPLM Z and linear accuracy vs D.
 
-Inputs: the CATHODE sensitivity table (results/tables/cathode_sensitivity.parquet, read by
-`read_sic_table`, tolerant of its exact column names) and the NPLM power tables of the scanned
-setups (results/tables/nplm/{setup}/{seed}_power.parquet). Output: a table (dim, setup,
-signal, sic, sic_err, z_median, z_err, power) and one figure with SIC (left axis) and NPLM
-median Z (right axis) versus latent size, one colour per signal.
+`dimension_scan.setups` {D: setup}: CATHODE SIC per latent size from the sensitivity table
+(results/tables/cathode_sensitivity.parquet, read by `read_sic_table`, tolerant of its exact
+column names); family "cathode". `dimension_scan.families` {family: {D: setup}}: paper B's
+scans (self-supervised SimCLR D = 4..64, supervised VICReg D = 2..32), background-only
+embeddings, with NPLM median Z / power (results/tables/nplm/{setup}/{seed}_power.parquet) and
+linear-evaluation accuracy, mean +- SEM over encoder seeds (results/tables/linear_eval/
+{setup}/{seed}.parquet). Output: one table (family, dim, setup, signal, sic, sic_err,
+z_median, z_err, power, accuracy, accuracy_sem, trained_on_signals) and one figure.
 """
 from __future__ import annotations
 
@@ -89,33 +92,74 @@ def read_nplm(paths: Sequence[str], strength: float | None) -> pd.DataFrame:
         power=("power", "mean"))
 
 
-def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dim, signal): sic, sic_err, z_median, z_err, power (NaN where missing)."""
+def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame,
+               family: str = "cathode") -> pd.DataFrame:
+    """One row per (dim, signal) of one family: sic, sic_err, z_median, z_err, power (NaN where missing)."""
     dims = pd.DataFrame({"dim": [int(d) for d in setups], "setup": list(setups.values())})
     a = dims.merge(sic, on="setup", how="left")
     b = dims.merge(z.rename(columns={"representation": "setup"}), on="setup", how="left")
     out = a.merge(b, on=["dim", "setup", "signal"], how="outer").sort_values(["signal", "dim"])
+    out.insert(0, "family", family)
     return out.dropna(subset=["signal"]).reset_index(drop=True)
 
 
+def _empty(**dtypes) -> pd.DataFrame:
+    return pd.DataFrame({k: pd.Series(dtype=object if v is str else v) for k, v in dtypes.items()})
+
+
+def read_linear(paths: Sequence[str]) -> pd.DataFrame:
+    """Linear-evaluation accuracy per representation: mean and SEM over encoder seeds."""
+    from .linear_eval import summarize_runs
+    contract = {"representation": "str", "dim": "int", "accuracy": "float", "accuracy_sem": "float",
+                "balanced_accuracy": "float", "balanced_accuracy_sem": "float"}
+    for p in paths:
+        read_parquet(p, contract, finite=False)
+    runs = pd.concat([read_parquet(p, None, finite=False) for p in paths], ignore_index=True)
+    return summarize_runs(runs)[["representation", "accuracy", "accuracy_sem", "trained_on_signals"]]
+
+
+def family_table(families: Mapping, z: pd.DataFrame, linear: pd.DataFrame | None) -> pd.DataFrame:
+    """Paper B scans: per (family, dim, signal) NPLM Z / power and the setup's linear accuracy."""
+    empty_sic = _empty(setup=str, signal=str, sic=float, sic_err=float)
+    parts = []
+    for family, setups in families.items():
+        part = scan_table(setups, empty_sic, z, family)
+        if linear is not None:
+            part = part.merge(linear.rename(columns={"representation": "setup"}), on="setup", how="left")
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def plot(table: pd.DataFrame, path: str, title: str) -> None:
+    """CATHODE SIC (family cathode), NPLM median Z and linear accuracy versus latent size."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax2 = ax.twinx()
-    for i, (signal, g) in enumerate(table.groupby("signal")):
-        c = f"C{i % 10}"
-        ax.errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=c, marker="o", ls="-", label=f"{signal} SIC")
-        ax2.errorbar(g["dim"], g["z_median"], yerr=g["z_err"], color=c, marker="s", ls="--",
-                     label=f"{signal} NPLM Z")
-    ax.set_xlabel("latent dimension")
-    ax.set_ylabel("CATHODE SIC (solid)")
-    ax2.set_ylabel("NPLM median Z (dashed)")
-    ax.set_title(title)
-    h1, l1 = ax.get_legend_handles_labels()
-    h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, fontsize=7)
+    sic = table[table["family"] == "cathode"]
+    fam = table[table["family"] != "cathode"]
+    panels = (["sic"] if len(sic) else []) + (["z", "acc"] if len(fam) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+    styles = {f: s for f, s in zip(fam["family"].unique(), ["-", "--", ":", "-."] * 4)}
+    for i, (signal, g) in enumerate(sic.groupby("signal")):
+        axes["sic"].errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=f"C{i % 10}", marker="o",
+                             label=signal)
+    for i, (signal, g) in enumerate(fam.groupby("signal")):
+        for family, h in g.groupby("family"):
+            axes["z"].errorbar(h["dim"], h["z_median"], yerr=h["z_err"], color=f"C{i % 10}", marker="s",
+                               ls=styles[family], label=f"{family}: {signal}")
+    if len(fam):
+        acc = fam.drop_duplicates(["family", "dim"])
+        for family, h in acc.groupby("family"):
+            axes["acc"].errorbar(h["dim"], h["accuracy"], yerr=h["accuracy_sem"], marker="o",
+                                 ls=styles[family], label=family)
+    labels = {"sic": "CATHODE SIC", "z": "NPLM median Z", "acc": "linear-evaluation accuracy"}
+    for key, ax in axes.items():
+        ax.set_xlabel("latent dimension D")
+        ax.set_ylabel(labels[key])
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
@@ -124,8 +168,9 @@ def plot(table: pd.DataFrame, path: str, title: str) -> None:
 
 def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="salad dimension-scan", description=__doc__)
-    parser.add_argument("--sic", required=True, help="CATHODE sensitivity table")
-    parser.add_argument("--nplm", nargs="+", required=True, help="NPLM power tables")
+    parser.add_argument("--sic", help="CATHODE sensitivity table (with dimension_scan.setups)")
+    parser.add_argument("--nplm", nargs="*", default=[], help="NPLM power tables of the family setups")
+    parser.add_argument("--linear", nargs="*", default=[], help="per-seed linear-evaluation tables")
     parser.add_argument("--table", required=True)
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--plot", required=True)
@@ -133,10 +178,24 @@ def cli(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = parse_stage_config(args.config)["dimension_scan"]
-    if not cfg["setups"]:
-        raise SaladError("dimension_scan.setups: empty")
-    sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
-    table = scan_table(cfg["setups"], sic, read_nplm(args.nplm, cfg.get("strength")))
+    families = cfg.get("families") or {}
+    if not cfg["setups"] and not families:
+        raise SaladError("dimension_scan: both setups and families are empty")
+    parts = []
+    if cfg["setups"]:
+        if not args.sic:
+            raise SaladError("dimension_scan.setups: --sic (CATHODE sensitivity table) is required")
+        sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
+        parts.append(scan_table(cfg["setups"], sic, _empty(representation=str, signal=str, z_median=float,
+                                                           z_err=float, power=float)))
+    if families:
+        if not args.nplm:
+            raise SaladError("dimension_scan.families: --nplm power tables are required")
+        linear = read_linear(args.linear) if args.linear else None
+        parts.append(family_table(families, read_nplm(args.nplm, cfg.get("strength")), linear))
+    table = pd.concat(parts, ignore_index=True)
     write_parquet(table, args.table, provenance("dimension-scan", cfg))
-    write_markdown({"Latent dimension scan: CATHODE SIC and NPLM median Z": table}, args.markdown)
-    plot(table, args.plot, f"εB = {cfg.get('eps_b')}")
+    sections = {f"Latent dimension scan: {f}": g.drop(columns="family")
+                for f, g in table.groupby("family", sort=False)}
+    write_markdown(sections, args.markdown)
+    plot(table, args.plot, f"εB = {cfg.get('eps_b')} (SIC); largest injection (Z)")
