@@ -256,9 +256,29 @@ def test_cli_fit_toys_summary(synthetic_inputs):
 def test_tsne_plot(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
-    nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {"max_points": 80, "perplexity": 10,
-                                                                             "min_score": -1.0}}, "toy")
+    nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {
+        "method": "tsne", "max_points": 80, "perplexity": 10, "min_score": -1.0}}, "toy")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_umap_map_is_seeded_and_keeps_local_structure(tmp_path):
+    """UMAP (paper B fig. V) is deterministic with a seed and keeps well-separated clusters apart;
+    the plot shows only points with f > min_score."""
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.normal(0, 0.3, (60, 4)), rng.normal(5, 0.3, (60, 4))]
+    a, b = nplm.embed_2d(x, "umap", 3, n_neighbors=10), nplm.embed_2d(x, "umap", 3, n_neighbors=10)
+    np.testing.assert_allclose(a, b)
+    centre = lambda e: e.mean(0)  # noqa: E731
+    gap = np.linalg.norm(centre(a[:60]) - centre(a[60:]))
+    spread = max(np.linalg.norm(a[:60] - centre(a[:60]), axis=1).mean(),
+                 np.linalg.norm(a[60:] - centre(a[60:]), axis=1).mean())
+    assert gap > 3 * spread
+    f = np.r_[np.zeros(60), np.ones(60)]
+    nplm.plot_tsne(x, f, str(tmp_path / "u.png"), {"seed": 0, "tsne": {"method": "umap", "max_points": 100,
+                                                                      "n_neighbors": 10, "min_score": 0.5}}, "toy")
+    assert (tmp_path / "u.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(nplm.SaladError, match="umap, tsne"):
+        nplm.embed_2d(x, "pca", 0)
 
 
 def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):

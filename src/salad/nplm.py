@@ -468,34 +468,56 @@ def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
         tmp.write_text("\n".join(lines))
 
 
-def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str) -> None:
-    """2D t-SNE (sklearn) of data points x (n, d) coloured by the NPLM score f(x) (n,).
+def embed_2d(xs: np.ndarray, method: str, seed: int, perplexity: float = 30.0,
+             n_neighbors: int = 15) -> np.ndarray:
+    """2-D map of standardised points xs (n, d): `umap` (umap-learn, paper B fig. V; fixed seed,
+    one thread: deterministic) or `tsne` (sklearn). Returns (n, 2)."""
+    if method == "umap":
+        import umap
+        return umap.UMAP(n_components=2, n_neighbors=int(min(n_neighbors, len(xs) - 1)),
+                         random_state=seed, n_jobs=1).fit_transform(xs)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+        perplexity = min(float(perplexity), (len(xs) - 1) / 3)
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(xs)
+    raise SaladError(f"nplm.tsne.method: {method!r} is not one of umap, tsne")
 
-    At most tsne.max_points points (seeded subsample) with f >= tsne.min_score (null: all),
-    drawn in increasing f so the most anomalous points are on top.
+
+def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str) -> None:
+    """2-D map (nplm.tsne.method: umap, paper B, or t-SNE) of data points x (n, d) coloured by
+    the NPLM score f(x) (n,).
+
+    At most tsne.max_points points (seeded subsample) with f > tsne.min_score (paper B: 0.5;
+    null: all), drawn in increasing f so the most anomalous points are on top.
     """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
     tcfg = cfg.get("tsne", {})
-    keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f >= float(tcfg["min_score"])
+    keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f > float(tcfg["min_score"])
+    cut = "" if tcfg.get("min_score") is None else f", f > {tcfg['min_score']}"
+    if keep.sum() < 20:          # too few anomalous-looking points for a map: show them all, say so
+        log.warning("nplm map: only %d data points with f > %s; mapping all points", keep.sum(),
+                    tcfg.get("min_score"))
+        cut = f", all points (only {int(keep.sum())} with f > {tcfg.get('min_score')})"
+        keep = np.ones(len(f), bool)
     idx = np.flatnonzero(keep)
     rng = np.random.default_rng(int(cfg["seed"]))
     if len(idx) > int(tcfg.get("max_points", 1500)):
         idx = np.sort(rng.choice(idx, int(tcfg.get("max_points", 1500)), replace=False))
     if len(idx) < 5:
-        raise SaladError(f"nplm.tsne.min_score: only {len(idx)} data points pass")
+        raise SaladError(f"nplm map: only {len(idx)} data points")
     xs = (x[idx] - x[idx].mean(0)) / np.where(x[idx].std(0) > 0, x[idx].std(0), 1.0)
-    perplexity = min(float(tcfg.get("perplexity", 30)), (len(idx) - 1) / 3)
-    emb = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg["seed"])).fit_transform(xs)
+    method = tcfg.get("method", "umap")
+    emb = embed_2d(xs, method, int(cfg["seed"]), float(tcfg.get("perplexity", 30)),
+                   int(tcfg.get("n_neighbors", 15)))
     order = np.argsort(f[idx])
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     sc = ax.scatter(emb[order, 0], emb[order, 1], c=f[idx][order], s=6, cmap="plasma")
     fig.colorbar(sc, ax=ax, label="NPLM score f(x) = learned log density ratio")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+    ax.set_title(f"{title}\n{method.upper()} of {len(idx)} data points{cut}", fontsize=9)
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
