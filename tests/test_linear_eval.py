@@ -24,7 +24,7 @@ def _classes(n_per=200, k=4, seed=0):
 def test_linearly_separable_latent_scores_high():
     rng, y = _classes()
     centres = np.array([[4, 0, 0], [-4, 0, 0], [0, 4, 0], [0, -4, 0]])
-    z = centres[y] + rng.normal(size=(len(y), 3))
+    z = (centres[y] + rng.normal(size=(len(y), 3))).astype(np.float32)   # float32 as embeddings are
     out = linear_eval.evaluate(z, y, CFG, seed=1)
     assert out["accuracy"] > 0.97 and out["balanced_accuracy"] > 0.97
     assert 0 <= out["accuracy_sem"] < 0.02 and out["folds"] == 5 and out["dim"] == 3

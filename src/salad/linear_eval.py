@@ -58,6 +58,7 @@ def train_linear(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: flo
 
 def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict:
     """k-fold linear evaluation of latent z (n, d) with integer class labels (n,)."""
+    z = np.asarray(z, np.float64)      # float32 latents too: the probe is fitted in float64
     classes, y = np.unique(labels, return_inverse=True)
     folds = int(cfg["folds"])
     if len(classes) < 2:
