@@ -8,9 +8,13 @@ nplm_summary    {setup}/{seed} -> p-values, Z, power, chi2 comparison (table, pl
 nplm_table      all representations -> results/tables/nplm.{parquet,md}
 tsne_nplm       {setup} -> t-SNE of data coloured by f(x)
 linear_eval(_table), information, dimension_scan
-A representation ({setup}) is an encoder setup of config `encoder.setups` or baseline_<name>.
+A representation ({setup}) is an encoder setup of config `encoder.setups` or baseline_<name>;
+every NPLM and linear-evaluation table row says whether it was trained on signal samples
+(`trained_on_signals`: an encoder setup with `signals: true` and a BSM group among its
+training samples; baselines never are).
 """
 import math
+import shlex
 
 BASELINE_NAMES = ["source", "leading", "ref22", "vae"]
 _SA_BASE = config.get("baselines") or {"seeds": [1]}
@@ -31,15 +35,39 @@ _SA_ENC_SETUPS = list(_SA_ENC.get("setups") or {})
 ruleorder: embed_baseline > embed
 
 
+def _signal_flag(setup):
+    """' --trained-on-signals' for a representation trained on BSM samples, else ''."""
+    resolved = globals().get("ENCODER_SETUPS", {}).get(setup)
+    aware = resolved is not None and any(g < 0 for g in resolved["train_samples"].values())
+    return " --trained-on-signals" if aware else ""
+
+
 _check_representations("nplm.representations", _SA_NPLM.get("representations", []))
 _check_representations("linear_eval.representations", _SA_LIN.get("representations", []))
 if _SA_INFO:
     _check_representations("information.setup", [_SA_INFO["setup"]])
 _SA_SCAN_SETUPS = {int(d): s for d, s in (_SA_SCAN.get("setups") or {}).items()}
-_SA_SCAN_ON = bool(_SA_SCAN_SETUPS) and all(s in _SA_ENC_SETUPS for s in _SA_SCAN_SETUPS.values())
-if _SA_SCAN_SETUPS and _SA_ENC_SETUPS and not _SA_SCAN_ON:
-    raise ValueError("config key dimension_scan.setups: "
-                     f"{sorted(set(_SA_SCAN_SETUPS.values()) - set(_SA_ENC_SETUPS))} not in encoder.setups")
+_SA_SCAN_FAMILIES = {f: {int(d): s for d, s in m.items()} for f, m in (_SA_SCAN.get("families") or {}).items()}
+_SA_SCAN_FAMILY_SETUPS = list(dict.fromkeys(s for m in _SA_SCAN_FAMILIES.values() for s in m.values()))
+_SA_SCAN_ALL = list(_SA_SCAN_SETUPS.values()) + _SA_SCAN_FAMILY_SETUPS
+_SA_SCAN_ON = bool(_SA_SCAN_ALL) and all(s in _SA_ENC_SETUPS for s in _SA_SCAN_ALL)
+if _SA_SCAN_ALL and _SA_ENC_SETUPS and not _SA_SCAN_ON:
+    raise ValueError("config key dimension_scan.setups/families: "
+                     f"{sorted(set(_SA_SCAN_ALL) - set(_SA_ENC_SETUPS))} not in encoder.setups")
+
+
+def _scan_inputs(kind):
+    """dimension_scan inputs: the CATHODE table (setups), NPLM power and per-seed linear tables (families)."""
+    if kind == "sic":
+        return [_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")] if _SA_SCAN_SETUPS else []
+    pattern = {"nplm": "results/tables/nplm/{}/{}_power.parquet",
+               "linear": "results/tables/linear_eval/{}/{}.parquet"}[kind]
+    return [pattern.format(s, seed) for s in _SA_SCAN_FAMILY_SETUPS for seed in representation_seeds(s)]
+
+
+def _scan_arg(flag, paths):
+    return f" {flag} " + " ".join(shlex.quote(str(p)) for p in paths) if len(paths) else ""
+
 
 # NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
 _NPLM_FIT = {k: v for k, v in _SA_NPLM.items()
@@ -152,6 +180,7 @@ rule nplm_summary:
     params:
         cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
         lumi=_SA_PSEUDO["luminosity_ifb"],
+        aware=lambda w: _signal_flag(w.setup),
     threads: 1
     resources:
         mem_mb=1000,
@@ -164,7 +193,7 @@ rule nplm_summary:
         "python -m salad nplm summary --fits {input.fits:q} --toys {input.toys:q}"
         " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
         " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
-        " --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
+        " --lumi {params.lumi}{params.aware} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule nplm_table:
@@ -228,6 +257,7 @@ rule linear_eval:
         "results/tables/linear_eval/{setup}/{seed}.parquet",
     params:
         cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in _SA_LIN.items() if k != "representations"}),
+        aware=lambda w: _signal_flag(w.setup),
     threads: threads_for("train")
     resources:
         mem_mb=2000,
@@ -239,7 +269,7 @@ rule linear_eval:
     shell:
         "python -m salad linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --name {wildcards.setup} --seed {wildcards.seed}"
-        " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+        " --output {output:q} --threads {threads}{params.aware} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule linear_eval_table:
@@ -301,9 +331,9 @@ rule dimension_scan:
     conda:
         "../envs/salad.yaml"
     input:
-        sic=_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet"),
-        nplm=lambda w: [f"results/tables/nplm/{s}/{seed}_power.parquet"
-                        for s in _SA_SCAN_SETUPS.values() for seed in representation_seeds(s)],
+        sic=_scan_inputs("sic"),
+        nplm=_scan_inputs("nplm"),
+        linear=_scan_inputs("linear"),
     output:
         table="results/tables/dimension_scan.parquet",
         markdown="results/tables/dimension_scan.md",
@@ -312,6 +342,9 @@ rule dimension_scan:
         plot_pdf="results/plots/dimension_scan.pdf",
     params:
         cfg=lambda w: cfg_arg("dimension_scan"),
+        sic=lambda w, input: _scan_arg("--sic", input.sic),
+        nplm=lambda w, input: _scan_arg("--nplm", input.nplm),
+        linear=lambda w, input: _scan_arg("--linear", input.linear),
     threads: 1
     resources:
         mem_mb=1000,
@@ -321,7 +354,7 @@ rule dimension_scan:
     benchmark:
         "results/benchmarks/dimension_scan.tsv"
     shell:
-        "python -m salad dimension-scan --sic {input.sic:q} --nplm {input.nplm:q} --table {output.table:q}"
+        "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear} --table {output.table:q}"
         " --markdown {output.markdown:q} --plot {output.plot:q} --config {params.cfg} > {log:q} 2>&1"
 
 

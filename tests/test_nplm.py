@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import stats
+from scipy import special, stats
 from sklearn.linear_model import LogisticRegression
 
 from salad import nplm
@@ -28,8 +28,9 @@ def test_newton_solver_matches_sklearn_on_nystrom_features():
     y = np.r_[np.zeros(300), np.ones(120)]
     w = np.r_[w_ref, np.ones(120)]
     phi = model.features(x).numpy()
-    # sklearn minimises 1/2 |b|^2 + C sum w BCE; ours (1/n) sum w BCE + lam |b|^2 -> C = 1/(2 n lam)
-    ref = LogisticRegression(C=1 / (2 * len(x) * lam), fit_intercept=False, tol=1e-12, max_iter=200,
+    # sklearn minimises 1/2 |b|^2 + C sum w BCE; ours (Falkon's convention)
+    # (1/n) sum w BCE + (lam/2) |b|^2 -> C = 1/(n lam)
+    ref = LogisticRegression(C=1 / (len(x) * lam), fit_intercept=False, tol=1e-12, max_iter=200,
                              solver="newton-cholesky")
     ref.fit(phi, y, sample_weight=w)
     np.testing.assert_allclose(model.beta.numpy(), ref.coef_[0], rtol=1e-5, atol=1e-6)
@@ -40,7 +41,7 @@ def test_newton_solver_matches_sklearn_on_nystrom_features():
 
 
 def test_newton_on_extended_likelihood_matches_scipy():
-    """loss='nplm': the minimiser of (1/n)[sum_R w (e^f - 1) - sum_D f] + lam |b|^2, and t = -2 n min."""
+    """loss='nplm': the minimiser of (1/n)[sum_R w (e^f - 1) - sum_D f] + (lam/2)|b|^2, and t = -2 n min."""
     from scipy.optimize import minimize
     rng = np.random.default_rng(2)
     x_ref, x_data = rng.normal(size=(300, 2)), rng.normal(0.4, 1.0, size=(100, 2))
@@ -51,15 +52,15 @@ def test_newton_on_extended_likelihood_matches_scipy():
     n = 400
 
     def obj(b):
-        return (np.sum(w_ref * np.expm1(phi_r @ b)) - np.sum(phi_d @ b)) / n + lam * b @ b
+        return (np.sum(w_ref * np.expm1(phi_r @ b)) - np.sum(phi_d @ b)) / n + lam / 2 * b @ b
 
     def grad(b):
-        return (phi_r.T @ (w_ref * np.exp(phi_r @ b)) - phi_d.sum(0)) / n + 2 * lam * b
+        return (phi_r.T @ (w_ref * np.exp(phi_r @ b)) - phi_d.sum(0)) / n + lam * b
 
     ref = minimize(obj, np.zeros(phi_r.shape[1]), jac=grad, method="BFGS", options={"gtol": 1e-12})
     np.testing.assert_allclose(model.beta.numpy(), ref.x, atol=1e-4)
     t = nplm.test_statistic(model(x_ref), w_ref, model(x_data))
-    assert t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam * ref.x @ ref.x), rel=1e-3) and t > 0
+    assert t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam / 2 * ref.x @ ref.x), rel=1e-3) and t > 0
 
 
 def test_tiny_weight_reference_region_keeps_t_sane_with_nplm_loss():
@@ -90,11 +91,11 @@ def test_identical_samples_consistent_with_null_and_shift_is_large(loss):
             for s in range(12)]                 # independent data of the reference's law
     shifted = nplm.run_test(x_ref, w_ref, rng.normal(0.6, 1.0, size=(400, 2)), sigma, cfg, 99).t
     fit = nplm.chi2_fit(np.array(null))
-    p_same = [nplm.significance(t, np.array(null), fit["dof"])["p_empirical"] for t in same]
+    p_same = [nplm.significance(t, np.array(null), fit["dof"])["p"] for t in same]
     assert np.median(p_same) > 0.1 and stats.ks_2samp(same, null).pvalue > 0.01
     sig = nplm.significance(shifted, np.array(null), fit["dof"])
     assert shifted > 3 * max(null)
-    assert sig["z"] > 5 and sig["z_from_chi2"]
+    assert sig["z"] > 5 and sig["z_source"] == "chi2_extrapolation"
 
 
 @pytest.mark.parametrize("loss", ["logistic", "nplm"])
@@ -113,6 +114,57 @@ def test_chi2_fit_recovers_dof():
     assert abs(out["dof"] - 7.0) < 0.3 and out["ks_pvalue"] > 0.01
     bad = nplm.chi2_fit(rng.normal(20, 0.5, size=2000))      # far narrower than any chi2
     assert bad["ks_pvalue"] < 1e-6
+
+
+def test_p_value_counts_toys_as_k_plus_one_over_n_plus_one():
+    null = np.arange(1.0, 101.0)            # 100 toys, t = 1..100
+    sig = nplm.significance(95.5, null, 10.0)   # toys 96..100 reach it: k = 5
+    assert sig["k_toys"] == 5 and sig["n_toys"] == 100 and sig["z_source"] == "toys"
+    assert sig["p"] == pytest.approx(6 / 101)
+    assert sig["z"] == pytest.approx(stats.norm.isf(6 / 101), rel=1e-10)
+    assert sig["log10_p"] == pytest.approx(np.log10(6 / 101))
+    tie = nplm.significance(96.0, null, 10.0)   # t >= t_obs counts the tie
+    assert tie["k_toys"] == 5 and tie["p"] == pytest.approx(6 / 101)
+    low = nplm.significance(-1.0, null, 10.0)   # every toy exceeds: p = 1, Z = -inf
+    assert low["p"] == 1.0 and low["z"] == -np.inf
+    # pure chi2 columns from logsf, no floor: Z of a huge t is finite and grows with t
+    big = nplm.significance(5000.0, null, 10.0)
+    assert np.isfinite(big["z_chi2"]) and big["z_chi2"] > 60 and big["p_chi2"] == 0.0
+    assert big["z_chi2"] > nplm.significance(1000.0, null, 10.0)["z_chi2"]
+
+
+@pytest.mark.parametrize("dof", [3.0, 10.0, 25.5])
+def test_chi2_logsf_deep_tail(dof):
+    # where scipy is still finite the two agree; beyond, the tail keeps falling like the
+    # leading term -t/2 + (dof/2 - 1) ln(t/2) - lgamma(dof/2)
+    for t in (5.0, 60.0, 800.0, 1100.0, 1250.0):   # 1250: continued fraction vs scipy
+        ref = stats.chi2.logsf(t, dof)
+        if ref > -650:
+            assert nplm.chi2_logsf(t, dof) == pytest.approx(ref, rel=1e-9)
+    for t in (3000.0, 1e5):
+        a, x = dof / 2, t / 2
+        lead = -x + (a - 1) * np.log(x) - special.gammaln(a)
+        assert nplm.chi2_logsf(t, dof) == pytest.approx(lead + np.log1p((a - 1) / x), abs=1e-3)
+
+
+def test_chi2_extrapolation_is_labelled_anchored_and_monotone():
+    rng = np.random.default_rng(0)
+    null = rng.chisquare(8.0, size=200)
+    t_max = null.max()
+    dof = 8.0
+    beyond = nplm.significance(t_max + 10, null, dof)
+    assert beyond["z_source"] == "chi2_extrapolation" and beyond["k_toys"] == 0
+    expected = np.log(1 / 201) + stats.chi2(dof).logsf(t_max + 10) - stats.chi2(dof).logsf(t_max)
+    assert np.log(beyond["p"]) == pytest.approx(expected, rel=1e-10)
+    assert nplm.significance(t_max, null, dof)["z_source"] == "toys"
+    # t -> Z non-decreasing over the toys, across the largest toy and far into the tail,
+    # also with a fitted dof whose chi2 tail is heavier than the toys' (the old non-monotone case)
+    grid = np.r_[np.sort(null), np.linspace(t_max, t_max + 3000, 200)]
+    for fit_dof in (dof, 20.0, 3.0):
+        z = np.array([nplm.significance(t, null, fit_dof)["z"] for t in grid])
+        assert np.all(np.diff(z) >= -1e-12) and np.isfinite(z[-1]) and z[-1] > 20
+    just_above = nplm.significance(t_max + 1e-9, null, 20.0)
+    assert just_above["p"] == pytest.approx(1 / 201, rel=1e-6)   # continuous at the anchor
 
 
 def test_toy_draw_poisson_weighted_without_replacement():
@@ -161,7 +213,7 @@ def synthetic_inputs(tmp_path):
 def test_cli_fit_toys_summary(synthetic_inputs):
     tmp, files = synthetic_inputs
     # expected background: L * sum(weight) = 1.0 * (3000*0.2 + 1000*0.1) = 700 events
-    cfg = {"nplm": {"reference_subsets": ["train", "val", "test"], "kernel_percentile": 90,
+    cfg = {"nplm": {"reference_subsets": ["test"], "kernel_percentile": 90,
                     "lambda": 1e-6, "n_centers": None, "max_iter": 100, "tol": 1e-10, "seed": 3,
                     "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True, "include_myy": False, "loss": "nplm",
                     "max_reference": None},
@@ -191,6 +243,9 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     nplm.cli(["summary", "--fits", str(tmp / "fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
               str(tmp / "toys1.parquet"), "--name", "synthetic", "--seed", "2", *[a for k, v in out.items() for a in (f"--{k}", v)],
               "--config", json.dumps(cfg)])
+    labelled = read_parquet(out["table"], None)
+    assert not labelled["trained_on_signals"].any()
+    assert set(labelled["z_source"]) <= {"toys", "chi2_extrapolation"}
     table = read_parquet(out["table"], {"t": "float", "z": "float"})
     assert table["t"].iloc[0] > toys["t"].max() and table["z"].iloc[0] > 3
     power = read_parquet(out["power"], {"representation": "str", "seed": "int", "power": "float"})
@@ -201,9 +256,29 @@ def test_cli_fit_toys_summary(synthetic_inputs):
 def test_tsne_plot(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
-    nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {"max_points": 80, "perplexity": 10,
-                                                                             "min_score": -1.0}}, "toy")
+    nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {
+        "method": "tsne", "max_points": 80, "perplexity": 10, "min_score": -1.0}}, "toy")
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_umap_map_is_seeded_and_keeps_local_structure(tmp_path):
+    """UMAP (paper B fig. V) is deterministic with a seed and keeps well-separated clusters apart;
+    the plot shows only points with f > min_score."""
+    rng = np.random.default_rng(1)
+    x = np.r_[rng.normal(0, 0.3, (60, 4)), rng.normal(5, 0.3, (60, 4))]
+    a, b = nplm.embed_2d(x, "umap", 3, n_neighbors=10), nplm.embed_2d(x, "umap", 3, n_neighbors=10)
+    np.testing.assert_allclose(a, b)
+    centre = lambda e: e.mean(0)  # noqa: E731
+    gap = np.linalg.norm(centre(a[:60]) - centre(a[60:]))
+    spread = max(np.linalg.norm(a[:60] - centre(a[:60]), axis=1).mean(),
+                 np.linalg.norm(a[60:] - centre(a[60:]), axis=1).mean())
+    assert gap > 3 * spread
+    f = np.r_[np.zeros(60), np.ones(60)]
+    nplm.plot_tsne(x, f, str(tmp_path / "u.png"), {"seed": 0, "tsne": {"method": "umap", "max_points": 100,
+                                                                      "n_neighbors": 10, "min_score": 0.5}}, "toy")
+    assert (tmp_path / "u.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(nplm.SaladError, match="umap, tsne"):
+        nplm.embed_2d(x, "pca", 0)
 
 
 def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
@@ -228,5 +303,44 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
                str(tmp_path / "p1.parquet"), *[a for k, v in out.items() for a in (f"--{k}", v)],
                "--config", json.dumps(cfg)])
     table = read_parquet(out["table"], None)
-    assert list(table["dim"]) == [2, 6] and list(table["z_median"]) == [1.0, 3.5]
-    assert list(table["sic"]) == [4.0, 8.0]
+    assert list(table["dim"]) == [2, 6] and list(table["sic"]) == [4.0, 8.0]
+    assert (table["family"] == "cathode").all() and table["z_median"].isna().all()  # SIC only
+    # paper B families: NPLM Z and linear accuracy (mean +- SEM over seeds) of background-only setups
+    runs = pd.DataFrame({"representation": ["sim_d4", "sim_d4", "sim_d8"], "seed": [1, 2, 1],
+                         "trained_on_signals": False, "dim": [4, 4, 8], "accuracy": [0.5, 0.7, 0.8],
+                         "accuracy_sem": 0.01, "balanced_accuracy": 0.4, "balanced_accuracy_sem": 0.0})
+    lin = []
+    for i, r in runs.iterrows():
+        write_parquet(runs.iloc[[i]], tmp_path / f"l{i}.parquet", {})
+        lin.append(str(tmp_path / f"l{i}.parquet"))
+    zf = pd.DataFrame({"representation": ["sim_d4", "sim_d8"], "seed": 1, "signal": "Y400", "strength": 5.0,
+                       "z_median": [2.0, 4.0], "power": [0.0, 1.0]})
+    write_parquet(zf, tmp_path / "zf.parquet", {})
+    cfg["dimension_scan"]["families"] = {"simclr": {"4": "sim_d4", "8": "sim_d8"}}
+    scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "zf.parquet"),
+               "--linear", *lin, *[a for k, v in out.items() for a in (f"--{k}", v)],
+               "--config", json.dumps(cfg)])
+    table = read_parquet(out["table"], None, finite=False)
+    fam = table[table["family"] == "simclr"].sort_values("dim")
+    assert list(fam["z_median"]) == [2.0, 4.0] and list(fam["accuracy"]) == pytest.approx([0.6, 0.8])
+    assert fam["accuracy_sem"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2)) and np.isnan(fam["accuracy_sem"].iloc[1])
+    assert "simclr" in open(out["markdown"]).read() and open(out["plot"], "rb").read(4) == b"\x89PNG"
+
+
+def test_reference_is_withheld_from_embedding_training(synthetic_inputs):
+    """Reference event ids are disjoint from every id an encoder (or the VAE) trains on."""
+    from salad.encoder.train import TRAINING_SUBSETS
+    tmp, files = synthetic_inputs
+    assert set(nplm.EMBEDDING_TRAINING_SUBSETS) == set(TRAINING_SUBSETS)
+    cfg = {"reference_subsets": ["test"], "kernel_percentile": 90, "seed": 3, "max_reference": None}
+    samples = nplm.prepare(str(tmp / "emb.parquet"), files["preselected"], files["split"], cfg, 1.0)
+    split = pd.concat([read_parquet(p, None) for p in files["split"]])
+    training_ids = set(split.loc[split["subset"].isin(TRAINING_SUBSETS), "event_id"])
+    test_ids = set(split.loc[split["subset"] == "test", "event_id"])
+    assert len(samples.ref_ids) == len(samples.x_ref) > 100
+    assert not set(samples.ref_ids.tolist()) & training_ids
+    assert set(samples.ref_ids.tolist()) == test_ids          # every background test event, no signal
+    for bad in (["train", "val", "test"], ["val"]):
+        with pytest.raises(nplm.SaladError, match="nplm.reference_subsets"):
+            nplm.prepare(str(tmp / "emb.parquet"), files["preselected"], files["split"],
+                         {**cfg, "reference_subsets": bad}, 1.0)

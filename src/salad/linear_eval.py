@@ -1,13 +1,15 @@
 """Linear evaluation of a frozen latent (paper B sec. V-C).
 
 One linear layer (d -> n_classes) on the latent means of background events (process group
-0..4 as classes), trained with cross-entropy (full-batch L-BFGS, L2 `weight_decay`, optional
-class-balanced weights) on k-1 folds and scored on the held-out fold (stratified k-fold over
-the encoder-half events of `linear_eval.subsets`). Reported: accuracy and class-balanced
-accuracy, mean and standard error of the mean over the k folds.
+0..4 as classes), trained with cross-entropy (full-batch L-BFGS, L2 `weight_decay`; plain CE
+as in paper B unless `balanced: true` asks for class-balanced weights) on k-1 folds and scored
+on the held-out fold (stratified k-fold over the encoder-half events of `linear_eval.subsets`).
 
-Output table (one row): representation, seed, dim, n_events, n_classes, folds, accuracy,
-accuracy_sem, balanced_accuracy, balanced_accuracy_sem.
+Per encoder training (one row): representation, seed, trained_on_signals, dim, n_events,
+n_classes, folds, accuracy, accuracy_sem, balanced_accuracy, balanced_accuracy_sem (means and
+SEMs over the probe folds). The collected table (`summarize_runs`) reports, per
+representation, plain accuracy as mean +- standard error over the encoder trainings (seeds),
+as paper B does over its 5 cross-validated encoders; balanced accuracy is an extra column.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ def train_linear(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: flo
 
 def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict:
     """k-fold linear evaluation of latent z (n, d) with integer class labels (n,)."""
+    z = np.asarray(z, np.float64)      # float32 latents too: the probe is fitted in float64
     classes, y = np.unique(labels, return_inverse=True)
     folds = int(cfg["folds"])
     if len(classes) < 2:
@@ -78,6 +81,30 @@ def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict
             "balanced_accuracy": float(np.mean(bacc)), "balanced_accuracy_sem": sem(bacc)}
 
 
+def _sem(values) -> float:
+    values = np.asarray(values, float)
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per representation: accuracy and balanced accuracy, mean and SEM over encoder seeds.
+
+    runs: one row per (representation, seed) (cli evaluate output). With one seed the SEM over
+    seeds is undefined (NaN) and `accuracy_fold_sem` (the probe folds' SEM) is the only error.
+    """
+    if "trained_on_signals" not in runs:
+        runs = runs.assign(trained_on_signals=False)
+    rows = []
+    for name, g in runs.groupby("representation", sort=False):
+        rows.append({"representation": name, "trained_on_signals": bool(g["trained_on_signals"].any()),
+                     "dim": int(g["dim"].iloc[0]), "seeds": len(g),
+                     "accuracy": float(g["accuracy"].mean()), "accuracy_sem": _sem(g["accuracy"]),
+                     "balanced_accuracy": float(g["balanced_accuracy"].mean()),
+                     "balanced_accuracy_sem": _sem(g["balanced_accuracy"]),
+                     "accuracy_fold_sem": float(g["accuracy_sem"].mean())})
+    return pd.DataFrame(rows)
+
+
 def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="salad linear-eval", description=__doc__)
     parser.add_argument("--embedding", help="embeddings Parquet (evaluate mode)")
@@ -89,6 +116,8 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--markdown", help="collect mode: Markdown output")
     parser.add_argument("--output", required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--trained-on-signals", action="store_true",
+                        help="label the representation as trained on signal samples")
     parser.add_argument("--config", help="JSON: {linear_eval: {...}}")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -97,7 +126,8 @@ def cli(argv: list[str]) -> None:
     if args.collect:
         for p in args.collect:
             read_parquet(p, {"representation": "str", "accuracy": "float", "accuracy_sem": "float"})
-        table = pd.concat([read_parquet(p, None) for p in args.collect], ignore_index=True)
+        runs = pd.concat([read_parquet(p, None) for p in args.collect], ignore_index=True)
+        table = summarize_runs(runs)
         write_parquet(table, args.output, provenance("linear-eval", cfg))
         if args.markdown:
             write(linear_eval_md(table), args.markdown)
@@ -109,7 +139,7 @@ def cli(argv: list[str]) -> None:
     if cfg.get("max_events") and len(events) > cfg["max_events"]:
         events = events.sample(n=int(cfg["max_events"]), random_state=int(cfg["seed"]))
     z = latent_for(args.embedding, events["event_id"].to_numpy(), means=True)
-    row = {"representation": args.name, "seed": args.seed,
+    row = {"representation": args.name, "seed": args.seed, "trained_on_signals": bool(args.trained_on_signals),
            **evaluate(z, events["group"].to_numpy(), cfg, int(cfg["seed"]) + args.seed)}
     log.info("%s/%d: accuracy %.4f +- %.4f", args.name, args.seed, row["accuracy"], row["accuracy_sem"])
     write_parquet(pd.DataFrame([row]), args.output, provenance("linear-eval", cfg, name=args.name))

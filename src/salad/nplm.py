@@ -1,23 +1,25 @@
 """NPLM goodness-of-fit test (paper B sec. IV) with a Falkon-style kernel logistic regression.
 
-Reference R: simulated SM background (encoder-half events of `reference_subsets`), each event
+Reference R: simulated SM background (encoder-half events of `reference_subsets`, which must
+avoid the subsets embeddings train on, EMBEDDING_TRAINING_SUBSETS: paper B withholds 20 % of
+the background from embedding training for the test; here the `test` subset), each event
 weighted w_i = weight_i * N_exp / sum_R weight, so sum_R w = N_exp = L * sum(weight over every
 preselected background event), the expected background yield of the data [events].
 Data D: one pseudo-data sample (weights 1). The model f(x) = sum_m alpha_m k(x, c_m) uses
 M Gaussian Nystrom centres (M = sqrt(N_R + N_D) by default, drawn from R u D) of width sigma
 (the `kernel_percentile`-th percentile of pairwise distances in R) and minimises
 
-    (1/n) sum_i w_i BCE(y_i, f(x_i)) + lambda * alpha^T K_MM alpha,   y = 0 on R, 1 on D
+    (1/n) sum_i w_i BCE(y_i, f(x_i)) + (lambda/2) alpha^T K_MM alpha,   y = 0 on R, 1 on D
 
 (Falkon's weighted logistic loss, `loss: logistic`), or, with `loss: nplm` (default in the
-configs), the extended-likelihood loss itself, (1/n)[sum_R w (e^f - 1) - sum_D f] + lambda |.|^2,
-whose minimum is -t/(2n) (original NPLM). Both are convex; we solve them exactly by Newton
-steps, each a direct Cholesky solve of an r x r system (r <= M) in the whitened Nystrom basis
-phi(x) = k(x, C) K_MM^{-1/2}. Why `nplm` by default: with very unequal MC weights (yy vs ttH
-events differ by ~10^3), the logistic loss barely penalises f on tiny-weight reference events
-in data-free regions (w softplus(f) ~ w f), f extrapolates to O(10) there and the e^f term
-of eq. 7 then drives t to large negative values (measured: toys' t down to -2e5 at lambda=1e-6);
-the extended likelihood penalises exactly w e^f and gives t >= 0 with a chi^2-like null.
+configs), the extended-likelihood loss itself, (1/n)[sum_R w (e^f - 1) - sum_D f] + (lambda/2)|.|^2,
+whose minimum is -t/(2n) (original NPLM); n = N_R + N_D. lambda follows Falkon's convention
+(LogisticFalkon's gradient is (1/n) K_Mn l' + lambda K_MM alpha, i.e. a (lambda/2)|f|_H^2
+penalty), so paper B's lambda values carry over unchanged. Both losses are convex; we solve
+them exactly by Newton steps, each a direct Cholesky solve of an r x r system (r <= M) in the
+whitened Nystrom basis phi(x) = k(x, C) K_MM^{-1/2}. `nplm` is the default because it
+minimises eq. 7 itself (the logistic loss only approximates the log density ratio); no case
+where the logistic loss fails has been reproduced, so both are offered.
 The test statistic is paper B eq. 7 (extended likelihood ratio):
 
     t = 2 [ sum_D f(x) - sum_R w (exp f(x) - 1) ].
@@ -49,6 +51,9 @@ from .errors import SaladError
 
 log = logging.getLogger("salad.nplm")
 DTYPE = torch.float64
+#: Encoder-half subsets that encoders (salad.encoder.train.TRAINING_SUBSETS) and the VAE
+#: baseline train / early-stop on: never part of the NPLM reference.
+EMBEDDING_TRAINING_SUBSETS = ("train", "val")
 
 
 # ---------------------------------------------------------------- kernel machinery
@@ -125,7 +130,7 @@ def nplm_terms(y: torch.Tensor, w: torch.Tensor):
 
 def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
            tol: float = 1e-12) -> tuple[torch.Tensor, int, bool]:
-    """Minimise (1/n) sum_i loss_i(phi_i . beta) + lam |beta|^2 by damped Newton (Cholesky).
+    """Minimise (1/n) sum_i loss_i(phi_i . beta) + (lam/2) |beta|^2 by damped Newton (Cholesky).
 
     phi (n, r); terms(f) -> per-point (loss, first, second derivative), convex in f.
     Returns (beta (r,), iterations, converged): converged when Newton decrement^2 / 2 < tol.
@@ -134,15 +139,15 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
     beta = torch.zeros(r, dtype=DTYPE, device=phi.device)
 
     def objective(b):
-        value = float(terms(phi @ b)[0].sum() / n + lam * (b @ b))
+        value = float(terms(phi @ b)[0].sum() / n + 0.5 * lam * (b @ b))
         return value if np.isfinite(value) else np.inf
 
     value = objective(beta)
     eye = torch.eye(r, dtype=DTYPE, device=phi.device)
     for it in range(1, max_iter + 1):
         _, d1, d2 = terms(phi @ beta)
-        grad = phi.T @ d1 / n + 2 * lam * beta
-        hess = (phi.T * d2) @ phi / n + 2 * lam * eye
+        grad = phi.T @ d1 / n + lam * beta
+        hess = (phi.T * d2) @ phi / n + lam * eye
         chol, info = torch.linalg.cholesky_ex(hess)
         jitter = 1e-12 * float(hess.diagonal().mean())
         while int(info) != 0:                # numerically indefinite: add jitter
@@ -243,6 +248,7 @@ class Samples:
     pool: list[tuple[np.ndarray, np.ndarray, float]]
     sigma: float
     scale: tuple[np.ndarray, np.ndarray]
+    ref_ids: np.ndarray | None = None     # event_id of every reference event
 
     @property
     def n_expected(self) -> float:
@@ -271,6 +277,10 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     if (bkg["weight"] < 0).any():
         raise SaladError("nplm: negative event weights are not supported in the reference")
     n_expected = float(luminosity * bkg["weight"].sum())
+    overlap = sorted(set(cfg["reference_subsets"]) & set(EMBEDDING_TRAINING_SUBSETS))
+    if overlap:
+        raise SaladError(f"nplm.reference_subsets: {overlap} train the embeddings; the reference "
+                         "must be withheld from embedding training (use [test])")
     ref = bkg[bkg["subset"].isin(cfg["reference_subsets"])]
     if cfg.get("max_reference") and len(ref) > cfg["max_reference"]:
         ref = ref.sample(n=int(cfg["max_reference"]), random_state=int(cfg["seed"]))
@@ -301,7 +311,7 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     sigma = kernel_width(x_ref, float(cfg["kernel_percentile"]), seed=int(cfg["seed"]))
     log.info("nplm: N_ref=%d (sum w = N_exp = %.1f), pool=%d, sigma=%.3f, d=%d", len(x_ref),
              n_expected, len(data), sigma, x_ref.shape[1])
-    return Samples(x_ref, w_ref, x_pool, pool, sigma, scale)
+    return Samples(x_ref, w_ref, x_pool, pool, sigma, scale, ref["event_id"].to_numpy(np.int64))
 
 
 def draw_toy(samples: Samples, rng: np.random.Generator) -> np.ndarray:
@@ -346,19 +356,64 @@ def chi2_fit(t_null: np.ndarray) -> dict:
             "n_toys": len(t_null), "t_median": float(np.median(t_null)), "t_mean": float(t_null.mean())}
 
 
-def significance(t_obs: float, t_null: np.ndarray, dof: float) -> dict:
-    """Empirical p-value and Z (paper B eq. 10), and the chi^2-asymptotic ones.
+def chi2_logsf(t: float, dof: float) -> float:
+    """log P(chi2_dof >= t), finite for any t (scipy's logsf underflows to -inf near 1e-308).
 
-    `z` is the empirical Z unless no toy reaches t_obs; then the chi^2 value (`z_from_chi2`).
+    Deep tails (scipy value below -600 or -inf) use the continued fraction of the regularised
+    upper incomplete gamma Q(dof/2, t/2) evaluated in log space (valid for t/2 > dof/2 + 1).
+    """
+    value = float(stats.chi2.logsf(t, dof))
+    a, x = dof / 2.0, t / 2.0
+    if value > -600.0 or x <= a + 1:
+        return value
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return -x + a * math.log(x) - math.lgamma(a) + math.log(h)
+
+
+def z_from_logp(log_p: float) -> float:
+    """Z = Phi^-1(1 - p) (paper B eq. 10) from log p, exact for any p > 0 (no underflow floor)."""
+    from scipy.special import ndtri_exp
+    return float(-ndtri_exp(min(float(log_p), 0.0)))
+
+
+def significance(t_obs: float, t_null: np.ndarray, dof: float) -> dict:
+    """One-sided p-value and Z of t_obs against N null toys (paper B eq. 10).
+
+    k toys with t >= t_obs: p = (k + 1) / (N + 1) (`z_source` "toys"; never 0, valid for a
+    finite toy sample). Beyond the largest toy (k = 0) the tail is extrapolated with the fitted
+    chi^2 (`z_source` "chi2_extrapolation"), anchored at the largest toy t_max:
+    p = 1/(N+1) * sf(t_obs) / sf(t_max), so p is continuous there and t -> Z is non-decreasing
+    everywhere. All in log space (Z stays finite for any t). Also reported: the pure chi^2
+    asymptotic p and Z (`p_chi2`, `z_chi2`) and log10 p.
     """
     t_null = np.asarray(t_null, float)
+    n = len(t_null)
+    if n == 0:
+        raise SaladError("nplm: no null toys")
     k = int((t_null >= t_obs).sum())
-    p_emp = k / len(t_null)
-    p_chi2 = float(stats.chi2(dof).sf(t_obs))
-    z_emp = float(stats.norm.isf(p_emp)) if k > 0 else float("inf")
-    z_chi2 = float(stats.norm.isf(max(p_chi2, 1e-300)))
-    return {"p_empirical": p_emp, "z_empirical": z_emp, "p_chi2": p_chi2, "z_chi2": z_chi2,
-            "z": z_emp if k > 0 else z_chi2, "z_from_chi2": k == 0}
+    if k > 0:
+        log_p, source = math.log((k + 1) / (n + 1)), "toys"
+    else:
+        tail = chi2_logsf(t_obs, dof) - chi2_logsf(float(t_null.max()), dof)
+        log_p, source = -math.log(n + 1) + min(tail, 0.0), "chi2_extrapolation"
+    log_p_chi2 = chi2_logsf(t_obs, dof)
+    return {"k_toys": k, "n_toys": n, "p": math.exp(log_p), "log10_p": log_p / math.log(10),
+            "z": z_from_logp(log_p), "z_source": source,
+            "p_chi2": math.exp(log_p_chi2), "z_chi2": z_from_logp(log_p_chi2)}
 
 
 def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -477,37 +532,58 @@ def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
         tmp.write_text("\n".join(lines))
 
 
+def embed_2d(xs: np.ndarray, method: str, seed: int, perplexity: float = 30.0,
+             n_neighbors: int = 15) -> np.ndarray:
+    """2-D map of standardised points xs (n, d): `umap` (umap-learn, paper B fig. V; fixed seed,
+    one thread: deterministic) or `tsne` (sklearn). Returns (n, 2)."""
+    if method == "umap":
+        import umap
+        return umap.UMAP(n_components=2, n_neighbors=int(min(n_neighbors, len(xs) - 1)),
+                         random_state=seed, n_jobs=1).fit_transform(xs)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+        perplexity = min(float(perplexity), (len(xs) - 1) / 3)
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(xs)
+    raise SaladError(f"nplm.tsne.method: {method!r} is not one of umap, tsne")
+
+
 def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
               lumi: float | None = None) -> None:
-    """2D t-SNE (sklearn) of data points x (n, d) coloured by the NPLM score f(x) (n,).
+    """2-D map (nplm.tsne.method: umap, paper B, or t-SNE) of data points x (n, d) coloured by
+    the NPLM score f(x) (n,).
 
-    At most tsne.max_points points (seeded subsample) with f >= tsne.min_score (null: all),
-    drawn in increasing f so the most anomalous points are on top.
+    At most tsne.max_points points (seeded subsample) with f > tsne.min_score (paper B: 0.5;
+    null: all), drawn in increasing f so the most anomalous points are on top.
     """
-    from sklearn.manifold import TSNE
-
     from . import plotstyle as ps
     plt = ps.pyplot()
     tcfg = cfg.get("tsne", {})
-    keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f >= float(tcfg["min_score"])
+    keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f > float(tcfg["min_score"])
+    cut = "" if tcfg.get("min_score") is None else f", f > {tcfg['min_score']}"
+    if keep.sum() < 20:          # too few anomalous-looking points for a map: show them all, say so
+        log.warning("nplm map: only %d data points with f > %s; mapping all points", keep.sum(),
+                    tcfg.get("min_score"))
+        cut = f", all points (only {int(keep.sum())} with f > {tcfg.get('min_score')})"
+        keep = np.ones(len(f), bool)
     idx = np.flatnonzero(keep)
     rng = np.random.default_rng(int(cfg["seed"]))
     if len(idx) > int(tcfg.get("max_points", 1500)):
         idx = np.sort(rng.choice(idx, int(tcfg.get("max_points", 1500)), replace=False))
     if len(idx) < 5:
-        raise SaladError(f"nplm.tsne.min_score: only {len(idx)} data points pass")
+        raise SaladError(f"nplm map: only {len(idx)} data points")
     xs = (x[idx] - x[idx].mean(0)) / np.where(x[idx].std(0) > 0, x[idx].std(0), 1.0)
-    perplexity = min(float(tcfg.get("perplexity", 30)), (len(idx) - 1) / 3)
-    emb = TSNE(2, perplexity=perplexity, init="pca", random_state=int(cfg["seed"])).fit_transform(xs)
+    method = tcfg.get("method", "umap")
+    emb = embed_2d(xs, method, int(cfg["seed"]), float(tcfg.get("perplexity", 30)),
+                   int(tcfg.get("n_neighbors", 15)))
     order = np.argsort(f[idx])
     fig, ax = plt.subplots(figsize=(7.5, 6.2))
     sc = ax.scatter(emb[order, 0], emb[order, 1], c=f[idx][order], s=7, cmap="plasma")
     fig.colorbar(sc, ax=ax, label="NPLM score $f(x)$ (learned log density ratio)")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlabel("t-SNE axis 1 (a.u.)")
-    ax.set_ylabel("t-SNE axis 2 (a.u.)")
-    ax.set_title(title, fontsize=12, pad=26)
+    ax.set_xlabel(f"{method.upper()} axis 1 (a.u.)")
+    ax.set_ylabel(f"{method.upper()} axis 2 (a.u.)")
+    ax.set_title(f"{title}\n{method.upper()} of {len(idx)} data points{cut}", fontsize=11, pad=26)
     ps.exp_label(ax, lumi)
     fig.tight_layout()
     ps.save(fig, path)
@@ -553,6 +629,8 @@ def cli(argv: list[str]) -> None:
     p_sum.add_argument("--null", required=True)
     p_sum.add_argument("--markdown", required=True)
     p_sum.add_argument("--plot", required=True)
+    p_sum.add_argument("--trained-on-signals", action="store_true",
+                       help="label the representation as trained on signal samples")
     p_sum.add_argument("--config")
     p_sum.add_argument("--lumi", type=float, default=None, help="luminosity label [fb^-1]")
     p_tsne = sub.add_parser("tsne", help="t-SNE of data coloured by f(x)")
@@ -624,7 +702,9 @@ def _summary_cli(args) -> None:
     per, power, null = summarize(fits, toys["t"].to_numpy(), float(cfg["z_threshold"]))
     null = {"representation": args.name, "seed": args.seed, **null,
             "seconds_per_toy": float(toys["seconds"].mean()), "seconds_per_fit": float(fits["seconds"].mean())}
+    null["trained_on_signals"] = bool(args.trained_on_signals)
     for frame in (per, power):
+        frame.insert(0, "trained_on_signals", bool(args.trained_on_signals))
         frame.insert(0, "seed", args.seed)
         frame.insert(0, "representation", args.name)
     prov = provenance("nplm-summary", cfg)

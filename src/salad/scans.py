@@ -1,10 +1,13 @@
-"""Latent-dimension scan (paper B fig. III, paper A's SIC): SIC and NPLM Z versus latent size.
+"""Latent-dimension scans: CATHODE SIC (paper A) and paper B's NPLM Z and linear accuracy vs D.
 
-Inputs: the CATHODE sensitivity table (results/tables/cathode_sensitivity.parquet, read by
-`read_sic_table`, tolerant of its exact column names) and the NPLM power tables of the scanned
-setups (results/tables/nplm/{setup}/{seed}_power.parquet). Output: a table (dim, setup,
-signal, sic, sic_err, z_median, z_err, power) and one figure with SIC (left axis) and NPLM
-median Z (right axis) versus latent size, one colour per signal.
+`dimension_scan.setups` {D: setup}: CATHODE SIC per latent size from the sensitivity table
+(results/tables/cathode_sensitivity.parquet, read by `read_sic_table`, tolerant of its exact
+column names); family "cathode". `dimension_scan.families` {family: {D: setup}}: paper B's
+scans (self-supervised SimCLR D = 4..64, supervised VICReg D = 2..32), background-only
+embeddings, with NPLM median Z / power (results/tables/nplm/{setup}/{seed}_power.parquet) and
+linear-evaluation accuracy, mean +- SEM over encoder seeds (results/tables/linear_eval/
+{setup}/{seed}.parquet). Output: one table (family, dim, setup, signal, sic, sic_err,
+z_median, z_err, power, accuracy, accuracy_sem, trained_on_signals) and one figure.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import pandas as pd
 from .artifacts import provenance, read_parquet, write_parquet
 from .config import parse_stage_config
 from .errors import SaladError
-from .tables import scan_md, write
+from .nplm import write_markdown
 
 log = logging.getLogger("salad.scans")
 
@@ -89,59 +92,83 @@ def read_nplm(paths: Sequence[str], strength: float | None) -> pd.DataFrame:
         power=("power", "mean"))
 
 
-def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame) -> pd.DataFrame:
-    """One row per (dim, signal): sic, sic_err, z_median, z_err, power (NaN where missing)."""
+def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame,
+               family: str = "cathode") -> pd.DataFrame:
+    """One row per (dim, signal) of one family: sic, sic_err, z_median, z_err, power (NaN where missing)."""
     dims = pd.DataFrame({"dim": [int(d) for d in setups], "setup": list(setups.values())})
     a = dims.merge(sic, on="setup", how="left")
     b = dims.merge(z.rename(columns={"representation": "setup"}), on="setup", how="left")
     out = a.merge(b, on=["dim", "setup", "signal"], how="outer").sort_values(["signal", "dim"])
+    out.insert(0, "family", family)
     return out.dropna(subset=["signal"]).reset_index(drop=True)
 
 
+def _empty(**dtypes) -> pd.DataFrame:
+    return pd.DataFrame({k: pd.Series(dtype=object if v is str else v) for k, v in dtypes.items()})
+
+
+def read_linear(paths: Sequence[str]) -> pd.DataFrame:
+    """Linear-evaluation accuracy per representation: mean and SEM over encoder seeds."""
+    from .linear_eval import summarize_runs
+    contract = {"representation": "str", "dim": "int", "accuracy": "float", "accuracy_sem": "float",
+                "balanced_accuracy": "float", "balanced_accuracy_sem": "float"}
+    for p in paths:
+        read_parquet(p, contract, finite=False)
+    runs = pd.concat([read_parquet(p, None, finite=False) for p in paths], ignore_index=True)
+    return summarize_runs(runs)[["representation", "accuracy", "accuracy_sem", "trained_on_signals"]]
+
+
+def family_table(families: Mapping, z: pd.DataFrame, linear: pd.DataFrame | None) -> pd.DataFrame:
+    """Paper B scans: per (family, dim, signal) NPLM Z / power and the setup's linear accuracy."""
+    empty_sic = _empty(setup=str, signal=str, sic=float, sic_err=float)
+    parts = []
+    for family, setups in families.items():
+        part = scan_table(setups, empty_sic, z, family)
+        if linear is not None:
+            part = part.merge(linear.rename(columns={"representation": "setup"}), on="setup", how="left")
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
 def plot(table: pd.DataFrame, path: str, title: str) -> None:
-    """Two panels sharing the latent size: CATHODE SIC (left) and NPLM median Z (right), one
-    colour per signal. A Z at or beyond the floor norm.isf(1e-300) (or infinite) is not a
-    measurement: drawn as an open up-triangle at the top of the panel (a lower limit)."""
+    """CATHODE SIC (family cathode), NPLM median Z and linear accuracy versus latent size."""
     from . import plotstyle as ps
-    from scipy import stats
     plt = ps.pyplot()
-    floor = float(stats.norm.isf(1e-300)) - 1e-6
-    fig, (ax, zax) = plt.subplots(1, 2, figsize=(13, 5.4), sharex=True)
-    signals = sorted(table["signal"].unique())
-    z_all = table["z_median"].to_numpy(float)
-    measured = np.isfinite(z_all) & (z_all < floor)
-    top = (np.nanmax(np.where(measured, z_all + table["z_err"].fillna(0).to_numpy(float), np.nan))
-           if measured.any() else 5.0) * 1.3 + 1
-    for i, signal in enumerate(signals):
-        g = table[table["signal"] == signal].sort_values("dim")
-        c = ps.PALETTE[i % len(ps.PALETTE)]
-        label = ps.signal_label(signal)
-        ax.errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=c, marker="o", ls="-", label=label)
-        z = g["z_median"].to_numpy(float)
-        ok = np.isfinite(z) & (z < floor)
-        zax.errorbar(g["dim"][ok], z[ok], yerr=g["z_err"].to_numpy(float)[ok], color=c, marker="s",
-                     ls="-", label=label)
-        if (~ok & ~np.isnan(z)).any():
-            zax.plot(g["dim"][~ok & ~np.isnan(z)], np.full((~ok & ~np.isnan(z)).sum(), top * 0.93),
-                     "^", mfc="none", color=c, ms=9, label=f"{label}: beyond reach (limit)")
-    ax.set_xlabel("latent dimension $d$")
-    ax.set_ylabel(r"CATHODE SIC = $\epsilon_S/\sqrt{\epsilon_B}$")
-    zax.set_xlabel("latent dimension $d$")
-    zax.set_ylabel("NPLM median Z")
-    zax.set_ylim(min(0.0, np.nanmin(np.where(measured, z_all, 0.0))) - 0.5, top)
-    ax.set_xticks(sorted(table["dim"].unique()))
-    for a in (ax, zax):
-        ps.exp_label(a)
-        a.legend(fontsize=11, loc="best")
-    ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize=12)
+    sic = table[table["family"] == "cathode"]
+    fam = table[table["family"] != "cathode"]
+    panels = (["sic"] if len(sic) else []) + (["z", "acc"] if len(fam) else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+    styles = {f: s for f, s in zip(fam["family"].unique(), ["-", "--", ":", "-."] * 4)}
+    for i, (signal, g) in enumerate(sic.groupby("signal")):
+        axes["sic"].errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=f"C{i % 10}", marker="o",
+                             label=signal)
+    for i, (signal, g) in enumerate(fam.groupby("signal")):
+        for family, h in g.groupby("family"):
+            axes["z"].errorbar(h["dim"], h["z_median"], yerr=h["z_err"], color=f"C{i % 10}", marker="s",
+                               ls=styles[family], label=f"{family}: {signal}")
+    if len(fam):
+        acc = fam.drop_duplicates(["family", "dim"])
+        for family, h in acc.groupby("family"):
+            axes["acc"].errorbar(h["dim"], h["accuracy"], yerr=h["accuracy_sem"], marker="o",
+                                 ls=styles[family], label=family)
+    labels = {"sic": "CATHODE SIC", "z": "NPLM median Z", "acc": "linear-evaluation accuracy"}
+    for key, ax in axes.items():
+        ax.set_xlabel("latent dimension D")
+        ax.set_ylabel(labels[key])
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=9)
+        ps.exp_label(ax)
+    fig.suptitle(title)
     fig.tight_layout()
     ps.save(fig, path)
 
 
 def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="salad dimension-scan", description=__doc__)
-    parser.add_argument("--sic", required=True, help="CATHODE sensitivity table")
-    parser.add_argument("--nplm", nargs="+", required=True, help="NPLM power tables")
+    parser.add_argument("--sic", help="CATHODE sensitivity table (with dimension_scan.setups)")
+    parser.add_argument("--nplm", nargs="*", default=[], help="NPLM power tables of the family setups")
+    parser.add_argument("--linear", nargs="*", default=[], help="per-seed linear-evaluation tables")
     parser.add_argument("--table", required=True)
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--plot", required=True)
@@ -149,10 +176,24 @@ def cli(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = parse_stage_config(args.config)["dimension_scan"]
-    if not cfg["setups"]:
-        raise SaladError("dimension_scan.setups: empty")
-    sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
-    table = scan_table(cfg["setups"], sic, read_nplm(args.nplm, cfg.get("strength")))
+    families = cfg.get("families") or {}
+    if not cfg["setups"] and not families:
+        raise SaladError("dimension_scan: both setups and families are empty")
+    parts = []
+    if cfg["setups"]:
+        if not args.sic:
+            raise SaladError("dimension_scan.setups: --sic (CATHODE sensitivity table) is required")
+        sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
+        parts.append(scan_table(cfg["setups"], sic, _empty(representation=str, signal=str, z_median=float,
+                                                           z_err=float, power=float)))
+    if families:
+        if not args.nplm:
+            raise SaladError("dimension_scan.families: --nplm power tables are required")
+        linear = read_linear(args.linear) if args.linear else None
+        parts.append(family_table(families, read_nplm(args.nplm, cfg.get("strength")), linear))
+    table = pd.concat(parts, ignore_index=True)
     write_parquet(table, args.table, provenance("dimension-scan", cfg))
-    write(scan_md(table), args.markdown)
-    plot(table, args.plot, f"$\\epsilon_B$ = {100 * float(cfg.get('eps_b') or 0):g} %")
+    sections = {f"Latent dimension scan: {f}": g.drop(columns="family")
+                for f, g in table.groupby("family", sort=False)}
+    write_markdown(sections, args.markdown)
+    plot(table, args.plot, f"εB = {cfg.get('eps_b')} (SIC); largest injection (Z)")

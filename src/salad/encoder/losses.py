@@ -44,14 +44,19 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def vicreg(z1: torch.Tensor, z2: torch.Tensor, invariance: float = 25.0, variance: float = 25.0,
            covariance: float = 1.0, eps: float = 1e-4) -> dict:
-    """VICReg (Bardes et al.): MSE invariance, hinge on per-dimension std (target 1),
-    squared off-diagonal covariance / dim, for both views. Returns the weighted terms."""
+    """VICReg (Bardes et al., paper B eq. 3) of two batches z1, z2 (N, D); weighted terms.
+
+    invariance: mean over N*D of (z1 - z2)^2; variance: per view the mean over dimensions of
+    relu(1 - sqrt(Var_j + eps)) (unbiased batch variance), AVERAGED over the two views as in
+    the authors' implementation (facebookresearch/vicreg: (std_loss(x) + std_loss(y)) / 2);
+    covariance: per view the sum of squared off-diagonal covariances / D, summed over views.
+    """
     inv = F.mse_loss(z1, z2)
     var = cov = 0.0
     n, d = z1.shape
     for z in (z1, z2):
         z = z - z.mean(0)
-        var = var + F.relu(1.0 - torch.sqrt(z.var(0) + eps)).mean()
+        var = var + F.relu(1.0 - torch.sqrt(z.var(0) + eps)).mean() / 2
         c = (z.T @ z) / max(n - 1, 1)
         cov = cov + (c.pow(2).sum() - c.diagonal().pow(2).sum()) / d
     return {"invariance": invariance * inv, "variance": variance * var, "covariance": covariance * cov}
@@ -102,15 +107,44 @@ class SupervisedSimCLR(Objective):
         return {"contrastive": supcon(feats, torch.cat([labels, labels]), self.cfg["temperature"])}
 
 
+def label_partners(labels: torch.Tensor) -> torch.Tensor:
+    """For every event i, a random other event of the same label in the batch (i itself only
+    if its label is unique): (N,) indices. Uses the global torch RNG (seeded per epoch)."""
+    n = len(labels)
+    keys = torch.rand(n, device=labels.device, dtype=torch.float64)
+    order = torch.argsort(labels.double() * 2.0 + keys)        # by label, random inside a label
+    sorted_labels = labels[order]
+    start = torch.ones(n, dtype=torch.bool, device=labels.device)
+    start[1:] = sorted_labels[1:] != sorted_labels[:-1]
+    first = torch.cummax(torch.where(start, torch.arange(n, device=labels.device), 0), 0).values
+    end = torch.ones(n, dtype=torch.bool, device=labels.device)
+    end[:-1] = start[1:]
+    nxt = torch.where(end, first, torch.arange(n, device=labels.device) + 1)  # cyclic shift in a label
+    partner = torch.empty_like(order)
+    partner[order] = order[nxt]
+    return partner
+
+
 class VICRegCE(Objective):
-    """Paper B eq. 11: VICReg between two views' projections + scale * CE of a linear
-    classifier on the latent (process group)."""
+    """Paper B eq. 11: VICReg on pairs of positives' projections + scale * CE of a linear
+    classifier on the latent (process group). cfg `positives`: `views` pairs two augmented
+    views of each event; `labels` (paper B's supervised VICReg) pairs each event with a random
+    other event of the same background class (one un-augmented view)."""
     n_views = 2
+
+    def __init__(self, cfg: Mapping):
+        super().__init__(cfg)
+        self.by_label = cfg.get("positives", "views") == "labels"
+        self.n_views = 1 if self.by_label else 2
 
     def terms(self, outs, labels):
         w = self.cfg["vicreg"]
-        terms = vicreg(outs[0]["proj"], outs[1]["proj"], w["invariance"], w["variance"],
-                       w["covariance"])
+        if self.by_label:
+            z = outs[0]["proj"]
+            pair = (z, z[label_partners(labels)])
+        else:
+            pair = (outs[0]["proj"], outs[1]["proj"])
+        terms = vicreg(*pair, w["invariance"], w["variance"], w["covariance"])
         ce = sum(F.cross_entropy(o["logits"], labels) for o in outs) / len(outs)
         terms["cross_entropy"] = w["ce_scale"] * ce
         return terms

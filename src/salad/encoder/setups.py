@@ -46,6 +46,9 @@ DEFAULTS: dict = {
     "max_events_per_sample": None,     # cap on training events per sample (paper: 60000)
     "augmentations": {},               # name -> probability / strength (see augment.py)
     "vicreg": {"invariance": 25.0, "variance": 25.0, "covariance": 1.0, "ce_scale": 1.0},
+    "positives": "views",              # vicreg_ce: views (two augmentations) | labels (same class)
+    "optimizer": "adam",               # adam | adamw | lars
+    "balance": "classes",              # classes: class-balanced batches | weighted: by MC weight
     "signals": True,
     "holdout_samples": [],
     "holdout_groups": [],
@@ -55,6 +58,8 @@ MODELS = ("particle_transformer", "transformer", "mlp")
 LOSSES = ("supcon", "simclr", "simclr_supervised", "vicreg_ce")
 TWO_VIEW_LOSSES = ("simclr", "simclr_supervised", "vicreg_ce")
 AUGMENTATION_NAMES = ("mask", "drop_object", "rotate", "flip_eta", "smear_pt")
+CHOICES = {"positives": ("views", "labels"), "optimizer": ("adam", "adamw", "lars"),
+           "balance": ("classes", "weighted")}
 
 
 def setup_names(encoder_cfg: Mapping) -> list[str]:
@@ -100,7 +105,15 @@ def resolve_setup(encoder_cfg: Mapping, setup: str, sample_groups: Mapping[str, 
     if unknown:
         raise SaladError(f"{where}.augmentations: unknown {unknown}; known: "
                          f"{', '.join(AUGMENTATION_NAMES)}")
-    if cfg["loss"] in TWO_VIEW_LOSSES and not cfg["augmentations"]:
+    for key, allowed in CHOICES.items():
+        if cfg[key] not in allowed:
+            raise SaladError(f"{where}.{key}: {cfg[key]!r} is not one of {', '.join(allowed)}")
+    if cfg["positives"] == "labels" and cfg["loss"] != "vicreg_ce":
+        raise SaladError(f"{where}.positives: 'labels' applies to loss vicreg_ce "
+                         "(simclr_supervised and supcon already use the labels)")
+    two_views = cfg["loss"] in TWO_VIEW_LOSSES and not (cfg["loss"] == "vicreg_ce"
+                                                       and cfg["positives"] == "labels")
+    if two_views and not cfg["augmentations"]:
         raise SaladError(f"{where}.augmentations: loss {cfg['loss']!r} compares two augmented "
                          "views and needs at least one augmentation")
     for name in cfg["holdout_samples"]:

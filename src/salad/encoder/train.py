@@ -35,11 +35,16 @@ from ..errors import SaladError
 from .augment import Augmenter
 from .data import (BalancedSampler, EventTensors, Normaliser, RawEvents, cap_per_sample,
                    load_events, to_tensors)
+from .lars import LARS
 from .losses import build_objective
+from .sampling import WeightedSampler, cocktail_probabilities
 from .models import build_model, count_parameters
 
 log = logging.getLogger("salad.encoder")
 CHECKPOINT_FORMAT = "salad-encoder-1"
+#: Encoder-half subsets training reads (train: gradient steps, val: early stopping); the
+#: `test` subset is withheld (NPLM reference, salad.nplm.EMBEDDING_TRAINING_SUBSETS).
+TRAINING_SUBSETS = ("train", "val")
 
 
 def derive_seed(*parts) -> int:
@@ -73,15 +78,20 @@ def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype
 
 
 # --------------------------------------------------------------------------- data
+def training_subsets(cfg: Mapping, events: RawEvents, seed: int) -> tuple[RawEvents, RawEvents]:
+    """The train and val events (TRAINING_SUBSETS), each capped per sample (val at 1/3 of the cap)."""
+    subsets = []
+    cap = cfg["max_events_per_sample"]
+    for name, share in zip(TRAINING_SUBSETS, (1.0, 1 / 3)):
+        part = events.take(events.subset == name)
+        subsets.append(cap_per_sample(part, None if cap is None else max(1, math.ceil(cap * share)),
+                                      derive_seed(seed, name)))
+    return subsets[0], subsets[1]
+
+
 def prepare_data(cfg: Mapping, events: RawEvents, seed: int):
     """Train/val tensors (normalised once), normaliser and label order from raw events."""
-    subsets = {}
-    cap = cfg["max_events_per_sample"]
-    for name, share in (("train", 1.0), ("val", 1 / 3)):
-        part = events.take(events.subset == name)
-        subsets[name] = cap_per_sample(part, None if cap is None else max(1, math.ceil(cap * share)),
-                                       derive_seed(seed, name))
-    train, val = subsets["train"], subsets["val"]
+    train, val = training_subsets(cfg, events, seed)
     if len(train) == 0 or len(val) == 0:
         raise SaladError("--split: no events in the train or val subset of the training samples")
     groups = sorted(int(g) for g in np.unique(train.group))
@@ -96,13 +106,27 @@ def prepare_data(cfg: Mapping, events: RawEvents, seed: int):
     return to_tensors(train, norm, label(train)), to_tensors(val, norm, label(val)), norm, groups, fingerprint
 
 
+def build_optimizer(cfg: Mapping, params) -> torch.optim.Optimizer:
+    """cfg `optimizer`: adam (L2 weight_decay), adamw (decoupled) or lars (paper B's MLP)."""
+    name = cfg.get("optimizer", "adam")
+    if name == "adam":
+        return torch.optim.Adam(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    if name == "lars":
+        return LARS(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    raise SaladError(f"encoder optimizer: {name!r} is not one of adam, adamw, lars")
+
+
 # --------------------------------------------------------------------------- training
 class Trainer:
     """One training run: model, optimiser, schedule, early stopping, resumable state."""
 
     def __init__(self, cfg: Mapping, train: EventTensors, val: EventTensors, norm: Normaliser,
                  groups: list[int], seed: int, state_path: str | Path, data_fingerprint: str = "",
-                 device: str | None = None, precision: str = "auto"):
+                 device: str | None = None, precision: str = "auto",
+                 cocktail: tuple[np.ndarray, np.ndarray] | None = None):
+        """cocktail: (train, val) draw probabilities, required with cfg balance: weighted."""
         self.cfg, self.seed, self.groups, self.norm = dict(cfg), int(seed), groups, norm
         self.device = pick_device(device)
         self.amp_dtype = autocast_dtype(self.device, precision)
@@ -113,10 +137,16 @@ class Trainer:
         self.model = build_model(self.cfg, len(groups), norm).to(self.device)
         self.objective = build_objective(self.cfg)
         self.augment = Augmenter(self.cfg["augmentations"], norm, self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=self.cfg["lr"],
-                                    weight_decay=self.cfg["weight_decay"])
-        self.sampler = BalancedSampler(train.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "train"))
-        val_sampler = BalancedSampler(val.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "val"))
+        self.opt = build_optimizer(self.cfg, self.model.parameters())
+        if self.cfg.get("balance", "classes") == "weighted":
+            if cocktail is None:
+                raise SaladError("encoder balance: weighted needs the events' MC weights (cocktail)")
+            self.sampler = WeightedSampler(cocktail[0], self.cfg["batch_size"], derive_seed(seed, "train"))
+            val_sampler = WeightedSampler(cocktail[1], self.cfg["batch_size"], derive_seed(seed, "val"))
+        else:
+            self.sampler = BalancedSampler(train.label.numpy(), self.cfg["batch_size"],
+                                           derive_seed(seed, "train"))
+            val_sampler = BalancedSampler(val.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "val"))
         self.val_batches = val_sampler.epoch(0)
         self.epoch, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, -1, 0
         self.best_state: dict | None = None
@@ -216,10 +246,10 @@ class Trainer:
     def run(self, on_epoch_end: Callable[["Trainer"], None] | None = None) -> None:
         """Train until max_epochs or early stopping, saving state after every epoch."""
         log.info("training %s on %s (%s): %d train / %d val events, groups %s, %d parameters, "
-                 "%d batches/epoch of %d", self.cfg.get("setup"), self.device,
+                 "%d batches/epoch of %d (%s)", self.cfg.get("setup"), self.device,
                  f"autocast {self.amp_dtype}" if self.amp_dtype else "float32", len(self.train),
                  len(self.val), self.groups, count_parameters(self.model), self.sampler.n_batches,
-                 self.sampler.per_class * len(self.groups))
+                 len(self.val_batches[0]), self.cfg.get("balance", "classes"))
         while not self.stopped and self.epoch < self.cfg["max_epochs"]:
             start = time.perf_counter()
             row = {"epoch": self.epoch, **self.train_epoch()}
@@ -264,8 +294,12 @@ def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequen
     """
     events = load_events(preselected, split, cfg["train_samples"])
     train, val, norm, groups, fp = prepare_data(cfg, events, seed)
+    cocktail = None
+    if cfg.get("balance", "classes") == "weighted":
+        cocktail = tuple(cocktail_probabilities(preselected, part.event_id)
+                         for part in training_subsets(cfg, events, seed))
     state_path = Path(model_path).with_name("state.pt")
-    trainer = Trainer(cfg, train, val, norm, groups, seed, state_path, fp, device, precision)
+    trainer = Trainer(cfg, train, val, norm, groups, seed, state_path, fp, device, precision, cocktail)
     trainer.try_resume()
     trainer.run(on_epoch_end)
     ckpt = trainer.checkpoint()
