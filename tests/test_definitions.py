@@ -116,6 +116,10 @@ def test_tpr_at_on_tied_two_class_segments():
     assert metrics.signal_efficiency(TIE_SCORES, TIE_LABELS, 0.1, w) == pytest.approx(.25 + .25 * .5)
     # AUC of the tied ROC (trapezoids): .25*(.25+.75)/2 + .25*(.75+1)/2 + .5*1 = .84375
     assert metrics.auc(TIE_SCORES, TIE_LABELS) == pytest.approx(0.84375)
+    # weighted: .4 (.25 + .75)/2 + .2 (.75 + 1)/2 + .4 = .775
+    assert metrics.auc(TIE_SCORES, TIE_LABELS, w) == pytest.approx(0.775)
+    # a vertical last segment at eps_B = 1: its top
+    assert metrics.tpr_at(np.array([0, 0, 1, 1.0]), np.array([0, .5, .5, 1.0]), 1.0) == 1.0
 
 
 # ---------------------------------------------------------------- pseudo-data instances
