@@ -116,6 +116,10 @@ def test_tpr_at_on_tied_two_class_segments():
     assert metrics.signal_efficiency(TIE_SCORES, TIE_LABELS, 0.1, w) == pytest.approx(.25 + .25 * .5)
     # AUC of the tied ROC (trapezoids): .25*(.25+.75)/2 + .25*(.75+1)/2 + .5*1 = .84375
     assert metrics.auc(TIE_SCORES, TIE_LABELS) == pytest.approx(0.84375)
+    # weighted: .4 (.25 + .75)/2 + .2 (.75 + 1)/2 + .4 = .775
+    assert metrics.auc(TIE_SCORES, TIE_LABELS, w) == pytest.approx(0.775)
+    # a vertical last segment at eps_B = 1: its top
+    assert metrics.tpr_at(np.array([0, 0, 1, 1.0]), np.array([0, .5, .5, 1.0]), 1.0) == 1.0
 
 
 # ---------------------------------------------------------------- pseudo-data instances
@@ -388,7 +392,7 @@ def test_metric_boundaries_by_hand():
     with pytest.raises(ValueError, match="both classes"):
         metrics.roc_curve([1, 2], [0, 0])
     for n_bkg, eps_b in ((0, 0.1), (10, 0.0)):
-        with pytest.raises(ValueError, match="n_bkg > 0 and eps_b > 0"):
+        with pytest.raises(ValueError, match="^significance needs n_bkg > 0 and eps_b > 0$"):
             metrics.significance(4, n_bkg, 0.5, eps_b)
     # S = .5, B = 1: sqrt(2 (1.5 ln 1.5 - .5)) = .45056
     assert metrics.significance(1, 1, 0.5, 1.0) == pytest.approx(math.sqrt(2 * (1.5 * math.log(1.5) - 0.5)))
@@ -409,12 +413,15 @@ def test_metric_boundaries_by_hand():
     for after in ([0, 0, 0, 0], [100, 0, 100, 50]):
         chi2, ndf = metrics.selection_flatness([100, 0, 100, 50], after)
         assert np.isnan(chi2) and ndf == 2
+    # a bin holding a single event counts: eps = 2/4; (1 - .5)^2/(1 * .25) + (1 - 1.5)^2/(3 * .25)
+    chi2, ndf = metrics.selection_flatness([1, 3], [1, 1])
+    assert chi2 == pytest.approx(1 + 1 / 3) and ndf == 1
     # ensembles: leftovers dropped, size capped at the number of classifiers
     groups = metrics.ensembles(5, 2, seed=3)
     assert len(groups) == 2 and all(len(g) == 2 for g in groups)
     assert len(set(np.concatenate(groups))) == 4
     assert [sorted(g) for g in metrics.ensembles(3, 7, seed=0)] == [[0, 1, 2]]
-    with pytest.raises(ValueError, match="no classifiers"):
+    with pytest.raises(ValueError, match="^no classifiers$"):
         metrics.ensembles(0, 2, seed=0)
 
 
@@ -438,6 +445,13 @@ def test_bootstrap_auc_is_the_sample_std_over_resamples():
     sep = np.array([5, 4, 1, 0.5])
     assert metrics.bootstrap_auc(sep, np.array([1, 1, 0, 0]), n=30, seed=1) == 0.0
     assert np.isnan(metrics.bootstrap_auc(sep, np.array([1, 1, 0, 0]), n=1, seed=1))
+    # two valid resamples are enough for a spread; defaults are 100 resamples with seed 0
+    two = [metrics.auc(scores[i], labels[i]) for i in
+           (lambda r: [r.integers(0, 6, 6) for _ in range(2)])(np.random.default_rng(0))]
+    assert metrics.bootstrap_auc(scores, labels, n=2, seed=0) == pytest.approx(np.std(two, ddof=1))
+    assert metrics.bootstrap_auc(scores, labels) == metrics.bootstrap_auc(scores, labels, None, 100, 0)
+    assert metrics.bootstrap_auc(scores, labels) != metrics.bootstrap_auc(scores, labels, None, 101, 0)
+    assert metrics.bootstrap_auc(scores, labels) != metrics.bootstrap_auc(scores, labels, None, 100, 1)
     # unweighted = unit weights
     assert metrics.bootstrap_auc(scores, labels, n=6, seed=2) == \
         metrics.bootstrap_auc(scores, labels, np.ones(6), n=6, seed=2)
