@@ -281,6 +281,26 @@ def _pair(sample):
 # ------------------------------ input functions of rules/signal_agnostic.smk
 
 
+def _scan_inputs(kind):
+    """dimension_scan inputs: the CATHODE table (setups), NPLM power and per-seed linear tables (families)."""
+    if kind == "sic":
+        return [_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")] if _SA_SCAN_SETUPS else []
+    pattern = {"nplm": "results/tables/nplm/{}/{}_power.parquet",
+               "linear": "results/tables/linear_eval/{}/{}.parquet"}[kind]
+    return [pattern.format(s, seed) for s in _SA_SCAN_FAMILY_SETUPS for seed in representation_seeds(s)]
+
+
+def _scan_arg(flag, paths):
+    return f" {flag} " + " ".join(shlex.quote(str(p)) for p in paths) if len(paths) else ""
+
+
+def _signal_flag(setup):
+    """' --trained-on-signals' for a representation trained on BSM samples, else ''."""
+    resolved = globals().get("ENCODER_SETUPS", {}).get(setup)
+    aware = resolved is not None and any(g < 0 for g in resolved["train_samples"].values())
+    return " --trained-on-signals" if aware else ""
+
+
 def representation_seeds(setup):
     """Seed wildcards of a representation: baselines.seeds, or the encoder setup's seeds."""
     if setup.startswith("baseline_"):

@@ -35,13 +35,6 @@ _SA_ENC_SETUPS = list(_SA_ENC.get("setups") or {})
 ruleorder: embed_baseline > embed
 
 
-def _signal_flag(setup):
-    """' --trained-on-signals' for a representation trained on BSM samples, else ''."""
-    resolved = globals().get("ENCODER_SETUPS", {}).get(setup)
-    aware = resolved is not None and any(g < 0 for g in resolved["train_samples"].values())
-    return " --trained-on-signals" if aware else ""
-
-
 _check_representations("nplm.representations", _SA_NPLM.get("representations", []))
 _check_representations("linear_eval.representations", _SA_LIN.get("representations", []))
 if _SA_INFO:
@@ -54,19 +47,6 @@ _SA_SCAN_ON = bool(_SA_SCAN_ALL) and all(s in _SA_ENC_SETUPS for s in _SA_SCAN_A
 if _SA_SCAN_ALL and _SA_ENC_SETUPS and not _SA_SCAN_ON:
     raise ValueError("config key dimension_scan.setups/families: "
                      f"{sorted(set(_SA_SCAN_ALL) - set(_SA_ENC_SETUPS))} not in encoder.setups")
-
-
-def _scan_inputs(kind):
-    """dimension_scan inputs: the CATHODE table (setups), NPLM power and per-seed linear tables (families)."""
-    if kind == "sic":
-        return [_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")] if _SA_SCAN_SETUPS else []
-    pattern = {"nplm": "results/tables/nplm/{}/{}_power.parquet",
-               "linear": "results/tables/linear_eval/{}/{}.parquet"}[kind]
-    return [pattern.format(s, seed) for s in _SA_SCAN_FAMILY_SETUPS for seed in representation_seeds(s)]
-
-
-def _scan_arg(flag, paths):
-    return f" {flag} " + " ".join(shlex.quote(str(p)) for p in paths) if len(paths) else ""
 
 
 # NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)

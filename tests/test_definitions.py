@@ -53,8 +53,13 @@ def test_roc_vertices_and_signal_efficiency_by_hand():
 
 
 def test_sic_is_eps_s_over_sqrt_eps_b_in_every_evaluation_row():
-    rows = evaluate.working_point_rows(SCORES, LABELS, list(EPS_S), {"method": "m"})
+    # the same 14 events (unit weights) as evaluation set and as SR pseudo-data
+    rows = evaluate.working_point_rows(SCORES, LABELS, np.ones(14), SCORES, LABELS, list(EPS_S),
+                                       {"bootstrap": 0}, 0, {"method": "m"})
     assert len(rows) == len(EPS_S)
+    # unweighted background events at or above the cut reaching eps_B: the tie groups down to
+    # the vertex (.1, .5) hold 1 (score 8); down to (.3, .75) 3 (scores 8, 6, 5)
+    n_pass = {0.05: 1, 0.1: 1, 0.25: 3, 0.3: 3}
     for row in rows:
         eps_b = row["eps_b"]
         assert row["eps_s"] == pytest.approx(EPS_S[eps_b])
@@ -62,6 +67,11 @@ def test_sic_is_eps_s_over_sqrt_eps_b_in_every_evaluation_row():
         assert row["sic"] == pytest.approx(row["eps_s"] / math.sqrt(eps_b), rel=1e-12)
         assert row["sic"] == pytest.approx(metrics.sic(SCORES, LABELS, eps_b), rel=1e-12)
         assert row["n_sig"] == 4 and row["n_bkg"] == 10 and row["method"] == "m"
+        assert row["n_bkg_eval"] == 10 and row["n_bkg_pass"] == n_pass[eps_b]
+        # no bootstrap replicas: no error (not 0)
+        assert np.isnan(row["sic_err"]) and np.isnan(row["eps_s_err"])
+        # data scores = evaluation scores: the data-side significance is the same number
+        assert row["significance_data"] == pytest.approx(row["significance"], rel=1e-12)
     by_eps = {r["eps_b"]: r for r in rows}
     assert by_eps[0.1]["sic"] == pytest.approx(0.75 / math.sqrt(0.1))        # 2.3717, not 7.5
     assert by_eps[0.25]["sic"] == pytest.approx(1.5)                          # .75 / .5, not 3
@@ -71,21 +81,43 @@ def test_sic_is_eps_s_over_sqrt_eps_b_in_every_evaluation_row():
 
 
 def test_evaluation_rows_without_a_class_are_nan_not_guessed():
-    rows = evaluate.working_point_rows(SCORES[4:], LABELS[4:], [0.1], {})
-    assert np.isnan(rows[0]["sic"]) and np.isnan(rows[0]["eps_s"]) and rows[0]["significance"] == 0
+    # pseudo-data without signal: eps_S and SIC still come from the (two-class) evaluation set,
+    # S = eps_S * 0 = 0 gives Z = 0, and the data-side significance (no ROC without signal)
+    # is NaN, not guessed
+    rows = evaluate.working_point_rows(SCORES, LABELS, np.ones(14), SCORES[4:], LABELS[4:], [0.1],
+                                       {"bootstrap": 0}, 0, {})
+    assert rows[0]["eps_s"] == pytest.approx(0.75)
+    assert rows[0]["sic"] == pytest.approx(0.75 / math.sqrt(0.1))
+    assert rows[0]["significance"] == 0 and np.isnan(rows[0]["significance_data"])
     assert rows[0]["n_sig"] == 0 and rows[0]["n_bkg"] == 10
+    # an evaluation set without one class has no efficiencies at all: an error, not a guess
+    for keep in (slice(4, None), slice(0, 4)):
+        with pytest.raises(ValueError, match="both classes"):
+            evaluate.working_point_rows(SCORES[keep], LABELS[keep], np.ones(14)[keep], SCORES,
+                                        LABELS, [0.1], {"bootstrap": 0}, 0, {})
 
 
 def test_summary_table_sic_is_the_mean_and_spread_of_the_rows():
-    keys = {"setup": "ID", "signal": "Y400", "method": "cathode", "eps_b": 0.1, "strength": 2.0}
+    keys = {"setup": "ID", "signal": "Y400", "held_out": False, "method": "cathode", "eps_b": 0.1,
+            "strength": 2.0}
     sens = pd.DataFrame([{**keys, "instance": i, "ensemble": 0, "eps_s": e,
-                          "sic": e / math.sqrt(0.1), "significance": z, "n_sig": 4, "n_bkg": 10}
-                         for i, (e, z) in enumerate([(0.5, 1.0), (0.75, 2.0), (1.0, 6.0)])])
+                          "sic": e / math.sqrt(0.1), "sic_err": err, "significance": z,
+                          "significance_data": z / 2, "n_sig": 4, "n_bkg": 10,
+                          "n_bkg_eval": 100, "n_bkg_pass": p}
+                         for i, (e, z, err, p) in enumerate([(0.5, 1.0, 0.1, 9), (0.75, 2.0, 0.2, 10),
+                                                             (1.0, 6.0, 0.6, 12)])])
     summary, _ = evaluate.summarise(sens, 3.0)
+    assert len(summary) == 1
     row = summary.iloc[0]
     assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
     assert row["sic_std"] == pytest.approx(0.25 / math.sqrt(0.1))            # sample std (ddof 1)
     assert row["significance_mean"] == pytest.approx(3.0) and row["n"] == 3
+    # (.1 + .2 + .6) / 3 = .3: the mean of the (fully correlated) bootstrap errors, not a sum
+    # in quadrature; data-side Z: (.5 + 1 + 3) / 3 = 1.5; the fewest passing background events
+    assert row["sic_err"] == pytest.approx(0.3) and row["significance_data_mean"] == pytest.approx(1.5)
+    assert row["n_bkg_eval"] == 100 and row["n_bkg_pass"] == 9
+    # one ensemble per instance: no ensemble spread to estimate
+    assert np.isnan(row["sic_syst"])
 
 
 # A tie group holding both classes. 4 signal, 4 background:
@@ -302,11 +334,23 @@ def test_background_only_setups_train_on_every_sm_group(name):
 
 WINDOW = (105.0, 160.0)
 EVAL_SR = (120.0, 130.0)
+# The evaluation set: the 14 events of SCORES / LABELS (unit weights, in the SR) plus one event
+# of another signal sample (score -10) that must be left out when evaluating Y400 (counted, it
+# would move eps_S at eps_B = .1 from 3/4 to 3/5).
+EVAL_IDS = 9000 + np.arange(15)
+EVAL_SCORES = np.r_[SCORES, -10.0]
+
+
+def _evaluation_set():
+    return pd.DataFrame({"event_id": EVAL_IDS, "sample": ["Y400"] * 4 + ["yy"] * 10 + ["Y999"],
+                         "group": np.r_[np.full(4, -6), np.zeros(10), [-7]].astype(np.int64),
+                         "is_signal": np.r_[LABELS, True], "myy": 125.0, "weight": 1.0})
 
 
 def _write_dataset(root, strength, signal_scores, bkg_scores, sb_scores):
-    """Pseudo-data + one score file (2 classifiers whose mean is the given score) + one
-    reference file (iad_0 = score, sup_0 = -score). SR events at 125 GeV, SB at 110/140."""
+    """Pseudo-data + one score file (2 classifiers whose mean is the given score; evaluation
+    rows: mean EVAL_SCORES) + one reference file (iad_0 = sum of the two, sup_0 = -iad_0).
+    SR events at 125 GeV, SB at 110/140. Score paths .../{strength}/{instance}.parquet."""
     from salad.artifacts import provenance, write_parquet
     scores = np.r_[signal_scores, bkg_scores, sb_scores].astype(float)
     n_sr = len(signal_scores) + len(bkg_scores)
@@ -324,14 +368,17 @@ def _write_dataset(root, strength, signal_scores, bkg_scores, sb_scores):
     # template: classifier 0 sees the SR scores again (AUC .5), classifier 1 sees them all
     # 100 lower (AUC 1)
     sr0, sr1 = (scores + d)[:n_sr], (scores - d)[:n_sr]
-    frame = pd.DataFrame({"role": np.r_[role, ["template"] * n_sr],
-                          "event_id": np.r_[ids, 5000 + np.arange(n_sr)],
-                          "myy": np.r_[myy, np.full(n_sr, 125.0)],
-                          "weight": np.r_[np.ones(len(scores)), np.full(n_sr, 0.5)],
-                          "fold": 0, "score_0": np.r_[scores + d, sr0],
-                          "score_1": np.r_[scores - d, sr1 - 100.0]})
-    (folder / "0").mkdir(exist_ok=True)
-    score_path = folder / "0" / "flow0.parquet"
+    n_ev = len(EVAL_SCORES)
+    de = np.random.default_rng(n_ev).uniform(-0.4, 0.4, n_ev)   # mean is EVAL_SCORES
+    frame = pd.DataFrame({"role": np.r_[role, ["template"] * n_sr, ["eval"] * n_ev],
+                          "event_id": np.r_[ids, 5000 + np.arange(n_sr), EVAL_IDS],
+                          "myy": np.r_[myy, np.full(n_sr, 125.0), np.full(n_ev, 125.0)],
+                          "weight": np.r_[np.ones(len(scores)), np.full(n_sr, 0.5), np.ones(n_ev)],
+                          "fold": np.r_[np.zeros(len(scores) + n_sr, np.int64), np.full(n_ev, -1)],
+                          "score_0": np.r_[scores + d, sr0, EVAL_SCORES + de],
+                          "score_1": np.r_[scores - d, sr1 - 100.0, EVAL_SCORES - de]})
+    score_path = root / "scores" / f"{strength:g}" / "0.parquet"
+    score_path.parent.mkdir(parents=True, exist_ok=True)
     write_parquet(frame, score_path, prov)
     ref_path = root / "ref" / f"{strength:g}" / "0.parquet"
     ref_path.parent.mkdir(parents=True, exist_ok=True)
@@ -346,22 +393,31 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
                 (0.0, 0): _write_dataset(tmp_path, 0.0, [], BKG_SCORES, sb)}
     cfg = {"working_points": list(EPS_S), "ensemble_size": 2, "mass_bins": 11,
            "sculpting_efficiency": 0.2, "bootstrap": 5}
-    out = evaluate.sensitivity("ID", "Y400", datasets, cfg, EVAL_SR, WINDOW)
+    out = evaluate.sensitivity("ID", "Y400", datasets, _evaluation_set(), cfg, EVAL_SR, WINDOW,
+                               held_out=True)
     sens = out["sensitivity"]
     assert set(sens["method"]) == {"cathode", "iad", "supervised"}
-    injected = sens[sens["strength"] == 2.0]
+    # sensitivity rows only for injected signal (strength 0 feeds the sculpting frames only)
+    assert set(sens["strength"]) == {2.0} and sens["held_out"].all()
+    injected = sens
     assert len(injected) == 3 * len(EPS_S)                 # one ensemble per method
     for _, row in injected.iterrows():
+        # efficiencies on the evaluation set (Y400 + background only): same scores as the data
         score = -SCORES if row["method"] == "supervised" else SCORES
         eps_b = row["eps_b"]
         assert row["n_sig"] == 4 and row["n_bkg"] == 10      # SR truth only, SB not counted
+        assert row["n_bkg_eval"] == 10                       # the Y999 event is not background
         assert row["eps_s"] == pytest.approx(metrics.signal_efficiency(score, LABELS, eps_b))
         assert row["sic"] == pytest.approx(row["eps_s"] / math.sqrt(eps_b), rel=1e-12)
         assert row["significance"] == pytest.approx(metrics.significance(4, 10, row["eps_s"], eps_b))
+        assert row["significance_data"] == pytest.approx(row["significance"])
+        assert row["n_bkg_pass"] == metrics.working_points(score, LABELS, [eps_b])["n_bkg_pass"][0]
+        # 5 bootstrap replicas: an error, SIC's is eps_S's over sqrt(eps_B)
+        assert row["sic_err"] == pytest.approx(row["eps_s_err"] / math.sqrt(eps_b), rel=1e-12)
+        assert np.isfinite(row["sic_err"])
     cathode = injected[injected["method"] == "cathode"].set_index("eps_b")
     assert cathode.loc[0.1, "sic"] == pytest.approx(0.75 / math.sqrt(0.1))
-    none = sens[sens["strength"] == 0.0]
-    assert none["sic"].isna().all() and (none["n_sig"] == 0).all() and (none["n_bkg"] == 10).all()
+    assert cathode.loc[0.1, "significance"] == pytest.approx(math.sqrt(2 * (4 * math.log(4) - 3)))
     # sculpting (strength 0 only): classifier 0's template repeats the SR scores -> AUC .5,
     # ROC on the diagonal; classifier 1's template lies below every SR score -> AUC 1
     aucs = out["sculpting_auc"].set_index("classifier")["auc"]
@@ -375,7 +431,10 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
     # mass: the averaged score of the 10 SR events is BKG_SCORES; keeping the top 20 % cuts at
     # their 80 % quantile (sorted -3..8, position 7.2 between 5 and 6: 5.2): the SR events at
     # 8 and 6 and the SB events at 9.5 and 20 pass -> 4 of 14 events
+    # (one block of rows per efficiency: sculpting_efficiency and every working point)
     mass = out["sculpting_mass"]
+    assert set(mass["efficiency"]) == {0.2, *EPS_S}
+    mass = mass[mass["efficiency"] == 0.2]
     assert mass["n_before"].sum() == 14 and mass["n_after"].sum() == 4
     assert len(mass) == 11 and set(mass["ndf"]) == {2}          # 3 occupied bins (110, 125, 140)
     after = mass["n_after"].to_numpy()
@@ -465,8 +524,10 @@ def test_bootstrap_auc_is_the_sample_std_over_resamples():
 # covariance [[.5, 0], [0, 0]] -> 0.  Invariance: mean squared difference (0 + 0 + 1 + 4) / 4.
 V1 = [[0.0, 0.0], [2.0, 2.0]]
 V2 = [[0.0, 0.0], [1.0, 0.0]]
+# The variance term is averaged over the two views (authors' implementation): view 1 has no
+# hinge (0), view 2 the mean over its dimensions above -> (0 + that) / 2 = .22464.
 V_INV, V_COV = 1.25, 4.0
-V_VAR = (1 - math.sqrt(0.5 + 1e-4) + 1 - math.sqrt(1e-4)) / 2
+V_VAR = (0.0 + (1 - math.sqrt(0.5 + 1e-4) + 1 - math.sqrt(1e-4)) / 2) / 2
 
 
 def test_vicreg_terms_by_hand():
@@ -483,10 +544,14 @@ def test_vicreg_terms_by_hand():
     # covariance uses the unbiased 1/(n - 1): n = 3 points on the diagonal -> c = [[1, 1], [1, 1]]
     line = torch.tensor([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]], dtype=torch.float64)
     assert vicreg(line, line, 0, 0, 1.0)["covariance"].item() == pytest.approx(2 * 1.0)
-    # eps keeps the hinge finite-gradient at zero spread: sqrt(0 + eps) = .01 per dimension
+    # eps keeps the hinge finite-gradient at zero spread: sqrt(0 + eps) = .01 per dimension;
+    # each view's mean over dimensions is 1 (.99), averaged over the two views: 1 (.99), not 2
     flat = torch.zeros(2, 2, dtype=torch.float64)
-    assert vicreg(flat, flat, 0, 1.0, 0, eps=0.0)["variance"].item() == pytest.approx(2.0)
-    assert vicreg(flat, flat, 0, 1.0, 0)["variance"].item() == pytest.approx(2 * 0.99)
+    assert vicreg(flat, flat, 0, 1.0, 0, eps=0.0)["variance"].item() == pytest.approx(1.0, rel=1e-12)
+    assert vicreg(flat, flat, 0, 1.0, 0)["variance"].item() == pytest.approx(0.99, rel=1e-12)
+    # views with different spreads: the average of the two, not either one nor the sum
+    # (view 1 flat: 1 - .01 = .99; view 2 V1: no hinge -> (.99 + 0) / 2)
+    assert vicreg(flat, z1, 0, 1.0, 0)["variance"].item() == pytest.approx(0.99 / 2, rel=1e-12)
 
 
 def test_vicreg_ce_objective_by_hand():
@@ -501,6 +566,7 @@ def test_vicreg_ce_objective_by_hand():
              "logits": t([[math.log(3), 0], [0, 0]])}]
     out = build_objective(cfg)(outs, torch.tensor([0, 1]))
     assert out["cross_entropy"].item() == pytest.approx(2.0 * ce, rel=1e-12)
+    # V_VAR is the view-averaged variance hinge (see above)
     expected = 2.0 * V_INV + 3.0 * V_VAR + 0.5 * V_COV + 2.0 * ce
     assert out["loss"].item() == pytest.approx(expected, rel=1e-9)
 
@@ -508,11 +574,13 @@ def test_vicreg_ce_objective_by_hand():
 # ---------------------------------------------------------------- evaluation tables
 
 def test_required_injection_and_its_band_by_hand():
-    # significance per (strength, instance): mean (0, 2, 4, 7), sample std (0, √2, √2, 0)
-    sig = {0.0: [0.0, 0.0], 1.0: [1.0, 3.0], 2.0: [3.0, 5.0], 4.0: [7.0, 7.0]}
-    rows = [{"setup": "ID", "signal": "Y400", "method": m, "eps_b": 0.1, "strength": s,
-             "instance": i, "ensemble": 0, "sic": 1.0, "eps_s": 0.1,
-             "significance": z * (1 if m == "cathode" else 0.2), "n_sig": 1, "n_bkg": 1}
+    # significance per (strength, instance): mean (2, 4, 7), sample std (√2, √2, 0); there are
+    # no strength-0 rows: the curves start at (0, 0) (no injection, no significance, no spread)
+    sig = {1.0: [1.0, 3.0], 2.0: [3.0, 5.0], 4.0: [7.0, 7.0]}
+    rows = [{"setup": "ID", "signal": "Y400", "held_out": True, "method": m, "eps_b": 0.1,
+             "strength": s, "instance": i, "ensemble": 0, "sic": 1.0, "sic_err": 0.1, "eps_s": 0.1,
+             "significance": z * (1 if m == "cathode" else 0.2), "significance_data": z,
+             "n_sig": 1, "n_bkg": 1, "n_bkg_eval": 10, "n_bkg_pass": 1}
             for m in ("cathode", "iad") for s, zs in sig.items() for i, z in enumerate(zs)]
     summary, required = evaluate.summarise(pd.DataFrame(rows), 3.0)
     r = required.set_index("method")
@@ -531,14 +599,18 @@ def test_required_injection_and_its_band_by_hand():
 
 
 def test_markdown_and_dataset_keys():
-    text = evaluate.markdown(pd.DataFrame({"a": [1.23456, np.nan], "b": [np.inf, 2.0],
-                                           "c": ["x", "y"]}), "T")
-    assert text == ("# T\n\n| a | b | c |\n|---|---|---|\n| 1.23 | inf | x |\n"
-                    "| nan | 2 | y |\n")
-    assert evaluate.dataset_key("r/pseudodata/Y400/2.5/3.parquet", 1) == (2.5, 3)
-    assert evaluate.dataset_key("r/scores/ID/1/Y400/0.5/7/flow2.parquet", 2) == (0.5, 7)
-    with pytest.raises(Exception, match="cannot read strength/instance"):
-        evaluate.dataset_key("r/pseudodata/Y400/x/3.parquet", 1)
+    # evaluate.markdown is gone; Markdown is written by salad.tables.render, which for a table
+    # without its own renderer writes '# title', an empty intro and the table: floats with 3
+    # significant digits (2 -> 2.00), NaN as '–', +inf as '∞', strings as they are
+    from salad.tables import render
+    text = render("T", pd.DataFrame({"a": [1.23456, np.nan], "b": [np.inf, 2.0], "c": ["x", "y"]}), "T")
+    assert text == ("# T\n\n\n\n| a | b | c |\n|---|---|---|\n| 1.23 | ∞ | x |\n"
+                    "| – | 2.00 | y |\n")
+    assert evaluate.dataset_key("r/pseudodata/Y400/2.5/3.parquet") == (2.5, 3)
+    assert evaluate.dataset_key("r/scores/ID/1/Y400/0.5/7.parquet") == (0.5, 7)
+    for bad in ("r/pseudodata/Y400/x/3.parquet", "r/scores/ID/1/Y400/0.5/7/flow2.parquet", "3.parquet"):
+        with pytest.raises(Exception, match="cannot read strength/instance"):
+            evaluate.dataset_key(bad)
     assert evaluate.settings({"ensemble_size": 3, "unknown": 1})["ensemble_size"] == 3
     assert "unknown" not in evaluate.settings({"unknown": 1})
     assert evaluate.settings(None) == evaluate.DEFAULTS
@@ -552,17 +624,22 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
     cfg = json.dumps({"evaluate": {"working_points": [0.1, 0.25], "bootstrap": 3,
                                    "mass_bins": 11, "target_significance": 1.0},
                       "regions": {"signal_region": list(EVAL_SR)}, "window": list(WINDOW)})
+    from salad.artifacts import provenance, read_parquet, write_parquet
+    evalset = tmp_path / "evaluation" / "set.parquet"
+    evalset.parent.mkdir()
+    write_parquet(_evaluation_set(), evalset, provenance("test"))
     out = tmp_path / "eval"
     evaluate.cli(["sensitivity", "--setup", "ID", "--signal", "Y400",
                   "--data", str(a["data"]), str(b["data"]),
                   "--scores", *map(str, a["scores"] + b["scores"]),
                   "--references", *map(str, a["references"] + b["references"]),
+                  "--evaluation-set", str(evalset), "--held-out", "false",
                   "--output-dir", str(out), "--config", cfg])
-    from salad.artifacts import read_parquet
     sens = read_parquet(out / "sensitivity.parquet")
-    assert len(sens) == 2 * 3 * 2
-    ok = sens.dropna(subset=["sic"])
-    np.testing.assert_allclose(ok["sic"], ok["eps_s"] / np.sqrt(ok["eps_b"]), rtol=1e-12)
+    # strength 2 only (strength 0 goes to the sculpting files): 3 methods x 2 working points
+    assert len(sens) == 3 * 2 and set(sens["strength"]) == {2.0} and not sens["held_out"].any()
+    assert sens["sic"].notna().all()
+    np.testing.assert_allclose(sens["sic"], sens["eps_s"] / np.sqrt(sens["eps_b"]), rtol=1e-12)
     tables = tmp_path / "tables"
     evaluate.cli(["tables", "--sensitivity", str(out / "sensitivity.parquet"),
                   "--sculpting-auc", str(out / "sculpting_auc.parquet"),
@@ -577,7 +654,8 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
     assert f"{0.75 / math.sqrt(0.1):.3g}" in md and md.startswith("# CATHODE sensitivity")
     req = read_parquet(tables / "cathode_required_injection.parquet")
     assert set(req["method"]) == {"cathode", "iad", "supervised"}
-    assert "1 sigma" in (tables / "cathode_required_injection.md").read_text()
+    md = (tables / "cathode_required_injection.md").read_text()
+    assert md.startswith("# Required injection") and "1σ" in md   # the configured target, not 3
     # evaluate.target_significance = 1 is used: Z goes 0 -> 2.256 between strengths 0 and 2
     z = math.sqrt(2 * (4 * math.log(4) - 3))
     cat = req[(req["method"] == "cathode") & (req["eps_b"] == 0.1)].iloc[0]
@@ -586,7 +664,8 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
     assert sculpt.iloc[0]["auc_mean"] == pytest.approx(0.75) and sculpt.iloc[0]["classifiers"] == 2
     with pytest.raises(Exception, match="no pseudo-data file given for strength 2, instance 0"):
         evaluate.cli(["sensitivity", "--setup", "ID", "--signal", "Y400", "--data", str(b["data"]),
-                      "--scores", *map(str, a["scores"]), "--output-dir", str(out), "--config", cfg])
+                      "--scores", *map(str, a["scores"]), "--evaluation-set", str(evalset),
+                      "--held-out", "false", "--output-dir", str(out), "--config", cfg])
 
 
 # ---------------------------------------------------------------- pseudo-data inputs

@@ -134,7 +134,7 @@ def raw_read(path: Path, chunk_size: int) -> int:
     from . import delphes
     from .preselect import FIELDS
     ttree = delphes.open_tree(path)
-    branches = sorted({delphes._resolve(ttree, path, f)[0] for f in FIELDS})
+    branches = sorted({found[0] for f in FIELDS if (found := delphes._resolve(ttree, f))})
     n = 0
     for arrays in ttree.iterate(branches, step_size=chunk_size, library="ak"):
         n += len(arrays)

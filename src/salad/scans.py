@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .artifacts import provenance, read_parquet, write_parquet
 from .config import parse_stage_config
@@ -130,34 +131,60 @@ def family_table(families: Mapping, z: pd.DataFrame, linear: pd.DataFrame | None
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+Z_FLOOR = float(stats.norm.isf(1e-300))   # Z of a p clipped at 1e-300: not a measurement
+
+
 def plot(table: pd.DataFrame, path: str, title: str) -> None:
-    """CATHODE SIC (family cathode), NPLM median Z and linear accuracy versus latent size."""
+    """Panels sharing the latent size D: CATHODE SIC (rows with a SIC), NPLM median Z (rows with
+    a Z; per family, line style) and linear accuracy (rows with one). A Z at or beyond the floor
+    norm.isf(1e-300), or infinite, is a lower limit: drawn as an open up-triangle at the top of
+    its panel, never as a value."""
     from . import plotstyle as ps
     plt = ps.pyplot()
-    sic = table[table["family"] == "cathode"]
-    fam = table[table["family"] != "cathode"]
-    panels = (["sic"] if len(sic) else []) + (["z", "acc"] if len(fam) else [])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    table = table if "family" in table else table.assign(family="scan")
+    sic = table[table["sic"].notna()] if "sic" in table else table.iloc[:0]
+    zs = table[table["z_median"].notna()] if "z_median" in table else table.iloc[:0]
+    acc = (table[table["accuracy"].notna()].drop_duplicates(["family", "dim"])
+           if "accuracy" in table else table.iloc[:0])
+    panels = [k for k, part in (("sic", sic), ("z", zs), ("acc", acc)) if len(part)]
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 5.4),
+                             squeeze=False)
     axes = dict(zip(panels, axes[0]))
-    styles = {f: s for f, s in zip(fam["family"].unique(), ["-", "--", ":", "-."] * 4)}
-    for i, (signal, g) in enumerate(sic.groupby("signal")):
-        axes["sic"].errorbar(g["dim"], g["sic"], yerr=g["sic_err"], color=f"C{i % 10}", marker="o",
-                             label=signal)
-    for i, (signal, g) in enumerate(fam.groupby("signal")):
-        for family, h in g.groupby("family"):
-            axes["z"].errorbar(h["dim"], h["z_median"], yerr=h["z_err"], color=f"C{i % 10}", marker="s",
-                               ls=styles[family], label=f"{family}: {signal}")
-    if len(fam):
-        acc = fam.drop_duplicates(["family", "dim"])
-        for family, h in acc.groupby("family"):
-            axes["acc"].errorbar(h["dim"], h["accuracy"], yerr=h["accuracy_sem"], marker="o",
-                                 ls=styles[family], label=family)
-    labels = {"sic": "CATHODE SIC", "z": "NPLM median Z", "acc": "linear-evaluation accuracy"}
+    styles = {f: s for f, s in zip(table["family"].unique(), ["-", "--", ":", "-."] * 4)}
+    signals = sorted(table["signal"].dropna().unique())
+    color = {sig: ps.PALETTE[i % len(ps.PALETTE)] for i, sig in enumerate(signals)}
+    for signal, g in sic.groupby("signal"):
+        g = g.sort_values("dim")
+        axes["sic"].errorbar(g["dim"], g["sic"], yerr=g.get("sic_err"), color=color[signal],
+                             marker="o", label=ps.signal_label(signal))
+    if len(zs):
+        z_all = zs["z_median"].to_numpy(float)
+        measured = np.isfinite(z_all) & (z_all < Z_FLOOR - 1e-6)
+        top = (np.nanmax(np.where(measured, z_all + zs["z_err"].fillna(0).to_numpy(float), np.nan))
+               if measured.any() else 5.0) * 1.3 + 1
+        for (signal, family), h in zs.groupby(["signal", "family"]):
+            h = h.sort_values("dim")
+            z = h["z_median"].to_numpy(float)
+            ok = np.isfinite(z) & (z < Z_FLOOR - 1e-6)
+            label = ps.signal_label(signal) + ("" if family == "scan" else f" ({family})")
+            axes["z"].errorbar(h["dim"][ok], z[ok], yerr=h["z_err"].to_numpy(float)[ok],
+                               color=color[signal], marker="s", ls=styles[family], label=label)
+            if (~ok).any():
+                axes["z"].plot(h["dim"][~ok], np.full(int((~ok).sum()), top * 0.93), "^",
+                               mfc="none", color=color[signal], ms=9,
+                               label=f"{label}: beyond reach (lower limit)")
+        axes["z"].set_ylim(min(0.0, np.nanmin(np.where(measured, z_all, 0.0))) - 0.5, top)
+    for family, h in acc.groupby("family"):
+        h = h.sort_values("dim")
+        axes["acc"].errorbar(h["dim"], h["accuracy"], yerr=h.get("accuracy_sem"), marker="o",
+                             ls=styles[family], color="k", label=family)
+    labels = {"sic": r"CATHODE SIC = $\epsilon_S/\sqrt{\epsilon_B}$", "z": "NPLM median Z",
+              "acc": "linear-evaluation accuracy"}
     for key, ax in axes.items():
         ax.set_xlabel("latent dimension D")
         ax.set_ylabel(labels[key])
         ax.set_xscale("log", base=2)
-        ax.legend(fontsize=9)
+        ax.legend(fontsize=10, loc="best")
         ps.exp_label(ax)
     fig.suptitle(title)
     fig.tight_layout()

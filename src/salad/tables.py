@@ -205,6 +205,8 @@ def required_md(frame: pd.DataFrame, target: float | None = None) -> str:
             return number(v)
         return f"{number(v)} (+{up} −{number(lo, 2)})"
     table = pivot_setups(f, ["signal", "method", "εB"], cell)
+    if target is None and "target_significance" in frame and len(frame):
+        target = float(frame["target_significance"].iloc[0])
     goal = f"{target:g}σ" if target else "the target significance (config evaluate.target_significance)"
     intro = (f"Injected signal strength S/√B (signal region, before selection) at which the mean "
              f"post-selection significance reaches {goal}, interpolated linearly between the scanned "

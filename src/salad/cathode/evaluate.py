@@ -238,7 +238,8 @@ def summarise(sens: pd.DataFrame, target: float) -> tuple[pd.DataFrame, pd.DataF
         value, reached = metrics.required_strength(s, m, target)
         lo, _ = metrics.required_strength(s, m + d, target)
         hi, hi_reached = metrics.required_strength(s, m - d, target)
-        rows.append({**dict(zip(keys[:-1], key)), "required_strength": value, "reached": reached,
+        rows.append({**dict(zip(keys[:-1], key)), "target_significance": target,
+                     "required_strength": value, "reached": reached,
                      "required_lo": lo, "required_hi": hi if hi_reached else np.inf})
     return summary, pd.DataFrame(rows)
 
