@@ -13,7 +13,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 def run_snakemake(workdir: Path, *args: str, config: Path = REPO / "config" / "test.yaml",
-                  check: bool = True, timeout: float = 1500) -> subprocess.CompletedProcess:
+                  check: bool = True, timeout: float = 3000) -> subprocess.CompletedProcess:
     """Run the pipeline's Snakefile in `workdir` on `config`; returns the finished process."""
     cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(config), "--cores", "2", *args]
