@@ -22,12 +22,12 @@ if not config:
 
 
 include: "rules/common.smk"
-include: "rules/report.smk"
 include: "rules/generate.smk"
 include: "rules/preselect.smk"
 include: "rules/encoder.smk"
 include: "rules/cathode.smk"
 include: "rules/signal_agnostic.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -1,10 +1,12 @@
 """CATHODE on the latent space: evaluation_set; cathode (flows -> pooled template -> CWoLa
-BDTs) and classify_reference per (encoder, dataset); evaluate per (setup, signal); tables, plots.
+BDTs -> references) per (encoder, batch of pseudo-data sets); evaluate per setup; tables, plots.
 
-Dataset wildcards {signal}/{strength}/{instance} name a pseudo-data set; {setup}/{seed} an
-encoder. One `cathode` job per (encoder, dataset) fits all `flow.count` flows, pools their
-samples into one template and trains all `classifier.bdts` BDTs (paper A's ensemble; a job is
-worth its start-up cost, and the paper-scale DAG stays small).
+Wildcards {setup}/{seed} name an encoder, {signal} the folder a pseudo-data set is stored under
+(results/pseudodata/{signal}/{strength}/{instance}) and {batch} a chunk of
+`cathode.datasets_per_job` of its sets. One `cathode` job fits, per set, all `flow.count` flows,
+pools their samples into one template, trains all `classifier.bdts` BDTs (paper A's ensemble)
+and the references; it reads the embeddings, the evaluation set and the simulation once, so a
+job is worth its start-up cost and the paper-scale DAG stays small (tests/test_jobs.py).
 """
 
 _ENC = config.get("encoder") or {}
@@ -25,14 +27,10 @@ HIGGS_SAMPLES = [s for s in BACKGROUNDS if 1 <= PROCESSES[s]["group"] <= 4]
 _strength = globals().get("strength_label") or (lambda s: f"{float(s):g}")
 _STRENGTHS = [_strength(s) for s in _CPD["strengths"]]
 _INSTANCES = [str(i) for i in range(_CPD["instances"])]
-_FLOWS = [str(i) for i in range(_FLOW["count"])]
 
-_DS = "{setup}/{seed}/{signal}/{strength}/{instance}"
-CATHODE_FLOWS = [f"results/cathode/flows/{_DS}/{i}.pt" for i in _FLOWS]
-CATHODE_TEMPLATE = f"results/cathode/templates/{_DS}.parquet"
-CATHODE_SCORES = f"results/cathode/scores/{_DS}.parquet"
-CATHODE_REFERENCE = f"results/cathode/reference/{_DS}.parquet"
-CATHODE_EVAL = "results/cathode/evaluation/{setup}/{signal}/{name}.parquet"
+CATHODE_RUN = "results/cathode/{setup}/{seed}/{signal}/{batch}"
+CATHODE_EVAL_DIR = "results/cathode/evaluation/{setup}/{signal}"
+CATHODE_EVAL = CATHODE_EVAL_DIR + "/{name}.parquet"
 EVALUATION_SET = "results/evaluation/set.parquet"
 _EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"]
 _PLOTS = "results/plots/cathode"
@@ -70,91 +68,57 @@ rule cathode:
         "../envs/salad.yaml"
     input:
         embeddings="results/embeddings/{setup}/{seed}.parquet",
-        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        data=_batch_data,
         higgs=_sim_pairs(HIGGS_SAMPLES),
+        simulation=_reference_inputs,
         evaluation=EVALUATION_SET,
     output:
-        flows=CATHODE_FLOWS,
-        template=CATHODE_TEMPLATE,
-        scores=CATHODE_SCORES,
+        directory(CATHODE_RUN),
+    wildcard_constraints:
+        batch=r"\d+",
     params:
-        cfg=lambda w: _common_cfg(flow=_FLOW_FIT, template=_FLOW["template"],
+        cfg=lambda w: _common_cfg(flow=_FLOW_FIT, flow_count=_FLOW["count"], template=_FLOW["template"],
                                   classifier=config["classifier"],
                                   luminosity=_CPD["luminosity_ifb"]),
         higgs=_pair_args("--higgs", HIGGS_SAMPLES),
-        key=lambda w: _seed_key(w),
+        references=_reference_args,
     threads: threads_for("flow")
     resources:
         mem_mb=3000,
-        runtime=lambda w: 20 + 20 * len(_FLOWS),
+        runtime=lambda w: 10 + 5 * (_FLOW["count"] + 2) * len(_batch_data(w)),   # minutes
     log:
-        f"results/logs/cathode/{_DS}.log",
+        "results/logs/cathode/{setup}/{seed}/{signal}/{batch}.log",
     benchmark:
-        f"results/benchmarks/cathode/{_DS}.tsv"
+        "results/benchmarks/cathode/{setup}/{seed}/{signal}/{batch}.tsv"
     shell:
         "python -m salad cathode --embeddings {input.embeddings:q} --data {input.data:q}"
-        " {params.higgs} --evaluation-set {input.evaluation:q} --flows {output.flows:q}"
-        " --template {output.template:q} --scores {output.scores:q} --seed-key {params.key}"
+        " {params.higgs} {params.references} --evaluation-set {input.evaluation:q}"
+        " --output-dir {output:q} --seed-key {wildcards.setup}/{wildcards.seed}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
-
-
-rule classify_reference:
-    conda:
-        "../envs/salad.yaml"
-    input:
-        embeddings="results/embeddings/{setup}/{seed}.parquet",
-        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
-        simulation=lambda w: _sim_pairs(truth_background_samples() + [w.signal]),
-        evaluation=EVALUATION_SET,
-    output:
-        CATHODE_REFERENCE,
-    params:
-        cfg=lambda w: _common_cfg(classifier=config["classifier"]),
-        background=_pair_args("--background", truth_background_samples()),
-        signal=lambda w: _pair_args("--signal", [w.signal]),
-        key=lambda w: _seed_key(w),
-    threads: threads_for("classify")
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    log:
-        f"results/logs/classify_reference/{_DS}.log",
-    benchmark:
-        f"results/benchmarks/classify_reference/{_DS}.tsv"
-    shell:
-        "python -m salad classify reference --embeddings {input.embeddings:q} --data {input.data:q}"
-        " {params.background} {params.signal} --evaluation-set {input.evaluation:q}"
-        " --output {output:q} --seed-key {params.key} --threads {threads}"
-        " --config {params.cfg} > {log:q} 2>&1"
 
 
 rule evaluate:
     conda:
         "../envs/salad.yaml"
     input:
-        data=_pseudo,
-        scores=lambda w: _datasets(CATHODE_SCORES, w),
-        references=lambda w: _datasets(CATHODE_REFERENCE, w, injected_only=True),
+        runs=_evaluate_runs,
+        data=lambda w: [f"results/pseudodata/{sig}/{s}/{i}.parquet"
+                        for g in _CPD["signals"] for sig, s, i in signal_sets(w.setup, g)],
         evaluation=EVALUATION_SET,
     output:
-        **{n: CATHODE_EVAL.replace("{name}", n) for n in _EVAL_NAMES},
+        [CATHODE_EVAL.format(setup="{setup}", signal=g, name=n) for g in _CPD["signals"] for n in _EVAL_NAMES],
     params:
-        cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
-        outdir=lambda w: f"results/cathode/evaluation/{w.setup}/{w.signal}",
-        held_out=lambda w: str(held_out(ENCODER_SETUPS.get(w.setup), w.signal)).lower(),
+        command=_evaluate_command,
     threads: 1
     resources:
         mem_mb=3000,
         runtime=30,
     log:
-        "results/logs/evaluate/{setup}/{signal}.log",
+        "results/logs/evaluate/{setup}.log",
     benchmark:
-        "results/benchmarks/evaluate/{setup}/{signal}.tsv"
+        "results/benchmarks/evaluate/{setup}.tsv"
     shell:
-        "python -m salad evaluate sensitivity --setup {wildcards.setup} --signal {wildcards.signal}"
-        " --data {input.data:q} --scores {input.scores:q} --references {input.references:q}"
-        " --evaluation-set {input.evaluation:q} --held-out {params.held_out}"
-        " --output-dir {params.outdir:q} --config {params.cfg} > {log:q} 2>&1"
+        "({params.command}) > {log:q} 2>&1"
 
 
 CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
@@ -189,137 +153,108 @@ rule cathode_tables:
 
 
 # ------------------------------------------------------------------------ plots
-# Latent projections and t-SNE use the first encoder seed, the first injected signal at its
-# largest strength, instance 0 and flow 0.
-rule cathode_plot_latent:
+# One job draws every setup's latent projections, t-SNE (the set of _show: first encoder seed,
+# first signal at its largest strength, instance 0) and sculpting check; one more draws the
+# SIC and required-injection summaries from the tables.
+_SCULPTING_SETUPS = [s for s in CATHODE_SETUPS if _has_sculpting(s)]
+
+
+def _plot_report(kind, caption, category, subcategory, label):
+    return report(f"{_PLOTS}/{kind}_{label}.png", caption=f"../workflow/report/{caption}.rst",
+                  category=category, subcategory=subcategory,
+                  labels={"signal" if kind == "sic" else "setup": label})
+
+
+def _setup_plot_calls(setup):
+    show = _show(type("W", (), {"setup": setup}))
+    emb = "results/embeddings/{setup}/{seed}.parquet".format(**show)
+    data = "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show)
+    template = f"{show['run']}/templates/{show['strength']}/0.parquet"
+    lumi = _CPD["luminosity_ifb"]
+    calls = [
+        f"python -m salad evaluate plot latent --data {data} --embeddings {emb} --template {template}"
+        f" --title {shlex.quote(f'SR latent projections, setup {setup}')}"
+        f" --output {_PLOTS}/latent_{setup}.png --lumi {lumi} --config {_common_cfg()}",
+        f"python -m salad evaluate plot tsne --data {data} --embeddings {emb}"
+        f" --title {shlex.quote(f't-SNE of the SR latent space, setup {setup}')}"
+        f" --output {_PLOTS}/tsne_{setup}.png --lumi {lumi}"
+        f" --config {_common_cfg(evaluate=config['evaluate'])}"]
+    if _has_sculpting(setup):
+        calls.append(
+            f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
+            f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
+            f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
+            f" --output {_PLOTS}/sculpting_{setup}.png --lumi {lumi} --config {_common_cfg()}")
+    return calls
+
+
+def _setup_plot_inputs():
+    files = []
+    for setup in CATHODE_SETUPS:
+        show = _show(type("W", (), {"setup": setup}))
+        files += ["results/embeddings/{setup}/{seed}.parquet".format(**show),
+                  "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
+                  show["run"]]
+    return list(dict.fromkeys(files + _evals("sculpting_roc", _SCULPTING_SETUPS)
+                              + _evals("sculpting_mass", _SCULPTING_SETUPS)))
+
+
+rule cathode_plots:
     conda:
         "../envs/salad.yaml"
     input:
-        embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
-        data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
-        template=lambda w: CATHODE_TEMPLATE.format(**_show(w)),
+        _setup_plot_inputs(),
     output:
-        png=report(f"{_PLOTS}/latent_{{setup}}.png", caption="../workflow/report/cathode_latent.rst",
-                   category=REPORT_LATENT, subcategory="CATHODE latent projections", labels={"setup": "{setup}"}),
-        pdf=f"{_PLOTS}/latent_{{setup}}.pdf",
+        [_plot_report("latent", "cathode_latent", REPORT_LATENT, "CATHODE latent projections", s)
+         for s in CATHODE_SETUPS]
+        + [_plot_report("tsne", "cathode_tsne", REPORT_LATENT, "t-SNE by process", s) for s in CATHODE_SETUPS]
+        + [_plot_report("sculpting", "cathode_sculpting", REPORT_SCULPTING, "ROC and mγγ", s)
+           for s in _SCULPTING_SETUPS]
+        + [f"{_PLOTS}/{k}_{s}.pdf" for s in CATHODE_SETUPS for k in ("latent", "tsne")]
+        + [f"{_PLOTS}/sculpting_{s}.pdf" for s in _SCULPTING_SETUPS],
     params:
-        cfg=lambda w: _common_cfg(),
-        lumi=_CPD["luminosity_ifb"],
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    log:
-        "results/logs/cathode_plots/latent_{setup}.log",
-    benchmark:
-        "results/benchmarks/cathode_plots/latent_{setup}.tsv"
-    shell:
-        "python -m salad evaluate plot latent --data {input.data:q} --embeddings {input.embeddings:q}"
-        " --template {input.template:q} --title 'SR latent projections, setup {wildcards.setup}'"
-        " --output {output.png:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
-
-
-rule cathode_plot_tsne:
-    conda:
-        "../envs/salad.yaml"
-    input:
-        embeddings=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_show(w)),
-        data=lambda w: "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**_show(w)),
-    output:
-        png=report(f"{_PLOTS}/tsne_{{setup}}.png", caption="../workflow/report/cathode_tsne.rst",
-                   category=REPORT_LATENT, subcategory="t-SNE by process", labels={"setup": "{setup}"}),
-        pdf=f"{_PLOTS}/tsne_{{setup}}.pdf",
-    params:
-        cfg=lambda w: _common_cfg(evaluate=config["evaluate"]),
-        lumi=_CPD["luminosity_ifb"],
+        command=" && ".join(c for s in CATHODE_SETUPS for c in _setup_plot_calls(s)),
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=20,
+        runtime=lambda w: 10 + 3 * len(CATHODE_SETUPS),
     log:
-        "results/logs/cathode_plots/tsne_{setup}.log",
+        "results/logs/cathode_plots.log",
     benchmark:
-        "results/benchmarks/cathode_plots/tsne_{setup}.tsv"
+        "results/benchmarks/cathode_plots.tsv"
     shell:
-        "python -m salad evaluate plot tsne --data {input.data:q} --embeddings {input.embeddings:q}"
-        " --title 't-SNE of the SR latent space, setup {wildcards.setup}'"
-        " --output {output.png:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
+        "({params.command}) > {log:q} 2>&1"
 
 
-rule cathode_plot_sculpting:
+rule cathode_summary_plots:
     conda:
         "../envs/salad.yaml"
     input:
-        roc=lambda w: _evals("sculpting_roc", [w.setup]),
-        mass=lambda w: _evals("sculpting_mass", [w.setup]),
+        sensitivity="results/tables/cathode_sensitivity.parquet",
+        required="results/tables/cathode_required_injection.parquet",
     output:
-        png=report(f"{_PLOTS}/sculpting_{{setup}}.png", caption="../workflow/report/cathode_sculpting.rst",
-                   category=REPORT_SCULPTING, subcategory="ROC and mγγ", labels={"setup": "{setup}"}),
-        pdf=f"{_PLOTS}/sculpting_{{setup}}.pdf",
+        [_plot_report("sic", "cathode_sic", REPORT_SENSITIVITY, "SIC vs injection", g) for g in _CPD["signals"]]
+        + [report(f"{_PLOTS}/required_injection.png", caption="../workflow/report/cathode_required.rst",
+                  category=REPORT_SENSITIVITY, subcategory="required injection", labels={"signal": "all"})]
+        + [f"{_PLOTS}/sic_{g}.pdf" for g in _CPD["signals"]] + [f"{_PLOTS}/required_injection.pdf"],
     params:
-        cfg=lambda w: _common_cfg(),
-        lumi=_CPD["luminosity_ifb"],
+        # the scan setups have their own figure (dimension_scan)
+        command=" && ".join(
+            [f"python -m salad evaluate plot sic --table results/tables/cathode_sensitivity.parquet"
+             f" --signal {g} --setups {_quoted(CATHODE_MAIN_SETUPS)} --lumi {_CPD['luminosity_ifb']}"
+             f" --output {_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
+            + [f"python -m salad evaluate plot required --table results/tables/cathode_required_injection.parquet"
+               f" --lumi {_CPD['luminosity_ifb']} --output {_PLOTS}/required_injection.png"]),
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
     log:
-        "results/logs/cathode_plots/sculpting_{setup}.log",
+        "results/logs/cathode_summary_plots.log",
     benchmark:
-        "results/benchmarks/cathode_plots/sculpting_{setup}.tsv"
+        "results/benchmarks/cathode_summary_plots.tsv"
     shell:
-        "python -m salad evaluate plot sculpting --roc {input.roc:q} --mass {input.mass:q}"
-        " --title 'Sculpting check (no injection), setup {wildcards.setup}'"
-        " --output {output.png:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
-
-
-rule cathode_plot_sic:
-    conda:
-        "../envs/salad.yaml"
-    input:
-        "results/tables/cathode_sensitivity.parquet",
-    output:
-        png=report(f"{_PLOTS}/sic_{{signal}}.png", caption="../workflow/report/cathode_sic.rst",
-                   category=REPORT_SENSITIVITY, subcategory="SIC vs injection", labels={"signal": "{signal}"}),
-        pdf=f"{_PLOTS}/sic_{{signal}}.pdf",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    log:
-        "results/logs/cathode_plots/sic_{signal}.log",
-    benchmark:
-        "results/benchmarks/cathode_plots/sic_{signal}.tsv"
-    params:
-        setups=" ".join(map(shlex.quote, CATHODE_MAIN_SETUPS)),   # the scan setups have their own figure
-        lumi=_CPD["luminosity_ifb"],
-    shell:
-        "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"
-        " --setups {params.setups} --lumi {params.lumi} --output {output.png:q} > {log:q} 2>&1"
-
-
-rule cathode_plot_required:
-    conda:
-        "../envs/salad.yaml"
-    input:
-        "results/tables/cathode_required_injection.parquet",
-    output:
-        png=report(f"{_PLOTS}/required_injection.png", caption="../workflow/report/cathode_required.rst",
-                   category=REPORT_SENSITIVITY, subcategory="required injection", labels={"signal": "all"}),
-        pdf=f"{_PLOTS}/required_injection.pdf",
-    params:
-        lumi=_CPD["luminosity_ifb"],
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
-    log:
-        "results/logs/cathode_plots/required_injection.log",
-    benchmark:
-        "results/benchmarks/cathode_plots/required_injection.tsv"
-    shell:
-        "python -m salad evaluate plot required --table {input:q} --lumi {params.lumi}"
-        " --output {output.png:q} > {log:q} 2>&1"
+        "({params.command}) > {log:q} 2>&1"
 
 
 register_targets("cathode", cathode_targets)

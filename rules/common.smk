@@ -107,6 +107,24 @@ def threads_for(stage):
     return config["threads"].get(stage, 1)
 
 
+REPORT_SCULPTING = "1. Sculpting"
+REPORT_SENSITIVITY = "2. Sensitivity"
+REPORT_NPLM = "3. NPLM"
+REPORT_LATENT = "4. Latent space"
+REPORT_DIAGNOSTICS = "5. Diagnostics"
+# table stem -> (category, subcategory); per-representation NPLM tables are nplm__{setup}__{seed}
+_REPORT_TABLES = {
+    "cathode_sculpting": (REPORT_SCULPTING, "tables"),
+    "cathode_sensitivity": (REPORT_SENSITIVITY, "tables"),
+    "cathode_required_injection": (REPORT_SENSITIVITY, "tables"),
+    "nplm": (REPORT_NPLM, "tables"),
+    "linear_eval": (REPORT_LATENT, "tables"),
+    "information": (REPORT_LATENT, "tables"),
+    "dimension_scan": (REPORT_LATENT, "tables"),
+}
+
+
+
 _TARGETS = {}
 
 
@@ -147,12 +165,12 @@ def _pair_args(option, samples):
                     for pre, split in map(_pair, samples))
 
 
-def _seed_key(w):
-    return f"{w.setup}/{w.seed}/{w.signal}/{w.strength}/{w.instance}"
-
-
 def _common_cfg(**extra):
     return cfg_arg("regions", window=_WINDOW, **extra)
+
+
+def _quoted(paths):
+    return " ".join(shlex.quote(str(p)) for p in paths)
 
 
 def setup_grid(setup):
@@ -164,20 +182,80 @@ def setup_grid(setup):
     return _STRENGTHS, _INSTANCES
 
 
-def _datasets(pattern, w, injected_only=False):
-    """`pattern` for every encoder seed x pseudo-data set of (setup, signal); without the
-    no-injection sets if `injected_only` (the references serve the sensitivity only)."""
-    strengths, instances = setup_grid(w.setup)
-    return [pattern.format(setup=w.setup, seed=seed, signal=dataset_signal(w.signal, s),
-                           strength=s, instance=i)
-            for seed in cathode_seeds(w.setup) for s in strengths for i in instances
-            if not (injected_only and float(s) == 0)]
+def signal_sets(setup, signal):
+    """Pseudo-data sets (stored signal, strength label, instance) of `signal` on `setup`'s grid
+    (no-injection sets are stored under the first signal: see dataset_signal)."""
+    strengths, instances = setup_grid(setup)
+    return [(dataset_signal(signal, s), s, i) for s in strengths for i in instances]
 
 
-def _pseudo(w):
-    strengths, instances = setup_grid(w.setup)
-    return [f"results/pseudodata/{dataset_signal(w.signal, s)}/{s}/{i}.parquet"
-            for s in strengths for i in instances]
+def cathode_batches(setup):
+    """{(stored signal, batch label): [(strength, instance), ...]}: the pseudo-data sets of
+    `setup`, per stored signal in chunks of cathode.datasets_per_job (one `cathode` job each)."""
+    size = int(_CATHODE.get("datasets_per_job") or 10**9)
+    per_signal = {}
+    for stored, s, i in dict.fromkeys(t for g in _CPD["signals"] for t in signal_sets(setup, g)):
+        per_signal.setdefault(stored, []).append((s, i))
+    return {(stored, str(k // size)): sets[k:k + size]
+            for stored, sets in per_signal.items() for k in range(0, len(sets), size)}
+
+
+def cathode_run(setup, seed, stored, strength, instance):
+    """Output folder of the `cathode` job that holds this pseudo-data set."""
+    for (sig, batch), sets in cathode_batches(setup).items():
+        if sig == stored and (strength, instance) in sets:
+            return CATHODE_RUN.format(setup=setup, seed=seed, signal=sig, batch=batch)
+    raise ValueError(f"pseudo-data set {stored}/{strength}/{instance} is not on setup {setup}'s grid")
+
+
+def cathode_file(kind, setup, seed, stored, strength, instance):
+    """{kind} = scores | reference | templates artifact of one (encoder, pseudo-data set)."""
+    return f"{cathode_run(setup, seed, stored, strength, instance)}/{kind}/{strength}/{instance}.parquet"
+
+
+def _batch_data(w):
+    return [f"results/pseudodata/{w.signal}/{s}/{i}.parquet"
+            for s, i in cathode_batches(w.setup)[(w.signal, w.batch)]]
+
+
+def _batch_injected(w):
+    return any(float(s) > 0 for s, _ in cathode_batches(w.setup)[(w.signal, w.batch)])
+
+
+def _reference_args(w):
+    """--background/--signal simulation of the references, for batches with injected sets."""
+    if not _batch_injected(w):
+        return ""
+    return _pair_args("--background", truth_background_samples()) + " " + _pair_args("--signal", [w.signal])
+
+
+def _reference_inputs(w):
+    return _sim_pairs(truth_background_samples() + [w.signal]) if _batch_injected(w) else []
+
+
+def _evaluate_runs(w):
+    """Every `cathode` output folder of a setup (all seeds and batches)."""
+    return [CATHODE_RUN.format(setup=w.setup, seed=seed, signal=sig, batch=b)
+            for seed in cathode_seeds(w.setup) for sig, b in cathode_batches(w.setup)]
+
+
+def _evaluate_command(w):
+    """One `salad evaluate sensitivity` call per injected signal of the setup (one job)."""
+    calls, cfg = [], _common_cfg(evaluate=config["evaluate"])
+    for g in _CPD["signals"]:
+        sets = signal_sets(w.setup, g)
+        data = [f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in sets]
+        scores = [cathode_file("scores", w.setup, seed, *t) for seed in cathode_seeds(w.setup) for t in sets]
+        refs = [cathode_file("reference", w.setup, seed, *t) for seed in cathode_seeds(w.setup)
+                for t in sets if float(t[1]) > 0]
+        held = str(held_out(ENCODER_SETUPS.get(w.setup), g)).lower()
+        calls.append(
+            f"python -m salad evaluate sensitivity --setup {w.setup} --signal {g}"
+            f" --data {_quoted(data)} --scores {_quoted(scores)} --references {_quoted(refs)}"
+            f" --evaluation-set {EVALUATION_SET} --held-out {held}"
+            f" --output-dir {shlex.quote(CATHODE_EVAL_DIR.format(setup=w.setup, signal=g))}"
+            f" --config {cfg}")
+    return " && ".join(calls)
 
 
 def _evals(name, setups=None):
@@ -186,9 +264,16 @@ def _evals(name, setups=None):
 
 
 def _show(w):
-    return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
-            "strength": max(setup_grid(w.setup)[0], key=float),
-            "instance": "0", "setup": w.setup}
+    """The set shown in latent plots: first seed, first signal at its largest strength, instance 0."""
+    strength = max(setup_grid(w.setup)[0], key=float)
+    signal = dataset_signal(_CPD["signals"][0], strength)
+    seed = cathode_seeds(w.setup)[0]
+    return {"setup": w.setup, "seed": seed, "signal": signal, "strength": strength, "instance": "0",
+            "run": cathode_run(w.setup, seed, signal, strength, "0")}
+
+
+def _has_sculpting(setup):
+    return 0.0 in [float(x) for x in setup_grid(setup)[0]]
 
 
 def cathode_targets():
@@ -196,8 +281,7 @@ def cathode_targets():
     if not (CATHODE_SETUPS and _CPD["signals"]):
         return []
     plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
-    plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS
-              if 0.0 in [float(x) for x in setup_grid(s)[0]]]
+    plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS if _has_sculpting(s)]
     plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
     plots.append(f"{_PLOTS}/required_injection.png")
     return CATHODE_TABLES + plots
@@ -333,10 +417,29 @@ def _nplm_reps():
 
 
 def _tsne_show(w):
-    """First seed, first injected signal at its largest strength, instance 0."""
+    """The set of the 2-D map: first injected signal at its largest strength, instance 0."""
     strength = max((_SA_label(s) for s in _SA_PSEUDO["strengths"]), key=float)
-    return {"setup": w.setup, "seed": representation_seeds(w.setup)[0],
-            "signal": _SA_PSEUDO["signals"][0], "strength": strength, "instance": "0"}
+    return {"setup": w.setup, "seed": w.seed, "signal": dataset_signal(_SA_PSEUDO["signals"][0], strength),
+            "strength": strength, "instance": "0"}
+
+
+def _nplm_fit_batches():
+    """Pseudo-data sets of every NPLM representation in chunks of nplm.datasets_per_job."""
+    size = int(_SA_NPLM.get("datasets_per_job") or 10**9)
+    return [_SA_DATASETS[k:k + size] for k in range(0, len(_SA_DATASETS), size)]
+
+
+def _nplm_fit_files(w, name):
+    """{name} = fit | scores files of every pseudo-data set of representation {setup}/{seed}."""
+    return [f"{_NPLM_DIR}/fits/{b}/{sig}/{s}/{i}/{name}.parquet".format(setup=w.setup, seed=w.seed)
+            for b, sets in enumerate(_nplm_fit_batches()) for sig, s, i in sets]
+
+
+def _nplm_map_scores(w):
+    show = _tsne_show(w)
+    key = (show["signal"], show["strength"], show["instance"])
+    batch = next(b for b, sets in enumerate(_nplm_fit_batches()) if key in sets)
+    return f"{_NPLM_DIR}/fits/{batch}/{show['signal']}/{show['strength']}/0/scores.parquet".format(**show)
 
 
 def _info_embedding():
@@ -351,7 +454,7 @@ def signal_agnostic_targets():
     if _SA_NPLM.get("representations") and _SA_PSEUDO["signals"]:
         targets += ["results/tables/nplm.parquet", "results/tables/nplm.md"]
         targets += [f"results/plots/nplm/null_{r}_{s}.png" for r, s in _nplm_reps()]
-        targets += [f"results/plots/nplm/tsne_{r}.png" for r in _SA_NPLM["representations"]]
+        targets += [f"results/plots/nplm/tsne_{r}_{s}.png" for r, s in _nplm_reps()]
     if _SA_LIN.get("representations"):
         targets += ["results/tables/linear_eval.parquet", "results/tables/linear_eval.md"]
     if _SA_INFO:
@@ -364,9 +467,9 @@ def signal_agnostic_targets():
 # ------------------------------ input functions of rules/report.smk
 
 
-def _report_place(w):
+def _report_place(html):
     """(category, subcategory) of a table page in the report."""
-    return _REPORT_TABLES.get(w.table, (REPORT_NPLM, "tables per representation"))
+    return _REPORT_TABLES.get(Path(html).stem, (REPORT_NPLM, "tables per representation"))
 
 
 def report_table_html(md_path):
@@ -375,9 +478,9 @@ def report_table_html(md_path):
     return str(Path("results/report/tables") / ("__".join(parts) + ".html"))
 
 
-def report_table_md(w):
+def report_table_md(html):
     """Inverse of report_table_html: the Markdown table behind a table page."""
-    return str(Path("results/tables", *w.table.split("__")).with_suffix(".md"))
+    return str(Path("results/tables", *Path(html).stem.split("__")).with_suffix(".md"))
 
 
 def report_targets():

@@ -58,6 +58,21 @@ rule split:
         " {params.only} --config {params.cfg} > {log:q} 2>&1"
 
 
+_PSEUDO_INSTANCES = [str(i) for i in range(_PSEUDO["instances"])]
+
+
+def _pseudodata_command(w):
+    """One `salad pseudodata` call per instance (one job per signal and strength)."""
+    cfg = cfg_arg("regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")})
+    background = " ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS)
+    out = f"results/pseudodata/{w.signal}/{w.strength}"
+    return " && ".join(
+        f"python -m salad pseudodata --background {background}"
+        f" --signal {shlex.quote(':'.join(_pair(w.signal)))} --strength {w.strength} --instance {i}"
+        f" --output {out}/{i}.parquet --summary {out}/{i}.json --config {cfg}"
+        for i in _PSEUDO_INSTANCES)
+
+
 rule pseudodata:
     conda:
         "../envs/salad.yaml"
@@ -65,28 +80,22 @@ rule pseudodata:
         background=[p for s in BACKGROUNDS for p in _pair(s)],
         signal=lambda w: _pair(w.signal),
     output:
-        parquet="results/pseudodata/{signal}/{strength}/{instance}.parquet",
-        summary="results/pseudodata/{signal}/{strength}/{instance}.json",
+        # every instance of one (signal, strength); the draw reads only luminosity_ifb and seed,
+        # so adding a signal or strength re-runs nothing else
+        parquet=expand("results/pseudodata/{{signal}}/{{strength}}/{instance}.parquet", instance=_PSEUDO_INSTANCES),
+        summary=expand("results/pseudodata/{{signal}}/{{strength}}/{instance}.json", instance=_PSEUDO_INSTANCES),
     params:
-        # only the keys the draw reads: adding a signal or strength re-runs nothing else
-        cfg=lambda w: cfg_arg(
-            "regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")}
-        ),
-        background=" ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS),
-        signal=lambda w: shlex.quote(":".join(_pair(w.signal))),
+        command=_pseudodata_command,
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=10,
+        runtime=lambda w: 5 + 2 * len(_PSEUDO_INSTANCES),
     log:
-        "results/logs/pseudodata/{signal}/{strength}/{instance}.log",
+        "results/logs/pseudodata/{signal}/{strength}.log",
     benchmark:
-        "results/benchmarks/pseudodata/{signal}/{strength}/{instance}.tsv"
+        "results/benchmarks/pseudodata/{signal}/{strength}.tsv"
     shell:
-        "python -m salad pseudodata --background {params.background} --signal {params.signal}"
-        " --strength {wildcards.strength} --instance {wildcards.instance}"
-        " --output {output.parquet:q} --summary {output.summary:q}"
-        " --config {params.cfg} > {log:q} 2>&1"
+        "({params.command}) > {log:q} 2>&1"
 
 
 register_targets("split", lambda: [f"results/split/{s}.parquet" for s in ALL_SAMPLES])

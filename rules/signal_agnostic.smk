@@ -2,11 +2,12 @@
 
 embed_baseline  baseline_{source,leading,ref22,vae}/{seed} -> results/embeddings/ (same contract as
                 encoder latents, so CATHODE, NPLM and linear evaluation read them alike)
-nplm_fit        {setup}/{seed} x pseudo-data set -> observed t and per-event scores f(x)
+nplm_fit        {setup}/{seed} x batch of nplm.datasets_per_job pseudo-data sets -> observed t
+                and per-event scores f(x)
 nplm_toys       {setup}/{seed} x toy batch -> background-only t values (seeded by batch index)
-nplm_summary    {setup}/{seed} -> p-values, Z, power, chi2 comparison (table, plot)
+nplm_summary    {setup}/{seed} -> p-values, Z, power, chi2 comparison (table, plot) and the
+                2-D map (UMAP / t-SNE) of one data set coloured by f(x)
 nplm_table      all representations -> results/tables/nplm.{parquet,md}
-tsne_nplm       {setup} -> t-SNE of data coloured by f(x)
 linear_eval(_table), information, dimension_scan
 A representation ({setup}) is an encoder setup of config `encoder.setups` or baseline_<name>;
 every NPLM and linear-evaluation table row says whether it was trained on signal samples
@@ -56,7 +57,7 @@ _NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
 _NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
 _NPLM_DIR = "results/nplm/{setup}/{seed}"
 _NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
-_NPLM_FIT_DIR = f"{_NPLM_DIR}/fits/{{signal}}/{{strength}}/{{instance}}"
+_NPLM_FIT_BATCH = f"{_NPLM_DIR}/fits/{{batch}}"
 _SA_DATASETS = pseudodata_sets()
 
 
@@ -93,25 +94,24 @@ rule nplm_fit:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
         split=_SA_BKG_SPLIT,
-        data="results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        data=lambda w: [f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in _nplm_fit_batches()[int(w.batch)]],
     output:
-        scores=f"{_NPLM_FIT_DIR}/scores.parquet",
-        fit=f"{_NPLM_FIT_DIR}/fit.parquet",
+        directory(_NPLM_FIT_BATCH),
+    wildcard_constraints:
+        batch=r"\d+",
     params:
         cfg=lambda w: cfg_arg(nplm=_NPLM_FIT, pseudodata=_NPLM_LUMI),
     threads: threads_for("nplm")
     resources:
         mem_mb=4000,
-        runtime=20,
+        runtime=lambda w: 10 + 5 * len(_nplm_fit_batches()[int(w.batch)]),
     log:
-        "results/logs/nplm_fit/{setup}/{seed}/{signal}/{strength}/{instance}.log",
+        "results/logs/nplm_fit/{setup}/{seed}/{batch}.log",
     benchmark:
-        "results/benchmarks/nplm_fit/{setup}/{seed}/{signal}/{strength}/{instance}.tsv"
+        "results/benchmarks/nplm_fit/{setup}/{seed}/{batch}.tsv"
     shell:
         "python -m salad nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
-        " --split {input.split:q} --data {input.data:q}"
-        " --tag {wildcards.signal} {wildcards.strength} {wildcards.instance}"
-        " --scores {output.scores:q} --output {output.fit:q} --threads {threads}"
+        " --split {input.split:q} --data {input.data:q} --output-dir {output:q} --threads {threads}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -146,7 +146,7 @@ rule nplm_summary:
     conda:
         "../envs/salad.yaml"
     input:
-        fits=[f"{_NPLM_DIR}/fits/{sig}/{s}/{i}/fit.parquet" for sig, s, i in _SA_DATASETS],
+        fits=[_NPLM_FIT_BATCH.replace("{batch}", str(b)) for b in range(len(_nplm_fit_batches()))],
         toys=[f"{_NPLM_DIR}/toys/{b}.parquet" for b in _nplm_batches()],
     output:
         table=f"{_NPLM_TABLES}.parquet",
@@ -157,23 +157,34 @@ rule nplm_summary:
                     category=REPORT_NPLM, subcategory="null distribution and observed Z",
                     labels={"representation": "{setup}", "seed": "{seed}"}),
         pdf="results/plots/nplm/null_{setup}_{seed}.pdf",
+        map=report("results/plots/nplm/tsne_{setup}_{seed}.png", caption="../workflow/report/nplm_tsne.rst",
+                   category=REPORT_NPLM, subcategory="2-D map by NPLM score",
+                   labels={"representation": "{setup}", "seed": "{seed}"}),
+        map_pdf="results/plots/nplm/tsne_{setup}_{seed}.pdf",
     params:
         cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
+        map_cfg=lambda w: cfg_arg(nplm={"seed": _SA_NPLM.get("seed"), "tsne": _SA_NPLM.get("tsne", {})}),
+        fits=lambda w: _quoted(_nplm_fit_files(w, "fit")),
+        map_scores=lambda w: _nplm_map_scores(w),
+        title=lambda w: "{setup} (seed {seed}): {signal} at S/sqrt(B) = {strength}, instance {instance}".format(**_tsne_show(w)),
         lumi=_SA_PSEUDO["luminosity_ifb"],
         aware=lambda w: _signal_flag(w.setup),
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=2000,
+        runtime=20,
     log:
         "results/logs/nplm_summary/{setup}/{seed}.log",
     benchmark:
         "results/benchmarks/nplm_summary/{setup}/{seed}.tsv"
     shell:
-        "python -m salad nplm summary --fits {input.fits:q} --toys {input.toys:q}"
+        "(python -m salad nplm summary --fits {params.fits} --toys {input.toys:q}"
         " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
         " --null {output.null:q} --markdown {output.markdown:q} --plot {output.plot:q}"
-        " --lumi {params.lumi}{params.aware} --config {params.cfg} > {log:q} 2>&1"
+        " --lumi {params.lumi}{params.aware} --config {params.cfg}"
+        " && python -m salad nplm tsne --embedding results/embeddings/{wildcards.setup}/{wildcards.seed}.parquet"
+        " --scores {params.map_scores:q} --output {output.map:q} --title {params.title:q} --lumi {params.lumi}"
+        " --config {params.map_cfg}) > {log:q} 2>&1"
 
 
 rule nplm_table:
@@ -196,34 +207,6 @@ rule nplm_table:
     shell:
         "python -m salad nplm collect --power {input.power:q} --null {input.null:q}"
         " --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
-
-
-rule tsne_nplm:
-    conda:
-        "../envs/salad.yaml"
-    input:
-        embedding=lambda w: "results/embeddings/{setup}/{seed}.parquet".format(**_tsne_show(w)),
-        scores=lambda w: f"{_NPLM_FIT_DIR}/scores.parquet".format(**_tsne_show(w)),
-    output:
-        png=report("results/plots/nplm/tsne_{setup}.png", caption="../workflow/report/nplm_tsne.rst",
-                   category=REPORT_NPLM, subcategory="t-SNE by NPLM score", labels={"representation": "{setup}",
-                                                                                  "seed": "first"}),
-        pdf="results/plots/nplm/tsne_{setup}.pdf",
-    params:
-        lumi=_SA_PSEUDO["luminosity_ifb"],
-        cfg=lambda w: cfg_arg(nplm={"seed": _SA_NPLM.get("seed"), "tsne": _SA_NPLM.get("tsne", {})}),
-        title=lambda w: "{setup} (seed {seed}): {signal} at S/sqrt(B) = {strength}, instance {instance}".format(**_tsne_show(w)),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=15,
-    log:
-        "results/logs/tsne_nplm/{setup}.log",
-    benchmark:
-        "results/benchmarks/tsne_nplm/{setup}.tsv"
-    shell:
-        "python -m salad nplm tsne --embedding {input.embedding:q} --scores {input.scores:q}"
-        " --output {output.png:q} --title {params.title:q} --lumi {params.lumi} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule linear_eval:

@@ -34,7 +34,7 @@ def pair(world, sample):
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    """evaluation-set -> cathode (2 pooled flows) -> classify reference -> evaluate -> tables,
+    """evaluation-set -> cathode (2 pooled flows, CWoLa BDTs, references) -> evaluate -> tables,
     for a no-injection and an injected dataset."""
     root = tmp_path_factory.mktemp("cathode")
     res = root / "results"
@@ -51,23 +51,19 @@ def pipeline(tmp_path_factory):
             "--background", "ggH", *pair(world, "ggH"), "--signal", "SIG", *pair(world, "SIG"),
             "--output", evaluation, "--summary", evaluation.with_suffix(".json"),
             "--config", cfg(evaluation_set={"samples": []}))
-        ds = f"ID/0/SIG/{strength}/0"
-        scores = res / "scores" / f"{ds}.parquet"
+        run_dir = res / "cathode" / "ID" / "0" / "SIG" / "0"
         run("cathode", "--embeddings", world["embeddings"], "--data", data,
-            "--higgs", *pair(world, "ggH"), "--evaluation-set", evaluation,
-            "--flows", res / "flows" / ds / "0.pt", res / "flows" / ds / "1.pt",
-            "--template", res / "templates" / f"{ds}.parquet", "--scores", scores,
-            "--seed-key", ds, "--config",
-            cfg(flow=FLOW, template={"oversample": 2}, classifier=CLASSIFIER, luminosity=10.0))
-        score_files.append(scores)
+            "--higgs", *pair(world, "ggH"), "--background", *pair(world, "yy"),
+            "--background", *pair(world, "ggH"), "--signal", *pair(world, "SIG"),
+            "--evaluation-set", evaluation, "--output-dir", run_dir,
+            "--seed-key", "ID/0", "--config",
+            cfg(flow=FLOW, flow_count=2, template={"oversample": 2}, classifier=CLASSIFIER,
+                luminosity=10.0))
+        score_files.append(run_dir / "scores" / strength / "0.parquet")
         if strength == "0":
+            assert not (run_dir / "reference").exists()      # references serve injected sets only
             continue
-        ref = res / "reference" / f"{ds}.parquet"
-        run("classify", "reference", "--embeddings", world["embeddings"], "--data", data,
-            "--background", *pair(world, "yy"), "--background", *pair(world, "ggH"),
-            "--signal", *pair(world, "SIG"), "--evaluation-set", evaluation, "--output", ref,
-            "--seed-key", ds, "--config", cfg(classifier=CLASSIFIER))
-        ref_files.append(ref)
+        ref_files.append(run_dir / "reference" / strength / "0.parquet")
     ev = res / "evaluation" / "ID" / "SIG"
     ecfg = {"working_points": [0.01, 0.05], "target_significance": 3.0, "ensemble_size": 2,
             "bootstrap": 5, "mass_bins": 11}
@@ -84,11 +80,12 @@ def pipeline(tmp_path_factory):
 
 def test_template_and_scores_follow_contract(pipeline):
     res, *_ = pipeline
-    assert (res / "flows/ID/0/SIG/5/0/1.pt").exists()
-    tmpl = read_parquet(res / "templates/ID/0/SIG/5/0.parquet",
+    run_dir = res / "cathode/ID/0/SIG/0"
+    assert (run_dir / "flows/5/0/1.pt").exists()
+    tmpl = read_parquet(run_dir / "templates/5/0.parquet",
                         {"z0": "float", "myy": "float", "weight": "float", "source": "str"})
     assert set(tmpl["source"]) == {"flow", "ggH"}
-    scores = read_parquet(res / "scores/ID/0/SIG/5/0.parquet",
+    scores = read_parquet(run_dir / "scores/5/0.parquet",
                           {"role": "str", "event_id": "int", "fold": "int", "score_1": "float"})
     assert scores["score_1"].between(0, 1).all()
     assert set(scores.loc[scores["role"] == "sr", "fold"]) == {0, 1, 2}
@@ -139,7 +136,7 @@ def test_plots(pipeline, tmp_path):
     c = cfg(evaluate={"tsne_events": 150})
     outputs = {
         "latent": ["--data", data_files[1], "--embeddings", world / "embeddings.parquet",
-                   "--template", res / "templates/ID/0/SIG/5/0.parquet", "--config", c],
+                   "--template", res / "cathode/ID/0/SIG/0/templates/5/0.parquet", "--config", c],
         "tsne": ["--data", data_files[1], "--embeddings", world / "embeddings.parquet",
                  "--config", c],
         "sculpting": ["--roc", ev / "sculpting_roc.parquet", "--mass", ev / "sculpting_mass.parquet"],

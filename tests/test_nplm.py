@@ -226,21 +226,20 @@ def test_cli_fit_toys_summary(synthetic_inputs):
                            "sample": ["bkgA"] * len(data_ids) + ["sig"] * 150,
                            "myy": np.float32(125.0), "is_signal": np.r_[np.zeros(len(data_ids), bool), np.ones(150, bool)],
                            "group": np.int8(0)})
-    write_parquet(pseudo, tmp / "pseudo.parquet", {})
+    write_parquet(pseudo, tmp / "sig" / "5" / "0.parquet", {})
     common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
               "--split", *files["split"], "--config", json.dumps(cfg)]
-    nplm.cli(["fit", *common, "--data", str(tmp / "pseudo.parquet"), "--tag", "sig", "5.0", "0",
-              "--scores", str(tmp / "scores.parquet"), "--output", str(tmp / "fit.parquet")])
+    nplm.cli(["fit", *common, "--data", str(tmp / "sig" / "5" / "0.parquet"), "--output-dir", str(tmp / "fits")])
     for b in (0, 1):
         nplm.cli(["toys", *common, "--batch", str(b), "--output", str(tmp / f"toys{b}.parquet")])
     toys = pd.concat([read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float", "n_data": "int"}) for b in (0, 1)])
     assert sorted(toys["toy"]) == list(range(12)) and (toys["t"] > -1e-6).all()
     assert abs(toys["n_data"].mean() - 700) < 4 * np.sqrt(700 / 12) + 5
-    scores = read_parquet(tmp / "scores.parquet", {"event_id": "int", "f": "float"})
+    scores = read_parquet(tmp / "fits/sig/5/0/scores.parquet", {"event_id": "int", "f": "float"})
     f_sig = scores.set_index("event_id").loc[sig_ids, "f"].mean()
     assert f_sig > scores["f"].median() + 1.0          # f(x) is large where the excess sits
     out = {k: str(tmp / f"{k}.out") for k in ("table", "power", "null", "markdown", "plot")}
-    nplm.cli(["summary", "--fits", str(tmp / "fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
+    nplm.cli(["summary", "--fits", str(tmp / "fits/sig/5/0/fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
               str(tmp / "toys1.parquet"), "--name", "synthetic", "--seed", "2", *[a for k, v in out.items() for a in (f"--{k}", v)],
               "--config", json.dumps(cfg)])
     labelled = read_parquet(out["table"], None)

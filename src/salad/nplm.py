@@ -37,6 +37,7 @@ import math
 import time
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -609,12 +610,13 @@ def _setup(args) -> tuple[dict, Samples]:
 def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="salad nplm", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_fit = sub.add_parser("fit", help="observed test on one pseudo-data sample")
+    p_fit = sub.add_parser("fit", help="observed test on a batch of pseudo-data samples")
     _common(p_fit)
-    p_fit.add_argument("--data", required=True, help="pseudo-data Parquet")
-    p_fit.add_argument("--tag", nargs=3, metavar=("SIGNAL", "STRENGTH", "INSTANCE"), required=True)
-    p_fit.add_argument("--scores", required=True, help="output: event_id, f per data event")
-    p_fit.add_argument("--output", required=True, help="output: one-row fit summary")
+    p_fit.add_argument("--data", nargs="+", required=True,
+                       help="pseudo-data Parquet files .../{signal}/{strength}/{instance}.parquet")
+    p_fit.add_argument("--output-dir", required=True,
+                       help="writes {signal}/{strength}/{instance}/{scores,fit}.parquet (f per data "
+                            "event; one-row fit summary)")
     p_toy = sub.add_parser("toys", help="one batch of background-only toys")
     _common(p_toy)
     p_toy.add_argument("--batch", type=int, required=True)
@@ -670,22 +672,33 @@ def cli(argv: list[str]) -> None:
         frame = run_toys(samples, cfg, args.batch)
         write_parquet(frame, args.output, provenance("nplm-toys", cfg, batch=args.batch))
         return
-    data = read_parquet(args.data, {"event_id": "int", "myy": "float"})
+    for path in args.data:
+        fit_dataset(path, args.embedding, samples, cfg, Path(args.output_dir))
+
+
+def fit_dataset(path, embedding: str, samples: "Samples", cfg: dict, out_dir: Path) -> None:
+    """Observed test on one pseudo-data file .../{signal}/{strength}/{instance}.parquet; writes
+    out_dir/{signal}/{strength}/{instance}/scores.parquet (event_id, f) and fit.parquet (one row)."""
+    parts = Path(path).parts
+    if len(parts) < 3:
+        raise SaladError(f"{path}: expected .../{{signal}}/{{strength}}/{{instance}}.parquet")
+    signal, strength, instance = parts[-3], parts[-2], Path(path).stem
+    data = read_parquet(path, {"event_id": "int", "myy": "float"})
     myy = data["myy"].to_numpy() if cfg.get("include_myy") else None
-    x_data = samples.transform(features(args.embedding, data["event_id"].to_numpy(), myy))
-    signal, strength, instance = args.tag
+    x_data = samples.transform(features(embedding, data["event_id"].to_numpy(), myy))
     res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg,
                    wildcard_seed(cfg["seed"], signal, strength, instance))
-    log.info("observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)", res.t,
+    log.info("%s: observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)", path, res.t,
              len(samples.x_ref), len(x_data), res.n_centers, res.iterations, res.seconds)
-    prov = provenance("nplm-fit", cfg, data=args.data)
+    prov = provenance("nplm-fit", cfg, data=str(path))
+    out = out_dir / signal / strength / instance
     write_parquet(pd.DataFrame({"event_id": data["event_id"].to_numpy(np.int64), "f": res.f_data}),
-                  args.scores, prov)
+                  out / "scores.parquet", prov)
     write_parquet(pd.DataFrame([{"signal": signal, "strength": float(strength), "instance": int(instance),
                                  "t": res.t, "n_ref": len(samples.x_ref), "n_data": len(x_data),
                                  "n_expected": samples.n_expected, "n_centers": res.n_centers,
                                  "sigma": samples.sigma, "iterations": res.iterations,
-                                 "converged": res.converged, "seconds": res.seconds}]), args.output, prov)
+                                 "converged": res.converged, "seconds": res.seconds}]), out / "fit.parquet", prov)
 
 
 FIT_COLUMNS = {"signal": "str", "strength": "float", "instance": "int", "t": "float"}

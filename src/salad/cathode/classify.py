@@ -253,7 +253,8 @@ def reference(data: pd.DataFrame, sr: np.ndarray, background: pd.DataFrame,
                      ignore_index=True)
 
 
-def _simulation(pairs, emb, subsets) -> pd.DataFrame:
+def simulation(pairs, emb, subsets) -> pd.DataFrame:
+    """Simulation events of (preselected, split) path pairs in `subsets`, with their latent."""
     frames = [attach_latent(simulation_events(p, s, subsets), emb, str(p)) for p, s in pairs]
     if not frames:
         raise SaladError("classify reference: no simulation samples given")
@@ -295,8 +296,8 @@ def cli(argv=None) -> None:
             raise SaladError("classify reference: --signal is required")
         subsets = ccfg["reference_subsets"]
         # evaluation-only SM samples (salad.evalset) contribute their reference share `ref`
-        frame = reference(data, sr, _simulation(args.background, emb, [*subsets, "ref"]),
-                          _simulation([args.signal], emb, subsets),
+        frame = reference(data, sr, simulation(args.background, emb, [*subsets, "ref"]),
+                          simulation([args.signal], emb, subsets),
                           cfg["regions"]["signal_region"], ccfg, args.seed_key, args.threads,
                           evaluation)
     write_parquet(frame, args.output, provenance(f"classify-{args.mode}", cfg))

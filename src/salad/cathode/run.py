@@ -1,14 +1,24 @@
-"""cathode: one job per (encoder setup, encoder seed, pseudo-data set), as in paper A.
+"""cathode: one job per (encoder setup, encoder seed, batch of pseudo-data sets), as in paper A.
 
-Fits the `flow.count` conditional flows p(z | m_yy) on the sideband data (salad.cathode.flow),
-pools their samples into ONE SR background template (salad.cathode.template), trains the
-`classifier.bdts` k-fold CWoLa BDTs SR data vs template (salad.cathode.classify) and scores the
-truth-labelled evaluation set (salad.evalset) with the mean of each BDT's fold models.
-Writes the flow checkpoints, the template and the score file (contracts of the three modules).
+Per pseudo-data set of the batch: fits the `flow.count` conditional flows p(z | m_yy) on the
+sideband data (salad.cathode.flow), pools their samples into ONE SR background template
+(salad.cathode.template), trains the `classifier.bdts` k-fold CWoLa BDTs SR data vs template
+(salad.cathode.classify) and scores the truth-labelled evaluation set (salad.evalset) with the
+mean of each BDT's fold models; for injected sets (strength > 0, `--signal` given) also the
+idealized-detector and supervised references (classify.reference). The embeddings, the
+evaluation set and the simulation are read once per job, so a job is worth its start-up cost
+and the paper-scale DAG stays small.
+
+Outputs under --output-dir, per set {strength}/{instance} of .../{signal}/{strength}/{instance}.parquet:
+flows/{strength}/{instance}/{i}.pt, templates/{strength}/{instance}.parquet,
+scores/{strength}/{instance}.parquet, reference/{strength}/{instance}.parquet (injected only).
+Random seeds depend on `--seed-key` ({setup}/{seed}) and the set's {signal}/{strength}/{instance},
+not on how sets are batched.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from ..artifacts import provenance, write_parquet
 from ..config import parse_stage_config
@@ -17,6 +27,19 @@ from ..errors import SaladError
 from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
                region_masks, setup_logging, stable_seed)
 from . import classify, flow, template
+
+
+def dataset_parts(path) -> tuple[str, str, str]:
+    """(signal, strength label, instance) of a pseudo-data path .../{signal}/{strength}/{instance}.parquet."""
+    parts = Path(path).parts
+    if len(parts) < 3 or Path(path).suffix != ".parquet":
+        raise SaladError(f"{path}: expected .../{{signal}}/{{strength}}/{{instance}}.parquet")
+    signal, strength, instance = parts[-3], parts[-2], Path(parts[-1]).stem
+    try:
+        float(strength), int(instance)
+    except ValueError:
+        raise SaladError(f"{path}: cannot read strength/instance from the path") from None
+    return signal, strength, instance
 
 
 def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list[tuple]:
@@ -30,42 +53,80 @@ def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list
                         flow_cfg, seed=seed, threads=threads)
         LOG.info("flow %d: %d sideband events, seed %d, %.1f s, best epoch %d", i, sb.sum(), seed,
                  ckpt["fit_seconds"], ckpt["best_epoch"])
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         flow.save(ckpt, path, cols)
         flows.append(flow.load(path))
     return flows
 
 
+def run_dataset(path, emb, evaluation, higgs, references, cfg, out: Path, seed_key: str,
+                threads: int) -> None:
+    """CATHODE (and, if `references` = (background, signal) simulation, the references) on one
+    pseudo-data set; writes its four artifacts under `out`."""
+    signal, strength, instance = dataset_parts(path)
+    key = f"{seed_key}/{signal}/{strength}/{instance}"
+    start = time.perf_counter()
+    data = read_dataset(path, emb)
+    region = cfg["regions"]["signal_region"]
+    sr, sb = region_masks(data["myy"].to_numpy(), region, cfg["window"])
+    n_flows = int(cfg["flow_count"])
+    flow_paths = [out / "flows" / strength / instance / f"{i}.pt" for i in range(n_flows)]
+    flows = fit_flows(data, sb, flow_paths, cfg["flow"], cfg["window"], key, threads)
+    tcfg = template.settings(cfg["template"])
+    frame = template.build(data[sr], flows, higgs, region, float(cfg["luminosity"]), tcfg,
+                           seed=stable_seed(cfg["flow"].get("seed", 0), "template", key))
+    write_parquet(frame, out / "templates" / strength / f"{instance}.parquet",
+                  provenance("cathode-template", cfg))
+    ccfg = classify.settings(cfg["classifier"])
+    scores = classify.cwola(data, frame, sr, sb, ccfg, key, threads, evaluation=evaluation)
+    write_parquet(scores, out / "scores" / strength / f"{instance}.parquet",
+                  provenance("cathode-classify", cfg))
+    if references is not None and float(strength) > 0:
+        background, signal_sim = references
+        ref = classify.reference(data, sr, background, signal_sim, region, ccfg, key, threads,
+                                 evaluation)
+        write_parquet(ref, out / "reference" / strength / f"{instance}.parquet",
+                      provenance("classify-reference", cfg))
+    LOG.info("cathode %s: %d flows, template %d rows, %d evaluation events, %.1f s",
+             key, len(flows), len(frame), len(evaluation), time.perf_counter() - start)
+
+
 def cli(argv=None) -> None:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--embeddings", required=True)
-    parser.add_argument("--data", required=True, help="pseudo-data Parquet")
+    parser.add_argument("--data", nargs="+", required=True,
+                        help="pseudo-data sets .../{signal}/{strength}/{instance}.parquet")
     parser.add_argument("--higgs", nargs=2, action="append", default=[],
                         metavar=("PRESELECTED", "SPLIT"), help="an SM Higgs sample (repeatable)")
+    parser.add_argument("--background", nargs=2, action="append", default=[],
+                        metavar=("PRESELECTED", "SPLIT"),
+                        help="truth-background sample for the references (repeatable)")
+    parser.add_argument("--signal", nargs=2, metavar=("PRESELECTED", "SPLIT"),
+                        help="the injected signal's sample (references of injected sets)")
     parser.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
-    parser.add_argument("--flows", nargs="+", required=True, help="flow checkpoint outputs")
-    parser.add_argument("--template", required=True, help="template output")
-    parser.add_argument("--scores", required=True, help="score output")
-    parser.add_argument("--seed-key", default="")
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--seed-key", default="", help="{setup}/{seed}")
     args = parser.parse_args(argv)
     setup_logging(args.log)
     cfg = parse_stage_config(args.config)
-    for section in ("flow", "template", "classifier", "regions", "window", "luminosity"):
+    for section in ("flow", "flow_count", "template", "classifier", "regions", "window",
+                    "luminosity"):
         if section not in cfg:
             raise SaladError(f"--config: missing section {section!r}")
-    start = time.perf_counter()
+    signals = {dataset_parts(p)[0] for p in args.data}
+    if len(signals) != 1:
+        raise SaladError(f"cathode: --data sets of several signal folders {sorted(signals)}")
     emb = read_embeddings(args.embeddings)
-    data = read_dataset(args.data, emb)
-    region = cfg["regions"]["signal_region"]
-    sr, sb = region_masks(data["myy"].to_numpy(), region, cfg["window"])
     evaluation = attach_latent(read_evaluation_set(args.evaluation_set), emb, args.evaluation_set)
-    flows = fit_flows(data, sb, args.flows, cfg["flow"], cfg["window"], args.seed_key, args.threads)
-    tcfg = template.settings(cfg["template"])
-    higgs = template.read_higgs(args.higgs, emb, tcfg["higgs_subsets"])
-    frame = template.build(data[sr], flows, higgs, region, float(cfg["luminosity"]), tcfg,
-                           seed=stable_seed(cfg["flow"].get("seed", 0), "template", args.seed_key))
-    write_parquet(frame, args.template, provenance("cathode-template", cfg))
-    scores = classify.cwola(data, frame, sr, sb, classify.settings(cfg["classifier"]),
-                            args.seed_key, args.threads, evaluation=evaluation)
-    write_parquet(scores, args.scores, provenance("cathode-classify", cfg))
-    LOG.info("cathode %s: %d flows, template %d rows, %d evaluation events, %.1f s",
-             args.seed_key, len(flows), len(frame), len(evaluation), time.perf_counter() - start)
+    higgs = template.read_higgs(args.higgs, emb, template.settings(cfg["template"])["higgs_subsets"])
+    references = None
+    if args.signal and any(float(dataset_parts(p)[1]) > 0 for p in args.data):
+        if not args.background:
+            raise SaladError("cathode: --signal given without --background samples")
+        subsets = classify.settings(cfg["classifier"])["reference_subsets"]
+        # evaluation-only SM samples (salad.evalset) contribute their reference share `ref`
+        references = (classify.simulation(args.background, emb, [*subsets, "ref"]),
+                      classify.simulation([args.signal], emb, subsets))
+    out = Path(args.output_dir)
+    for path in args.data:
+        run_dataset(path, emb, evaluation, higgs, references, cfg, out, args.seed_key, args.threads)
