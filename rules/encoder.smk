@@ -56,13 +56,16 @@ rule embed:
         "../envs/salad.yaml"
     input:
         model=f"{ENCODER_DIR}/model.pt",
-        preselected=expand("results/preselected/{sample}.parquet", sample=ALL_SAMPLES),
+        preselected=expand("results/preselected/{sample}.parquet", sample=SAMPLES),
+        # evaluation-only samples: signal-region events, for the setups CATHODE evaluates
+        region_only=lambda w: [f"results/preselected/{s}.parquet" for s in EVAL_ONLY_SAMPLES]
+        if w.setup in CATHODE_SETUPS else [],
     output:
         "results/embeddings/{setup}/{seed}.parquet",
     wildcard_constraints:
         setup=_SETUP_RE,
     params:
-        cfg=cfg_arg(embed=ENCODER.get("embed", {})),
+        cfg=cfg_arg("regions", embed=ENCODER.get("embed", {})),
     threads: threads_for("embed")
     resources:
         mem_mb=_ENC_RES["mem_mb"],
@@ -74,7 +77,7 @@ rule embed:
         "results/benchmarks/embed/{setup}/{seed}.tsv"
     shell:
         "python -m salad embed --model {input.model:q} --preselected {input.preselected:q}"
-        " --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
+        " --region-only {input.region_only:q} --output {output:q} --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
 register_targets("encoder", encoder_targets)

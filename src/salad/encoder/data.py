@@ -97,9 +97,16 @@ def load_events(preselected: Sequence[str | Path], split: Sequence[str | Path] |
                                frame["group"].to_numpy(np.int64), subset))
     if not parts:
         raise SaladError("no input files")
+    return concat_events(parts)
+
+
+def concat_events(parts: Sequence[RawEvents]) -> RawEvents:
+    """Events of several samples in one RawEvents (subset kept only if every part has one);
+    event ids must stay unique."""
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    with_subset = all(p.subset is not None for p in parts)
     events = RawEvents(cat("objects"), cat("event"), cat("event_id"), cat("group"),
-                       cat("subset") if split is not None else None)
+                       cat("subset") if with_subset else None)
     if len(np.unique(events.event_id)) != len(events.event_id):
         raise SaladError("input files: event_id is not unique over samples")
     return events

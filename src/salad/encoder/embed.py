@@ -18,7 +18,8 @@ stages (NPLM, linear evaluation) need no density model and use the deterministic
 (`salad.baselines.latent_for(..., means=True)`); CATHODE and the information check use z.
 
 Output contract: `event_id` int64, `z0..z{d-1}` float32 [, `mu0..mu{d-1}` float32], one row per
-event of every given preselected file (both split halves).
+event of every given preselected file (both split halves) and every signal-region event of the
+`--region-only` files (evaluation-only samples).
 """
 from __future__ import annotations
 
@@ -31,11 +32,12 @@ import pandas as pd
 import torch
 from scipy.special import ndtri
 
-from ..artifacts import provenance, write_parquet
+from ..artifacts import provenance, read_parquet, write_parquet
 from ..baselines import MEAN_PREFIX
 from ..config import parse_stage_config
+from ..contracts import in_signal_region
 from ..errors import SaladError
-from .data import load_events, to_tensors
+from .data import RawEvents, concat_events, load_events, to_tensors
 from .train import load_checkpoint, pick_device
 
 LATENT_KINDS = ("sample", "mean")
@@ -80,15 +82,30 @@ def encode_all(model, tensors, batch_size: int, device) -> tuple[np.ndarray, np.
     return mu, (np.concatenate(sigmas) if sigmas else np.zeros((0, d)))
 
 
+def signal_region_events(preselected: Sequence[str | Path], signal_region) -> RawEvents:
+    """The events of `preselected` with m_yy [GeV] in the signal region [lo, hi) (evaluation-only
+    samples: the evaluation set and the references use nothing else)."""
+    events = load_events(preselected)
+    myy = pd.concat([read_parquet(p, {"event_id": "int", "myy": "float"}) for p in preselected])
+    myy = myy.set_index("event_id")["myy"].reindex(events.event_id).to_numpy()
+    return events.take(in_signal_region(myy, signal_region))
+
+
 def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str | Path,
           batch_size: int = 4096, device: str | None = None,
-          latent: str = "sample") -> pd.DataFrame:
-    """Embed every event of `preselected` with the checkpoint; write and return the frame."""
+          latent: str = "sample", region_only: Sequence[str | Path] = (),
+          signal_region=None) -> pd.DataFrame:
+    """Embed every event of `preselected`, and the signal-region events of `region_only`, with
+    the checkpoint; write and return the frame (event_id, z0.., and mu0.. when sampled)."""
     if latent not in LATENT_KINDS:
         raise SaladError(f"encoder.embed.latent: {latent!r} is not one of {list(LATENT_KINDS)}")
     dev = pick_device(device)
     model, norm, ckpt = load_checkpoint(model_path, dev)
     events = load_events(preselected)
+    if region_only:
+        if signal_region is None:
+            raise SaladError("embed: --region-only needs the signal region (config regions)")
+        events = concat_events([events, signal_region_events(region_only, signal_region)])
     mu, sigma = encode_all(model, to_tensors(events, norm), batch_size, dev)
     used = "sample" if (latent == "sample" and sigma is not None) else "mean"
     columns = {"z": mu}
@@ -109,12 +126,17 @@ def cli(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="salad embed", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--preselected", nargs="+", required=True)
+    p.add_argument("--region-only", nargs="*", default=[],
+                   help="preselected files of which only signal-region events are embedded")
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device")
-    p.add_argument("--config", help='JSON {"embed": {"batch_size": N, "latent": "sample"}}')
+    p.add_argument("--config", help='JSON {"embed": {"batch_size": N, "latent": "sample"}, '
+                                    '"regions": {"signal_region": [lo, hi]}}')
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    cfg = parse_stage_config(args.config).get("embed", {})
+    stage = parse_stage_config(args.config)
+    cfg = stage.get("embed", {})
+    region = (stage.get("regions") or {}).get("signal_region")
     embed(args.model, args.preselected, args.output, int(cfg.get("batch_size", 4096)),
-          args.device, str(cfg.get("latent", "sample")))
+          args.device, str(cfg.get("latent", "sample")), args.region_only, region)
