@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
 from ..config import parse_stage_config
-from ..contracts import read_evaluation_set
+from ..contracts import in_signal_region, read_evaluation_set
 from ..errors import SaladError
 from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
                read_template, region_masks, setup_logging, simulation_events, stable_seed)
@@ -253,9 +253,17 @@ def reference(data: pd.DataFrame, sr: np.ndarray, background: pd.DataFrame,
                      ignore_index=True)
 
 
-def simulation(pairs, emb, subsets) -> pd.DataFrame:
-    """Simulation events of (preselected, split) path pairs in `subsets`, with their latent."""
-    frames = [attach_latent(simulation_events(p, s, subsets), emb, str(p)) for p, s in pairs]
+def simulation(pairs, emb, subsets, signal_region=None) -> pd.DataFrame:
+    """Simulation events of (preselected, split) path pairs in `subsets`, with their latent;
+    only those with m_yy in `signal_region` [GeV] if given (all the references use: an
+    evaluation-only sample is embedded there only). `subset_fraction` keeps the whole-sample
+    normalisation."""
+    frames = []
+    for p, s in pairs:
+        events = simulation_events(p, s, subsets)
+        if signal_region is not None:
+            events = events[in_signal_region(events["myy"].to_numpy(), signal_region)]
+        frames.append(attach_latent(events, emb, str(p)))
     if not frames:
         raise SaladError("classify reference: no simulation samples given")
     return pd.concat(frames, ignore_index=True)
@@ -296,8 +304,9 @@ def cli(argv=None) -> None:
             raise SaladError("classify reference: --signal is required")
         subsets = ccfg["reference_subsets"]
         # evaluation-only SM samples (salad.evalset) contribute their reference share `ref`
-        frame = reference(data, sr, simulation(args.background, emb, [*subsets, "ref"]),
-                          simulation([args.signal], emb, subsets),
+        region = cfg["regions"]["signal_region"]
+        frame = reference(data, sr, simulation(args.background, emb, [*subsets, "ref"], region),
+                          simulation([args.signal], emb, subsets, region),
                           cfg["regions"]["signal_region"], ccfg, args.seed_key, args.threads,
                           evaluation)
     write_parquet(frame, args.output, provenance(f"classify-{args.mode}", cfg))

@@ -125,8 +125,9 @@ def cli(argv=None) -> None:
             raise SaladError("cathode: --signal given without --background samples")
         subsets = classify.settings(cfg["classifier"])["reference_subsets"]
         # evaluation-only SM samples (salad.evalset) contribute their reference share `ref`
-        references = (classify.simulation(args.background, emb, [*subsets, "ref"]),
-                      classify.simulation([args.signal], emb, subsets))
+        region = cfg["regions"]["signal_region"]
+        references = (classify.simulation(args.background, emb, [*subsets, "ref"], region),
+                      classify.simulation([args.signal], emb, subsets, region))
     out = Path(args.output_dir)
     for path in args.data:
         run_dataset(path, emb, evaluation, higgs, references, cfg, out, args.seed_key, args.threads)
