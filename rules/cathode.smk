@@ -10,16 +10,18 @@ worth its start-up cost, and the paper-scale DAG stays small).
 _ENC = config.get("encoder") or {}
 _CATHODE = config.get("cathode") or {}
 _SCAN = _CATHODE.get("scan") or {}
+_CPD = config["pseudodata"]
 # Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
 # every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
-CATHODE_MAIN_SETUPS = list(_CATHODE.get("setups") or _ENC.get("setups") or {})
+# Leave-one-model-out setups (FAMILY_SETUPS) join the main grid when a signal of their group is injected.
+CATHODE_MAIN_SETUPS = [s for s in (_CATHODE.get("setups") or _ENC.get("setups") or {}) if s not in FAMILY_SETUPS]
+CATHODE_MAIN_SETUPS += [s for s in FAMILY_SETUPS if cathode_signals(s)]
 CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [s for s in _SCAN.get("setups", [])
                                         if s not in CATHODE_MAIN_SETUPS]
 
 
 _FLOW = config["flow"]
 _FLOW_FIT = {k: v for k, v in _FLOW.items() if k not in ("count", "template")}
-_CPD = config["pseudodata"]
 _WINDOW = config["preselect"]["myy_range"]
 HIGGS_SAMPLES = [s for s in BACKGROUNDS if 1 <= PROCESSES[s]["group"] <= 4]
 _strength = globals().get("strength_label") or (lambda s: f"{float(s):g}")
@@ -159,7 +161,7 @@ rule evaluate:
 
 CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
                   for t in ("sensitivity", "required_injection", "sculpting")
-                  for ext in ("parquet", "md")]
+                  for ext in ("parquet", "md")] + ["results/tables/cathode_sensitivity_instances.parquet"]
 
 
 rule cathode_tables:

@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from salad.config import cross_check, load_processes, load_yaml
 from salad.config import validate as check_config
+from salad.encoder.setups import expand_setups, family_groups
 
 # Config files once more with the strict reader: a key given twice (which Snakemake's reader
 # silently resolves to the last value) or a YAML error is reported with file and line.
@@ -46,6 +47,14 @@ PROCESSES = load_processes(repo_path(config["processes"]))
 # that are configured samples of the process table) fail here, at parse time, naming the key.
 cross_check(config, PROCESSES)
 SAMPLES = list(config["samples"])
+# encoder.leave_one_model_out: the generated EP family joins encoder.setups here, before any stage
+# reads them (salad.encoder.setups.expand_setups); FAMILY_SETUPS {setup: held-out group}.
+if config.get("encoder"):
+    _groups = {s: PROCESSES[s]["group"] for s in SAMPLES}
+    FAMILY_SETUPS = family_groups(config["encoder"], _groups)
+    config["encoder"] = expand_setups(config["encoder"], _groups)
+else:
+    FAMILY_SETUPS = {}
 SIGNALS = [s for s in SAMPLES if PROCESSES[s]["group"] < 0]
 BACKGROUNDS = [s for s in SAMPLES if PROCESSES[s]["group"] >= 0]
 # The truth-labelled evaluation set (salad.evalset): evaluation-only samples (generated, read,
@@ -180,13 +189,21 @@ def _pseudo(w):
             for s in strengths for i in instances]
 
 
+def cathode_signals(setup):
+    """Injected signals CATHODE evaluates `setup` on: a leave-one-model-out setup only those of
+    its held-out group (its EP test), every other setup all of pseudodata.signals."""
+    if setup in FAMILY_SETUPS:
+        return [g for g in _CPD["signals"] if PROCESSES[g]["group"] == FAMILY_SETUPS[setup]]
+    return list(_CPD["signals"])
+
+
 def _evals(name, setups=None):
     return [CATHODE_EVAL.format(setup=s, signal=g, name=name)
-            for s in (setups or CATHODE_SETUPS) for g in _CPD["signals"]]
+            for s in (setups or CATHODE_SETUPS) for g in cathode_signals(s)]
 
 
 def _show(w):
-    return {"seed": cathode_seeds(w.setup)[0], "signal": _CPD["signals"][0],
+    return {"seed": cathode_seeds(w.setup)[0], "signal": cathode_signals(w.setup)[0],
             "strength": max(setup_grid(w.setup)[0], key=float),
             "instance": "0", "setup": w.setup}
 
@@ -195,7 +212,8 @@ def cathode_targets():
     """Tables and figures; nothing until config `encoder` names setups."""
     if not (CATHODE_SETUPS and _CPD["signals"]):
         return []
-    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
+    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS if s not in FAMILY_SETUPS
+             for kind in ("latent", "tsne")]
     plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS
               if 0.0 in [float(x) for x in setup_grid(s)[0]]]
     plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]

@@ -4,6 +4,7 @@ every table. Plot rules flag their PNGs with report(..., category=REPORT_*); the
 workflow/report/workflow.rst (the `report:` directive in the Snakefile).
 """
 
+REPORT_COMPARISON = "0. Paper comparison"   # first: the papers' claims vs this run
 REPORT_SCULPTING = "1. Sculpting"
 REPORT_SENSITIVITY = "2. Sensitivity"
 REPORT_NPLM = "3. NPLM"
@@ -11,6 +12,7 @@ REPORT_LATENT = "4. Latent space"
 REPORT_DIAGNOSTICS = "5. Diagnostics"
 # table stem -> (category, subcategory); per-representation NPLM tables are nplm__{setup}__{seed}
 _REPORT_TABLES = {
+    "paper_comparison": (REPORT_COMPARISON, "claims vs this run"),
     "cathode_sculpting": (REPORT_SCULPTING, "tables"),
     "cathode_sensitivity": (REPORT_SENSITIVITY, "tables"),
     "cathode_required_injection": (REPORT_SENSITIVITY, "tables"),
