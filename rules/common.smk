@@ -379,6 +379,53 @@ def signal_agnostic_targets():
     return targets
 
 
+# ------------------------------ input functions of rules/comparison.smk
+
+
+def _made_tables():
+    """{name: path} of the comparison tables that this configuration makes (its targets name
+    the Parquet or the Markdown next to it)."""
+    made = {t for name, f in _TARGETS.items() if name not in ("comparison", "report") for t in f()}
+    return {n: p for n, p in _COMPARISON_TABLES.items()
+            if p in made or p.replace(".parquet", ".md") in made}
+
+
+def _figure_files(name):
+    """Output PNGs of figure `name` (config figures.<name>); checks its setups and signals."""
+    fig = _FIGURES[name]
+    where = f"config key figures.{name}"
+    unknown = [s for s in fig.get("setups", []) if s not in CATHODE_SETUPS]
+    if unknown:
+        raise ValueError(f"{where}.setups: {unknown} are not CATHODE setups ({', '.join(CATHODE_SETUPS)})")
+    missing = [s for s in fig.get("signals", []) if s not in _CPD["signals"]]
+    if missing:
+        raise ValueError(f"{where}.signals: {missing} are not in pseudodata.signals")
+    if fig.get("leave_one_model_out") and not FAMILY_SETUPS:
+        raise ValueError(f"{where}.leave_one_model_out: config encoder.leave_one_model_out is not set")
+    out = f"results/figures/{name}"
+    if fig["kind"] == "sic":
+        return [f"{out}/sic_{s}.png" for s in fig["signals"]]
+    if fig["kind"] == "required":
+        return [f"{out}/required.png"]
+    return [f"{out}/sculpting_{s}.png" for s in fig["setups"]]
+
+
+def _figure_args(w):
+    fig = _FIGURES[w.figure]
+    args = " --setups " + " ".join(map(shlex.quote, fig.get("setups", [])))
+    if fig.get("working_points"):
+        args += " --working-points " + " ".join(f"{float(x):g}" for x in fig["working_points"])
+    if fig.get("leave_one_model_out"):
+        prefix = (_ENC.get("leave_one_model_out") or {}).get("prefix", "EP_m")
+        args += f" --family {shlex.quote(prefix)} EP"
+    return args + f" --lumi {_CPD['luminosity_ifb']}"
+
+
+def comparison_targets():
+    figures = [f for name in _FIGURES for f in _figure_files(name)]
+    return ["results/tables/paper_comparison.md", "results/tables/paper_comparison.parquet"] + figures
+
+
 # ------------------------------ input functions of rules/report.smk
 
 
