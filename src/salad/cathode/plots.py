@@ -242,6 +242,7 @@ def required(table_path, output, method="cathode", lumi=None, setups=None, worki
     setups = ps.order_setups(tab["setup"].unique())
     plt = ps.pyplot()
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(signals) + 4), 5.6))
+    labelled = set()                      # legend entry at a setup's first drawn point
     for i, setup in enumerate(setups):
         off = (i - (len(setups) - 1) / 2) * 0.15
         color = ps.setup_color(setup)
@@ -251,7 +252,8 @@ def required(table_path, output, method="cathode", lumi=None, setups=None, worki
                 continue
             r, x = r.iloc[0], j + off
             y = float(r["required_strength"])
-            label = ps.setup_label(setup) if j == 0 else None
+            label = ps.setup_label(setup) if setup not in labelled else None
+            labelled.add(setup)
             if r["reached"]:
                 lo = max(y - float(r["required_lo"]), 0.0)
                 hi_finite = np.isfinite(r["required_hi"])
