@@ -142,3 +142,50 @@ def test_writer_and_claims_file(tmp_path):
     bad.write_text("claims: [{id: a, paper: A, claim: c, source: s, paper_value: 1, kind: guess}]\n")
     with pytest.raises(SaladError, match="kind 'guess'"):
         cmp.load_claims(bad)
+
+
+def test_reads_the_tables_evaluate_writes(tmp_path):
+    """Contract: cathode tables as `salad evaluate tables` writes them feed the comparison CLI."""
+    from salad.cathode.evaluate import SENS_COLS, tables
+    from salad.comparison import cli
+    from salad.artifacts import provenance, write_parquet
+    rows = []
+    sic = {"ID": 8.0, "IP": 6.0, "EP": 5.0, "bkg_only": 2.0, "baseline_ref22": 5.0}
+    held = {("IP", "Y400"), ("EP", "C1N2_300"), ("bkg_only", "Y400"), ("bkg_only", "C1N2_300")}
+    for setup, value in sic.items():
+        for signal in ("Y400", "C1N2_300"):
+            for strength, instances in ((0.0, [0]), (1.0, [0, 1]), (5.0, [0, 1] if setup != "baseline_ref22" else [0])):
+                for instance in instances:
+                    for ens in (0, 1):
+                        v = value * strength / 5 + 0.1 * ens
+                        rows.append(dict(zip(SENS_COLS, [setup, signal, (setup, signal) in held, strength, instance,
+                                                         "cathode", ens, 0.005, 0.1, 0.01, v, 0.2, 3.0 * strength,
+                                                         3.0, 10.0, 100.0, 5000, 100])))
+    paths = []
+    for i, frame in enumerate([pd.DataFrame(rows, columns=SENS_COLS)]):
+        write_parquet(frame, tmp_path / f"s{i}.parquet", provenance("t"))
+        paths.append(tmp_path / f"s{i}.parquet")
+    base = {"setup": "ID", "signal": "Y400", "held_out": False, "strength": 0.0, "instance": 0}
+    auc = pd.DataFrame([{**base, "classifier": c, "auc": a, "auc_boot_std": 0.003}
+                        for c, a in ((0, 0.503), (1, 0.507))])
+    mass = pd.DataFrame([{**base, "ensemble": 0, "efficiency": 0.2, "bin_lo": 120.0, "bin_hi": 125.0,
+                          "n_before": 100, "n_after": 20, "chi2": 1.0, "ndf": 1, "jsd": 0.0}])
+    write_parquet(auc, tmp_path / "auc.parquet", provenance("t"))
+    write_parquet(mass, tmp_path / "mass.parquet", provenance("t"))
+    tables(paths, [tmp_path / "auc.parquet"], [tmp_path / "mass.parquet"], tmp_path,
+           {"evaluate": {"target_significance": 3.0}})
+    names = ["cathode_sensitivity", "cathode_sensitivity_instances", "cathode_required_injection",
+             "cathode_sculpting"]
+    cli(["--claims", str(ROOT / "config" / "paper_claims.yaml"), "--output", str(tmp_path / "c.parquet"),
+         "--markdown", str(tmp_path / "c.md"), "--table", *[f"{n}={tmp_path / n}.parquet" for n in names]])
+    out = read_parquet(tmp_path / "c.parquet", None, finite=False).set_index("claim")
+    ratio = out.loc[[c for c in out.index if "ref. [22]" in c][0]]
+    # ID/ref22 on instance 0 at S/sqrt(B) = 5: (8.05 / 5.05) for both signals
+    assert ratio["run_value"] == pytest.approx(8.05 / 5.05) and ratio["verdict"] == cmp.DIFFERS
+    order = out.loc[[c for c in out.index if "ID ≥ IP ≥ EP" in c and "0.5 %" in c][0]]
+    assert order["verdict"] == cmp.AGREES and order["run_value"] == 1.0
+    auc = out.loc[[c for c in out.index if "Sculpting" in c][0]]
+    # mean 0.505, bootstrap 0.003, spread std(0.503, 0.507) = 0.00283; pull 0.001 / sqrt(9e-6 + 8e-6 + 4e-6)
+    assert auc["run_value"] == pytest.approx(0.505) and auc["verdict"] == cmp.AGREES
+    assert auc["pull"] == pytest.approx(0.001 / math.sqrt(9e-6 + 8e-6 + 4e-6))
+    assert (out["verdict"] == cmp.NOT_COVERED).sum() >= 4          # no 1-sigma Fig. 4 signals, no paper-B tables

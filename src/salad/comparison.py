@@ -118,8 +118,12 @@ def _sic_point(row: pd.Series) -> tuple[float, float, float]:
             _q(row.get("sic_syst")))
 
 
-def _where(claim) -> str:
-    return f"S/√B = {claim.get('strength', 'max')}, εB = {percent(claim.get('eps_b', 0.005))}"
+def _where(claim, frame: pd.DataFrame | None = None) -> str:
+    """Strength and working point of a SIC claim (the resolved strength when rows are given)."""
+    strength = claim.get("strength", "max")
+    if frame is not None and len(frame):
+        strength = f"{float(frame['strength'].max()):g}"
+    return f"S/√B = {strength}, εB = {percent(claim.get('eps_b', 0.005))}"
 
 
 # ---------------------------------------------------------------- kinds
@@ -215,7 +219,7 @@ def _ordering(claim, tables) -> dict:
     if not checks:
         raise _NotCovered(f"no signal held out by any of {', '.join(chain[1:-1])} with rows of "
                           f"{chain[0]} and {chain[-1]}")
-    return {"run_value": float(np.mean(checks)), "conditions": f"{_where(claim)}; " + "; ".join(parts),
+    return {"run_value": float(np.mean(checks)), "conditions": f"{_where(claim, frame)}; " + "; ".join(parts),
             "verdict": AGREES if all(checks) else DIFFERS}
 
 
@@ -326,8 +330,11 @@ def verdict(run: float, stat: float, syst: float, paper: float, paper_err: float
 
 def evaluate_claim(claim: Mapping, tables: Mapping[str, pd.DataFrame]) -> dict:
     """One output row (COLUMNS) for one claim."""
+    paper_value = str(claim["paper_value"])
+    if claim.get("paper_err"):
+        paper_value += f" ± {claim['paper_err']}"
     row = {"paper": str(claim["paper"]), "claim": claim["claim"], "source": claim["source"],
-           "paper_value": str(claim["paper_value"]), "run_value": math.nan, "stat": math.nan,
+           "paper_value": paper_value, "run_value": math.nan, "stat": math.nan,
            "syst": math.nan, "pull": math.nan, "conditions": "", "verdict": NOT_COVERED}
     try:
         result = _KIND[claim["kind"]](claim, tables)
