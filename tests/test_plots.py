@@ -191,6 +191,7 @@ def test_cathode_required_leave_one_model_out_family(tmp_path, monkeypatch):
         {**row, "setup": "EP_m1", "signal": "Y400", "held_out": False, "required_strength": 1.1},
         {**row, "setup": "bkg_only", "signal": "Y400", "held_out": True, "required_strength": 2.5},
         {**row, "setup": "IP", "signal": "Y400", "held_out": True, "required_strength": 2.5},
+        {**row, "setup": "EP", "signal": "Y400", "held_out": True, "required_strength": 3.5},   # not the family
         {**row, "setup": "ID", "signal": "Y400", "held_out": False, "required_strength": 9.0, "eps_b": 0.005}])
     write_parquet(req, tmp_path / "req.parquet", provenance("t"))
     seen = capture(monkeypatch, lambda fig: {
@@ -198,7 +199,7 @@ def test_cathode_required_leave_one_model_out_family(tmp_path, monkeypatch):
         "points": sorted(round(float(c.lines[0].get_ydata()[0]), 3) for c in fig.axes[0].containers)})
     plots.required(tmp_path / "req.parquet", tmp_path / "req.png", setups=["ID", "bkg_only"],
                    family=("EP_m", "EP"), working_point=0.001)
-    assert seen["points"] == [1.5, 1.5, 2.0, 2.0, 2.5]      # IP, EP_m1 on Y400 and eps_B 0.5 % left out
+    assert seen["points"] == [1.5, 1.5, 2.0, 2.0, 2.5]      # IP, EP, EP_m1 on Y400 and eps_B 0.5 % left out
     assert seen["labels"] == [ps.setup_label(s) for s in ("ID", "EP", "bkg_only")]   # bkg_only: no first-signal row
     assert_figure(tmp_path / "req.png")
 

@@ -230,6 +230,7 @@ def required(table_path, output, method="cathode", lumi=None, setups=None, worki
     tab = tab[tab["method"] == method]
     if family:
         prefix, name = family
+        tab = tab[tab["setup"] != name]             # a configured setup of that name is not the family
         member = tab["setup"].astype(str).str.startswith(prefix)
         tab = tab[~member | tab["held_out"].astype(bool)].copy()
         tab.loc[member, "setup"] = name
