@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.salad-installed
 CORES  ?= all
 CONFIG ?= config/config.yaml
 
-.PHONY: setup run test test-fast lint report clean
+.PHONY: setup run reproduce test test-fast lint report clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,13 @@ $(STAMP): requirements.txt pyproject.toml
 run: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) --profile workflow/profiles/laptop
 	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
+
+## paper A's orderings with error bars (config/reproduce.yaml: 3 encoder seeds per setup, IP/EP
+## held-out signals, the 1 sigma point; estimated ~95 min on 2 cores, see the file); writes
+## results/tables/paper_comparison.md (copy it into docs/results.md with date, commit, wall time)
+reproduce: setup
+	$(BIN)/snakemake --cores $(CORES) --configfile config/reproduce.yaml --profile workflow/profiles/laptop
+	$(BIN)/snakemake --cores 1 --configfile config/reproduce.yaml --report results/report.html
 
 ## set up and run the test suite (unit tests + end-to-end runs on config/test.yaml)
 test: setup

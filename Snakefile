@@ -27,6 +27,7 @@ include: "rules/preselect.smk"
 include: "rules/encoder.smk"
 include: "rules/cathode.smk"
 include: "rules/signal_agnostic.smk"
+include: "rules/comparison.smk"
 include: "rules/report.smk"
 
 

@@ -12,16 +12,18 @@ job is worth its start-up cost and the paper-scale DAG stays small (tests/test_j
 _ENC = config.get("encoder") or {}
 _CATHODE = config.get("cathode") or {}
 _SCAN = _CATHODE.get("scan") or {}
+_CPD = config["pseudodata"]
 # Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
 # every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
-CATHODE_MAIN_SETUPS = list(_CATHODE.get("setups") or _ENC.get("setups") or {})
+# Leave-one-model-out setups (FAMILY_SETUPS) join the main grid when a signal of their group is injected.
+CATHODE_MAIN_SETUPS = [s for s in (_CATHODE.get("setups") or _ENC.get("setups") or {}) if s not in FAMILY_SETUPS]
+CATHODE_MAIN_SETUPS += [s for s in FAMILY_SETUPS if cathode_signals(s)]
 CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [s for s in _SCAN.get("setups", [])
                                         if s not in CATHODE_MAIN_SETUPS]
 
 
 _FLOW = config["flow"]
 _FLOW_FIT = {k: v for k, v in _FLOW.items() if k not in ("count", "template")}
-_CPD = config["pseudodata"]
 _WINDOW = config["preselect"]["myy_range"]
 HIGGS_SAMPLES = [s for s in BACKGROUNDS if 1 <= PROCESSES[s]["group"] <= 4]
 _strength = globals().get("strength_label") or (lambda s: f"{float(s):g}")
@@ -29,7 +31,8 @@ _STRENGTHS = [_strength(s) for s in _CPD["strengths"]]
 _INSTANCES = [str(i) for i in range(_CPD["instances"])]
 
 CATHODE_RUN = "results/cathode/{setup}/{seed}/{signal}/{batch}"
-CATHODE_EVAL_DIR = "results/cathode/evaluation/{setup}/{signal}"
+CATHODE_EVAL_SETUP = "results/cathode/evaluation/{setup}"
+CATHODE_EVAL_DIR = CATHODE_EVAL_SETUP + "/{signal}"
 CATHODE_EVAL = CATHODE_EVAL_DIR + "/{name}.parquet"
 EVALUATION_SET = "results/evaluation/set.parquet"
 _EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"]
@@ -106,7 +109,8 @@ rule evaluate:
                         for g in _CPD["signals"] for sig, s, i in signal_sets(w.setup, g)],
         evaluation=EVALUATION_SET,
     output:
-        [CATHODE_EVAL.format(setup="{setup}", signal=g, name=n) for g in _CPD["signals"] for n in _EVAL_NAMES],
+        # {signal}/{sensitivity,sculpting_*}.parquet for each signal the setup is evaluated on
+        directory(CATHODE_EVAL_SETUP),
     params:
         command=_evaluate_command,
     threads: 1
@@ -123,19 +127,20 @@ rule evaluate:
 
 CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
                   for t in ("sensitivity", "required_injection", "sculpting")
-                  for ext in ("parquet", "md")]
+                  for ext in ("parquet", "md")] + ["results/tables/cathode_sensitivity_instances.parquet"]
 
 
 rule cathode_tables:
     conda:
         "../envs/salad.yaml"
     input:
-        sensitivity=_evals("sensitivity"),
-        auc=_evals("sculpting_auc"),
-        mass=_evals("sculpting_mass"),
+        [CATHODE_EVAL_SETUP.format(setup=s) for s in CATHODE_SETUPS],
     output:
         CATHODE_TABLES,
     params:
+        sensitivity=_quoted(_evals("sensitivity")),
+        auc=_quoted(_evals("sculpting_auc")),
+        mass=_quoted(_evals("sculpting_mass")),
         cfg=lambda w: _common_cfg(evaluate=config["evaluate"],
                                   min_background_passing=EVAL_SET_CFG["min_background_passing"]),
     threads: 1
@@ -147,8 +152,8 @@ rule cathode_tables:
     benchmark:
         "results/benchmarks/cathode_tables.tsv"
     shell:
-        "python -m salad evaluate tables --sensitivity {input.sensitivity:q}"
-        " --sculpting-auc {input.auc:q} --sculpting-mass {input.mass:q}"
+        "python -m salad evaluate tables --sensitivity {params.sensitivity}"
+        " --sculpting-auc {params.auc} --sculpting-mass {params.mass}"
         " --output-dir results/tables --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -157,6 +162,7 @@ rule cathode_tables:
 # first signal at its largest strength, instance 0) and sculpting check; one more draws the
 # SIC and required-injection summaries from the tables.
 _SCULPTING_SETUPS = [s for s in CATHODE_SETUPS if _has_sculpting(s)]
+_LATENT_PLOT_SETUPS = [s for s in CATHODE_SETUPS if s not in FAMILY_SETUPS]   # one per model family is enough
 
 
 def _plot_report(kind, caption, category, subcategory, label):
@@ -165,13 +171,14 @@ def _plot_report(kind, caption, category, subcategory, label):
                   labels={"signal" if kind == "sic" else "setup": label})
 
 
-def _setup_plot_calls(setup):
+def _latent_plot_calls(setup):
+    """Latent projections and t-SNE of the set of _show (with its pooled template)."""
     show = _show(type("W", (), {"setup": setup}))
     emb = "results/embeddings/{setup}/{seed}.parquet".format(**show)
     data = "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show)
     template = f"{show['run']}/templates/{show['strength']}/0.parquet"
     lumi = _CPD["luminosity_ifb"]
-    calls = [
+    return [
         f"python -m salad evaluate plot latent --data {data} --embeddings {emb} --template {template}"
         f" --title {shlex.quote(f'SR latent projections, setup {setup}')}"
         f" --output {_PLOTS}/latent_{setup}.png --lumi {lumi} --config {_common_cfg()}",
@@ -179,24 +186,23 @@ def _setup_plot_calls(setup):
         f" --title {shlex.quote(f't-SNE of the SR latent space, setup {setup}')}"
         f" --output {_PLOTS}/tsne_{setup}.png --lumi {lumi}"
         f" --config {_common_cfg(evaluate=config['evaluate'])}"]
-    if _has_sculpting(setup):
-        calls.append(
-            f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
+
+
+def _sculpting_plot_call(setup):
+    return (f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
             f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
             f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
-            f" --output {_PLOTS}/sculpting_{setup}.png --lumi {lumi} --config {_common_cfg()}")
-    return calls
+            f" --output {_PLOTS}/sculpting_{setup}.png --lumi {_CPD['luminosity_ifb']} --config {_common_cfg()}")
 
 
 def _setup_plot_inputs():
     files = []
-    for setup in CATHODE_SETUPS:
+    for setup in _LATENT_PLOT_SETUPS:
         show = _show(type("W", (), {"setup": setup}))
         files += ["results/embeddings/{setup}/{seed}.parquet".format(**show),
                   "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
                   show["run"]]
-    return list(dict.fromkeys(files + _evals("sculpting_roc", _SCULPTING_SETUPS)
-                              + _evals("sculpting_mass", _SCULPTING_SETUPS)))
+    return list(dict.fromkeys(files + [CATHODE_EVAL_SETUP.format(setup=s) for s in _SCULPTING_SETUPS]))
 
 
 rule cathode_plots:
@@ -206,18 +212,19 @@ rule cathode_plots:
         _setup_plot_inputs(),
     output:
         [_plot_report("latent", "cathode_latent", REPORT_LATENT, "CATHODE latent projections", s)
-         for s in CATHODE_SETUPS]
-        + [_plot_report("tsne", "cathode_tsne", REPORT_LATENT, "t-SNE by process", s) for s in CATHODE_SETUPS]
+         for s in _LATENT_PLOT_SETUPS]
+        + [_plot_report("tsne", "cathode_tsne", REPORT_LATENT, "t-SNE by process", s) for s in _LATENT_PLOT_SETUPS]
         + [_plot_report("sculpting", "cathode_sculpting", REPORT_SCULPTING, "ROC and mγγ", s)
            for s in _SCULPTING_SETUPS]
-        + [f"{_PLOTS}/{k}_{s}.pdf" for s in CATHODE_SETUPS for k in ("latent", "tsne")]
+        + [f"{_PLOTS}/{k}_{s}.pdf" for s in _LATENT_PLOT_SETUPS for k in ("latent", "tsne")]
         + [f"{_PLOTS}/sculpting_{s}.pdf" for s in _SCULPTING_SETUPS],
     params:
-        command=" && ".join(c for s in CATHODE_SETUPS for c in _setup_plot_calls(s)),
+        command=" && ".join([c for s in _LATENT_PLOT_SETUPS for c in _latent_plot_calls(s)]
+                            + [_sculpting_plot_call(s) for s in _SCULPTING_SETUPS]),
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=lambda w: 10 + 3 * len(CATHODE_SETUPS),
+        runtime=10 + 3 * len(CATHODE_SETUPS),
     log:
         "results/logs/cathode_plots.log",
     benchmark:

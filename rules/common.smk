@@ -9,6 +9,7 @@ from snakemake.utils import validate
 
 from salad.config import cross_check, load_processes, load_yaml
 from salad.config import validate as check_config
+from salad.encoder.setups import expand_setups, family_groups
 
 # Config files once more with the strict reader: a key given twice (which Snakemake's reader
 # silently resolves to the last value) or a YAML error is reported with file and line.
@@ -46,6 +47,14 @@ PROCESSES = load_processes(repo_path(config["processes"]))
 # that are configured samples of the process table) fail here, at parse time, naming the key.
 cross_check(config, PROCESSES)
 SAMPLES = list(config["samples"])
+# encoder.leave_one_model_out: the generated EP family joins encoder.setups here, before any stage
+# reads them (salad.encoder.setups.expand_setups); FAMILY_SETUPS {setup: held-out group}.
+if config.get("encoder"):
+    _groups = {s: PROCESSES[s]["group"] for s in SAMPLES}
+    FAMILY_SETUPS = family_groups(config["encoder"], _groups)
+    config["encoder"] = expand_setups(config["encoder"], _groups)
+else:
+    FAMILY_SETUPS = {}
 SIGNALS = [s for s in SAMPLES if PROCESSES[s]["group"] < 0]
 BACKGROUNDS = [s for s in SAMPLES if PROCESSES[s]["group"] >= 0]
 # The truth-labelled evaluation set (salad.evalset): evaluation-only samples (generated, read,
@@ -107,6 +116,7 @@ def threads_for(stage):
     return config["threads"].get(stage, 1)
 
 
+REPORT_COMPARISON = "0. Paper comparison"   # first: the papers' claims vs this run
 REPORT_SCULPTING = "1. Sculpting"
 REPORT_SENSITIVITY = "2. Sensitivity"
 REPORT_NPLM = "3. NPLM"
@@ -114,6 +124,7 @@ REPORT_LATENT = "4. Latent space"
 REPORT_DIAGNOSTICS = "5. Diagnostics"
 # table stem -> (category, subcategory); per-representation NPLM tables are nplm__{setup}__{seed}
 _REPORT_TABLES = {
+    "paper_comparison": (REPORT_COMPARISON, "claims vs this run"),
     "cathode_sculpting": (REPORT_SCULPTING, "tables"),
     "cathode_sensitivity": (REPORT_SENSITIVITY, "tables"),
     "cathode_required_injection": (REPORT_SENSITIVITY, "tables"),
@@ -122,7 +133,6 @@ _REPORT_TABLES = {
     "information": (REPORT_LATENT, "tables"),
     "dimension_scan": (REPORT_LATENT, "tables"),
 }
-
 
 
 _TARGETS = {}
@@ -194,7 +204,7 @@ def cathode_batches(setup):
     `setup`, per stored signal in chunks of cathode.datasets_per_job (one `cathode` job each)."""
     size = int(_CATHODE.get("datasets_per_job") or 10**9)
     per_signal = {}
-    for stored, s, i in dict.fromkeys(t for g in _CPD["signals"] for t in signal_sets(setup, g)):
+    for stored, s, i in dict.fromkeys(t for g in cathode_signals(setup) for t in signal_sets(setup, g)):
         per_signal.setdefault(stored, []).append((s, i))
     return {(stored, str(k // size)): sets[k:k + size]
             for stored, sets in per_signal.items() for k in range(0, len(sets), size)}
@@ -242,7 +252,7 @@ def _evaluate_runs(w):
 def _evaluate_command(w):
     """One `salad evaluate sensitivity` call per injected signal of the setup (one job)."""
     calls, cfg = [], _common_cfg(evaluate=config["evaluate"])
-    for g in _CPD["signals"]:
+    for g in cathode_signals(w.setup):
         sets = signal_sets(w.setup, g)
         data = [f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in sets]
         scores = [cathode_file("scores", w.setup, seed, *t) for seed in cathode_seeds(w.setup) for t in sets]
@@ -258,15 +268,24 @@ def _evaluate_command(w):
     return " && ".join(calls)
 
 
+def cathode_signals(setup):
+    """Injected signals CATHODE evaluates `setup` on: a leave-one-model-out setup only those of
+    its held-out group (its EP test), every other setup all of pseudodata.signals."""
+    if setup in FAMILY_SETUPS:
+        return [g for g in _CPD["signals"] if PROCESSES[g]["group"] == FAMILY_SETUPS[setup]]
+    return list(_CPD["signals"])
+
+
 def _evals(name, setups=None):
     return [CATHODE_EVAL.format(setup=s, signal=g, name=name)
-            for s in (setups or CATHODE_SETUPS) for g in _CPD["signals"]]
+            for s in (setups or CATHODE_SETUPS) for g in cathode_signals(s)]
 
 
 def _show(w):
-    """The set shown in latent plots: first seed, first signal at its largest strength, instance 0."""
+    """The set shown in latent plots: first seed, the setup's first signal at its largest
+    strength, instance 0."""
     strength = max(setup_grid(w.setup)[0], key=float)
-    signal = dataset_signal(_CPD["signals"][0], strength)
+    signal = dataset_signal(cathode_signals(w.setup)[0], strength)
     seed = cathode_seeds(w.setup)[0]
     return {"setup": w.setup, "seed": seed, "signal": signal, "strength": strength, "instance": "0",
             "run": cathode_run(w.setup, seed, signal, strength, "0")}
@@ -280,8 +299,8 @@ def cathode_targets():
     """Tables and figures; nothing until config `encoder` names setups."""
     if not (CATHODE_SETUPS and _CPD["signals"]):
         return []
-    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in CATHODE_SETUPS for kind in ("latent", "tsne")]
-    plots += [f"{_PLOTS}/sculpting_{s}.png" for s in CATHODE_SETUPS if _has_sculpting(s)]
+    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in _LATENT_PLOT_SETUPS for kind in ("latent", "tsne")]
+    plots += [f"{_PLOTS}/sculpting_{s}.png" for s in _SCULPTING_SETUPS]
     plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
     plots.append(f"{_PLOTS}/required_injection.png")
     return CATHODE_TABLES + plots
@@ -406,6 +425,11 @@ def _nplm_batches():
     return [str(b) for b in range(math.ceil(_SA_NPLM.get("toys", 0) / _SA_NPLM.get("toys_per_batch", 1)))]
 
 
+def _baseline_samples(w):
+    extra = EVAL_ONLY_SAMPLES if f"baseline_{w.name}" in CATHODE_SETUPS else []
+    return SAMPLES + extra
+
+
 def _baseline_cfg(name):
     """Only the settings baseline `name` reads (editing the VAE re-runs only the VAE)."""
     keys = {"leading": ["leading_dim"], "vae": ["vae", "seed"]}.get(name, [])
@@ -462,6 +486,53 @@ def signal_agnostic_targets():
     if _SA_SCAN_ON and _SA_PSEUDO["signals"]:
         targets += ["results/plots/dimension_scan.png", "results/tables/dimension_scan.md"]
     return targets
+
+
+# ------------------------------ input functions of rules/comparison.smk
+
+
+def _made_tables():
+    """{name: path} of the comparison tables that this configuration makes (its targets name
+    the Parquet or the Markdown next to it)."""
+    made = {t for name, f in _TARGETS.items() if name not in ("comparison", "report") for t in f()}
+    return {n: p for n, p in _COMPARISON_TABLES.items()
+            if p in made or p.replace(".parquet", ".md") in made}
+
+
+def _figure_files(name):
+    """Output PNGs of figure `name` (config figures.<name>); checks its setups and signals."""
+    fig = _FIGURES[name]
+    where = f"config key figures.{name}"
+    unknown = [s for s in fig.get("setups", []) if s not in CATHODE_SETUPS]
+    if unknown:
+        raise ValueError(f"{where}.setups: {unknown} are not CATHODE setups ({', '.join(CATHODE_SETUPS)})")
+    missing = [s for s in fig.get("signals", []) if s not in _CPD["signals"]]
+    if missing:
+        raise ValueError(f"{where}.signals: {missing} are not in pseudodata.signals")
+    if fig.get("leave_one_model_out") and not FAMILY_SETUPS:
+        raise ValueError(f"{where}.leave_one_model_out: config encoder.leave_one_model_out is not set")
+    out = f"results/figures/{name}"
+    if fig["kind"] == "sic":
+        return [f"{out}/sic_{s}.png" for s in fig["signals"]]
+    if fig["kind"] == "required":
+        return [f"{out}/required.png"]
+    return [f"{out}/sculpting_{s}.png" for s in fig["setups"]]
+
+
+def _figure_args(w):
+    fig = _FIGURES[w.figure]
+    args = " --setups " + " ".join(map(shlex.quote, fig.get("setups", [])))
+    if fig.get("working_points"):
+        args += " --working-points " + " ".join(f"{float(x):g}" for x in fig["working_points"])
+    if fig.get("leave_one_model_out"):
+        prefix = (_ENC.get("leave_one_model_out") or {}).get("prefix", "EP_m")
+        args += f" --family {shlex.quote(prefix)} EP"
+    return args + f" --lumi {_CPD['luminosity_ifb']}"
+
+
+def comparison_targets():
+    figures = [f for name in _FIGURES for f in _figure_files(name)]
+    return ["results/tables/paper_comparison.md", "results/tables/paper_comparison.parquet"] + figures
 
 
 # ------------------------------ input functions of rules/report.smk

@@ -65,8 +65,10 @@ rule embed_baseline:
     conda:
         "../envs/salad.yaml"
     input:
-        preselected=_SA_PRE,
-        split=_SA_SPLIT,
+        # + evaluation-only samples (subsets ref/eval: never in standardisation or VAE training)
+        # when CATHODE runs on this baseline and scores the evaluation set
+        preselected=lambda w: [f"results/preselected/{s}.parquet" for s in _baseline_samples(w)],
+        split=lambda w: [f"results/split/{s}.parquet" for s in _baseline_samples(w)],
     output:
         "results/embeddings/baseline_{name}/{seed}.parquet",
     wildcard_constraints:

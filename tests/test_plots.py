@@ -179,6 +179,31 @@ def test_cathode_required_draws_arrows_for_limits(tmp_path, monkeypatch):
     assert_figure(tmp_path / "req.png")
 
 
+def test_cathode_required_leave_one_model_out_family(tmp_path, monkeypatch):
+    """Fig. 7: EP of a model = its EP_m<g> setup's held-out row; other EP_m rows are not drawn."""
+    from salad.cathode import plots
+    row = {"method": "cathode", "eps_b": 0.001, "reached": True, "required_lo": 1.0, "required_hi": 3.0}
+    req = pd.DataFrame([
+        {**row, "setup": "ID", "signal": "Y400", "held_out": False, "required_strength": 1.5},
+        {**row, "setup": "ID", "signal": "C1N2_300", "held_out": False, "required_strength": 1.5},
+        {**row, "setup": "EP_m6", "signal": "Y400", "held_out": True, "required_strength": 2.0},
+        {**row, "setup": "EP_m1", "signal": "C1N2_300", "held_out": True, "required_strength": 2.0},
+        {**row, "setup": "EP_m1", "signal": "Y400", "held_out": False, "required_strength": 1.1},
+        {**row, "setup": "bkg_only", "signal": "Y400", "held_out": True, "required_strength": 2.5},
+        {**row, "setup": "IP", "signal": "Y400", "held_out": True, "required_strength": 2.5},
+        {**row, "setup": "EP", "signal": "Y400", "held_out": True, "required_strength": 3.5},   # not the family
+        {**row, "setup": "ID", "signal": "Y400", "held_out": False, "required_strength": 9.0, "eps_b": 0.005}])
+    write_parquet(req, tmp_path / "req.parquet", provenance("t"))
+    seen = capture(monkeypatch, lambda fig: {
+        "labels": fig.axes[0].get_legend_handles_labels()[1],
+        "points": sorted(round(float(c.lines[0].get_ydata()[0]), 3) for c in fig.axes[0].containers)})
+    plots.required(tmp_path / "req.parquet", tmp_path / "req.png", setups=["ID", "bkg_only"],
+                   family=("EP_m", "EP"), working_point=0.001)
+    assert seen["points"] == [1.5, 1.5, 2.0, 2.0, 2.5]      # IP, EP, EP_m1 on Y400 and eps_B 0.5 % left out
+    assert seen["labels"] == [ps.setup_label(s) for s in ("ID", "EP", "bkg_only")]   # bkg_only: no first-signal row
+    assert_figure(tmp_path / "req.png")
+
+
 # ------------------------------------------------------------------ encoder, NPLM, scans, information
 def test_encoder_loss_curves(tmp_path):
     from salad.encoder.plots import plot_history

@@ -30,5 +30,6 @@ def test_report_holds_every_plot_and_table(pipeline_run):
     config = yaml.safe_load((REPO / "config" / "test.yaml").read_text())
     lumi = f"{config['pseudodata']['luminosity_ifb']:g} fb"        # the page is JSON-escaped: no ⁻¹
     for words in ("Glossary of setups", "What was run", lumi, "Samples: " + ", ".join(config["samples"]),
-                  "1. Sculpting", "2. Sensitivity", "3. NPLM", "4. Latent space", "5. Diagnostics"):
+                  "0. Paper comparison", "1. Sculpting", "2. Sensitivity", "3. NPLM", "4. Latent space",
+                  "5. Diagnostics", "Papers vs this run"):
         assert words in text, words

@@ -33,6 +33,7 @@ STAGES = {
     "information": "salad.information",
     "dimension-scan": "salad.scans",
     "tables": "salad.tables",
+    "paper-comparison": "salad.comparison",
 }
 
 

@@ -244,6 +244,15 @@ def summarise(sens: pd.DataFrame, target: float) -> tuple[pd.DataFrame, pd.DataF
     return summary, pd.DataFrame(rows)
 
 
+def per_instance(sens: pd.DataFrame) -> pd.DataFrame:
+    """SIC per pseudo-data instance (setup, signal, held_out, method, eps_b, strength, instance):
+    mean over ensembles (`sic_mean`), their bootstrap error (`sic_err`) and spread (`sic_syst`,
+    NaN with one ensemble): to compare setups on the same data sets (salad.comparison)."""
+    keys = ["setup", "signal", "held_out", "method", "eps_b", "strength", "instance"]
+    return sens.groupby(keys, as_index=False).agg(sic_mean=("sic", "mean"), sic_err=("sic_err", "mean"),
+                                                  sic_syst=("sic", "std"), n=("sic", "size"))
+
+
 def sculpting_summary(aucs: pd.DataFrame, mass: pd.DataFrame) -> pd.DataFrame:
     """Per setup and selection efficiency: AUC mean, spread over classifiers x no-injection
     datasets, bootstrap error (the same for every efficiency); chi^2/ndf and JSD of m_yy
@@ -279,11 +288,13 @@ def _concat(paths) -> pd.DataFrame:
 
 
 def tables(sens_paths, auc_paths, mass_paths, out_dir, cfg) -> None:
-    """Write cathode_sensitivity, cathode_required_injection, cathode_sculpting (.parquet/.md).
+    """Write cathode_sensitivity, cathode_required_injection, cathode_sculpting (.parquet/.md)
+    and cathode_sensitivity_instances.parquet (per_instance).
     cfg: the stage config (its `evaluate` section holds target_significance)."""
     out = Path(out_dir)
     target = settings((cfg or {}).get("evaluate"))["target_significance"]
-    summary, required = summarise(_concat(sens_paths), target)
+    sens = _concat(sens_paths)
+    summary, required = summarise(sens, target)
     minimum = int((cfg or {}).get("min_background_passing", 0))
     thin = summary[summary["n_bkg_pass"] < minimum]
     if len(thin):
@@ -293,6 +304,8 @@ def tables(sens_paths, auc_paths, mass_paths, out_dir, cfg) -> None:
                                                       "n_bkg_pass"]].to_dict())
     write_table(summary, out / "cathode_sensitivity",
                 "CATHODE sensitivity: SIC and post-selection significance vs injected S/sqrt(B)", cfg)
+    write_parquet(per_instance(sens), out / "cathode_sensitivity_instances.parquet",
+                  provenance("evaluate", cfg))
     write_table(required, out / "cathode_required_injection",
                 f"Injected S/sqrt(B) needed for {target:g} sigma after selection", cfg)
     sculpt = sculpting_summary(_concat(auc_paths), _concat(mass_paths))

@@ -165,7 +165,8 @@ def sculpting(roc_paths, mass_paths, output, title="", signal_region=None, lumi=
     ps.save(fig, output)
 
 
-def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) -> None:
+def sic(table_path, signal, output, method="cathode", setups=None, lumi=None,
+        working_points=None) -> None:
     """SIC vs injected strength for one signal, a panel per working point: a fixed colour per
     setup (`setups`, default all in the table), a line style per method; band = CATHODE error
     (sic_err ⊕ sic_syst when present, else sic_std); markers only at the measured strengths;
@@ -175,6 +176,8 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) ->
     tab = tab[(tab["signal"] == signal) & (tab["strength"] > 0)]
     if setups:
         tab = tab[tab["setup"].isin(list(setups))]
+    if working_points:
+        tab = tab[np.isclose(tab["eps_b"].to_numpy(float)[:, None], list(working_points)).any(axis=1)]
     err = "sic_err" if "sic_err" in tab else "sic_std"
     wps = sorted(tab["eps_b"].unique())
     names = ps.order_setups(n for n in (setups or tab["setup"].unique()) if n in set(tab["setup"]))
@@ -215,18 +218,32 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None) ->
     ps.save(fig, output)
 
 
-def required(table_path, output, method="cathode", lumi=None) -> None:
+def required(table_path, output, method="cathode", lumi=None, setups=None, working_point=None,
+             family=None) -> None:
     """Required injection per signal (x) and setup (fixed colour, offset): reached points with
     their mean ± std range, an up arrow where the upper end is unbounded; not reached: a bar at
-    the largest scanned strength (lower limit) with an up arrow."""
+    the largest scanned strength (lower limit) with an up arrow. `setups`: those shown (default
+    all); `family` (prefix, name): held-out rows of setups named prefix* drawn as one setup
+    `name` (e.g. ('EP_m', 'EP'): for each model, the encoder trained without it);
+    `working_point`: eps_B shown (default the smallest)."""
     tab = read_parquet(table_path)
     tab = tab[tab["method"] == method]
-    wp = tab["eps_b"].min() if len(tab) else 0.0
-    tab = tab[tab["eps_b"] == wp]
+    if family:
+        prefix, name = family
+        tab = tab[tab["setup"] != name]             # a configured setup of that name is not the family
+        member = tab["setup"].astype(str).str.startswith(prefix)
+        tab = tab[~member | tab["held_out"].astype(bool)].copy()
+        tab.loc[member, "setup"] = name
+        setups = list(setups) + [name] if setups else None
+    if setups:
+        tab = tab[tab["setup"].isin(list(setups))]
+    wp = (tab["eps_b"].min() if len(tab) else 0.0) if working_point is None else working_point
+    tab = tab[np.isclose(tab["eps_b"], wp)] if len(tab) else tab
     signals = sorted(tab["signal"].unique())
     setups = ps.order_setups(tab["setup"].unique())
     plt = ps.pyplot()
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(signals) + 4), 5.6))
+    labelled = set()                      # legend entry at a setup's first drawn point
     for i, setup in enumerate(setups):
         off = (i - (len(setups) - 1) / 2) * 0.15
         color = ps.setup_color(setup)
@@ -236,7 +253,8 @@ def required(table_path, output, method="cathode", lumi=None) -> None:
                 continue
             r, x = r.iloc[0], j + off
             y = float(r["required_strength"])
-            label = ps.setup_label(setup) if j == 0 else None
+            label = ps.setup_label(setup) if setup not in labelled else None
+            labelled.add(setup)
             if r["reached"]:
                 lo = max(y - float(r["required_lo"]), 0.0)
                 hi_finite = np.isfinite(r["required_hi"])
@@ -287,7 +305,11 @@ def cli(argv=None) -> None:
     parser.add_argument("--mass", nargs="*", default=[])
     parser.add_argument("--table")
     parser.add_argument("--signal")
-    parser.add_argument("--setups", nargs="*", default=None, help="setups shown (sic)")
+    parser.add_argument("--setups", nargs="*", default=None, help="setups shown (sic, required)")
+    parser.add_argument("--working-points", nargs="*", type=float, default=None,
+                        help="eps_B shown (sic: panels; required: the first)")
+    parser.add_argument("--family", nargs=2, default=None, metavar=("PREFIX", "NAME"),
+                        help="required: held-out rows of setups PREFIX* drawn as setup NAME")
     parser.add_argument("--title", default="")
     parser.add_argument("--lumi", type=float, default=None, help="luminosity label [fb^-1]")
     parser.add_argument("--output", required=True, help="PNG (a PDF is written next to it)")
@@ -309,6 +331,8 @@ def cli(argv=None) -> None:
     elif args.kind == "sculpting":
         sculpting(args.roc, args.mass, args.output, args.title, region, args.lumi)
     elif args.kind == "sic":
-        sic(args.table, args.signal, args.output, setups=args.setups, lumi=args.lumi)
+        sic(args.table, args.signal, args.output, setups=args.setups, lumi=args.lumi,
+            working_points=args.working_points)
     else:
-        required(args.table, args.output, lumi=args.lumi)
+        required(args.table, args.output, lumi=args.lumi, setups=args.setups, family=args.family,
+                 working_point=args.working_points[0] if args.working_points else None)

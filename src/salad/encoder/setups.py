@@ -8,6 +8,11 @@ A setup (the `{setup}` wildcard) is `encoder.defaults` overlaid with
 The resolved dict (settings + `train_samples` {sample: group}) is all a training job
 reads, so editing one setup re-trains only that setup. `seeds` is resolved separately
 (a wildcard), so adding a seed re-trains nothing.
+
+`encoder.leave_one_model_out` {prefix, settings} generates a family of EP setups from the
+process table (expand_setups): one per BSM group among the configured samples, named
+`<prefix><|group|>` and holding out that group (paper A fig. 7: "EP" of a model = the encoder
+trained without that model).
 """
 from __future__ import annotations
 
@@ -72,6 +77,39 @@ def seeds_for(encoder_cfg: Mapping, setup: str) -> list[int]:
     _setup_entry(encoder_cfg, setup)
     own = encoder_cfg["setups"][setup] or {}
     return [int(s) for s in own.get("seeds", encoder_cfg.get("seeds", [1]))]
+
+
+def expand_setups(encoder_cfg: Mapping, sample_groups: Mapping[str, int]) -> dict:
+    """A copy of config `encoder` whose `setups` also hold the leave-one-model-out family.
+
+    sample_groups: {sample: process group} of the configured samples. For each BSM group
+    g < 0 among them (in order of first appearance), setup `<prefix><-g>` =
+    leave_one_model_out.settings + {holdout_groups: [g]}. Without `leave_one_model_out`, the
+    config is returned unchanged (copied). Raises SaladError if a generated name is configured.
+    """
+    cfg = copy.deepcopy(dict(encoder_cfg))
+    family = cfg.get("leave_one_model_out")
+    if not family:
+        return cfg
+    prefix, settings = family.get("prefix", "EP_m"), family.get("settings") or {}
+    setups = dict(cfg.get("setups") or {})
+    for group in dict.fromkeys(int(g) for g in sample_groups.values() if int(g) < 0):
+        name = f"{prefix}{-group}"
+        if name in setups:
+            raise SaladError(f"encoder.setups.{name}: name taken by encoder.leave_one_model_out "
+                             f"(prefix {prefix!r}); rename the setup or the prefix")
+        setups[name] = {**copy.deepcopy(settings), "holdout_groups": [group]}
+    cfg["setups"] = setups
+    return cfg
+
+
+def family_groups(encoder_cfg: Mapping, sample_groups: Mapping[str, int]) -> dict[str, int]:
+    """{setup: held-out group} of the leave-one-model-out family (empty when not configured)."""
+    expanded = expand_setups(encoder_cfg, sample_groups)
+    if not encoder_cfg.get("leave_one_model_out"):
+        return {}
+    return {name: entry["holdout_groups"][0] for name, entry in expanded["setups"].items()
+            if name not in (encoder_cfg.get("setups") or {})}
 
 
 def _setup_entry(encoder_cfg: Mapping, setup: str) -> Mapping:
