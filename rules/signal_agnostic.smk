@@ -51,8 +51,17 @@ if _SA_SCAN_ALL and _SA_ENC_SETUPS and not _SA_SCAN_ON:
 
 # NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
 _NPLM_FIT = {k: v for k, v in _SA_NPLM.items()
-             if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne")}
+             if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne", "kernel_widths")}
 _NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
+_NPLM_WIDTHS = _SA_NPLM.get("kernel_widths") or {}
+_check_representations("nplm.kernel_widths", list(_NPLM_WIDTHS))
+
+
+def _nplm_cfg(base, setup):
+    """NPLM settings of one representation: only its own kernel_widths rule (salad.nplm.kernel_rule),
+    so changing one representation's rule re-runs only its fits and toys."""
+    own = {setup: _NPLM_WIDTHS[setup]} if setup in _NPLM_WIDTHS else {}
+    return cfg_arg(nplm={**base, "kernel_widths": own}, pseudodata=_NPLM_LUMI)
 _NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
 _NPLM_DIR = "results/nplm/{setup}/{seed}"
 _NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
@@ -98,7 +107,7 @@ rule nplm_fit:
         scores=f"{_NPLM_FIT_DIR}/scores.parquet",
         fit=f"{_NPLM_FIT_DIR}/fit.parquet",
     params:
-        cfg=lambda w: cfg_arg(nplm=_NPLM_FIT, pseudodata=_NPLM_LUMI),
+        cfg=lambda w: _nplm_cfg(_NPLM_FIT, w.setup),
     threads: threads_for("nplm")
     resources:
         mem_mb=4000,
@@ -112,6 +121,7 @@ rule nplm_fit:
         " --split {input.split:q} --data {input.data:q}"
         " --tag {wildcards.signal} {wildcards.strength} {wildcards.instance}"
         " --scores {output.scores:q} --output {output.fit:q} --threads {threads}"
+        " --representation {wildcards.setup}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -127,7 +137,7 @@ rule nplm_toys:
     wildcard_constraints:
         batch=r"\d+",
     params:
-        cfg=lambda w: cfg_arg(nplm=_NPLM_TOY, pseudodata=_NPLM_LUMI),
+        cfg=lambda w: _nplm_cfg(_NPLM_TOY, w.setup),
     threads: threads_for("nplm")
     resources:
         mem_mb=4000,
@@ -139,6 +149,7 @@ rule nplm_toys:
     shell:
         "python -m salad nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --batch {wildcards.batch} --output {output:q}"
+        " --representation {wildcards.setup}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 

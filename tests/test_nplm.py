@@ -344,3 +344,46 @@ def test_reference_is_withheld_from_embedding_training(synthetic_inputs):
         with pytest.raises(nplm.SaladError, match="nplm.reference_subsets"):
             nplm.prepare(str(tmp / "emb.parquet"), files["preselected"], files["split"],
                          {**cfg, "reference_subsets": bad}, 1.0)
+
+
+def test_kernel_rule_per_representation(synthetic_inputs):
+    """nplm.kernel_widths: a fixed sigma or another percentile for the representations it names."""
+    tmp, files = synthetic_inputs
+    base = {"reference_subsets": ["test"], "kernel_percentile": 90, "seed": 3, "max_reference": None,
+            "kernel_widths": {"baseline_vae": {"sigma": 0.7}, "simclr_mlp": {"percentile": 50}}}
+    assert nplm.kernel_rule(base, "baseline_leading") == {k: v for k, v in base.items() if k != "kernel_widths"}
+    assert nplm.kernel_rule(base, "baseline_vae")["kernel_sigma"] == 0.7
+    assert nplm.kernel_rule(base, "simclr_mlp")["kernel_percentile"] == 50.0
+    emb, pre, split = str(tmp / "emb.parquet"), files["preselected"], files["split"]
+    default = nplm.prepare(emb, pre, split, nplm.kernel_rule(base, "baseline_leading"), 1.0)
+    fixed = nplm.prepare(emb, pre, split, nplm.kernel_rule(base, "baseline_vae"), 1.0)
+    median = nplm.prepare(emb, pre, split, nplm.kernel_rule(base, "simclr_mlp"), 1.0)
+    # by hand: percentiles of the pairwise distances of the (unstandardised) reference
+    x = default.x_ref
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))[np.triu_indices(len(x), 1)]
+    assert len(x) <= 2000                                  # kernel_width uses every reference point
+    assert default.sigma == pytest.approx(np.percentile(d, 90), rel=1e-9)
+    assert median.sigma == pytest.approx(np.percentile(d, 50), rel=1e-9)
+    assert fixed.sigma == 0.7
+    for bad in ({"sigma": 1.0, "percentile": 50}, {"width": 1.0}, {"sigma": -1.0}, {"percentile": 150}):
+        with pytest.raises(nplm.SaladError, match="nplm.kernel_widths.baseline_vae"):
+            nplm.kernel_rule({**base, "kernel_widths": {"baseline_vae": bad}}, "baseline_vae")
+
+
+def test_cli_applies_the_representation_kernel_rule(synthetic_inputs):
+    tmp, files = synthetic_inputs
+    cfg = {"nplm": {"reference_subsets": ["test"], "kernel_percentile": 90, "lambda": 1e-6, "n_centers": 20,
+                    "max_iter": 50, "tol": 1e-10, "seed": 3, "toys_per_batch": 1, "max_reference": 300,
+                    "kernel_widths": {"baseline_vae": {"sigma": 0.5}}},
+           "pseudodata": {"luminosity_ifb": 1.0}}
+    common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
+              "--split", *files["split"], "--config", json.dumps(cfg)]
+    for name in ("baseline_vae", "other"):
+        nplm.cli(["toys", *common, "--batch", "0", "--output", str(tmp / f"{name}.parquet"),
+                  "--representation", name])
+    sigma = {n: read_parquet(tmp / f"{n}.parquet", {"sigma": "float"})["sigma"].iloc[0]
+             for n in ("baseline_vae", "other")}
+    assert sigma["baseline_vae"] == 0.5
+    assert sigma["other"] == pytest.approx(nplm.prepare(
+        str(tmp / "emb.parquet"), files["preselected"], files["split"], cfg["nplm"], 1.0).sigma)
+    assert sigma["other"] != 0.5
