@@ -336,6 +336,8 @@ rule dimension_scan:
         sic=lambda w, input: _scan_arg("--sic", input.sic),
         nplm=lambda w, input: _scan_arg("--nplm", input.nplm),
         linear=lambda w, input: _scan_arg("--linear", input.linear),
+        aware=lambda w: _scan_arg("--trained-on-signals",
+                                  [s for s in _SA_SCAN_ALL if _signal_flag(s)]),
     threads: 1
     resources:
         mem_mb=1000,
@@ -345,7 +347,8 @@ rule dimension_scan:
     benchmark:
         "results/benchmarks/dimension_scan.tsv"
     shell:
-        "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear} --table {output.table:q}"
+        "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear}{params.aware}"
+        " --table {output.table:q}"
         " --markdown {output.markdown:q} --plot {output.plot:q} --config {params.cfg} > {log:q} 2>&1"
 
 

@@ -301,9 +301,10 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
     out = {k: str(tmp_path / f"scan.{k}") for k in ("table", "markdown", "plot")}
     scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "p0.parquet"),
                str(tmp_path / "p1.parquet"), *[a for k, v in out.items() for a in (f"--{k}", v)],
-               "--config", json.dumps(cfg)])
+               "--config", json.dumps(cfg), "--trained-on-signals", "ID"])
     table = read_parquet(out["table"], None)
     assert list(table["dim"]) == [2, 6] and list(table["sic"]) == [4.0, 8.0]
+    assert list(table["trained_on_signals"]) == [False, True]       # every row says how it was trained
     assert (table["family"] == "cathode").all() and table["z_median"].isna().all()  # SIC only
     # paper B families: NPLM Z and linear accuracy (mean +- SEM over seeds) of background-only setups
     runs = pd.DataFrame({"representation": ["sim_d4", "sim_d4", "sim_d8"], "seed": [1, 2, 1],
@@ -322,6 +323,7 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
                "--config", json.dumps(cfg)])
     table = read_parquet(out["table"], None, finite=False)
     fam = table[table["family"] == "simclr"].sort_values("dim")
+    assert table["trained_on_signals"].dtype == bool and not table["trained_on_signals"].any()
     assert list(fam["z_median"]) == [2.0, 4.0] and list(fam["accuracy"]) == pytest.approx([0.6, 0.8])
     assert fam["accuracy_sem"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2)) and np.isnan(fam["accuracy_sem"].iloc[1])
     assert "simclr" in open(out["markdown"]).read() and open(out["plot"], "rb").read(4) == b"\x89PNG"
