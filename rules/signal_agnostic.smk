@@ -55,13 +55,6 @@ _NPLM_FIT = {k: v for k, v in _SA_NPLM.items()
 _NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
 _NPLM_WIDTHS = _SA_NPLM.get("kernel_widths") or {}
 _check_representations("nplm.kernel_widths", list(_NPLM_WIDTHS))
-
-
-def _nplm_cfg(base, setup):
-    """NPLM settings of one representation: only its own kernel_widths rule (salad.nplm.kernel_rule),
-    so changing one representation's rule re-runs only its fits and toys."""
-    own = {setup: _NPLM_WIDTHS[setup]} if setup in _NPLM_WIDTHS else {}
-    return cfg_arg(nplm={**base, "kernel_widths": own}, pseudodata=_NPLM_LUMI)
 _NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
 _NPLM_DIR = "results/nplm/{setup}/{seed}"
 _NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
