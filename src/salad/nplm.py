@@ -716,7 +716,8 @@ def cli(argv: list[str]) -> None:
     write_parquet(pd.DataFrame({"event_id": data["event_id"].to_numpy(np.int64), "f": res.f_data}),
                   args.scores, prov)
     write_parquet(pd.DataFrame([{"signal": signal, "strength": float(strength), "instance": int(instance),
-                                 "t": res.t, "n_ref": len(samples.x_ref), "n_data": len(x_data),
+                                 "t": res.t, "dim": samples.x_ref.shape[1], "n_ref": len(samples.x_ref),
+                                 "n_data": len(x_data),
                                  "n_expected": samples.n_expected, "n_centers": res.n_centers,
                                  "sigma": samples.sigma, "iterations": res.iterations,
                                  "converged": res.converged, "seconds": res.seconds}]), args.output, prov)
@@ -737,6 +738,8 @@ def _summary_cli(args) -> None:
     null = {"representation": args.name, "seed": args.seed, **null,
             "seconds_per_toy": float(toys["seconds"].mean()), "seconds_per_fit": float(fits["seconds"].mean())}
     null["trained_on_signals"] = bool(args.trained_on_signals)
+    if "dim" in fits:                # NPLM input dimension (latent size, + 1 with include_myy)
+        power.insert(0, "dim", int(fits["dim"].iloc[0]))
     for frame in (per, power):
         frame.insert(0, "trained_on_signals", bool(args.trained_on_signals))
         frame.insert(0, "seed", args.seed)
