@@ -250,7 +250,7 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     assert table["t"].iloc[0] > toys["t"].max() and table["z"].iloc[0] > 3
     power = read_parquet(out["power"], {"representation": "str", "seed": "int", "power": "float"})
     assert power["power"].iloc[0] == 1.0 and power["seed"].iloc[0] == 2
-    assert power["dim"].iloc[0] == 2 and table["dim"].iloc[0] == 2          # the 2-D latent
+    assert read_parquet(out["power"], None)["dim"].iloc[0] == 2 == labelled["dim"].iloc[0]   # the 2-D latent
     assert open(out["plot"], "rb").read(4) == b"\x89PNG"
 
 
