@@ -34,7 +34,9 @@ METHOD_NAMES = {"cathode": "CATHODE", "iad": "idealized AD (true background)",
 Z_FLOOR = 37.0471                         # norm.isf(1e-300): what a clipped p-value reads as (test-pinned)
 SETUPS_DOC = ("Setups: ID = encoder trained with every signal, IP = one signal mass point held out "
               "of training, EP = a whole signal model held out, background-only = encoder trained on "
-              "SM processes only; baseline: … = a fixed, non-learned representation.")
+              "SM processes only; paper B's simclr_* (self-supervised SimCLR), supsimclr_* (supervised "
+              "SimCLR, MLP or transformer with DINO head) and vicreg_* (supervised VICReg + CE) train on SM "
+              "processes only; baseline: … = input features, leading objects or a VAE trained on SM processes.")
 
 
 def signal_label(name: str) -> str:
