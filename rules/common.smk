@@ -397,6 +397,13 @@ def _scan_arg(flag, paths):
     return f" {flag} " + " ".join(shlex.quote(str(p)) for p in paths) if len(paths) else ""
 
 
+def _nplm_cfg(base, setup):
+    """NPLM settings of one representation (nplm_fit, nplm_toys): only its own kernel_widths rule
+    (salad.nplm.kernel_rule), so changing one representation's rule re-runs only its jobs."""
+    own = {setup: _NPLM_WIDTHS[setup]} if setup in _NPLM_WIDTHS else {}
+    return cfg_arg(nplm={**base, "kernel_widths": own}, pseudodata=_NPLM_LUMI)
+
+
 def _signal_flag(setup):
     """' --trained-on-signals' for a representation trained on BSM samples, else ''."""
     resolved = globals().get("ENCODER_SETUPS", {}).get(setup)

@@ -52,8 +52,10 @@ if _SA_SCAN_ALL and _SA_ENC_SETUPS and not _SA_SCAN_ON:
 
 # NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
 _NPLM_FIT = {k: v for k, v in _SA_NPLM.items()
-             if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne")}
+             if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne", "kernel_widths")}
 _NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
+_NPLM_WIDTHS = _SA_NPLM.get("kernel_widths") or {}
+_check_representations("nplm.kernel_widths", list(_NPLM_WIDTHS))
 _NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
 _NPLM_DIR = "results/nplm/{setup}/{seed}"
 _NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
@@ -102,7 +104,7 @@ rule nplm_fit:
     wildcard_constraints:
         batch=r"\d+",
     params:
-        cfg=lambda w: cfg_arg(nplm=_NPLM_FIT, pseudodata=_NPLM_LUMI),
+        cfg=lambda w: _nplm_cfg(_NPLM_FIT, w.setup),
     threads: threads_for("nplm")
     resources:
         mem_mb=4000,
@@ -114,6 +116,7 @@ rule nplm_fit:
     shell:
         "python -m salad nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --data {input.data:q} --output-dir {output:q} --threads {threads}"
+        " --representation {wildcards.setup}"
         " --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -129,7 +132,7 @@ rule nplm_toys:
     wildcard_constraints:
         batch=r"\d+",
     params:
-        cfg=lambda w: cfg_arg(nplm=_NPLM_TOY, pseudodata=_NPLM_LUMI),
+        cfg=lambda w: _nplm_cfg(_NPLM_TOY, w.setup),
     threads: threads_for("nplm")
     resources:
         mem_mb=4000,
@@ -141,6 +144,7 @@ rule nplm_toys:
     shell:
         "python -m salad nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --batch {wildcards.batch} --output {output:q}"
+        " --representation {wildcards.setup}"
         " --threads {threads} --config {params.cfg} > {log:q} 2>&1"
 
 
@@ -310,6 +314,8 @@ rule dimension_scan:
         sic=lambda w, input: _scan_arg("--sic", input.sic),
         nplm=lambda w, input: _scan_arg("--nplm", input.nplm),
         linear=lambda w, input: _scan_arg("--linear", input.linear),
+        aware=lambda w: _scan_arg("--trained-on-signals",
+                                  [s for s in _SA_SCAN_ALL if _signal_flag(s)]),
     threads: 1
     resources:
         mem_mb=1000,
@@ -319,7 +325,8 @@ rule dimension_scan:
     benchmark:
         "results/benchmarks/dimension_scan.tsv"
     shell:
-        "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear} --table {output.table:q}"
+        "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear}{params.aware}"
+        " --table {output.table:q}"
         " --markdown {output.markdown:q} --plot {output.plot:q} --config {params.cfg} > {log:q} 2>&1"
 
 

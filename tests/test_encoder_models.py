@@ -184,3 +184,61 @@ def test_interactions_switch(batch):
     # an older config without the key builds the old model
     legacy = {k: v for k, v in _pt().items() if k != "interactions"}
     assert not build_model(legacy, 4).backbone.interactions
+
+
+# ---------------------------------------------------------------- DINO projection head (paper B)
+def test_dino_head_shapes_and_normalisation():
+    from salad.encoder.models import DINOHead
+    torch.manual_seed(0)
+    head = DINOHead(6, out_dim=64, hidden=256, bottleneck=64, layers=3)   # paper B Table V
+    linears = [m for m in head.mlp if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(6, 256), (256, 256), (256, 64)]
+    assert sum(isinstance(m, torch.nn.GELU) for m in head.mlp) == 2
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in head.modules())
+    x = torch.randn(5, 6)
+    out = head(x)
+    assert out.shape == (5, 64)
+    # by hand: bottleneck features, L2-normalised, then W = g v / |v| row-wise with g = 1
+    h = head.mlp(x)
+    u = h / h.norm(dim=1, keepdim=True)
+    v = head.last_layer.parametrizations.weight.original1
+    g = head.last_layer.parametrizations.weight.original0
+    assert torch.equal(g, torch.ones(64, 1)) and g.requires_grad    # "normalize last layer: False"
+    expected = u @ (v / v.norm(dim=1, keepdim=True)).T
+    assert torch.allclose(out, expected, atol=1e-6)
+    # every output unit has a unit-norm weight row at init, so |out_k| <= 1
+    assert out.abs().max() <= 1 + 1e-6
+    # invariant to the scale of the bottleneck features (the L2 normalisation)
+    with torch.no_grad():
+        head.mlp[-1].weight.mul_(3.0)
+        head.mlp[-1].bias.mul_(3.0)
+    assert torch.allclose(head(x), out, atol=1e-5)
+
+
+def test_dino_projector_is_training_only(batch):
+    obj, evt, mask, labels, norm = batch
+    cfg = dict(SMALL, model="transformer", loss="simclr_supervised", projector="dino",
+               proj_width=32, proj_bottleneck=8, proj_layers=3, variational=False)
+    torch.manual_seed(0)
+    net = build_model(cfg, 4)
+    from salad.encoder.models import DINOHead
+    from salad.encoder.embed import encode_all
+    from salad.encoder.data import EventTensors
+    assert isinstance(net.projector, DINOHead)
+    out = net.eval()(obj, evt, mask)
+    assert out["proj"].shape == (32, cfg["proj_dim"]) and out["mu"].shape == (32, cfg["latent_dim"])
+    tensors = EventTensors(obj, evt, mask, labels)
+    before, _ = encode_all(net, tensors, 16, "cpu")
+    with torch.no_grad():
+        for p in net.projector.parameters():
+            p.add_(torch.randn_like(p))
+    after, _ = encode_all(net, tensors, 16, "cpu")
+    assert np.array_equal(before, after)              # the embedding never sees the head
+    assert np.allclose(before, out["mu"].detach().numpy(), atol=1e-6)
+    # and the head gets gradients from the supervised SimCLR loss
+    net.train()
+    objective, aug = build_objective(cfg), Augmenter(cfg["augmentations"], norm, "cpu")
+    g = torch.Generator().manual_seed(0)
+    views = [aug(obj, evt, mask, g) for _ in range(objective.n_views)]
+    objective([net(*v, generator=g) for v in views], labels)["loss"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.projector.parameters())

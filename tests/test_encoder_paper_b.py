@@ -113,7 +113,11 @@ TINY = {"width": 16, "heads": 2, "hl_width": 8, "head_width": 16, "proj_width": 
                        "min_lr_ratio": 0.001}),
     ("supvicreg_tf", {"model": "transformer", "loss": "vicreg_ce", "positives": "labels",
                       "optimizer": "adamw", "lr": 1e-3, "weight_decay": 0.01, "balance": "weighted",
-                      "warmup_epochs": 0, "dropout": 0.025})])
+                      "warmup_epochs": 0, "dropout": 0.025}),
+    ("supsimclr_tf", {"model": "transformer", "loss": "simclr_supervised", "projector": "dino",
+                      "proj_width": 16, "proj_bottleneck": 8, "proj_layers": 3, "optimizer": "adam",
+                      "lr": 1e-3, "weight_decay": 1e-6, "balance": "weighted", "augmentations": {"mask": 0.2},
+                      "dropout": 0.025, "min_lr_ratio": 0.001})])
 def test_paper_b_setups_train_on_background_only(toy, tmp_path, name, over):
     root, groups = toy
     cfg = resolve_setup({"defaults": TINY, "setups": {name: over}}, name, groups)
@@ -123,3 +127,56 @@ def test_paper_b_setups_train_on_background_only(toy, tmp_path, name, over):
     hist = pd.read_parquet(tmp_path / "history.parquet")
     assert ckpt["groups"] == [0, 1, 4] and len(hist) == 2 and np.isfinite(hist["train_loss"]).all()
     assert math.isfinite(ckpt["best_val_loss"])
+    from salad.encoder.train import load_checkpoint
+    model, _, _ = load_checkpoint(tmp_path / "model.pt")         # the head's state dict round-trips
+    assert type(model.projector).__name__ == ("DINOHead" if over.get("projector") == "dino" else "Sequential")
+
+
+# ---------------------------------------------------------------- config/paper.yaml plans paper B's scans
+TABLE_II = {4: 0.9, 6: 0.8, 8: 0.6, 16: 0.5, 32: 0.4, 64: 0.3}     # self-supervised SimCLR: D -> tau
+TABLE_III = {2: 2, 4: 4, 8: 4, 16: 8, 24: 8, 32: 16}                 # supervised VICReg: D -> heads
+
+
+def _config(name):
+    from salad.config import REPO, load_config, load_yaml
+    cfg = load_config(REPO / "config" / name)
+    table = load_yaml(REPO / cfg["processes"])["processes"]
+    return cfg, {s: int(table[s]["group"]) for s in cfg["samples"]}
+
+
+def test_paper_yaml_plans_paper_b_scans():
+    cfg, groups = _config("paper.yaml")
+    fam = {f: {int(d): s for d, s in m.items()} for f, m in cfg["dimension_scan"]["families"].items()}
+    assert sorted(fam["simclr"]) == sorted(TABLE_II) and sorted(fam["supervised_vicreg"]) == sorted(TABLE_III)
+    enc = cfg["encoder"]
+    for d, setup in fam["simclr"].items():
+        r = resolve_setup(enc, setup, groups)
+        assert (r["latent_dim"], r["temperature"], r["loss"], r["model"]) == (d, TABLE_II[d], "simclr", "mlp"), setup
+        assert r["optimizer"] == "lars" and r["balance"] == "weighted"
+    for d, setup in fam["supervised_vicreg"].items():
+        r = resolve_setup(enc, setup, groups)
+        assert (r["latent_dim"], r["heads"], r["loss"], r["positives"], r["model"]) == (
+            d, TABLE_III[d], "vicreg_ce", "labels", "transformer"), setup
+        assert r["blocks"] == 4 and r["mlp_ratio"] == 16 and r["batch_size"] == 64
+    tf = resolve_setup(enc, "supsimclr_tf", groups)                  # Tables I, IV, V
+    assert (tf["model"], tf["loss"], tf["projector"], tf["optimizer"]) == ("transformer", "simclr_supervised", "dino", "adam")
+    assert (tf["width"], tf["heads"], tf["width"] * tf["mlp_ratio"], tf["blocks"], tf["dropout"]) == (64, 8, 256, 4, 0.025)
+    assert (tf["proj_dim"], tf["proj_width"], tf["proj_bottleneck"], tf["proj_layers"]) == (64, 256, 64, 3)
+    assert (tf["batch_size"], tf["max_epochs"], tf["lr"], tf["weight_decay"]) == (1024, 50, 1e-3, 1e-6)
+    for key in ("nplm", "linear_eval"):
+        reps = set(cfg[key]["representations"])
+        missing = ({s for m in fam.values() for s in m.values()} | {"supsimclr_tf"}) - reps
+        assert not missing, f"{key}.representations lacks {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "test.yaml"])
+def test_nplm_and_scan_families_are_background_only(name):
+    """NPLM representations and paper B scan families: background-only embeddings or baselines."""
+    cfg, groups = _config(name)
+    families = (cfg.get("dimension_scan") or {}).get("families") or {}
+    names = set(cfg["nplm"]["representations"]) | {s for m in families.values() for s in m.values()}
+    for rep in sorted(names):
+        if rep.startswith("baseline_"):
+            continue
+        train = resolve_setup(cfg["encoder"], rep, groups)["train_samples"]
+        assert all(g >= 0 for g in train.values()), f"{name}: {rep} trains on BSM samples"

@@ -249,6 +249,7 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     assert table["t"].iloc[0] > toys["t"].max() and table["z"].iloc[0] > 3
     power = read_parquet(out["power"], {"representation": "str", "seed": "int", "power": "float"})
     assert power["power"].iloc[0] == 1.0 and power["seed"].iloc[0] == 2
+    assert read_parquet(out["power"], None)["dim"].iloc[0] == 2 == labelled["dim"].iloc[0]   # the 2-D latent
     assert open(out["plot"], "rb").read(4) == b"\x89PNG"
 
 
@@ -300,9 +301,10 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
     out = {k: str(tmp_path / f"scan.{k}") for k in ("table", "markdown", "plot")}
     scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "p0.parquet"),
                str(tmp_path / "p1.parquet"), *[a for k, v in out.items() for a in (f"--{k}", v)],
-               "--config", json.dumps(cfg)])
+               "--config", json.dumps(cfg), "--trained-on-signals", "ID"])
     table = read_parquet(out["table"], None)
     assert list(table["dim"]) == [2, 6] and list(table["sic"]) == [4.0, 8.0]
+    assert list(table["trained_on_signals"]) == [False, True]       # every row says how it was trained
     assert (table["family"] == "cathode").all() and table["z_median"].isna().all()  # SIC only
     # paper B families: NPLM Z and linear accuracy (mean +- SEM over seeds) of background-only setups
     runs = pd.DataFrame({"representation": ["sim_d4", "sim_d4", "sim_d8"], "seed": [1, 2, 1],
@@ -321,6 +323,7 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
                "--config", json.dumps(cfg)])
     table = read_parquet(out["table"], None, finite=False)
     fam = table[table["family"] == "simclr"].sort_values("dim")
+    assert table["trained_on_signals"].dtype == bool and not table["trained_on_signals"].any()
     assert list(fam["z_median"]) == [2.0, 4.0] and list(fam["accuracy"]) == pytest.approx([0.6, 0.8])
     assert fam["accuracy_sem"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2)) and np.isnan(fam["accuracy_sem"].iloc[1])
     assert "simclr" in open(out["markdown"]).read() and open(out["plot"], "rb").read(4) == b"\x89PNG"
@@ -343,3 +346,46 @@ def test_reference_is_withheld_from_embedding_training(synthetic_inputs):
         with pytest.raises(nplm.SaladError, match="nplm.reference_subsets"):
             nplm.prepare(str(tmp / "emb.parquet"), files["preselected"], files["split"],
                          {**cfg, "reference_subsets": bad}, 1.0)
+
+
+def test_kernel_rule_per_representation(synthetic_inputs):
+    """nplm.kernel_widths: a fixed sigma or another percentile for the representations it names."""
+    tmp, files = synthetic_inputs
+    base = {"reference_subsets": ["test"], "kernel_percentile": 90, "seed": 3, "max_reference": None,
+            "kernel_widths": {"baseline_vae": {"sigma": 0.7}, "simclr_mlp": {"percentile": 50}}}
+    assert nplm.kernel_rule(base, "baseline_leading") == {k: v for k, v in base.items() if k != "kernel_widths"}
+    assert nplm.kernel_rule(base, "baseline_vae")["kernel_sigma"] == 0.7
+    assert nplm.kernel_rule(base, "simclr_mlp")["kernel_percentile"] == 50.0
+    emb, pre, split = str(tmp / "emb.parquet"), files["preselected"], files["split"]
+    default = nplm.prepare(emb, pre, split, nplm.kernel_rule(base, "baseline_leading"), 1.0)
+    fixed = nplm.prepare(emb, pre, split, nplm.kernel_rule(base, "baseline_vae"), 1.0)
+    median = nplm.prepare(emb, pre, split, nplm.kernel_rule(base, "simclr_mlp"), 1.0)
+    # by hand: percentiles of the pairwise distances of the (unstandardised) reference
+    x = default.x_ref
+    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))[np.triu_indices(len(x), 1)]
+    assert len(x) <= 2000                                  # kernel_width uses every reference point
+    assert default.sigma == pytest.approx(np.percentile(d, 90), rel=1e-9)
+    assert median.sigma == pytest.approx(np.percentile(d, 50), rel=1e-9)
+    assert fixed.sigma == 0.7
+    for bad in ({"sigma": 1.0, "percentile": 50}, {"width": 1.0}, {"sigma": -1.0}, {"percentile": 150}):
+        with pytest.raises(nplm.SaladError, match="nplm.kernel_widths.baseline_vae"):
+            nplm.kernel_rule({**base, "kernel_widths": {"baseline_vae": bad}}, "baseline_vae")
+
+
+def test_cli_applies_the_representation_kernel_rule(synthetic_inputs):
+    tmp, files = synthetic_inputs
+    cfg = {"nplm": {"reference_subsets": ["test"], "kernel_percentile": 90, "lambda": 1e-6, "n_centers": 20,
+                    "max_iter": 50, "tol": 1e-10, "seed": 3, "toys_per_batch": 1, "max_reference": 300,
+                    "kernel_widths": {"baseline_vae": {"sigma": 0.5}}},
+           "pseudodata": {"luminosity_ifb": 1.0}}
+    common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
+              "--split", *files["split"], "--config", json.dumps(cfg)]
+    for name in ("baseline_vae", "other"):
+        nplm.cli(["toys", *common, "--batch", "0", "--output", str(tmp / f"{name}.parquet"),
+                  "--representation", name])
+    sigma = {n: read_parquet(tmp / f"{n}.parquet", {"sigma": "float"})["sigma"].iloc[0]
+             for n in ("baseline_vae", "other")}
+    assert sigma["baseline_vae"] == 0.5
+    assert sigma["other"] == pytest.approx(nplm.prepare(
+        str(tmp / "emb.parquet"), files["preselected"], files["split"], cfg["nplm"], 1.0).sigma)
+    assert sigma["other"] != 0.5

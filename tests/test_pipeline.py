@@ -106,7 +106,7 @@ def test_every_table_is_produced(pipeline_run):
                  "nplm", "linear_eval", "information"):
         assert (tables / f"{name}.md").read_text().strip(), name
     sens = pd.read_parquet(tables / "cathode_sensitivity.parquet")
-    assert set(sens.setup) == set(CONFIG["encoder"]["setups"])
+    assert set(sens.setup) == set((CONFIG.get("cathode") or {}).get("setups") or CONFIG["encoder"]["setups"])
     assert {"cathode", "iad", "supervised"} <= set(sens.method)
     # sensitivity at the injected strengths (the no-injection sets serve the sculpting check)
     assert set(sens.strength) == set(CONFIG["pseudodata"]["strengths"]) - {0.0}

@@ -94,8 +94,9 @@ def test_nplm_marks_extrapolated_and_floor():
                           "t_median": 1.0, "z_median": [0.3, 4.0, floor], "instances": 2,
                           "power": [0.0, 1.0, 1.0], "z_threshold": 3.0})
     null = pd.DataFrame([{"representation": "ID", "seed": 1, "dof": 8.0, "ks_pvalue": 0.4, "n_toys": 100,
-                          "t_median": 7.5, "t_mean": 8.0}])
+                          "t_median": 7.5, "t_mean": 8.0, "trained_on_signals": True}])
     text = tables.nplm_md(power, null)
+    assert "| trained on signals |" in text and text.rstrip().count("| yes |") >= 1
     # 100 toys reach Z = norm.isf(0.01) = 2.33: 4.0 is beyond, so it is chi2-extrapolated
     assert "| Y400 → Hγ | 3 | 4.00ᵡ (100 %) |" in text
     assert "| Y400 → Hγ | 0 | 0.30 (0 %) |" in text
@@ -123,13 +124,16 @@ def test_linear_eval_and_scan():
     lin = pd.DataFrame({"representation": ["baseline_leading", "ID", "ID"], "seed": [1, 1, 2], "dim": 6,
                         "n_events": 100, "n_classes": 5, "folds": 3, "accuracy": [0.5, 0.6, 0.7],
                         "accuracy_sem": [0.01, 0.02, 0.02], "balanced_accuracy": 0.4,
-                        "balanced_accuracy_sem": 0.01})
+                        "balanced_accuracy_sem": 0.01, "trained_on_signals": [False, True, True]})
     text = tables.linear_eval_md(lin)
+    assert "| trained on signals | yes | no |" in text
     assert "| quantity | ID | baseline: leading |" in text
     assert "| accuracy [%] | 65.0 ± 2.0 ± 7.1 | 50.0 ± 1.0 |" in text
     scan = pd.DataFrame({"dim": [2, 4], "setup": ["ID_d2", "ID_d4"], "signal": "Y400", "sic": [1.0, 2.0],
-                         "sic_err": [0.1, 0.2], "z_median": [1.0, np.inf], "z_err": 0.0, "power": 0.0})
+                         "sic_err": [0.1, 0.2], "z_median": [1.0, np.inf], "z_err": 0.0, "power": 0.0,
+                         "trained_on_signals": True})
     text = tables.scan_md(scan)
+    assert "| 2 | ID (d = 2) | 1.00 ± 0.10 | 1.00 | yes |" in text
     assert "| 4 | ID (d = 4) | 2.00 ± 0.20 | > toy reach |" in text
 
 

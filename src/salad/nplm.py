@@ -7,7 +7,8 @@ weighted w_i = weight_i * N_exp / sum_R weight, so sum_R w = N_exp = L * sum(wei
 preselected background event), the expected background yield of the data [events].
 Data D: one pseudo-data sample (weights 1). The model f(x) = sum_m alpha_m k(x, c_m) uses
 M Gaussian Nystrom centres (M = sqrt(N_R + N_D) by default, drawn from R u D) of width sigma
-(the `kernel_percentile`-th percentile of pairwise distances in R) and minimises
+(the `kernel_percentile`-th percentile of pairwise distances in R, or a per-representation
+rule of `kernel_widths`, see kernel_rule) and minimises
 
     (1/n) sum_i w_i BCE(y_i, f(x_i)) + (lambda/2) alpha^T K_MM alpha,   y = 0 on R, 1 on D
 
@@ -70,6 +71,35 @@ def kernel_width(x_ref: np.ndarray, percentile: float = 90.0, max_points: int = 
     if not sigma > 0:
         raise SaladError("nplm: reference sample has no spread (kernel width 0)")
     return sigma
+
+
+def kernel_rule(cfg: Mapping, representation: str) -> dict:
+    """The `nplm` settings of one representation with its kernel-width rule resolved.
+
+    cfg `kernel_widths` {representation: {percentile: P} | {sigma: S}} overrides the default
+    rule (sigma = the `kernel_percentile`-th percentile of reference pairwise distances) for
+    the representations it names: `percentile` replaces kernel_percentile, `sigma` fixes the
+    width [latent units, after `standardize`]. Paper B fixes sigma by hand for its 6D VAE
+    baseline (chosen so that the background-only t follows its asymptotic chi2), but the value
+    is not legible in our copy of the paper, so no configuration sets one (see config/paper.yaml).
+    Returns cfg without `kernel_widths`, with kernel_percentile or kernel_sigma set.
+    """
+    out = {k: v for k, v in cfg.items() if k != "kernel_widths"}
+    rule = (cfg.get("kernel_widths") or {}).get(representation)
+    if rule is None:
+        return out
+    where = f"nplm.kernel_widths.{representation}"
+    if not isinstance(rule, Mapping) or len(rule) != 1 or set(rule) - {"percentile", "sigma"}:
+        raise SaladError(f"{where}: give exactly one of percentile, sigma (got {rule!r})")
+    (key, value), = rule.items()
+    value = float(value)
+    if not (value > 0 and (key == "sigma" or value <= 100) and math.isfinite(value)):
+        raise SaladError(f"{where}.{key}: {value} is out of range ({'(0, 100]' if key == 'percentile' else '> 0'})")
+    if key == "percentile":
+        out["kernel_percentile"] = value
+    else:
+        out["kernel_sigma"] = value
+    return out
 
 
 def gaussian_kernel(x: torch.Tensor, c: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -309,7 +339,8 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     else:
         scale = (np.zeros(x_ref.shape[1]), np.ones(x_ref.shape[1]))
     x_ref, x_pool = (x_ref - scale[0]) / scale[1], (x_pool - scale[0]) / scale[1]
-    sigma = kernel_width(x_ref, float(cfg["kernel_percentile"]), seed=int(cfg["seed"]))
+    sigma = (float(cfg["kernel_sigma"]) if cfg.get("kernel_sigma") is not None
+             else kernel_width(x_ref, float(cfg["kernel_percentile"]), seed=int(cfg["seed"])))
     log.info("nplm: N_ref=%d (sum w = N_exp = %.1f), pool=%d, sigma=%.3f, d=%d", len(x_ref),
              n_expected, len(data), sigma, x_ref.shape[1])
     return Samples(x_ref, w_ref, x_pool, pool, sigma, scale, ref["event_id"].to_numpy(np.int64))
@@ -338,7 +369,7 @@ def run_toys(samples: Samples, cfg: Mapping, batch: int) -> pd.DataFrame:
         x_data = draw_toy(samples, rng)
         res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg, int(rng.integers(2**31)))
         rows.append({"toy": toy, "t": res.t, "n_data": len(x_data), "n_ref": len(samples.x_ref),
-                     "n_centers": res.n_centers, "iterations": res.iterations,
+                     "n_centers": res.n_centers, "sigma": samples.sigma, "iterations": res.iterations,
                      "converged": res.converged, "seconds": res.seconds})
         log.info("toy %d: t=%.2f N_D=%d M=%d iters=%d %.2fs", toy, res.t, len(x_data), res.n_centers,
                  res.iterations, res.seconds)
@@ -597,6 +628,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", nargs="+", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--config", help="JSON: {nplm: {...}, pseudodata: {...}}")
+    parser.add_argument("--representation", default="",
+                        help="its name (nplm.kernel_widths may set its kernel-width rule)")
 
 
 def _setup(args) -> tuple[dict, Samples]:
@@ -604,7 +637,8 @@ def _setup(args) -> tuple[dict, Samples]:
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)
     lumi = float(cfg["pseudodata"]["luminosity_ifb"])
-    return cfg["nplm"], prepare(args.embedding, args.preselected, args.split, cfg["nplm"], lumi)
+    nplm = kernel_rule(cfg["nplm"], args.representation)
+    return nplm, prepare(args.embedding, args.preselected, args.split, nplm, lumi)
 
 
 def cli(argv: list[str]) -> None:
@@ -695,7 +729,8 @@ def fit_dataset(path, embedding: str, samples: "Samples", cfg: dict, out_dir: Pa
     write_parquet(pd.DataFrame({"event_id": data["event_id"].to_numpy(np.int64), "f": res.f_data}),
                   out / "scores.parquet", prov)
     write_parquet(pd.DataFrame([{"signal": signal, "strength": float(strength), "instance": int(instance),
-                                 "t": res.t, "n_ref": len(samples.x_ref), "n_data": len(x_data),
+                                 "t": res.t, "dim": samples.x_ref.shape[1], "n_ref": len(samples.x_ref),
+                                 "n_data": len(x_data),
                                  "n_expected": samples.n_expected, "n_centers": res.n_centers,
                                  "sigma": samples.sigma, "iterations": res.iterations,
                                  "converged": res.converged, "seconds": res.seconds}]), out / "fit.parquet", prov)
@@ -716,6 +751,8 @@ def _summary_cli(args) -> None:
     null = {"representation": args.name, "seed": args.seed, **null,
             "seconds_per_toy": float(toys["seconds"].mean()), "seconds_per_fit": float(fits["seconds"].mean())}
     null["trained_on_signals"] = bool(args.trained_on_signals)
+    if "dim" in fits:                # NPLM input dimension (latent size, + 1 with include_myy)
+        power.insert(0, "dim", int(fits["dim"].iloc[0]))
     for frame in (per, power):
         frame.insert(0, "trained_on_signals", bool(args.trained_on_signals))
         frame.insert(0, "seed", args.seed)

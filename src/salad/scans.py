@@ -131,6 +131,14 @@ def family_table(families: Mapping, z: pd.DataFrame, linear: pd.DataFrame | None
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
+def label_signal_training(table: pd.DataFrame, aware: Sequence[str]) -> pd.DataFrame:
+    """Every row's `trained_on_signals`: its setup is in `aware` (trained on BSM samples) or its
+    linear-evaluation runs say so; CATHODE rows (no linear evaluation) included."""
+    own = table["trained_on_signals"] if "trained_on_signals" in table else pd.Series(False, index=table.index)
+    flag = table["setup"].isin(list(aware)) | own.astype("boolean").fillna(False).astype(bool)
+    return table.assign(trained_on_signals=flag.astype(bool))
+
+
 Z_FLOOR = float(stats.norm.isf(1e-300))   # Z of a p clipped at 1e-300: not a measurement
 
 
@@ -200,6 +208,8 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--plot", required=True)
     parser.add_argument("--config", help="JSON: {dimension_scan: {...}}")
+    parser.add_argument("--trained-on-signals", nargs="*", default=[], metavar="SETUP",
+                        help="setups whose training included BSM samples (their rows say so)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = parse_stage_config(args.config)["dimension_scan"]
@@ -218,7 +228,7 @@ def cli(argv: list[str]) -> None:
             raise SaladError("dimension_scan.families: --nplm power tables are required")
         linear = read_linear(args.linear) if args.linear else None
         parts.append(family_table(families, read_nplm(args.nplm, cfg.get("strength")), linear))
-    table = pd.concat(parts, ignore_index=True)
+    table = label_signal_training(pd.concat(parts, ignore_index=True), args.trained_on_signals)
     write_parquet(table, args.table, provenance("dimension-scan", cfg))
     sections = {f"Latent dimension scan: {f}": g.drop(columns="family")
                 for f, g in table.groupby("family", sort=False)}

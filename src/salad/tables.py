@@ -34,7 +34,9 @@ METHOD_NAMES = {"cathode": "CATHODE", "iad": "idealized AD (true background)",
 Z_FLOOR = 37.0471                         # norm.isf(1e-300): what a clipped p-value reads as (test-pinned)
 SETUPS_DOC = ("Setups: ID = encoder trained with every signal, IP = one signal mass point held out "
               "of training, EP = a whole signal model held out, background-only = encoder trained on "
-              "SM processes only; baseline: … = a fixed, non-learned representation.")
+              "SM processes only; paper B's simclr_* (self-supervised SimCLR), supsimclr_* (supervised "
+              "SimCLR, MLP or transformer with DINO head) and vicreg_* (supervised VICReg + CE) train on SM "
+              "processes only; baseline: … = input features, leading objects or a VAE trained on SM processes.")
 
 
 def signal_label(name: str) -> str:
@@ -117,6 +119,11 @@ def pivot_setups(frame: pd.DataFrame, index: Sequence[str], cell: Callable[[pd.S
         row.update({short_setup(s): cell(by[s]) if s in by else "–" for s in setups})
         rows.append(row)
     return pd.DataFrame(rows, columns=[*index, *map(short_setup, setups)])
+
+
+def yes_no(flag) -> str:
+    """'yes' / 'no' for a table cell (e.g. trained_on_signals)."""
+    return "yes" if bool(flag) else "no"
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
@@ -302,7 +309,9 @@ def nplm_md(power: pd.DataFrame, null: pd.DataFrame, per: pd.DataFrame | None = 
                          "KS p-value": number(g["ks_pvalue"].mean(), 2) if "ks_pvalue" in g else "–",
                          "median t": number(g["t_median"].mean(), 3) if "t_median" in g else "–",
                          "s per toy": number(g["seconds_per_toy"].mean(), 2)
-                         if "seconds_per_toy" in g else "–"})
+                         if "seconds_per_toy" in g else "–",
+                         "trained on signals": yes_no(g["trained_on_signals"].any())
+                         if "trained_on_signals" in g else "–"})
         sections["Null distribution (background-only toys) vs fitted χ²"] = pd.DataFrame(nrow)
     if per is not None and len(per):
         rows = [{"signal": signal_label(r["signal"]), "S/√B": f"{r['strength']:g}", "instance": int(r["instance"]),
@@ -340,6 +349,9 @@ def linear_eval_md(table: pd.DataFrame) -> str:
         if col in table:
             rows.append({"quantity": name, **{short_setup(r): f"{int(g.get_group(r)[col].iloc[0])}"
                                               for r in reps}})
+    if "trained_on_signals" in table:
+        rows.append({"quantity": "trained on signals", **{short_setup(r): yes_no(g.get_group(r)[
+            "trained_on_signals"].any()) for r in reps}})
     intro = ("A linear classifier trained on the frozen latent (k-fold) to tell the SM background "
              "processes apart; accuracy in %, ± = standard error over the folds, second ± = spread over "
              "encoder seeds (when more than one). Higher = the latent keeps more process information. "
@@ -392,6 +404,8 @@ def scan_md(table: pd.DataFrame) -> str:
             s = signal_label(r["signal"])
             row[f"SIC, {s}"] = fmt(r.get("sic"), r.get("sic_err"))
             row[f"NPLM Z, {s}"] = z_text(r.get("z_median", np.nan))
+        if "trained_on_signals" in g:
+            row["trained on signals"] = yes_no(g["trained_on_signals"].any())
         rows.append(row)
     intro = ("CATHODE SIC (± its spread) at the configured working point and the largest (or configured) "
              "injection, and NPLM median observed Z, versus the latent size of otherwise identical encoders. "

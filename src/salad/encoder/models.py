@@ -254,12 +254,52 @@ class MLPEncoder(nn.Module):
         return self.net(torch.cat([(obj * mask[..., None]).flatten(1), evt], dim=1))
 
 
+class DINOHead(nn.Module):
+    """Paper B's projection head of the supervised SimCLR Transformer (DINO's head, its Table V).
+
+    x (B, in_dim) -> MLP of `layers` Linear layers (GELU between them, no BatchNorm:
+    in -> hidden -> ... -> bottleneck) -> L2 normalisation -> weight-normalised Linear
+    (bottleneck -> out_dim, no bias; direction v and norm g per output unit, g initialised
+    to 1 and trained: paper B's "normalize last layer: False") -> (B, out_dim).
+    Hidden weights: truncated normal, std 0.02; biases 0. Used in training only.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, hidden: int, bottleneck: int, layers: int = 3):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"DINOHead: layers must be >= 1, got {layers}")
+        self.mlp = mlp([in_dim] + [hidden] * (layers - 1) + [bottleneck], act=nn.GELU)
+        for m in self.mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                nn.init.zeros_(m.bias)
+        last = nn.Linear(bottleneck, out_dim, bias=False)
+        self.last_layer = nn.utils.parametrizations.weight_norm(last)   # weight = g * v / |v| per row
+        with torch.no_grad():
+            self.last_layer.parametrizations.weight.original0.fill_(1.0)   # g
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
+
+
+def projection_head(cfg: Mapping, latent: int) -> nn.Module:
+    """cfg `projector`: mlp (latent -> proj_width -> proj_dim, ReLU) or dino (DINOHead with
+    hidden proj_width, bottleneck proj_bottleneck, proj_layers layers, output proj_dim)."""
+    if cfg.get("projector", "mlp") == "dino":
+        return DINOHead(latent, cfg["proj_dim"], cfg["proj_width"], cfg["proj_bottleneck"],
+                        cfg["proj_layers"])
+    return mlp([latent, cfg["proj_width"], cfg["proj_dim"]], act=nn.ReLU)
+
+
 BACKBONES = {"particle_transformer": ParticleTransformer, "transformer": TransformerEncoder,
              "mlp": MLPEncoder}
 
 
 class Encoder(nn.Module):
     """Backbone + VAE-like output block (+ projection head and optional classifier for training).
+
+    The embedding (salad.encoder.embed) is the output block's mu; `proj` (MLP or DINO head,
+    cfg `projector`) and `logits` feed the training losses only.
 
     forward(obj, evt, mask) -> {"mu", "logvar", "z", "proj"[, "logits"]}; z is sampled by
     reparameterisation in training mode (variational) and equals mu otherwise.
@@ -277,7 +317,7 @@ class Encoder(nn.Module):
         if self.variational:
             with torch.no_grad():
                 self.output[-1].bias[latent:].fill_(LOGVAR_INIT)
-        self.projector = mlp([latent, cfg["proj_width"], cfg["proj_dim"]], act=nn.ReLU)
+        self.projector = projection_head(cfg, latent)
         self.classifier = nn.Linear(latent, n_classes) if n_classes else None
 
     def encode(self, obj, evt, mask) -> tuple[torch.Tensor, torch.Tensor | None]:

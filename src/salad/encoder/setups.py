@@ -37,6 +37,9 @@ DEFAULTS: dict = {
     "head_width": 64,                  # output block hidden width
     "proj_width": 64,                  # projection head hidden width (training only)
     "proj_dim": 32,                    # projection head output
+    "projector": "mlp",                # mlp | dino (paper B's supervised SimCLR Transformer, Table V)
+    "proj_bottleneck": 64,             # dino: bottleneck before the L2 norm (paper B: 64)
+    "proj_layers": 3,                  # dino: MLP layers (paper B: 3)
     "dropout": 0.0,
     "variational": True,               # VAE-like output block (mean, log-variance)
     "kl_weight": 0.1,                  # lambda
@@ -63,7 +66,7 @@ MODELS = ("particle_transformer", "transformer", "mlp")
 LOSSES = ("supcon", "simclr", "simclr_supervised", "vicreg_ce")
 TWO_VIEW_LOSSES = ("simclr", "simclr_supervised", "vicreg_ce")
 AUGMENTATION_NAMES = ("mask", "drop_object", "rotate", "flip_eta", "smear_pt")
-CHOICES = {"positives": ("views", "labels"), "optimizer": ("adam", "adamw", "lars"),
+CHOICES = {"projector": ("mlp", "dino"), "positives": ("views", "labels"), "optimizer": ("adam", "adamw", "lars"),
            "balance": ("classes", "weighted")}
 
 
