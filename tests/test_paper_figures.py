@@ -98,5 +98,6 @@ def test_paper_dry_run_plans_the_figure_targets(tmp_path):
     assert jobs["paper_comparison"] == 1
     # encoders: ID IP EP bkg_only ID_d2 ID_d4 + EP_m1..EP_m8 (one seed each)
     assert jobs["train_encoder"] == 6 + 8
-    # evaluate: 6 encoders + baseline_ref22 on 9 signals; each EP_m<g> on its model's signals (C1N2: 2)
-    assert jobs["evaluate"] == 7 * 9 + 9
+    # evaluate: one job per setup (6 encoders + baseline_ref22 + EP_m1..EP_m8), every signal it
+    # is evaluated on inside that job
+    assert jobs["evaluate"] == 7 + 8
