@@ -33,6 +33,7 @@ STAGES = {
     "information": "salad.information",
     "dimension-scan": "salad.scans",
     "tables": "salad.tables",
+    "scaling": "salad.scaling",
 }
 
 
