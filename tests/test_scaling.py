@@ -2,8 +2,9 @@
 import pytest
 
 from salad.errors import SaladError
-from salad.scaling import (critical_path, estimate, load_benchmarks, parse_job_counts,
-                           parse_rulegraph, parse_rules, scale_factor, to_markdown)
+from salad.scaling import (Measured, critical_path, estimate, load_benchmarks, parse_job_counts,
+                           parse_rulegraph, parse_rules, scale_factor, split_half_check,
+                           to_markdown)
 
 DRY_RUN = """Building DAG of jobs...
 Job stats:
@@ -123,3 +124,22 @@ def test_bad_inputs_are_named(tree):
     (tree / "benchmarks" / "generate" / "a.tsv").write_text("x\ty\n1\t2\n")
     with pytest.raises(SaladError, match="a.tsv: not a Snakemake benchmark"):
         load_benchmarks(tree / "benchmarks", parse_rules(tree / "rules"))
+
+
+def test_split_half_check_by_hand():
+    # a: even files [10, 30] -> mean 20, odd files [20] -> predicted 20, measured 20;
+    # b: even [1] -> predicted 1 x 1 = 1, odd [3]; c (one file) is skipped
+    bench = {"a": Measured(cpu=[10.0, 20.0, 30.0]), "b": Measured(cpu=[1.0, 3.0]),
+             "c": Measured(cpu=[100.0])}
+    chk = split_half_check(bench)
+    assert (chk["predicted_s"], chk["measured_s"]) == (21.0, 23.0)
+    assert chk["error"] == pytest.approx(21 / 23 - 1)
+
+
+def test_split_half_check_per_sample_rules_use_events():
+    # generate: files a, b, c (sorted); even = a (100 events, 10 s) + c (300 events, 30 s):
+    # 0.1 s/event; odd = b (1000 events) -> predicted 100 s, measured 120 s
+    cfg = {"generate": {"events": 100, "events_per_sample": {"b": 1000, "c": 300}}}
+    bench = {"generate": Measured(cpu=[10.0, 120.0, 30.0], paths=["g/a.tsv", "g/b.tsv", "g/c.tsv"])}
+    chk = split_half_check(bench, cfg)
+    assert (chk["predicted_s"], chk["measured_s"]) == (pytest.approx(100.0), 120.0)

@@ -72,6 +72,7 @@ class Measured:
     cpu: list = field(default_factory=list)
     wall: list = field(default_factory=list)
     rss: list = field(default_factory=list)
+    paths: list = field(default_factory=list)   # benchmark file of each row
 
 
 def parse_job_counts(text: str, where: str = "job list") -> dict[str, int]:
@@ -146,6 +147,7 @@ def load_benchmarks(root: str | Path, rules: Mapping[str, Rule]) -> dict[str, Me
         for line in rows[1:]:   # one row per benchmark repeat
             vals = dict(zip(head, line.split("\t")))
             m.cpu.append(float(vals["cpu_time"]))
+            m.paths.append(path)
             m.wall.append(float(vals["s"]))
             rss = vals["max_rss"]
             m.rss.append(float(rss) if rss not in ("", "-", "NA") else math.nan)
@@ -281,6 +283,32 @@ def to_markdown(est: Mapping) -> str:
     return "\n".join(out) + "\n"
 
 
+def split_half_check(bench: Mapping[str, Measured], cfg: Mapping | None = None) -> dict:
+    """Check of the model on one measured run: each rule's jobs are split into even- and
+    odd-numbered benchmark files (sorted by path); the even half predicts the odd half's summed
+    CPU: mean CPU per job x jobs, or, for the per-sample rules of SCALES whose size is
+    "@events_per_generated_sample" (file name = sample), CPU per generated event x events (from
+    `cfg`, the measured run's config). {"predicted_s", "measured_s", "error"}; rules with >= 2 jobs."""
+    pred = meas = 0.0
+    for name, m in bench.items():
+        if len(m.cpu) < 2:
+            continue
+        even, odd = m.cpu[0::2], m.cpu[1::2]
+        per_sample = cfg is not None and SCALES.get(name) == ("@events_per_generated_sample",)
+        if per_sample:
+            gen = cfg.get("generate", {})
+            events = [float((gen.get("events_per_sample") or {}).get(Path(p).stem, gen.get("events", 0)))
+                      for p in m.paths]
+            rate = float(np.sum(even)) / max(sum(events[0::2]), 1.0)
+            pred += rate * sum(events[1::2])
+        else:
+            pred += float(np.mean(even)) * len(odd)
+        meas += float(np.sum(odd))
+    if meas <= 0:
+        raise SaladError("split-half check: no rule with two or more benchmark files")
+    return {"predicted_s": pred, "measured_s": meas, "error": pred / meas - 1}
+
+
 def _load_yaml(path) -> dict:
     try:
         data = yaml.safe_load(Path(path).read_text())
@@ -302,6 +330,8 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--rulegraph", help="snakemake --rulegraph output (dot) for the critical path")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--cores", type=int, default=64, help="cores per node")
+    parser.add_argument("--check", action="store_true",
+                        help="also print the split-half check of the measured run (see split_half_check)")
     args = parser.parse_args(argv)
     try:
         jobs_text = Path(args.jobs).read_text()
@@ -309,7 +339,12 @@ def cli(argv: list[str]) -> None:
     except OSError as exc:
         raise SaladError(f"{exc.filename}: {exc.strerror}") from None
     rules = parse_rules(args.rules)
-    est = estimate(parse_job_counts(jobs_text, args.jobs), load_benchmarks(args.benchmarks, rules),
-                   rules, _load_yaml(args.config), _load_yaml(args.measured_config),
-                   args.nodes, args.cores, parse_rulegraph(graph) if graph else None)
+    bench = load_benchmarks(args.benchmarks, rules)
+    est = estimate(parse_job_counts(jobs_text, args.jobs), bench, rules, _load_yaml(args.config),
+                   _load_yaml(args.measured_config), args.nodes, args.cores,
+                   parse_rulegraph(graph) if graph else None)
     print(to_markdown(est), end="")
+    if args.check:
+        chk = split_half_check(bench, _load_yaml(args.measured_config))
+        print(f"- split-half check of {args.benchmarks}: predicted {chk['predicted_s'] / 3600:.3f} CPU-h, "
+              f"measured {chk['measured_s'] / 3600:.3f} CPU-h, error {100 * chk['error']:+.1f} %")
