@@ -1,14 +1,19 @@
 """fit_flow: conditional normalizing flow p(z | m_yy) on the sideband latent.
 
-Model: masked autoregressive flow (normflows `MaskedAffineAutoregressive`, MADE with residual
-blocks, context = scaled m_yy) interleaved with fixed random permutations, on a conditional
-diagonal Gaussian base whose mean and log-scale are a small MLP of the scaled mass.
-Orientation (`arch["autoregressive"]`): normflows evaluates a density through each layer's
-`inverse`, which for `MaskedAffineAutoregressive` is the sequential direction (one MADE pass
-per latent dimension). New fits use `DensityMAF`, the same layer with forward and inverse
-swapped, so that `log_prob` (training, validation) is one MADE pass per layer and sampling is
-the sequential one (Papamakarios et al.'s MAF; zuko's MAF is oriented the same way). A
-checkpoint without the key was fitted with the legacy orientation and is rebuilt with it.
+Model: masked autoregressive flow (MAF) layers interleaved with fixed random permutations
+(normflows `Permute`), on a conditional diagonal Gaussian base whose mean and log-scale are a
+small MLP of the scaled mass, assembled as a normflows `ConditionalNormalizingFlow`.
+Layer (`arch["layer"]`): "masked" (new fits) is our affine layer on a plain masked MLP
+(`blocks` hidden layers of `hidden` units, context = scaled m_yy; see masked_affine) with a
+soft-bounded log-scale that can expand and contract; "normflows" (checkpoints without the key)
+is normflows' `MaskedAffineAutoregressive` (MADE with `blocks` residual blocks), whose scale
+sigmoid(.+2)+1e-3 can only contract. Orientation (`arch["autoregressive"]`): normflows
+evaluates a density through each layer's `inverse`; for `MaskedAffineAutoregressive` that is
+the sequential direction (one MADE pass per latent dimension). `DensityMAF` is that layer with
+forward and inverse swapped, so that `log_prob` is one MADE pass per layer and sampling the
+sequential one (Papamakarios et al.'s MAF; zuko's MAF is oriented the same way); the masked
+layer has this orientation only. A checkpoint without the key was fitted with the legacy
+orientation and is rebuilt with it.
 Inputs are standardised first (per-dimension mean/std of the SB training latent, stored
 in the checkpoint); m_yy [GeV] is mapped linearly from the preselection window onto [-1, 1].
 
