@@ -10,6 +10,7 @@
 #   CONFIG=...            config file (default config/test.yaml)
 #   CLUSTER_TIMEOUT=1800  seconds for each snakemake run (a hung status poll never returns)
 #   KEEP_WORK=1           keep the temporary working directories
+#   TARGETS="a b"         build these targets (relative to the workdir) instead of `rule all`
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,7 +54,9 @@ if [ "$ACCOUNTING" = accounting_storage/none ]; then
     STATUS=(--slurm-status-command squeue)
 fi
 
-SMK=("$PY" -m snakemake --snakefile "$REPO/Snakefile" --configfile "$CONFIG")
+# TARGETS (optional, space-separated): files to build instead of `rule all` (a quick check)
+read -r -a TARGET_ARGS <<< "${TARGETS:-}"
+SMK=("$PY" -m snakemake ${TARGET_ARGS[@]+"${TARGET_ARGS[@]}"} --snakefile "$REPO/Snakefile" --configfile "$CONFIG")   # targets first: --configfile takes several values
 now() { date +%s.%N; }
 
 echo "== local run ($WORK/local)"
