@@ -39,7 +39,8 @@ clean:
 	rm -rf results .snakemake
 
 ## run the pipeline on config/test.yaml through a real single-node SLURM (workflow/profiles/slurm)
-## and compare with a local run; needs root or sudo (installs slurm-wlm + munge if missing)
+## and compare with a local run; checks sbatch submissions = the dry run's planned job count;
+## needs root or sudo (installs slurm-wlm + munge if missing); TARGETS="..." for a quick subset
 .PHONY: test-cluster
 test-cluster: setup
 	tests/cluster/run_cluster_test.sh

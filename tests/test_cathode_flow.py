@@ -112,24 +112,26 @@ def test_diverged_epoch_restarts_from_best_weights(monkeypatch, caplog):
 
 # ----------------------------------------------------------------- orientation of the MAF layers
 TINY = {"dims": 3, "transforms": 2, "hidden": 8, "blocks": 1}
+# (arch key, value): our masked layer, and normflows' layer in both orientations (older fits)
+VARIANTS = [("masked", "density"), ("normflows", "density"), ("normflows", "sampling")]
 
 
-def _random_flow(orientation, seed=0):
+def _random_flow(orientation, seed=0, layer="normflows"):
     """A tiny flow in float64 with every parameter randomised (the zero initialisation of the
     residual blocks and of the base encoder would hide errors)."""
     torch.manual_seed(seed)
-    model = flow.build_flow({**TINY, "autoregressive": orientation}).double()
+    model = flow.build_flow({**TINY, "autoregressive": orientation, "layer": layer}).double()
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(0.4 * torch.randn_like(p))
     return model.eval()
 
 
-@pytest.mark.parametrize("orientation", flow.ORIENTATIONS)
-def test_log_prob_is_the_change_of_variables_density(orientation):
+@pytest.mark.parametrize("layer,orientation", VARIANTS)
+def test_log_prob_is_the_change_of_variables_density(layer, orientation):
     """log p(x | c) = log N(u; mu(c), sigma(c)) + log |det du/dx| with u = inverse(x) and the
     Jacobian taken numerically by autograd, row by row."""
-    model = _random_flow(orientation)
+    model = _random_flow(orientation, layer=layer)
     rng = np.random.default_rng(1)
     x = torch.as_tensor(rng.normal(size=(5, 3)))
     ctx = torch.as_tensor(rng.uniform(-1, 1, size=(5, 1)))
@@ -146,11 +148,11 @@ def test_log_prob_is_the_change_of_variables_density(orientation):
         assert got[i].item() == pytest.approx(expected.item(), abs=1e-9)
 
 
-@pytest.mark.parametrize("orientation", flow.ORIENTATIONS)
-def test_sample_and_log_prob_are_inverse_consistent(orientation):
+@pytest.mark.parametrize("layer,orientation", VARIANTS)
+def test_sample_and_log_prob_are_inverse_consistent(layer, orientation):
     """forward (sampling) then inverse (density) returns the base point, and the log density
     sample() reports for its draws equals log_prob of those draws."""
-    model = _random_flow(orientation, seed=3)
+    model = _random_flow(orientation, seed=3, layer=layer)
     ctx = torch.as_tensor(np.linspace(-1, 1, 64)[:, None])
     torch.manual_seed(4)
     with torch.no_grad():
@@ -164,8 +166,8 @@ def test_sample_and_log_prob_are_inverse_consistent(orientation):
 def test_density_orientation_is_one_made_pass_per_layer(monkeypatch):
     """The speed property: log_prob calls each layer's MADE once (the legacy orientation d
     times); sampling becomes the sequential direction."""
-    def made_calls(orientation, what):
-        model = _random_flow(orientation)
+    def made_calls(orientation, what, layer="normflows"):
+        model = _random_flow(orientation, layer=layer)
         calls = [0]
         for layer in model.flows:
             if hasattr(layer, "autoregressive_net"):
@@ -183,14 +185,23 @@ def test_density_orientation_is_one_made_pass_per_layer(monkeypatch):
     assert made_calls("density", "sample") == layers * dims
     assert made_calls("sampling", "log_prob") == layers * dims
     assert made_calls("sampling", "sample") == layers
+    assert made_calls("density", "log_prob", "masked") == layers
+    assert made_calls("density", "sample", "masked") == layers * dims
 
 
 def test_new_fits_use_the_density_orientation_and_old_checkpoints_keep_theirs(fitted):
     ckpt, _ = fitted
-    assert ckpt["arch"]["autoregressive"] == "density"
-    legacy = {k: v for k, v in ckpt["arch"].items() if k != "autoregressive"}
+    assert ckpt["arch"]["autoregressive"] == "density" and ckpt["arch"]["layer"] == "masked"
+    assert type(flow.build_flow(ckpt["arch"]).flows[0]).__name__ == "MaskedAffine"
+    legacy = {k: v for k, v in ckpt["arch"].items() if k not in ("autoregressive", "layer")}
     layer = flow.build_flow(legacy).flows[0]
     assert type(layer).__name__ == "MaskedAffineAutoregressive"
+    density = flow.build_flow({**legacy, "autoregressive": "density"}).flows[0]
+    assert type(density).__name__ == "DensityMAF"
+    with pytest.raises(SaladError, match="layer='made'"):
+        flow.build_flow({**legacy, "layer": "made"})
+    with pytest.raises(SaladError, match="density orientation only"):
+        flow.build_flow({**legacy, "layer": "masked", "autoregressive": "sampling"})
     with pytest.raises(SaladError, match="autoregressive='iaf'"):
         flow.build_flow({**legacy, "autoregressive": "iaf"})
 

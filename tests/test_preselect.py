@@ -265,3 +265,37 @@ def test_null_xsec_uses_the_generator_cross_section(tmp_path):
     cutflow = json.loads(flow.read_text())
     assert cutflow["xsec_fb"] == pytest.approx(0.02 * 1e3 * 1.5)
     assert cutflow["cuts"][0]["expected_per_ifb"] == pytest.approx(30.0)
+
+
+def _leading_awkward(data, coll, fields, n, pt="PT"):
+    """The pre-issue-17 awkward implementation of salad.preselect._leading (the reference)."""
+    order = ak.argsort(data[f"{coll}.{pt}"], axis=1, ascending=False)
+    out = {}
+    for field in fields:
+        arr = ak.pad_none(data[f"{coll}.{field}"][order][:, :n], n, axis=1, clip=True)
+        out[field] = ak.to_numpy(ak.fill_none(ak.values_astype(arr, np.float64), np.nan))
+    return out, ~np.isnan(out[pt])
+
+
+def test_vectorised_leading_and_object_tensor_equal_the_awkward_reference():
+    from salad.preselect import _leading, object_tensor
+    events = random_events(400, seed=11)
+    data = events_to_data(events)
+    # pT ties (rounded to 5 GeV) must keep the input order, as a stable descending argsort does
+    data["Jet.PT"] = np.round(data["Jet.PT"] / 5) * 5
+    # a sliced (ListArray, not ListOffsetArray) input takes the generic path
+    data["Muon.PT"] = data["Muon.PT"][::-1][::-1]
+    for coll, fields, n, pt in (("Photon", ("PT", "Eta", "Phi", "E"), 3, "PT"),
+                                ("Jet", ("PT", "Eta", "BTag", "Tau3"), 4, "PT"),
+                                ("Muon", ("PT", "Phi"), 2, "PT"), ("FatJet", ("PT", "Mass"), 2, "PT"),
+                                ("MissingET", ("MET", "Phi"), 1, "MET")):
+        got, got_mask = _leading(data, coll, fields, n, pt=pt)
+        ref, ref_mask = _leading_awkward(data, coll, fields, n, pt=pt)
+        np.testing.assert_array_equal(got_mask, ref_mask)
+        for f in fields:
+            np.testing.assert_array_equal(got[f], ref[f], err_msg=f"{coll}.{f}")
+    rows = np.arange(400) % 3 == 1
+    subset = {k: v[rows] for k, v in data.items()}
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(object_tensor(data, rows), object_tensor(subset))
+        assert object_tensor(data).shape == (400, N_OBJECTS, N_FEATURES)

@@ -34,6 +34,7 @@ STAGES = {
     "dimension-scan": "salad.scans",
     "tables": "salad.tables",
     "paper-comparison": "salad.comparison",
+    "scaling": "salad.scaling",
 }
 
 

@@ -16,7 +16,7 @@ LightGBM n_jobs=1) unless a row says otherwise. Stages and what is timed:
   on the preselected generated yy + ggH events.
 - flow: salad.cathode.flow.fit on a synthetic 6-d sideband sample (fixed epoch count, no
   early stopping) and template sampling (salad.cathode.flow.sample); at the largest size also
-  the legacy layer orientation (before issue 17) and zuko's MAF (the reference library) with
+  normflows' MADE layer (before the masked layer) and zuko's MAF (the reference library) with
   the same split, batches and optimiser. `flow_comparison` (not in the default run; see
   docs/benchmarks.md) adds NLL and two-sample-AUC quality on a non-Gaussian latent toy.
 - bdt: salad.cathode.classify.kfold_scores (5 folds, one BDT, laptop LightGBM settings,
@@ -155,7 +155,7 @@ def bench_preselect(source: Path, sizes: Sequence[int], workdir: Path, repeat: i
         rows.append(row("preselect", "uproot raw read (I/O limit)", n, t_raw, "1",
                         f"{mb:.1f} MB file, chunk {PRESELECT_CFG['chunk_size']}"))
         rows.append(row("preselect", "salad.preselect", n, t_sel, "1",
-                        f"{len(table)} pass; {t_sel / t_raw:.1f}x raw read"))
+                        f"{len(table)} pass; {100 * t_raw / t_sel:.0f} % of the raw read rate"))
         path.unlink()
     return rows
 
@@ -355,6 +355,7 @@ def flow_convergence(n_sb: int = 20000, cfg: Mapping | None = None,
     return out
 
 
+NORMFLOWS_MADE = {"layer": "normflows", "autoregressive": "density"}   # the flow before the masked layer
 FLOW_COMPARE_CFG = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 1024,
                     "learning_rate": 3e-3, "val_fraction": 0.2}
 
@@ -367,25 +368,24 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     val NLL (standardised units, last and best epoch); and, with `auc`, the two-sample AUC of
     flow samples vs n_sr held-out signal-region events at the same masses (the interpolation a
     CATHODE template relies on), next to the AUC of two independent true samples (the floor).
-    The legacy orientation is ~5x slower: it is timed `legacy_repeat` times."""
+    The normflows MADE (before) is timed `legacy_repeat` times."""
     import normflows  # noqa: F401  (imported before any timing)
     import torch
     import zuko  # noqa: F401
     from .cathode import flow as flowmod
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
     z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
-    variants = [("salad flow, density orientation (new)", "density", None),
-                ("salad flow, sampling orientation (old)", "sampling", None),
-                ("zuko MAF, hidden (64, 64)", None, (64, 64)),
-                ("zuko MAF, hidden 5 x 64 (depth of blocks=2)", None, (64,) * 5)]
+    variants = [("salad flow, masked layer (new)", {"layer": "masked"}, None),
+                ("salad flow, normflows MADE, density (before)", NORMFLOWS_MADE, None),
+                ("zuko MAF, hidden (64, 64)", None, (64, 64))]
     secs, cpu, fits = {v[0]: [] for v in variants}, {v[0]: [] for v in variants}, {}
     for rep in range(max(1, repeat)):          # round robin: a load change hits every variant
         for name, orientation, hidden in variants:
-            if orientation == "sampling" and rep >= legacy_repeat:
+            if orientation == NORMFLOWS_MADE and rep >= legacy_repeat:
                 continue
             cpu0 = time.process_time()         # CPU seconds: robust on a shared machine
             if orientation:
-                res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, "autoregressive": orientation},
+                res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, **orientation},
                                   seed=1, threads=1, device="cpu")
                 secs[name].append(res["fit_seconds"] / epochs)
             else:
@@ -445,12 +445,12 @@ def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 
                         _torch_threads(), f"{int(sb.sum())} SB events; "
                         f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(ckpt):.3f}; "
                         "events = train x epochs"))
-    # The same fit of the largest size: legacy orientation (before issue 17) and zuko's MAF.
+    # The same fit of the largest size: normflows' MADE layer (before) and zuko's MAF.
     seconds, old = timed(lambda: flowmod.fit(z[sb], myy[sb], WINDOW,
-                                             {**cfg, "autoregressive": "sampling"}, seed=1,
+                                             {**cfg, **NORMFLOWS_MADE}, seed=1,
                                              threads=1, device="cpu"))
-    rows.append(row("flow", f"fit, legacy orientation, {epochs} epochs", old["n_train"] * epochs,
-                    seconds, _torch_threads(), f"normflows log_prob on the sequential side; "
+    rows.append(row("flow", f"fit, normflows MADE (before), {epochs} epochs", old["n_train"] * epochs,
+                    seconds, _torch_threads(), "normflows MaskedAffineAutoregressive, density side; "
                     f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(old):.3f}; cpu"))
     seconds, ref = timed(lambda: fit_zuko(z[sb], myy[sb], cfg, seed=1))
     rows.append(row("flow", f"zuko MAF (64, 64) reference, {epochs} epochs",

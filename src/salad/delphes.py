@@ -126,6 +126,14 @@ def _empty_lists(n: int) -> ak.Array:
 def _normalise(path, field: str, array: ak.Array, index: int | None) -> ak.Array:
     """Event.* -> one value per event; τ arrays -> the requested component."""
     if index is not None:
+        layout = array.layout
+        if (isinstance(layout, ak.contents.ListOffsetArray)    # var * n: one numpy column
+                and isinstance(layout.content, ak.contents.RegularArray)
+                and isinstance(layout.content.content, ak.contents.NumpyArray)):
+            inner = layout.content
+            flat = inner.content.data[:len(inner) * inner.size].reshape(len(inner), inner.size)
+            column = ak.contents.NumpyArray(np.ascontiguousarray(flat[:, index]))
+            return ak.Array(ak.contents.ListOffsetArray(layout.offsets, column))
         return array[..., index]
     if field.startswith("Event.") and array.ndim == 2:
         counts = ak.num(array, axis=1)

@@ -65,14 +65,44 @@ FIELDS = (["Event.Number", "Event.Weight"]
 OPTIONAL_COLLECTIONS = ("FatJet", "Electron", "Muon")
 
 
+def _jagged(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(counts (events,) int64, flat values in their stored dtype) of a var-length array."""
+    layout = ak.to_layout(array)
+    if (isinstance(layout, ak.contents.ListOffsetArray)    # what uproot reads: no awkward calls
+            and isinstance(layout.content, ak.contents.NumpyArray) and layout.content.data.ndim == 1):
+        offsets = np.asarray(layout.offsets.data, np.int64)
+        return np.diff(offsets), np.asarray(layout.content.data[offsets[0]:offsets[-1]])
+    return (np.asarray(ak.to_numpy(ak.num(array, axis=1)), np.int64),
+            np.asarray(ak.to_numpy(ak.flatten(array, axis=None))))
+
+
 def _leading(data: Mapping[str, ak.Array], coll: str, fields: Sequence[str], n: int,
-             pt: str = "PT") -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The `n` highest-pT objects of `coll` as (events, n) float64 arrays, NaN padded, + mask."""
-    order = ak.argsort(data[f"{coll}.{pt}"], axis=1, ascending=False)
+             pt: str = "PT", rows: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The `n` highest-pT objects of `coll` as (events, n) float64 arrays, NaN padded, + mask;
+    only the events selected by the bool mask `rows` (all when None).
+
+    Vectorised over all objects of the chunk (one stable sort by (event, -pT), as a stable
+    descending ak.argsort orders them: ties keep the input order), no per-field awkward slicing."""
+    counts, key = _jagged(data[f"{coll}.{pt}"])
+    objects = None
+    if rows is not None:
+        objects = np.repeat(rows, counts)
+        counts, key = counts[rows], key[objects]
+    n_events = len(counts)
+    event = np.repeat(np.arange(n_events), counts)
+    order = np.lexsort((-key, event))                       # within each event: pT descending
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(len(order)) - starts[event]           # event[order] == event (sorted by event)
+    take = rank < n
+    ev, slot, src = event[take], rank[take], order[take]
     out = {}
     for field in fields:
-        arr = ak.pad_none(data[f"{coll}.{field}"][order][:, :n], n, axis=1, clip=True)
-        out[field] = ak.to_numpy(ak.fill_none(ak.values_astype(arr, np.float64), np.nan))
+        values = key if field == pt else _jagged(data[f"{coll}.{field}"])[1]
+        if objects is not None and field != pt:
+            values = values[objects]
+        grid = np.full((n_events, n), np.nan)
+        grid[ev, slot] = values[src]                        # float64 as ak.values_astype gives
+        out[field] = grid
     return out, ~np.isnan(out[pt])
 
 
@@ -130,20 +160,21 @@ def select(data: Mapping[str, ak.Array], cfg: Mapping) -> tuple[dict[str, np.nda
     return masks, cand
 
 
-def object_tensor(data: Mapping[str, ak.Array]) -> np.ndarray:
-    """(events, 11, 12) float32 object tensor; see FEATURES and OBJECT_SLOTS. Padding = 0."""
-    n_events = len(data["MissingET.MET"])
+def object_tensor(data: Mapping[str, ak.Array], rows: np.ndarray | None = None) -> np.ndarray:
+    """(events, 11, 12) float32 object tensor; see FEATURES and OBJECT_SLOTS. Padding = 0.
+    rows: optional (events,) bool mask; then only those events, in order."""
+    n_events = len(data["MissingET.MET"]) if rows is None else int(np.count_nonzero(rows))
     out = np.zeros((n_events, N_OBJECTS, N_FEATURES), np.float32)
     row = 0
     for type_index, (coll, n) in enumerate(OBJECT_SLOTS):
         block = out[:, row:row + n]
         if coll == "MissingET":
-            obj, present = _leading(data, coll, ("MET", "Phi"), n, pt="MET")
+            obj, present = _leading(data, coll, ("MET", "Phi"), n, pt="MET", rows=rows)
             block[..., 0], block[..., 2] = obj["MET"], obj["Phi"]      # eta, mass stay 0
         else:
             jets = coll in ("Jet", "FatJet")
             fields = _JET_FIELDS if jets else ("PT", "Eta", "Phi")
-            obj, present = _leading(data, coll, fields, n)
+            obj, present = _leading(data, coll, fields, n, rows=rows)
             block[..., 0], block[..., 1], block[..., 2] = obj["PT"], obj["Eta"], obj["Phi"]
             if jets:   # leptons keep mass 0 (Delphes P4), btag 0, tau 0
                 block[..., 3] = obj["Mass"]
@@ -238,9 +269,8 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
         parts["raw_weight"].append(raw_w[keep])
         for col in FLOAT_COLUMNS:
             parts[col].append(cand[col][keep].astype(np.float32))
-        selected = {k: v[keep] for k, v in chunk.data.items()}
         with np.errstate(all="ignore"):
-            tensor = object_tensor(selected)
+            tensor = object_tensor(chunk.data, keep)
         parts["objects"].append(tensor.reshape(int(keep.sum()), N_OBJECTS * N_FEATURES))
     where = paths[0] if len(paths) == 1 else f"{sample} ({len(paths)} files: {', '.join(map(str, paths))})"
     if counts["all"] == 0:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test-cluster`: run the pipeline's default target (`rule all`) on config/test.yaml twice,
 # locally and through a real single-node SLURM with workflow/profiles/slurm, then check that
-# every job went through sbatch and that both runs wrote identical results
+# every job went through sbatch, that the sbatch submissions (+ jobs run on the host) equal the
+# job count a dry run of the same config plans, and that both runs wrote identical results
 # (tests/cluster/verify_cluster_run.py).
 #
 # Starts SLURM with start_slurm.sh when no node is up (and stops it again at the end), so it
@@ -9,6 +10,7 @@
 #   CONFIG=...            config file (default config/test.yaml)
 #   CLUSTER_TIMEOUT=1800  seconds for each snakemake run (a hung status poll never returns)
 #   KEEP_WORK=1           keep the temporary working directories
+#   TARGETS="a b"         build these targets (relative to the workdir) instead of `rule all`
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,6 +21,7 @@ TIMEOUT=${CLUSTER_TIMEOUT:-1800}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/salad-cluster.XXXXXX")
 export PYTHONHASHSEED=0          # same as tests/conftest.py; sbatch --export=ALL passes it on
 export PATH="$(dirname "$PY"):$PATH"   # rules call `python -m salad`: the venv's, here and in jobs
+export PYTHONPATH="$REPO/src${PYTHONPATH:+:$PYTHONPATH}"   # this checkout's salad, not another editable install
 
 STARTED=0
 cleanup() {
@@ -51,13 +54,19 @@ if [ "$ACCOUNTING" = accounting_storage/none ]; then
     STATUS=(--slurm-status-command squeue)
 fi
 
-SMK=("$PY" -m snakemake --snakefile "$REPO/Snakefile" --configfile "$CONFIG")
+# TARGETS (optional, space-separated): files to build instead of `rule all` (a quick check)
+read -r -a TARGET_ARGS <<< "${TARGETS:-}"
+SMK=("$PY" -m snakemake ${TARGET_ARGS[@]+"${TARGET_ARGS[@]}"} --snakefile "$REPO/Snakefile" --configfile "$CONFIG")   # targets first: --configfile takes several values
 now() { date +%s.%N; }
 
 echo "== local run ($WORK/local)"
 t0=$(now)
 timeout -k 30 "$TIMEOUT" "${SMK[@]}" --directory "$WORK/local" --cores 2 --quiet progress
 t1=$(now)
+
+echo "== planned jobs (dry run of the same config and targets, $WORK/planned.txt)"
+"${SMK[@]}" --directory "$WORK/plan" -n --quiet rules > "$WORK/planned.txt" 2>&1
+grep -m1 "^total" "$WORK/planned.txt" || true
 
 echo "== SLURM run ($WORK/slurm)"
 CTLD_LOG=/var/log/slurm/slurmctld.log
@@ -72,6 +81,6 @@ t2=$(now)
 
 echo "== checks"
 "$PY" "$HERE/verify_cluster_run.py" "$WORK/local" "$WORK/slurm" \
-    --slurmctld-log "$CTLD_LOG" --slurmctld-offset "$CTLD_OFFSET"
+    --slurmctld-log "$CTLD_LOG" --slurmctld-offset "$CTLD_OFFSET" --planned "$WORK/planned.txt"
 awk -v a="$t0" -v b="$t1" -v c="$t2" \
     'BEGIN {printf "wall time: local %.0f s, SLURM %.0f s\n", b - a, c - b}'

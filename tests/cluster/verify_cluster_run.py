@@ -10,7 +10,9 @@ Two checks, both must pass (exit 0), else a list of problems and exit 1:
    .snakemake/slurm_logs/rule_<rule>/<X>.log (kept with --slurm-keep-successful-logs), jobs
    bundled into group jobs (profile `groups`) are covered by group_<name> submissions, and,
    where the controller log is readable, slurmctld logged "_job_complete: JobId=X WEXITSTATUS 0"
-   during this run.
+   during this run. With --planned (the output of `snakemake -n --quiet rules` for the same
+   config and targets, made before the run), the sbatch submissions plus the jobs run on the
+   host must equal the planned job count, per rule and in total.
    No sacct is needed (the test cluster runs without accounting).
 2. Same config gives identical numbers: the two results/ trees hold the same files (logs and
    benchmarks aside); Parquet tables are equal including their provenance metadata, ROOT
@@ -27,12 +29,15 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Mapping
 
 import awkward as ak
 import numpy as np
 import pyarrow.parquet as pq
 import torch
 import uproot
+
+from salad.scaling import parse_job_counts
 
 SKIP_DIRS = {"logs", "benchmarks"}           # wall times and host names differ by design
 EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metadata
@@ -72,12 +77,30 @@ def compare_root(a: Path, b: Path) -> str | None:
     return None
 
 
+def _comparable_metadata(meta) -> dict:
+    """Schema metadata with JSON values decoded and the provenance `inputs` reduced to their
+    names: a generated ROOT file's bytes hold its generation wall time (salad.generate's summary
+    `seconds`), so its hash, and the hash of every file whose provenance lists it, differs
+    between runs; every input is itself a result file compared by content."""
+    out = {}
+    for key, value in (meta or {}).items():
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+        if isinstance(value, dict) and isinstance(value.get("inputs"), dict):
+            value = {**value, "inputs": sorted(value["inputs"])}
+        out[key] = value
+    return out
+
+
 def compare_parquet(a: Path, b: Path) -> str | None:
     """None if both tables have equal metadata (provenance), schema and non-timing columns."""
     ta, tb = pq.read_table(a), pq.read_table(b)
-    if ta.schema.metadata != tb.schema.metadata:
+    ma, mb = (_comparable_metadata(t.schema.metadata) for t in (ta, tb))
+    if set(ma) != set(mb) or any(same_value(ma[k], mb[k], k) for k in ma):
         return "provenance/schema metadata differ"
-    if ta.schema != tb.schema:
+    if ta.schema.remove_metadata() != tb.schema.remove_metadata():
         return f"schemas differ:\n{ta.schema}\nvs\n{tb.schema}"
     for name in ta.column_names:
         if not TIMING.search(name) and not ta[name].equals(tb[name]):
@@ -177,8 +200,30 @@ def rule_counts(log: str) -> tuple[collections.Counter, collections.Counter, col
     return every, +local, +grouped
 
 
+def check_planned(planned: Mapping[str, int], by_rule: Mapping[str, int],
+                  on_host: Mapping[str, int], grouped: Mapping[str, int]) -> list[str]:
+    """Problems unless each rule's planned jobs = its own sbatch submissions + jobs run on the
+    host (localrules) + jobs inside group submissions; the total is printed."""
+    problems = []
+    submitted = sum(n for r, n in by_rule.items() if not r.startswith("group_"))
+    for rule in sorted(set(planned) | set(by_rule) | set(on_host)):
+        if rule.startswith("group_"):
+            continue
+        got = by_rule.get(rule, 0) + on_host.get(rule, 0) + grouped.get(rule, 0)
+        if got != planned.get(rule, 0):
+            problems.append(f"rule {rule}: {planned.get(rule, 0)} jobs planned by the dry run, but "
+                            f"{by_rule.get(rule, 0)} sbatch submissions + {on_host.get(rule, 0)} on the "
+                            f"host + {grouped.get(rule, 0)} in group jobs")
+    total = sum(planned.values())
+    print(f"planned jobs (dry run): {total}; sbatch submissions: {submitted} single + "
+          f"{sum(n for r, n in by_rule.items() if r.startswith('group_'))} group; "
+          f"on the host: {sum(on_host.values())}")
+    return problems
+
+
 def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
-                      slurmctld_offset: int = 0) -> tuple[list[str], dict]:
+                      slurmctld_offset: int = 0,
+                      planned: Mapping[str, int] | None = None) -> tuple[list[str], dict]:
     """Problems with the evidence that every non-local job ran as a SLURM job."""
     problems = []
     expected, _, _ = rule_counts(snakemake_log(local))   # a --cores run shows all as localrule
@@ -216,6 +261,8 @@ def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
     groups = sum(n for r, n in by_rule.items() if r.startswith("group_"))
     if grouped and not 0 < groups <= sum(grouped.values()):
         problems.append(f"{dict(grouped)} jobs ran in group jobs, but {groups} group submissions")
+    if planned is not None:
+        problems += check_planned(planned, by_rule, on_host, grouped)
     print(f"jobs inside group jobs: {dict(grouped)}")
     print(f"run on the submitting host (localrules): {dict(on_host)}")
     return problems, dict(by_rule)
@@ -229,9 +276,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="controller log to cross-check job completions (optional)")
     parser.add_argument("--slurmctld-offset", type=int, default=0,
                         help="size of that log before the SLURM run (job ids restart after a purge)")
+    parser.add_argument("--planned", type=Path, default=None,
+                        help="output of `snakemake -n --quiet rules` for the same config/targets")
     args = parser.parse_args(argv)
+    planned = parse_job_counts(args.planned.read_text(), str(args.planned)) if args.planned else None
     ctl = args.slurmctld_log if args.slurmctld_log and args.slurmctld_log.is_file() else None
-    problems, by_rule = check_submissions(args.local, args.slurm, ctl, args.slurmctld_offset)
+    problems, by_rule = check_submissions(args.local, args.slurm, ctl, args.slurmctld_offset, planned)
     diffs, kinds = compare_results(args.local, args.slurm)
     problems += diffs
     print(f"SLURM jobs per rule: {by_rule} (total {sum(by_rule.values())})"

@@ -1,14 +1,19 @@
 """fit_flow: conditional normalizing flow p(z | m_yy) on the sideband latent.
 
-Model: masked autoregressive flow (normflows `MaskedAffineAutoregressive`, MADE with residual
-blocks, context = scaled m_yy) interleaved with fixed random permutations, on a conditional
-diagonal Gaussian base whose mean and log-scale are a small MLP of the scaled mass.
-Orientation (`arch["autoregressive"]`): normflows evaluates a density through each layer's
-`inverse`, which for `MaskedAffineAutoregressive` is the sequential direction (one MADE pass
-per latent dimension). New fits use `DensityMAF`, the same layer with forward and inverse
-swapped, so that `log_prob` (training, validation) is one MADE pass per layer and sampling is
-the sequential one (Papamakarios et al.'s MAF; zuko's MAF is oriented the same way). A
-checkpoint without the key was fitted with the legacy orientation and is rebuilt with it.
+Model: masked autoregressive flow (MAF) layers interleaved with fixed random permutations
+(normflows `Permute`), on a conditional diagonal Gaussian base whose mean and log-scale are a
+small MLP of the scaled mass, assembled as a normflows `ConditionalNormalizingFlow`.
+Layer (`arch["layer"]`): "masked" (new fits) is our affine layer on a plain masked MLP
+(`blocks` hidden layers of `hidden` units, context = scaled m_yy; see masked_affine) with a
+soft-bounded log-scale that can expand and contract; "normflows" (checkpoints without the key)
+is normflows' `MaskedAffineAutoregressive` (MADE with `blocks` residual blocks), whose scale
+sigmoid(.+2)+1e-3 can only contract. Orientation (`arch["autoregressive"]`): normflows
+evaluates a density through each layer's `inverse`; for `MaskedAffineAutoregressive` that is
+the sequential direction (one MADE pass per latent dimension). `DensityMAF` is that layer with
+forward and inverse swapped, so that `log_prob` is one MADE pass per layer and sampling the
+sequential one (Papamakarios et al.'s MAF; zuko's MAF is oriented the same way); the masked
+layer has this orientation only. A checkpoint without the key was fitted with the legacy
+orientation and is rebuilt with it.
 Inputs are standardised first (per-dimension mean/std of the SB training latent, stored
 in the checkpoint); m_yy [GeV] is mapped linearly from the preselection window onto [-1, 1].
 
@@ -29,6 +34,7 @@ lists on disk), `mass_window` (GeV), `history` (per-epoch train/val NLL), `best_
 from __future__ import annotations
 
 import functools
+import math
 import time
 from typing import Mapping
 
@@ -44,7 +50,7 @@ from . import (LOG, base_parser, latent_columns, read_dataset, read_embeddings, 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
             "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
             "val_fraction": 0.2, "max_skipped_fraction": 0.1, "seed": 0,
-            "autoregressive": "density"}
+            "autoregressive": "density", "layer": "masked"}
 MAX_RESTARTS = 3   # restarts from the best weights after a diverged epoch
 
 
@@ -82,20 +88,103 @@ def density_maf():
     return DensityMAF
 
 
+LAYERS = ("masked", "normflows")   # our masked affine layer; normflows' MADE (older fits)
+LOG_SCALE_BOUND = math.log(1e3)    # |log scale| of the masked layer stays below this (soft)
+
+
+@functools.cache
+def masked_affine():
+    """Our MAF layer (a class, built on first use): an affine autoregressive transform whose
+    shift and log-scale come from one plain masked MLP (MADE: masked linear layers + ReLU,
+    `hidden` units x `layers`, the context visible to every unit), in the density orientation
+    (`inverse`: x -> u = x * exp(a(x_<i, c)) + b(x_<i, c), one pass; `forward`: d passes).
+    The log-scale is soft-bounded, a = s / (1 + |s| / ln 1000), so each dimension can expand
+    or contract by up to ~1000x (normflows' layer only contracts: scale in (0.001, 1.001])."""
+    import normflows as nf
+
+    class MaskedMLP(torch.nn.Module):
+        """x (n, d), c (n, k) -> (n, d, 2): output i sees x_j for j < i (in index order) and c."""
+
+        def __init__(self, dims: int, context: int, hidden: int, layers: int):
+            super().__init__()
+            deg_in = torch.arange(1, dims + 1)
+            sizes, masks, prev = [], [], torch.cat([torch.zeros(context, dtype=torch.long), deg_in])
+            for _ in range(layers):
+                deg = torch.arange(hidden) % max(dims - 1, 1) + 1       # degrees 1..d-1
+                masks.append((deg[:, None] >= prev[None, :]).float())
+                sizes.append((len(prev), hidden))
+                prev = deg
+            out = deg_in.repeat_interleave(2)                          # (shift, log-scale) per dim
+            masks.append((out[:, None] > prev[None, :]).float())
+            sizes.append((len(prev), 2 * dims))
+            self.linears = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in sizes)
+            for k, m in enumerate(masks):
+                self.register_buffer(f"mask{k}", m)
+            torch.nn.init.zeros_(self.linears[-1].weight)               # starts as the identity
+            torch.nn.init.zeros_(self.linears[-1].bias)
+            self.dims = dims
+
+        def forward(self, x, context):
+            h = torch.cat([context, x], dim=1)
+            last = len(self.linears) - 1
+            for k, lin in enumerate(self.linears):
+                h = torch.nn.functional.linear(h, lin.weight * getattr(self, f"mask{k}"), lin.bias)
+                if k < last:
+                    h = torch.relu(h)
+            return h.view(-1, self.dims, 2)
+
+    class MaskedAffine(nf.flows.Flow):
+        def __init__(self, dims: int, hidden: int, layers: int, context_features: int = 1):
+            super().__init__()
+            self.dims = dims
+            self.autoregressive_net = MaskedMLP(dims, context_features, hidden, layers)
+
+        def _params(self, x, context):
+            out = self.autoregressive_net(x, context)
+            s = out[..., 1]
+            return out[..., 0], s / (1 + s.abs() / LOG_SCALE_BOUND)
+
+        def inverse(self, x, context=None):           # density direction: one pass
+            shift, log_scale = self._params(x, context)
+            return x * log_scale.exp() + shift, log_scale.sum(1)
+
+        def forward(self, u, context=None):           # sampling direction: d passes
+            x = torch.zeros_like(u)
+            for _ in range(self.dims):
+                shift, log_scale = self._params(x, context)
+                x = (u - shift) * torch.exp(-log_scale)
+            return x, -log_scale.sum(1)
+
+    return MaskedAffine
+
+
 def build_flow(arch: Mapping):
-    """The normflows model for `arch` = {dims, transforms, hidden, blocks[, autoregressive]};
-    `autoregressive` is "density" (one-pass log_prob; new fits) or "sampling" (one-pass
-    sampling; the legacy orientation and the default for checkpoints without the key)."""
+    """The normflows model for `arch` = {dims, transforms, hidden, blocks[, layer,
+    autoregressive]}. `layer` "masked" (new fits): our masked affine layer (masked_affine) with
+    `blocks` hidden layers of `hidden` units, density orientation. `layer` "normflows" (the
+    default for checkpoints without the key): normflows' MADE with `blocks` residual blocks;
+    its `autoregressive` is "density" (one-pass log_prob) or "sampling" (one-pass sampling; the
+    default for checkpoints without the key)."""
     import normflows as nf
     dims = int(arch["dims"])
+    kind = arch.get("layer", "normflows")
+    if kind not in LAYERS:
+        raise SaladError(f"flow arch: layer={kind!r}, expected one of {LAYERS}")
     orientation = arch.get("autoregressive", "sampling")
     if orientation not in ORIENTATIONS:
         raise SaladError(f"flow arch: autoregressive={orientation!r}, expected one of {ORIENTATIONS}")
-    layer = density_maf() if orientation == "density" else nf.flows.MaskedAffineAutoregressive
+    if kind == "masked":
+        if orientation != "density":
+            raise SaladError("flow arch: layer='masked' exists in the density orientation only "
+                             f"(got autoregressive={orientation!r})")
+        make = functools.partial(masked_affine(), dims, int(arch["hidden"]), int(arch["blocks"]))
+    else:
+        layer = density_maf() if orientation == "density" else nf.flows.MaskedAffineAutoregressive
+        make = functools.partial(layer, dims, int(arch["hidden"]), context_features=1,
+                                 num_blocks=int(arch["blocks"]))
     layers = []
     for _ in range(int(arch["transforms"])):
-        layers.append(layer(dims, int(arch["hidden"]), context_features=1,
-                            num_blocks=int(arch["blocks"])))
+        layers.append(make())
         if dims > 1:
             layers.append(nf.flows.Permute(dims, mode="shuffle"))
     # Conditional Gaussian base: location and log-scale of every dimension are an MLP of the
@@ -153,7 +242,7 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
     zs = torch.as_tensor(((z - mean) / std).astype(np.float32), device=dev)
     ctx = torch.as_tensor(scale_mass(myy, window), device=dev)
     arch = {"dims": z.shape[1],
-            **{k: cfg[k] for k in ("transforms", "hidden", "blocks", "autoregressive")}}
+            **{k: cfg[k] for k in ("transforms", "hidden", "blocks", "autoregressive", "layer")}}
     torch.manual_seed(seed)
     model = build_flow(arch).to(dev)
     opt = _adam(model, cfg["learning_rate"], cfg["weight_decay"])
