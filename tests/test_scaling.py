@@ -143,3 +143,14 @@ def test_split_half_check_per_sample_rules_use_events():
     bench = {"generate": Measured(cpu=[10.0, 120.0, 30.0], paths=["g/a.tsv", "g/b.tsv", "g/c.tsv"])}
     chk = split_half_check(bench, cfg)
     assert (chk["predicted_s"], chk["measured_s"]) == (pytest.approx(100.0), 120.0)
+
+
+def test_sets_per_job_size_keys():
+    from salad.scaling import config_size
+    cfg = {"pseudodata": {"signals": ["A", "B"], "strengths": [0.0, 1.0, 5.0], "instances": 3}}
+    # cathode: all sets of one stored signal (2 injected strengths x 3 instances) unless capped
+    assert config_size(cfg, "@cathode_sets_per_job") == 6
+    assert config_size({**cfg, "cathode": {"datasets_per_job": 4}}, "@cathode_sets_per_job") == 4
+    # nplm: every set of the configuration (2 signals x 6 + 3 no-injection sets) unless capped
+    assert config_size(cfg, "@nplm_sets_per_job") == 15
+    assert config_size({**cfg, "nplm": {"datasets_per_job": 40}}, "@nplm_sets_per_job") == 15

@@ -40,7 +40,9 @@ from .errors import SaladError
 #: Size keys (dotted config paths) a rule's per-job CPU time is taken to be proportional to.
 #: "@events_per_generated_sample": the mean of generate.events_per_sample / generate.events over
 #: the generated samples (config `samples` + the extra keys of events_per_sample);
-#: "@generated_events": their sum. Not scaled: model width (the paper encoder is ~5x slower per
+#: "@generated_events": their sum; "@cathode_sets_per_job" / "@nplm_sets_per_job": pseudo-data sets
+#: per `cathode` / `nplm_fit` job (cathode.datasets_per_job / nplm.datasets_per_job, or when null
+#: all sets of one stored signal / of the configuration). Not scaled: model width (the paper encoder is ~5x slower per
 #: event on CPU, docs/benchmarks.md), early stopping (epochs = max_epochs assumed).
 SCALES: dict[str, tuple[str, ...]] = {
     "generate": ("@events_per_generated_sample",),
@@ -48,11 +50,10 @@ SCALES: dict[str, tuple[str, ...]] = {
     "split": ("@events_per_generated_sample",),
     "train_encoder": ("encoder.defaults.max_epochs", "encoder.defaults.max_events_per_sample"),
     "embed": ("@generated_events",),
-    "pseudodata": ("pseudodata.luminosity_ifb",),
-    # flows: epochs x events (∝ luminosity) x flows per job; BDTs ∝ events
-    "cathode": ("flow.max_epochs", "pseudodata.luminosity_ifb", "flow.count"),
-    "classify_reference": ("@generated_events", "evaluation_set.reference_fraction"),
-    "nplm_fit": ("pseudodata.luminosity_ifb",),
+    "pseudodata": ("pseudodata.luminosity_ifb", "pseudodata.instances"),
+    # per set: flows ∝ epochs x events (∝ luminosity) x flows; BDTs ∝ events; sets per job
+    "cathode": ("flow.max_epochs", "pseudodata.luminosity_ifb", "flow.count", "@cathode_sets_per_job"),
+    "nplm_fit": ("pseudodata.luminosity_ifb", "@nplm_sets_per_job"),
     "nplm_toys": ("pseudodata.luminosity_ifb", "nplm.toys_per_batch"),
 }
 
@@ -173,6 +174,19 @@ def config_size(cfg: Mapping, key: str) -> float | None:
             return None
         events = [extra.get(s, gen["events"]) for s in samples]
         return float(np.mean(events) if key == "@events_per_generated_sample" else np.sum(events))
+    if key in ("@cathode_sets_per_job", "@nplm_sets_per_job"):
+        pd_cfg = cfg.get("pseudodata", {})
+        strengths, signals = list(pd_cfg.get("strengths", [])), list(pd_cfg.get("signals", []))
+        injected = sum(1 for s in strengths if float(s) > 0)
+        if not strengths or not signals:
+            return None
+        per_signal = injected * int(pd_cfg.get("instances", 1))
+        every = (per_signal * len(signals)
+                 + (len(strengths) - injected) * int(pd_cfg.get("instances", 1)))
+        section = "cathode" if key == "@cathode_sets_per_job" else "nplm"
+        size = (cfg.get(section) or {}).get("datasets_per_job")
+        whole = per_signal if section == "cathode" else every
+        return float(min(size, whole) if size else whole)
     value = _get(cfg, key)
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
