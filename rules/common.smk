@@ -22,11 +22,17 @@ validate(config, "../workflow/schemas/config.schema.yaml")
 BASE = Path(workflow.basedir)
 # Jobs run the Python that runs Snakemake (e.g. .venv) and import the library from this
 # checkout, installed or not. With --sdm conda the rule's environment provides Python.
+# Numba (UMAP's nearest neighbours and layout) compiles ~40 s per process; its on-disk cache in
+# the working directory lets every later 2-D map job reuse the compiled code.
+_NUMBA_CACHE = "export NUMBA_CACHE_DIR=${{NUMBA_CACHE_DIR:-$PWD/.snakemake/numba-cache}}; "
 if "conda" not in str(workflow.deployment_settings.deployment_method).lower():
     shell.prefix(
         f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH"
         f" PYTHONPATH={shlex.quote(str(BASE / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+        + _NUMBA_CACHE
     )
+else:
+    shell.prefix(_NUMBA_CACHE)
 
 
 def repo_path(path):
