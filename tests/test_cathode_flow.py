@@ -136,7 +136,7 @@ def test_log_prob_is_the_change_of_variables_density(orientation):
     got = model.log_prob(x, context=ctx)
     for i in range(5):
         c = ctx[i:i + 1]
-        to_u = lambda row: model.inverse(row[None], context=c)[0]   # noqa: E731
+        to_u = lambda row: model.inverse(row[None], context=c)[0]   # noqa: E731, B023
         jac = torch.autograd.functional.jacobian(to_u, x[i])
         u = to_u(x[i])
         enc = model.q0.context_encoder(c)[0]

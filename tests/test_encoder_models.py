@@ -3,13 +3,12 @@ import numpy as np
 import pytest
 import torch
 
+from encoder_fixtures import toy_objects
 from salad.encoder.augment import Augmenter
 from salad.encoder.data import Normaliser, padding_mask, raw_kinematics
 from salad.encoder.losses import build_objective
 from salad.encoder.models import build_model, count_parameters, pair_features
 from salad.encoder.setups import DEFAULTS
-
-from encoder_fixtures import toy_objects
 
 SMALL = dict(DEFAULTS, width=16, heads=2, hl_width=8, head_width=16, proj_width=16, proj_dim=8,
              blocks=2, augmentations={"mask": 0.2})

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from encoder_fixtures import toy_paths, write_toy_inputs
 from salad.artifacts import write_parquet
 from salad.encoder.lars import LARS
 from salad.encoder.losses import VICRegCE, label_partners
@@ -14,8 +15,6 @@ from salad.encoder.sampling import WeightedSampler, cocktail_probabilities
 from salad.encoder.setups import resolve_setup
 from salad.encoder.train import train_encoder
 from salad.errors import SaladError
-
-from encoder_fixtures import toy_paths, write_toy_inputs
 
 torch.set_num_threads(1)
 GROUPS = {"yy": 0, "ggH": 1, "ttH": 4, "Y400": -6}

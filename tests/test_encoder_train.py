@@ -9,14 +9,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from encoder_fixtures import toy_paths, write_toy_inputs
 from salad.__main__ import main
 from salad.artifacts import read_parquet
-from salad.errors import SaladError
 from salad.encoder.embed import embed
 from salad.encoder.setups import resolve_setup
 from salad.encoder.train import load_checkpoint, train_encoder
-
-from encoder_fixtures import toy_paths, write_toy_inputs
+from salad.errors import SaladError
 
 TINY = {"width": 16, "heads": 2, "hl_width": 8, "head_width": 16, "proj_width": 16, "proj_dim": 8,
         "batch_size": 125, "max_epochs": 4, "warmup_epochs": 1, "lr": 2e-3, "patience": 10}
@@ -157,8 +156,8 @@ def test_event_noise_is_standard_normal_and_a_function_of_the_event():
 
 
 def test_embed_sample_is_mean_plus_sigma_noise(toy, tmp_path):
-    from salad.encoder.embed import encode_all, event_noise
     from salad.encoder.data import load_events, to_tensors
+    from salad.encoder.embed import encode_all, event_noise
     root, groups = toy
     pre, spl = toy_paths(root, groups)
     ckpt = train_encoder(setup_cfg(groups, max_epochs=1), pre, spl, 2, tmp_path / "model.pt",

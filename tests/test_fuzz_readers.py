@@ -10,11 +10,11 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from delphes_fixtures import COLLECTIONS, events_from_dicts, write_delphes
 from salad import inspect as salad_inspect

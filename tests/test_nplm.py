@@ -177,7 +177,7 @@ def test_toy_draw_poisson_weighted_without_replacement():
     n_a, n_b = [], []
     for seed in range(50):
         toy = nplm.draw_toy(s, np.random.default_rng(seed))[:, 0]
-        assert len(np.unique(toy)) == len(toy) and not ((toy < 250)).any()
+        assert len(np.unique(toy)) == len(toy) and not (toy < 250).any()
         n_a.append((toy < 500).sum())
         n_b.append((toy >= 500).sum())
     assert abs(np.mean(n_a) - 150) < 8 and abs(np.mean(n_b) - 50) < 5 and np.std(n_a) > 5
@@ -218,7 +218,6 @@ def test_cli_fit_toys_summary(synthetic_inputs):
                     "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True, "include_myy": False, "loss": "nplm",
                     "max_reference": None},
            "pseudodata": {"luminosity_ifb": 1.0}}
-    pre = read_parquet(files["preselected"][0], None)
     split = read_parquet(files["split"][0], None)
     data_ids = split.loc[split["subset"] == "data", "event_id"].to_numpy()[:700]
     sig_ids = 3 * 10**9 + np.arange(150)
@@ -310,7 +309,7 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
                          "trained_on_signals": False, "dim": [4, 4, 8], "accuracy": [0.5, 0.7, 0.8],
                          "accuracy_sem": 0.01, "balanced_accuracy": 0.4, "balanced_accuracy_sem": 0.0})
     lin = []
-    for i, r in runs.iterrows():
+    for i in range(len(runs)):
         write_parquet(runs.iloc[[i]], tmp_path / f"l{i}.parquet", {})
         lin.append(str(tmp_path / f"l{i}.parquet"))
     zf = pd.DataFrame({"representation": ["sim_d4", "sim_d8"], "seed": 1, "signal": "Y400", "strength": 5.0,

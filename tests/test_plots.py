@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cathode_fixtures import SR, WINDOW, make_world
 from salad import plotstyle as ps
 from salad.artifacts import provenance, write_parquet
-
-from cathode_fixtures import SR, WINDOW, make_world
 
 
 def _png_dpi(path) -> float:

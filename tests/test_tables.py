@@ -8,7 +8,6 @@ from scipy import stats
 
 from salad import tables
 from salad.artifacts import provenance, write_parquet
-
 from test_plots import sensitivity_table
 
 

@@ -37,8 +37,8 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -105,6 +105,7 @@ def tile_delphes(src: Path, dst: Path, n_events: int) -> Path:
     basket per repetition, with salad.generate's writer."""
     import awkward as ak
     import uproot
+
     from . import generate as gen
     with uproot.open(src) as f:
         tree = f[gen.TREE]
@@ -266,6 +267,7 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
     mean, std}. zuko samples x at a context c with model(c).sample()."""
     import torch
     import zuko
+
     from .cathode import flow as flowmod
     cfg = flowmod.settings(cfg)
     torch.set_num_threads(1)
@@ -371,6 +373,7 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     import normflows  # noqa: F401  (imported before any timing)
     import torch
     import zuko  # noqa: F401
+
     from .cathode import flow as flowmod
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
     z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
@@ -395,7 +398,7 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
             fits[name] = res
             log(f"{name}: {secs[name][-1]:.4f} s/epoch wall, {cpu[name][-1]:.4f} s/epoch CPU")
     out = []
-    for name, orientation, hidden in variants:
+    for name, orientation, _hidden in variants:
         res = fits[name]
         r = {"variant": name, "s_per_epoch_min": min(secs[name]),
              "s_per_epoch_max": max(secs[name]), "cpu_s_per_epoch_min": min(cpu[name]),

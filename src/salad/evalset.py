@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,8 @@ from .artifacts import atomic_output, provenance, read_parquet, write_parquet
 from .config import parse_stage_config
 from .contracts import in_signal_region, read_split_sample, select_subsets
 from .errors import SaladError
+
+
 def sr_yield(frame: pd.DataFrame, signal_region) -> tuple[float, float, int]:
     """(sum of weights, its statistical error sqrt(sum w^2), unweighted count) in the SR."""
     w = frame.loc[in_signal_region(frame["myy"], signal_region), "weight"].to_numpy()

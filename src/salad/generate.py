@@ -18,15 +18,15 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import awkward as ak
 import numpy as np
 
 from . import __version__, slha
 from .artifacts import atomic_output, config_hash
-from .config import load_processes, parse_stage_config, process_table_arg
+from .config import parse_stage_config, process_table_arg
 from .detector import Collection, Detector, DetectorConfig, FinalState, heavy_flavour_label, pt_eta_phi
 from .errors import SaladError
 
@@ -204,7 +204,10 @@ class _ChargeTable:
 def final_state(prt, charge: _ChargeTable, hadron_pt_min: float) -> FinalState:
     """Flatten a nextBatch particle record into a FinalState (status > 0 particles)."""
     fs = prt[prt.status > 0]
-    flat = lambda x: ak.to_numpy(ak.flatten(x)).astype(float)
+
+    def flat(x):
+        return ak.to_numpy(ak.flatten(x)).astype(float)
+
     pid = ak.to_numpy(ak.flatten(fs.id)).astype(np.int64)
     all_pid = ak.to_numpy(ak.flatten(prt.id))
     flavour = heavy_flavour_label(all_pid)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

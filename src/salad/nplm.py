@@ -36,8 +36,8 @@ import logging
 import math
 import time
 import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -354,34 +354,6 @@ def chi2_fit(t_null: np.ndarray) -> dict:
     ks = stats.kstest(t_null, stats.chi2(dof).cdf)
     return {"dof": float(dof), "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
             "n_toys": len(t_null), "t_median": float(np.median(t_null)), "t_mean": float(t_null.mean())}
-
-
-def chi2_logsf(t: float, dof: float) -> float:
-    """log P(chi2_dof >= t), finite for any t (scipy's logsf underflows to -inf near 1e-308).
-
-    Deep tails (scipy value below -600 or -inf) use the continued fraction of the regularised
-    upper incomplete gamma Q(dof/2, t/2) evaluated in log space (valid for t/2 > dof/2 + 1).
-    """
-    value = float(stats.chi2.logsf(t, dof))
-    a, x = dof / 2.0, t / 2.0
-    if value > -600.0 or x <= a + 1:
-        return value
-    tiny = 1e-300
-    b = x + 1.0 - a
-    c, d = 1.0 / tiny, 1.0 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2.0
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return -x + a * math.log(x) - math.lgamma(a) + math.log(h)
 
 
 def z_from_logp(log_p: float) -> float:

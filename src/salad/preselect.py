@@ -32,8 +32,8 @@ import argparse
 import itertools
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import awkward as ak
 import numpy as np

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -14,7 +14,7 @@ halves, and the result does not depend on row order. Output: event_id int64, sub
 from __future__ import annotations
 
 import argparse
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import html
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -24,7 +24,7 @@ score_0..score_{n-1} float64 (CWoLa) or iad_0.., sup_0.. (reference; roles `sr`,
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,8 +33,19 @@ from ..artifacts import provenance, read_parquet, write_parquet
 from ..config import parse_stage_config
 from ..contracts import read_evaluation_set
 from ..errors import SaladError
-from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               read_template, region_masks, setup_logging, simulation_events, stable_seed)
+from . import (
+    LOG,
+    attach_latent,
+    base_parser,
+    latent_columns,
+    read_dataset,
+    read_embeddings,
+    read_template,
+    region_masks,
+    setup_logging,
+    simulation_events,
+    stable_seed,
+)
 
 DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stopping_rounds": 20,
             "reference_subsets": ["val", "test"],

@@ -28,8 +28,8 @@ n_after, chi2, ndf, jsd).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,9 +38,8 @@ from ..artifacts import atomic_output, provenance, read_parquet, write_parquet
 from ..config import parse_stage_config
 from ..contracts import read_evaluation_set
 from ..errors import SaladError
-from . import PSEUDODATA_COLUMNS, LOG, region_masks, setup_logging, stable_seed
-from . import metrics
 from ..tables import render
+from . import LOG, PSEUDODATA_COLUMNS, metrics, region_masks, setup_logging, stable_seed
 from .classify import read_scores, score_columns
 
 DEFAULTS = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensemble_size": 2,

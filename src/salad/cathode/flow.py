@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -38,8 +38,16 @@ import torch
 from ..artifacts import load_checkpoint, provenance, save_checkpoint
 from ..config import parse_stage_config
 from ..errors import SaladError
-from . import (LOG, base_parser, latent_columns, read_dataset, read_embeddings, region_masks,
-               setup_logging, stable_seed)
+from . import (
+    LOG,
+    base_parser,
+    latent_columns,
+    read_dataset,
+    read_embeddings,
+    region_masks,
+    setup_logging,
+    stable_seed,
+)
 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
             "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,

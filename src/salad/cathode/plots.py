@@ -21,8 +21,7 @@ import pandas as pd
 from .. import plotstyle as ps
 from ..artifacts import read_parquet
 from ..config import parse_stage_config
-from . import (latent_columns, read_dataset, read_embeddings, read_template, region_masks,
-               stable_seed)
+from . import latent_columns, read_dataset, read_embeddings, read_template, region_masks, stable_seed
 
 
 def latent(data_path, emb_path, template_path, output, signal_region, window, title="",

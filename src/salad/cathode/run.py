@@ -14,9 +14,20 @@ from ..artifacts import provenance, write_parquet
 from ..config import parse_stage_config
 from ..contracts import read_evaluation_set
 from ..errors import SaladError
-from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               region_masks, setup_logging, stable_seed)
-from . import classify, flow, template
+from . import (
+    LOG,
+    attach_latent,
+    base_parser,
+    classify,
+    flow,
+    latent_columns,
+    read_dataset,
+    read_embeddings,
+    region_masks,
+    setup_logging,
+    stable_seed,
+    template,
+)
 
 
 def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list[tuple]:

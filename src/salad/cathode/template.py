@@ -15,7 +15,7 @@ events per oversampled SR; > 0), source string (`flow` or the Higgs sample name)
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,18 @@ from scipy.stats import gaussian_kde
 from ..artifacts import provenance, write_parquet
 from ..config import parse_stage_config
 from ..errors import SaladError
-from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               region_masks, setup_logging, simulation_events, stable_seed)
+from . import (
+    LOG,
+    attach_latent,
+    base_parser,
+    latent_columns,
+    read_dataset,
+    read_embeddings,
+    region_masks,
+    setup_logging,
+    simulation_events,
+    stable_seed,
+)
 from . import flow as flowmod
 
 DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", "test"],

@@ -10,9 +10,9 @@ rows stay all zero. Normalised tensors are computed once and batches are index g
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -47,7 +47,7 @@ class RawEvents:
     def __len__(self) -> int:
         return len(self.event_id)
 
-    def take(self, keep: np.ndarray) -> "RawEvents":
+    def take(self, keep: np.ndarray) -> RawEvents:
         return RawEvents(self.objects[keep], self.event[keep], self.event_id[keep], self.group[keep],
                          None if self.subset is None else self.subset[keep])
 
@@ -153,7 +153,7 @@ class Normaliser:
         return obj, evt
 
     @classmethod
-    def fit(cls, objects: np.ndarray, event: np.ndarray) -> "Normaliser":
+    def fit(cls, objects: np.ndarray, event: np.ndarray) -> Normaliser:
         """Statistics over all real objects (objects) and per event feature (event)."""
         obj, evt = cls._log(objects, event)
         real = obj[padding_mask(objects)]
@@ -175,7 +175,7 @@ class Normaliser:
         return {k: torch.tensor(getattr(self, k)) for k in ("obj_mean", "obj_std", "evt_mean", "evt_std")}
 
     @classmethod
-    def from_state_dict(cls, state: Mapping) -> "Normaliser":
+    def from_state_dict(cls, state: Mapping) -> Normaliser:
         return cls(*(np.asarray(state[k]) for k in ("obj_mean", "obj_std", "evt_mean", "evt_std")))
 
 
@@ -190,11 +190,11 @@ class EventTensors:
     def __len__(self) -> int:
         return len(self.label)
 
-    def batch(self, idx) -> "EventTensors":
+    def batch(self, idx) -> EventTensors:
         idx = torch.as_tensor(idx)
         return EventTensors(self.obj[idx], self.evt[idx], self.mask[idx], self.label[idx])
 
-    def to(self, device) -> "EventTensors":
+    def to(self, device) -> EventTensors:
         return EventTensors(*(t.to(device) for t in (self.obj, self.evt, self.mask, self.label)))
 
 

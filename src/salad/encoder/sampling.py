@@ -8,8 +8,8 @@ draws batches with replacement from these probabilities.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd

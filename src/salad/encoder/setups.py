@@ -12,7 +12,7 @@ reads, so editing one setup re-trains only that setup. `seeds` is resolved separ
 from __future__ import annotations
 
 import copy
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..errors import SaladError
 

@@ -21,8 +21,8 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,19 @@ from ..artifacts import load_checkpoint as read_checkpoint
 from ..config import parse_stage_config
 from ..errors import SaladError
 from .augment import Augmenter
-from .data import (BalancedSampler, EventTensors, Normaliser, RawEvents, cap_per_sample,
-                   load_events, to_tensors)
+from .data import (
+    BalancedSampler,
+    EventTensors,
+    Normaliser,
+    RawEvents,
+    cap_per_sample,
+    load_events,
+    to_tensors,
+)
 from .lars import LARS
 from .losses import build_objective
-from .sampling import WeightedSampler, cocktail_probabilities
 from .models import build_model, count_parameters
+from .sampling import WeightedSampler, cocktail_probabilities
 
 log = logging.getLogger("salad.encoder")
 CHECKPOINT_FORMAT = "salad-encoder-1"
@@ -243,7 +250,7 @@ class Trainer:
         log.info("resumed from %s after epoch %d", self.state_path, self.epoch)
         return True
 
-    def run(self, on_epoch_end: Callable[["Trainer"], None] | None = None) -> None:
+    def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> None:
         """Train until max_epochs or early stopping, saving state after every epoch."""
         log.info("training %s on %s (%s): %d train / %d val events, groups %s, %d parameters, "
                  "%d batches/epoch of %d (%s)", self.cfg.get("setup"), self.device,
