@@ -13,7 +13,8 @@ from salad.artifacts import read_parquet, write_parquet
 
 torch.set_num_threads(1)
 CFG = {"seed": 0, "leading_dim": 6,
-       "vae": {"latent_dim": 3, "epochs": 6, "batch_size": 128, "lr": 3e-3, "beta": 0.8, "output": "mean_logvar"}}
+       "vae": {"latent_dim": 3, "epochs": 6, "batch_size": 128, "lr": 3e-3, "beta": 0.8,
+               "output": "mean_logvar"}}
 
 
 def _obj(kind, pt, eta=0.0, phi=0.0, mass=0.0, btag=0.0):
@@ -79,7 +80,8 @@ def test_cli_writes_embeddings_contract(tmp_path, name, dim):
     for code, (sample, group) in enumerate([("yy", 0), ("ggH", 1), ("Y400", -6)], start=1):
         n = 150
         ids = code * 10**9 + np.arange(n)
-        objs = np.stack([_event([("jet", float(rng.uniform(30, 300)), float(rng.normal()), float(rng.uniform(-3, 3))),
+        objs = np.stack([_event([("jet", float(rng.uniform(30, 300)), float(rng.normal()),
+                                  float(rng.uniform(-3, 3))),
                                  ("met", float(rng.exponential(30)))] +
                                 ([("muon", float(rng.uniform(10, 80)))] if rng.random() < 0.3 else []))
                          for _ in range(n)])
@@ -88,7 +90,8 @@ def test_cli_writes_embeddings_contract(tmp_path, name, dim):
                               "pt_yy": rng.exponential(50, n).astype(np.float32),
                               "objects": list(objs.reshape(n, -1))})
         write_parquet(frame, tmp_path / f"p{code}.parquet", {})
-        write_parquet(pd.DataFrame({"event_id": ids, "subset": rng.choice(["train", "val", "test", "data"], n)}),
+        write_parquet(pd.DataFrame({"event_id": ids, "subset": rng.choice(["train", "val", "test", "data"],
+                                                                          n)}),
                       tmp_path / f"s{code}.parquet", {})
         pre.append(str(tmp_path / f"p{code}.parquet"))
         split.append(str(tmp_path / f"s{code}.parquet"))

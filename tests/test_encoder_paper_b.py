@@ -52,7 +52,8 @@ def test_cocktail_probabilities_keep_each_samples_full_share(tmp_path):
     assert prob[0] / prob[3] == pytest.approx(3.0)             # event 0 has 3x the weight of event 12
     draws = np.concatenate(WeightedSampler(prob, 64, seed=1).epoch(0))
     assert len(WeightedSampler(prob, 64, seed=1).epoch(0)) == 75 // 64
-    assert (WeightedSampler(prob, 64, seed=1).epoch(2)[0] == WeightedSampler(prob, 64, seed=1).epoch(2)[0]).all()
+    assert (WeightedSampler(prob, 64, seed=1).epoch(2)[0] == WeightedSampler(prob, 64,
+                                                                             seed=1).epoch(2)[0]).all()
     assert (draws < 25).mean() > 0.9                                         # by weight, not balanced
     with pytest.raises(SaladError, match="no weight"):
         cocktail_probabilities(paths, np.array([7 * 10**9]))

@@ -89,7 +89,8 @@ def test_load_events_checks_inputs(tmp_path):
     groups = write_toy_inputs(tmp_path, {"yy": 50, "ttH": 40})
     pre, spl = toy_paths(tmp_path, groups)
     ev = load_events(pre, spl, groups)
-    assert len(ev) == 90 and ev.objects.shape == (90, 11, 12) and set(ev.subset) <= {"train", "val", "test", "data"}
+    assert len(ev) == 90 and ev.objects.shape == (90, 11, 12) and set(ev.subset) <= {"train", "val", "test",
+                                                                                     "data"}
     with pytest.raises(SaladError, match="process table"):
         load_events(pre, spl, {"yy": 0, "ttH": 3})
     with pytest.raises(SaladError, match="not in this setup"):

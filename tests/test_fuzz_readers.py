@@ -146,7 +146,8 @@ def arrow_column(draw, n):
     if kind == "str":
         return pa.array(draw(st.lists(st.one_of(st.none(), st.text(max_size=4)), min_size=n, max_size=n)))
     if kind == "bool":
-        return pa.array(draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)), pa.bool_())
+        return pa.array(draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)),
+                        pa.bool_())
     if kind == "list":
         size = draw(st.sampled_from([0, 3, 132]))
         return pa.array([None if draw(st.booleans()) and i == 0 else

@@ -155,7 +155,8 @@ def test_cathode_sic_draws_ceiling_per_working_point(tmp_path, monkeypatch):
     from salad.cathode import plots
     sensitivity_table(tmp_path / "sens.parquet")
     seen = capture(monkeypatch, lambda fig: {"ceilings": sorted(
-        round(line.get_ydata()[0], 3) for ax in fig.axes for line in ax.lines if line.get_gid() == "sic_ceiling")})
+        round(line.get_ydata()[0],
+              3) for ax in fig.axes for line in ax.lines if line.get_gid() == "sic_ceiling")})
     plots.sic(tmp_path / "sens.parquet", "Y400", tmp_path / "sic.png", setups=["ID", "EP"], lumi=0.1)
     assert seen["ceilings"] == [round(1 / np.sqrt(0.01), 3), round(1 / np.sqrt(0.001), 3)]
     assert_figure(tmp_path / "sic.png")

@@ -63,7 +63,8 @@ def load_events(preselected: Sequence[str], split: Sequence[str],
     """
     frames = [read_parquet(p, {**PRESELECTED_COLUMNS, **(extra or {})}) for p in preselected]
     splits = [read_parquet(p, {"event_id": "int", "subset": "str"}) for p in split]
-    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PRESELECTED_COLUMNS))
+    events = (pd.concat(frames, ignore_index=True) if frames
+              else pd.DataFrame(columns=list(PRESELECTED_COLUMNS)))
     subsets = pd.concat(splits, ignore_index=True) if splits else pd.DataFrame(columns=["event_id", "subset"])
     if events["event_id"].duplicated().any():
         raise SaladError(f"{', '.join(map(str, preselected))}: duplicate event_id values")

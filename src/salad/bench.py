@@ -630,7 +630,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m salad.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for the tests)")
     p.add_argument("--sizes", nargs="*", help="STAGE=N,N,... (stages: " + ", ".join(FULL) + ")")
-    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ", ".join(STAGES))
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help="comma-separated subset of " + ", ".join(STAGES))
     p.add_argument("--repeat", type=int, help="timed repeats, minimum kept (default 2; quick 1)")
     p.add_argument("--device", help="torch device for encoder/flow/NPLM (default: cuda if available)")
     p.add_argument("--output", help="also write the Markdown table to this file")

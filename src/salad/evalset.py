@@ -14,8 +14,8 @@ of its group. `yield_check` compares an evaluation-only sample's SR yield per fb
 the main sample(s) it replaces (they must agree within statistics: same process, same weights
 convention, only the generator window differs).
 
-Output Parquet (contract `salad.contracts.EVALUATION_SET_COLUMNS`): event_id int64, sample str, group int64, is_signal bool,
-myy float64 [GeV], weight float64 [expected SR events per fb^-1 that this event stands for:
+Output Parquet (contract `salad.contracts.EVALUATION_SET_COLUMNS`): event_id int64, sample str, group int64,
+is_signal bool, myy float64 [GeV], weight float64 [expected SR events per fb^-1 that this event stands for:
 the event weight divided by the weight fraction of its sample in the `eval` subset]; SR rows
 only. A JSON summary holds per-sample counts and yields and the yield check.
 """

@@ -46,12 +46,15 @@ def train_bdt(x: np.ndarray, y: np.ndarray, split: np.ndarray, n_classes: int, c
     import lightgbm as lgb
     train, val = split == "train", split == "val"
     model = lgb.LGBMClassifier(objective="multiclass", num_class=n_classes,
-                               n_estimators=int(cfg["n_estimators"]), learning_rate=float(cfg["learning_rate"]),
-                               num_leaves=int(cfg["num_leaves"]), min_child_samples=int(cfg["min_child_samples"]),
+                               n_estimators=int(cfg["n_estimators"]),
+                               learning_rate=float(cfg["learning_rate"]),
+                               num_leaves=int(cfg["num_leaves"]),
+                               min_child_samples=int(cfg["min_child_samples"]),
                                random_state=seed, n_jobs=threads, verbose=-1)
     fit_kw = {}
     if val.any():
-        fit_kw = {"eval_X": (x[val],), "eval_y": (y[val],), "eval_sample_weight": [class_weights(y[val], n_classes)],
+        fit_kw = {"eval_X": (x[val],), "eval_y": (y[val],),
+                  "eval_sample_weight": [class_weights(y[val], n_classes)],
                   "callbacks": [lgb.early_stopping(int(cfg["early_stopping"]), verbose=False)]}
     model.fit(x[train], y[train], sample_weight=class_weights(y[train], n_classes), **fit_kw)
     return model.predict(x)

@@ -139,7 +139,8 @@ def cli(argv: list[str]) -> None:
     if cfg.get("max_events") and len(events) > cfg["max_events"]:
         events = events.sample(n=int(cfg["max_events"]), random_state=int(cfg["seed"]))
     z = latent_for(args.embedding, events["event_id"].to_numpy(), means=True)
-    row = {"representation": args.name, "seed": args.seed, "trained_on_signals": bool(args.trained_on_signals),
+    row = {"representation": args.name, "seed": args.seed,
+           "trained_on_signals": bool(args.trained_on_signals),
            **evaluate(z, events["group"].to_numpy(), cfg, int(cfg["seed"]) + args.seed)}
     log.info("%s/%d: accuracy %.4f +- %.4f", args.name, args.seed, row["accuracy"], row["accuracy_sem"])
     write_parquet(pd.DataFrame([row]), args.output, provenance("linear-eval", cfg, name=args.name))

@@ -388,7 +388,8 @@ def significance(t_obs: float, t_null: np.ndarray, dof: float) -> dict:
             "p_chi2": math.exp(log_p_chi2), "z_chi2": z_from_logp(log_p_chi2)}
 
 
-def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame,
+                                                                                         pd.DataFrame, dict]:
     """Per-instance significances, per-(signal, strength) median Z and power at z_threshold."""
     null = chi2_fit(t_null)
     rows = [{**row, **significance(row["t"], t_null, null["dof"])} for row in fits.to_dict("records")]
@@ -498,7 +499,8 @@ def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
         lines += [f"## {title}", "", "| " + " | ".join(map(str, frame.columns)) + " |",
                   "|" + "---|" * len(frame.columns)]
         for row in frame.itertuples(index=False):
-            lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
+            lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v,
+                                                                    float) else str(v) for v in row) + " |")
         lines.append("")
     with atomic_output(path) as tmp:
         tmp.write_text("\n".join(lines))
@@ -673,7 +675,8 @@ def _summary_cli(args) -> None:
                      ignore_index=True)
     per, power, null = summarize(fits, toys["t"].to_numpy(), float(cfg["z_threshold"]))
     null = {"representation": args.name, "seed": args.seed, **null,
-            "seconds_per_toy": float(toys["seconds"].mean()), "seconds_per_fit": float(fits["seconds"].mean())}
+            "seconds_per_toy": float(toys["seconds"].mean()),
+            "seconds_per_fit": float(fits["seconds"].mean())}
     null["trained_on_signals"] = bool(args.trained_on_signals)
     for frame in (per, power):
         frame.insert(0, "trained_on_signals", bool(args.trained_on_signals))

@@ -16,8 +16,8 @@ a FatJet, Electron or Muon collection (stock Delphes cards have no FatJet) is re
 event had zero such objects; the cut flow's `missing_collections` lists them per file. Weight = σ×BR [fb] ×
 Event.Weight / Σ Event.Weight over all events read, so Σ weight = expected events per fb⁻¹
 after preselection. σ×BR: --xsec-fb, else the process table's `xsec_fb`, else (null) the
-generator σ stored in the generated file (salad.generate.sample_xsec_fb). A cut-flow JSON (counts and expected events per fb⁻¹ after each cut) is
-written next to the Parquet file.
+generator σ stored in the generated file (salad.generate.sample_xsec_fb).
+A cut-flow JSON (counts and expected events per fb⁻¹ after each cut) is written next to the Parquet file.
 
 Event numbering: event_id = code * 10**9 + Event.Number for a single input file. With several
 files (e.g. MadGraph runs, which restart Event.Number), the within-sample number is the

@@ -101,7 +101,8 @@ def draw_background(samples: Sequence[pd.DataFrame], luminosity: float, seed: in
                              f"(expected {expected:.1f}) but its data half holds only {pool}; "
                              "generate more events or lower pseudodata.luminosity_ifb")
         drawn.append(data.iloc[order[:n]])
-        info[sample] = {"expected": expected, "drawn": n, "pool": pool, "pool_fraction": n / pool if pool else 0.0}
+        info[sample] = {"expected": expected, "drawn": n, "pool": pool,
+                        "pool_fraction": n / pool if pool else 0.0}
     return pd.concat(drawn, ignore_index=True), info
 
 

@@ -1,4 +1,5 @@
-"""Encoder half / pseudo-data half split: results/preselected/{sample}.parquet -> results/split/{sample}.parquet.
+"""Encoder half / pseudo-data half split:
+results/preselected/{sample}.parquet -> results/split/{sample}.parquet.
 
 Each event gets u = hash(split.seed, sample code, event_id) mapped to [0, 1) (a SplitMix64
 finaliser, vectorised in numpy). u < encoder_fraction -> encoder half, further cut at
@@ -48,7 +49,8 @@ def assign(event_ids, seed: int, code: int, encoder_fraction: float,
     """Subset name ('train'|'val'|'test'|'data'|'eval') per event id, as a numpy str array."""
     fractions = np.asarray(train_val_test, float)
     if fractions.shape != (3,) or not np.isclose(fractions.sum(), 1.0) or (fractions <= 0).any():
-        raise SaladError(f"split.train_val_test: three positive fractions summing to 1, got {list(train_val_test)}")
+        raise SaladError("split.train_val_test: three positive fractions summing to 1, "
+                         f"got {list(train_val_test)}")
     if not 0.0 < encoder_fraction < 1.0:
         raise SaladError(f"split.encoder_fraction: must be in (0, 1), got {encoder_fraction}")
     if not 0.0 <= evaluation_fraction < 1.0:

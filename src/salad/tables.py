@@ -150,7 +150,8 @@ def sensitivity_md(frame: pd.DataFrame) -> str:
             return text + (" †" if "held_out" in r.index and bool(r["held_out"]) else "")
         return inner
     sections = {}
-    for method in [m for m in METHOD_NAMES if m in set(f["method"])] + sorted(set(f["method"]) - set(METHOD_NAMES)):
+    present = set(f["method"])
+    for method in [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES)):
         g = f[f["method"] == method]
         sections[f"SIC = εS/√εB, {METHOD_NAMES.get(method, method)}"] = pivot_setups(
             g, ["signal", "εB", "S/√B"], cell("sic_mean", "sic_std", "sic_err", "sic_syst"))
@@ -305,7 +306,8 @@ def nplm_md(power: pd.DataFrame, null: pd.DataFrame, per: pd.DataFrame | None = 
                          if "seconds_per_toy" in g else "–"})
         sections["Null distribution (background-only toys) vs fitted χ²"] = pd.DataFrame(nrow)
     if per is not None and len(per):
-        rows = [{"signal": signal_label(r["signal"]), "S/√B": f"{r['strength']:g}", "instance": int(r["instance"]),
+        rows = [{"signal": signal_label(r["signal"]), "S/√B": f"{r['strength']:g}",
+                 "instance": int(r["instance"]),
                  "t": number(r["t"], 4), "p (toys)": number(r.get("p_empirical", np.nan), 2),
                  "Z": z_text(r["z"], None) + ("ᵡ" if bool(r.get("z_from_chi2", False)) else "")}
                 for _, r in per.sort_values(["signal", "strength", "instance"]).iterrows()]
@@ -331,7 +333,8 @@ def linear_eval_md(table: pd.DataFrame) -> str:
         for r in reps:
             v = g.get_group(r)
             syst = v[col].std(ddof=1) * scale if len(v) > 1 else None
-            out[short_setup(r)] = fmt(v[col].mean() * scale, v[sem].mean() * scale if sem in v else None, syst)
+            out[short_setup(r)] = fmt(v[col].mean() * scale, v[sem].mean() * scale if sem in v else None,
+                                      syst)
         return out
     rows = [row("accuracy [%]", "accuracy", "accuracy_sem")]
     if "balanced_accuracy" in table:

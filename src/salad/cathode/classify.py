@@ -6,7 +6,8 @@ m_yy). Events are split into `folds` folds (the same assignment for every BDT of
 model of fold k trains on the other folds (of which `val_fraction` is held out for LightGBM
 early stopping) and scores only fold k, so every SR data event and every template event gets
 an out-of-fold score. Sideband data events (never trained on) get a random fold and are scored
-by that fold's model, so SR and SB scores share one distribution (for the sculpting check). `bdts` classifiers with different seeds per job.
+by that fold's model, so SR and SB scores share one distribution (for the sculpting check).
+`bdts` classifiers with different seeds per job.
 
 References (`classify reference`, evaluation only; they use simulation truth):
 - `iad`: idealized anomaly detector, the same k-fold CWoLa but against the true SR

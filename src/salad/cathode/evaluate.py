@@ -305,8 +305,10 @@ def cli(argv=None) -> None:
     p = sub.add_parser("sensitivity")
     p.add_argument("--setup", required=True)
     p.add_argument("--signal", required=True)
-    p.add_argument("--data", nargs="+", required=True, help="pseudodata/{signal}/{strength}/{instance}.parquet")
-    p.add_argument("--scores", nargs="+", required=True, help="cathode scores .../{strength}/{instance}.parquet")
+    p.add_argument("--data", nargs="+", required=True,
+                   help="pseudodata/{signal}/{strength}/{instance}.parquet")
+    p.add_argument("--scores", nargs="+", required=True,
+                   help="cathode scores .../{strength}/{instance}.parquet")
     p.add_argument("--references", nargs="*", default=[], help=".../{strength}/{instance}.parquet")
     p.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
     p.add_argument("--held-out", required=True, choices=["true", "false"],
