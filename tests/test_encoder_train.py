@@ -177,7 +177,7 @@ def test_embed_sample_is_mean_plus_sigma_noise(toy, tmp_path):
 
 
 def test_signal_agnostic_stages_read_the_means(toy, tmp_path):
-    from salad.baselines import latent_for, read_embedding
+    from salad.contracts import latent_for, read_latent
     root, groups = toy
     pre, spl = toy_paths(root, groups)
     train_encoder(setup_cfg(groups, max_epochs=1), pre, spl, 2, tmp_path / "model.pt",
@@ -192,5 +192,5 @@ def test_signal_agnostic_stages_read_the_means(toy, tmp_path):
                        means[z].to_numpy()[::-1])
     assert np.allclose(latent_for(str(tmp_path / "s.parquet"), ids), sampled[z].to_numpy()[::-1])
     # a file without means (mean latent, baselines) gives its z either way
-    _, only = read_embedding(str(tmp_path / "m.parquet"), means=True)
+    _, only = read_latent(str(tmp_path / "m.parquet"), means=True)
     assert np.allclose(only, means[z].to_numpy())

@@ -260,6 +260,16 @@ def _open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
         raise SaladError(f"{path}: not a readable Parquet file ({exc})") from None
 
 
+def parquet_file(path: str | os.PathLike) -> pq.ParquetFile:
+    """An opened Parquet artifact (metadata, schema), checked to exist and be readable."""
+    return _open_parquet(path)
+
+
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    """Column names of a Parquet artifact (schema only; no data read)."""
+    return _open_parquet(path).schema_arrow.names
+
+
 def read_parquet(path: str | os.PathLike, columns: Mapping[str, str] | None = None,
                  finite: bool = True) -> pd.DataFrame:
     """Read a Parquet artifact and check it against a data contract.

@@ -84,7 +84,8 @@ def _torch_threads() -> str:
 # --------------------------------------------------------------------------- generate
 def bench_generate(sizes: Sequence[int], workdir: Path, repeat: int = 1) -> tuple[list, dict]:
     """Rows, and {process: path of the largest generated file} (inputs of later stages)."""
-    from .generate import DEFAULTS, generate, load_processes, process_spec
+    from .config import load_processes
+    from .generate import DEFAULTS, generate, process_spec
     procs = load_processes(ROOT / "config" / "processes.yaml")
     rows, files = [], {}
     for name in ("ggH", "yy"):
@@ -164,8 +165,8 @@ def bench_preselect(source: Path, sizes: Sequence[int], workdir: Path, repeat: i
 # --------------------------------------------------------------------------- encoder
 def preselected_events(files: Mapping[str, Path], seed: int = 0):
     """RawEvents of the preselected generated samples, with a seeded 60/40 train/val subset."""
+    from .config import load_processes
     from .encoder.data import N_FEATURES, N_OBJECTS, RawEvents
-    from .generate import load_processes
     from .preselect import preselect
     procs = load_processes(ROOT / "config" / "processes.yaml")
     parts = []

@@ -23,10 +23,11 @@ import torch
 from sklearn.model_selection import StratifiedKFold
 
 from .artifacts import provenance, read_parquet, write_parquet
-from .baselines import latent_for, load_events
+from .cli import setup_logging
 from .config import parse_stage_config
+from .contracts import EVENT_COLUMNS, latent_for, read_events
 from .errors import SaladError
-from .tables import linear_eval_md, write
+from .tables import linear_eval_md, summarize_runs, write
 
 log = logging.getLogger("salad.linear_eval")
 
@@ -81,30 +82,6 @@ def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict
             "balanced_accuracy": float(np.mean(bacc)), "balanced_accuracy_sem": sem(bacc)}
 
 
-def _sem(values) -> float:
-    values = np.asarray(values, float)
-    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-
-
-def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per representation: accuracy and balanced accuracy, mean and SEM over encoder seeds.
-
-    runs: one row per (representation, seed) (cli evaluate output). With one seed the SEM over
-    seeds is undefined (NaN) and `accuracy_fold_sem` (the probe folds' SEM) is the only error.
-    """
-    if "trained_on_signals" not in runs:
-        runs = runs.assign(trained_on_signals=False)
-    rows = []
-    for name, g in runs.groupby("representation", sort=False):
-        rows.append({"representation": name, "trained_on_signals": bool(g["trained_on_signals"].any()),
-                     "dim": int(g["dim"].iloc[0]), "seeds": len(g),
-                     "accuracy": float(g["accuracy"].mean()), "accuracy_sem": _sem(g["accuracy"]),
-                     "balanced_accuracy": float(g["balanced_accuracy"].mean()),
-                     "balanced_accuracy_sem": _sem(g["balanced_accuracy"]),
-                     "accuracy_fold_sem": float(g["accuracy_sem"].mean())})
-    return pd.DataFrame(rows)
-
-
 def cli(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="salad linear-eval", description=__doc__)
     parser.add_argument("--embedding", help="embeddings Parquet (evaluate mode)")
@@ -120,7 +97,7 @@ def cli(argv: list[str]) -> None:
                         help="label the representation as trained on signal samples")
     parser.add_argument("--config", help="JSON: {linear_eval: {...}}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)["linear_eval"]
     if args.collect:
@@ -134,7 +111,8 @@ def cli(argv: list[str]) -> None:
         return
     if not (args.embedding and args.preselected and args.split and args.name):
         parser.error("--embedding, --preselected, --split and --name are required")
-    events = load_events(args.preselected, args.split)
+    events = read_events(args.preselected, args.split, EVENT_COLUMNS)
+    events["group"] = events["group"].astype(int)
     events = events[(events["group"] >= 0) & events["subset"].isin(cfg["subsets"])]
     if cfg.get("max_events") and len(events) > cfg["max_events"]:
         events = events.sample(n=int(cfg["max_events"]), random_state=int(cfg["seed"]))

@@ -35,7 +35,6 @@ import argparse
 import logging
 import math
 import time
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -44,9 +43,10 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .artifacts import atomic_output, provenance, read_parquet, write_parquet
-from .baselines import latent_for, load_events
+from .artifacts import provenance, read_parquet, write_parquet
+from .cli import pick_device, setup_logging, stable_seed
 from .config import parse_stage_config
+from .contracts import EVENT_COLUMNS, latent_for, read_events
 from .errors import SaladError
 
 log = logging.getLogger("salad.nplm")
@@ -173,11 +173,6 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
 LOSSES = {"logistic": logistic_terms, "nplm": nplm_terms}
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """`device`, else cuda if available, else cpu."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, n_centers: int,
         lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12, loss: str = "logistic",
         device: str | None = None) -> Fit:
@@ -258,11 +253,6 @@ class Samples:
         return (x - self.scale[0]) / self.scale[1]
 
 
-def wildcard_seed(*parts) -> int:
-    """A stable 31-bit seed from wildcard values (crc32 of their text)."""
-    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
-
 def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndarray:
     """NPLM inputs of events `ids`: latent (n, d), plus m_yy [GeV] as a last column if given."""
     z = latent_for(embedding, ids, means=True)
@@ -272,7 +262,8 @@ def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndar
 def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cfg: Mapping,
             luminosity: float) -> Samples:
     """Reference and toy pool from the background files; cfg is the `nplm` section."""
-    events = load_events(preselected, split, {"myy": "float"})
+    events = read_events(preselected, split, {**EVENT_COLUMNS, "myy": "float"})
+    events["group"] = events["group"].astype(int)
     bkg = events[events["group"] >= 0].reset_index(drop=True)
     if (bkg["weight"] < 0).any():
         raise SaladError("nplm: negative event weights are not supported in the reference")
@@ -492,20 +483,6 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
     ps.save(fig, path)
 
 
-def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
-    """Tables as Markdown sections (plain text, no extra dependency)."""
-    lines = []
-    for title, frame in frames.items():
-        lines += [f"## {title}", "", "| " + " | ".join(map(str, frame.columns)) + " |",
-                  "|" + "---|" * len(frame.columns)]
-        for row in frame.itertuples(index=False):
-            lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v,
-                                                                    float) else str(v) for v in row) + " |")
-        lines.append("")
-    with atomic_output(path) as tmp:
-        tmp.write_text("\n".join(lines))
-
-
 def embed_2d(xs: np.ndarray, method: str, seed: int, perplexity: float = 30.0,
              n_neighbors: int = 15) -> np.ndarray:
     """2-D map of standardised points xs (n, d): `umap` (umap-learn, paper B fig. V; fixed seed,
@@ -573,7 +550,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _setup(args) -> tuple[dict, Samples]:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)
     lumi = float(cfg["pseudodata"]["luminosity_ifb"])
@@ -649,7 +626,7 @@ def cli(argv: list[str]) -> None:
     x_data = samples.transform(features(args.embedding, data["event_id"].to_numpy(), myy))
     signal, strength, instance = args.tag
     res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg,
-                   wildcard_seed(cfg["seed"], signal, strength, instance))
+                   stable_seed(cfg["seed"], signal, strength, instance))
     log.info("observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)", res.t,
              len(samples.x_ref), len(x_data), res.n_centers, res.iterations, res.seconds)
     prov = provenance("nplm-fit", cfg, data=args.data)
@@ -666,7 +643,7 @@ FIT_COLUMNS = {"signal": "str", "strength": "float", "instance": "int", "t": "fl
 
 
 def _summary_cli(args) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     cfg = parse_stage_config(args.config)["nplm"]
     fits = pd.concat([read_parquet(p, None) for p in args.fits], ignore_index=True)
     for p in args.fits:

@@ -20,9 +20,9 @@ import pandas as pd
 from scipy import stats
 
 from .artifacts import provenance, read_parquet, write_parquet
+from .cli import setup_logging, write_markdown
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
 
 log = logging.getLogger("salad.scans")
 
@@ -110,7 +110,7 @@ def _empty(**dtypes) -> pd.DataFrame:
 
 def read_linear(paths: Sequence[str]) -> pd.DataFrame:
     """Linear-evaluation accuracy per representation: mean and SEM over encoder seeds."""
-    from .linear_eval import summarize_runs
+    from .tables import summarize_runs
     contract = {"representation": "str", "dim": "int", "accuracy": "float", "accuracy_sem": "float",
                 "balanced_accuracy": "float", "balanced_accuracy_sem": "float"}
     for p in paths:
@@ -201,7 +201,7 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--plot", required=True)
     parser.add_argument("--config", help="JSON: {dimension_scan: {...}}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     cfg = parse_stage_config(args.config)["dimension_scan"]
     families = cfg.get("families") or {}
     if not cfg["setups"] and not families:

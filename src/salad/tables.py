@@ -322,6 +322,30 @@ def nplm_md(power: pd.DataFrame, null: pd.DataFrame, per: pd.DataFrame | None = 
     return document("NPLM goodness-of-fit test", intro, sections)
 
 
+def _sem(values) -> float:
+    values = np.asarray(values, float)
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per representation: accuracy and balanced accuracy, mean and SEM over encoder seeds.
+
+    runs: one row per (representation, seed) (cli evaluate output). With one seed the SEM over
+    seeds is undefined (NaN) and `accuracy_fold_sem` (the probe folds' SEM) is the only error.
+    """
+    if "trained_on_signals" not in runs:
+        runs = runs.assign(trained_on_signals=False)
+    rows = []
+    for name, g in runs.groupby("representation", sort=False):
+        rows.append({"representation": name, "trained_on_signals": bool(g["trained_on_signals"].any()),
+                     "dim": int(g["dim"].iloc[0]), "seeds": len(g),
+                     "accuracy": float(g["accuracy"].mean()), "accuracy_sem": _sem(g["accuracy"]),
+                     "balanced_accuracy": float(g["balanced_accuracy"].mean()),
+                     "balanced_accuracy_sem": _sem(g["balanced_accuracy"]),
+                     "accuracy_fold_sem": float(g["accuracy_sem"].mean())})
+    return pd.DataFrame(rows)
+
+
 def linear_eval_md(table: pd.DataFrame) -> str:
     """Linear-probe accuracy per representation (columns), mean over seeds."""
     _require(table, ["representation", "accuracy", "accuracy_sem"], "linear_eval table")

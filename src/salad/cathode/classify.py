@@ -31,22 +31,18 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
+from ..cli import setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
-from ..contracts import read_evaluation_set
-from ..errors import SaladError
-from . import (
-    LOG,
+from ..contracts import (
     attach_latent,
-    base_parser,
     latent_columns,
-    read_dataset,
     read_embeddings,
+    read_evaluation_set,
     read_template,
     region_masks,
-    setup_logging,
-    simulation_events,
-    stable_seed,
 )
+from ..errors import SaladError
+from .data import LOG, read_dataset, simulation_events
 
 DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stopping_rounds": 20,
             "reference_subsets": ["val", "test"],
@@ -273,7 +269,7 @@ def _simulation(pairs, emb, subsets) -> pd.DataFrame:
 
 
 def cli(argv=None) -> None:
-    parser = base_parser("CWoLa classifiers (cwola) or evaluation references (reference).")
+    parser = stage_parser("CWoLa classifiers (cwola) or evaluation references (reference).")
     parser.add_argument("mode", choices=["cwola", "reference"])
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")

@@ -35,12 +35,14 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import atomic_output, provenance, read_parquet, write_parquet
+from ..cli import setup_logging, stable_seed
 from ..config import parse_stage_config
-from ..contracts import read_evaluation_set
+from ..contracts import PSEUDODATA_COLUMNS, read_evaluation_set, region_masks
 from ..errors import SaladError
 from ..tables import render
-from . import LOG, PSEUDODATA_COLUMNS, metrics, region_masks, setup_logging, stable_seed
+from . import metrics
 from .classify import read_scores, score_columns
+from .data import LOG
 
 DEFAULTS = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensemble_size": 2,
             "sculpting_efficiency": 0.2, "mass_bins": 22, "bootstrap": 50, "seed": 0,

@@ -36,18 +36,11 @@ import numpy as np
 import torch
 
 from ..artifacts import load_checkpoint, provenance, save_checkpoint
+from ..cli import setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
+from ..contracts import latent_columns, read_embeddings, region_masks
 from ..errors import SaladError
-from . import (
-    LOG,
-    base_parser,
-    latent_columns,
-    read_dataset,
-    read_embeddings,
-    region_masks,
-    setup_logging,
-    stable_seed,
-)
+from .data import LOG, read_dataset
 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
             "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
@@ -281,7 +274,7 @@ def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
 
 
 def cli(argv=None) -> None:
-    parser = base_parser("Fit the conditional flow p(z | m_yy) on sideband pseudo-data.")
+    parser = stage_parser("Fit the conditional flow p(z | m_yy) on sideband pseudo-data.")
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
     parser.add_argument("--output", required=True, help="checkpoint path (.pt)")

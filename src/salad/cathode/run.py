@@ -11,23 +11,12 @@ from __future__ import annotations
 import time
 
 from ..artifacts import provenance, write_parquet
+from ..cli import setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
-from ..contracts import read_evaluation_set
+from ..contracts import attach_latent, latent_columns, read_embeddings, read_evaluation_set, region_masks
 from ..errors import SaladError
-from . import (
-    LOG,
-    attach_latent,
-    base_parser,
-    classify,
-    flow,
-    latent_columns,
-    read_dataset,
-    read_embeddings,
-    region_masks,
-    setup_logging,
-    stable_seed,
-    template,
-)
+from . import classify, flow, template
+from .data import LOG, read_dataset
 
 
 def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list[tuple]:
@@ -47,7 +36,7 @@ def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list
 
 
 def cli(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
+    parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
     parser.add_argument("--higgs", nargs=2, action="append", default=[],

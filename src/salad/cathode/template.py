@@ -22,21 +22,12 @@ import pandas as pd
 from scipy.stats import gaussian_kde
 
 from ..artifacts import provenance, write_parquet
+from ..cli import setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
+from ..contracts import attach_latent, latent_columns, read_embeddings, region_masks
 from ..errors import SaladError
-from . import (
-    LOG,
-    attach_latent,
-    base_parser,
-    latent_columns,
-    read_dataset,
-    read_embeddings,
-    region_masks,
-    setup_logging,
-    simulation_events,
-    stable_seed,
-)
 from . import flow as flowmod
+from .data import LOG, read_dataset, simulation_events
 
 DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", "test"],
             "min_flow_fraction": 0.1}
@@ -123,7 +114,7 @@ def read_higgs(pairs: Sequence[Sequence[str]], emb: pd.DataFrame, subsets) -> pd
 
 
 def cli(argv=None) -> None:
-    parser = base_parser("Sample the SR background template from a fitted flow + SM Higgs.")
+    parser = stage_parser("Sample the SR background template from a fitted flow + SM Higgs.")
     parser.add_argument("--flow", required=True, nargs="+",
                         help="fit_flow checkpoint(s), pooled into one template")
     parser.add_argument("--embeddings", required=True)
