@@ -236,7 +236,7 @@ def test_dimension_scan_has_no_twin_axis_and_no_floor_value(tmp_path, monkeypatc
 
 
 def test_information_confusion_has_names_and_colour_bar(tmp_path, monkeypatch):
-    from salad import information
+    from salad.encoder import information
     groups = np.array([-6, 0, 1])
     mats = {"bdt_latent": np.array([[5, 1, 0], [1, 8, 1], [0, 2, 6]]), "bdt_raw": np.eye(3, dtype=int) * 4}
     seen = capture(monkeypatch, lambda fig: {"labels": [t.get_text() for t in fig.axes[0].get_yticklabels()],

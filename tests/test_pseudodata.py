@@ -8,8 +8,9 @@ import pytest
 
 from salad.__main__ import main
 from salad.artifacts import provenance, read_parquet, write_parquet
+from salad.contracts import in_signal_region as in_region
 from salad.errors import SaladError
-from salad.pseudodata import build, in_region
+from salad.pseudodata import build
 from salad.split import assign
 
 SR = [120.0, 130.0]

@@ -30,7 +30,7 @@ STAGES = {
     "embed-baseline": "salad.baselines",
     "nplm": "salad.nplm",
     "linear-eval": "salad.linear_eval",
-    "information": "salad.information",
+    "information": "salad.encoder.information",
     "dimension-scan": "salad.scans",
     "tables": "salad.tables",
 }

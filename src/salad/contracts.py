@@ -177,7 +177,7 @@ def region_masks(myy, signal_region: Sequence[float],
 
 
 # ---------------------------------------------------------------- preselected ⋈ split
-def _join_subsets(events: pd.DataFrame, split: Sequence, preselected: Sequence) -> pd.DataFrame:
+def join_subsets(events: pd.DataFrame, split: Sequence, preselected: Sequence) -> pd.DataFrame:
     """`events` with the `subset` of each event from the split file(s): the ids must match."""
     names = ", ".join(map(str, split))
     pre = ", ".join(map(str, preselected))
@@ -211,7 +211,7 @@ def read_events(preselected: Sequence, split: Sequence | None,
     events = pd.concat([read_parquet(p, kinds) for p in preselected], ignore_index=True)
     if events["event_id"].duplicated().any():
         raise SaladError(f"{', '.join(map(str, preselected))}: duplicate event_id values")
-    return events if split is None else _join_subsets(events, list(split), preselected)
+    return events if split is None else join_subsets(events, list(split), preselected)
 
 
 #: the columns every event table of a set of samples carries (salad.contracts.read_events)

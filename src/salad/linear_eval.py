@@ -27,6 +27,7 @@ from .cli import setup_logging
 from .config import parse_stage_config
 from .contracts import EVENT_COLUMNS, latent_for, read_events
 from .errors import SaladError
+from .features import Standardiser
 from .tables import linear_eval_md, summarize_runs, write
 
 log = logging.getLogger("salad.linear_eval")
@@ -68,12 +69,11 @@ def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict
         raise SaladError(f"linear_eval.folds: a class has fewer than {folds} events")
     acc, bacc = [], []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y):
-        mean, std = z[train].mean(0), z[train].std(0)
-        std = np.where(std > 1e-12, std, 1.0)
-        layer = train_linear((z[train] - mean) / std, y[train], len(classes),
+        scaler = Standardiser.fit(z[train])
+        layer = train_linear(scaler.transform(z[train]), y[train], len(classes),
                              float(cfg["weight_decay"]), bool(cfg["balanced"]), int(cfg["max_iter"]))
         with torch.no_grad():
-            pred = layer(torch.as_tensor((z[test] - mean) / std)).argmax(1).numpy()
+            pred = layer(torch.as_tensor(scaler.transform(z[test]))).argmax(1).numpy()
         acc.append(float((pred == y[test]).mean()))
         bacc.append(float(np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])))
     sem = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731

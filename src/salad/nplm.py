@@ -48,6 +48,7 @@ from .cli import pick_device, setup_logging, stable_seed
 from .config import parse_stage_config
 from .contracts import EVENT_COLUMNS, latent_for, read_events
 from .errors import SaladError
+from .features import Standardiser
 
 log = logging.getLogger("salad.nplm")
 DTYPE = torch.float64
@@ -294,8 +295,8 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     if cfg.get("standardize", False):
         # unweighted: a weighted std is dominated by the largest process and can be ~0 for
         # features that only the small processes populate
-        mean, std = x_ref.mean(axis=0), x_ref.std(axis=0)
-        scale = (mean, np.where(std > 1e-12, std, 1.0))
+        scaler = Standardiser.fit(x_ref)
+        scale = (scaler.mean, scaler.std)
     else:
         scale = (np.zeros(x_ref.shape[1]), np.ones(x_ref.shape[1]))
     x_ref, x_pool = (x_ref - scale[0]) / scale[1], (x_pool - scale[0]) / scale[1]
@@ -522,7 +523,7 @@ def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
         idx = np.sort(rng.choice(idx, int(tcfg.get("max_points", 1500)), replace=False))
     if len(idx) < 5:
         raise SaladError(f"nplm map: only {len(idx)} data points")
-    xs = (x[idx] - x[idx].mean(0)) / np.where(x[idx].std(0) > 0, x[idx].std(0), 1.0)
+    xs = Standardiser.fit(x[idx], min_std=0.0).transform(x[idx])
     method = tcfg.get("method", "umap")
     emb = embed_2d(xs, method, int(cfg["seed"]), float(tcfg.get("perplexity", 30)),
                    int(tcfg.get("n_neighbors", 15)))

@@ -21,27 +21,10 @@ import numpy as np
 import pandas as pd
 
 from .artifacts import provenance, read_parquet, write_parquet
+from .cli import hash_uniform
 from .config import parse_stage_config
 from .contracts import SUBSETS
 from .errors import SaladError
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on uint64 (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def hash_uniform(event_ids, *keys: int) -> np.ndarray:
-    """Deterministic uniform [0, 1) float64 per event id, a different stream for each `keys`."""
-    state = np.zeros(1, np.uint64)
-    for key in keys:
-        state = _mix(state ^ np.uint64(int(key) & 0xFFFFFFFFFFFFFFFF))
-    x = _mix(np.asarray(event_ids, dtype=np.int64).view(np.uint64) ^ state)
-    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 def assign(event_ids, seed: int, code: int, encoder_fraction: float,

@@ -35,6 +35,7 @@ from ..cli import setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
 from ..contracts import (
     attach_latent,
+    in_signal_region,
     latent_columns,
     read_embeddings,
     read_evaluation_set,
@@ -232,9 +233,8 @@ def reference(data: pd.DataFrame, sr: np.ndarray, background: pd.DataFrame,
     """IAD and supervised scores for the SR data events (module contract, role `sr`) and, if
     given, the evaluation set (role `eval`; IAD: mean of its fold models)."""
     cols = latent_columns(data)
-    lo, hi = signal_region
-    bkg = background[(background["myy"] >= lo) & (background["myy"] < hi)]
-    sig = signal[(signal["myy"] >= lo) & (signal["myy"] < hi)]
+    bkg = background[in_signal_region(background["myy"], signal_region)]
+    sig = signal[in_signal_region(signal["myy"], signal_region)]
     w_bkg = (bkg["weight"] / bkg["subset_fraction"]).to_numpy()
     seeds = bdt_seeds(cfg, key + "/reference")
     X_eval = None if evaluation is None else evaluation[cols].to_numpy()

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from ..artifacts import load_checkpoint, provenance, save_checkpoint
-from ..cli import setup_logging, stable_seed, stage_parser
+from ..cli import pick_device, setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
 from ..contracts import latent_columns, read_embeddings, region_masks
 from ..errors import SaladError
+from ..features import Standardiser
 from .data import LOG, read_dataset
 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
@@ -120,11 +121,6 @@ def _adam(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """`device`, else cuda if available, else cpu."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def split_and_scale(z: np.ndarray, myy, val_fraction: float, seed: int):
     """(train rows, validation rows, mean [d], std [d]) of a fit: a seeded random split, the
     validation part round(val_fraction * n) rows (at least 1), disjoint from the training part;
@@ -137,8 +133,8 @@ def split_and_scale(z: np.ndarray, myy, val_fraction: float, seed: int):
         raise SaladError(f"flow input: only {n} sideband events; need at least {n_val + 10}")
     perm = np.random.default_rng(seed).permutation(n)
     tr, va = perm[n_val:], perm[:n_val]
-    mean, std = z[tr].mean(0), z[tr].std(0)
-    return tr, va, mean, np.where(std > 0, std, 1.0)
+    scaler = Standardiser.fit(z[tr], min_std=0.0)
+    return tr, va, scaler.mean, scaler.std
 
 
 def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,

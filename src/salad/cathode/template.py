@@ -24,7 +24,7 @@ from scipy.stats import gaussian_kde
 from ..artifacts import provenance, write_parquet
 from ..cli import setup_logging, stable_seed, stage_parser
 from ..config import parse_stage_config
-from ..contracts import attach_latent, latent_columns, read_embeddings, region_masks
+from ..contracts import attach_latent, in_signal_region, latent_columns, read_embeddings, region_masks
 from ..errors import SaladError
 from . import flow as flowmod
 from .data import LOG, read_dataset, simulation_events
@@ -43,11 +43,10 @@ def sample_masses(sr_myy: np.ndarray, n: int, signal_region, rng, bandwidth="sco
     if len(sr_myy) < 2 or np.ptp(sr_myy) == 0:
         raise SaladError(f"signal region: {len(sr_myy)} data event(s), too few for a mass KDE")
     kde = gaussian_kde(sr_myy, bw_method=bandwidth)
-    lo, hi = signal_region
     out = np.empty(0)
     while len(out) < n:
         draw = kde.resample(2 * (n - len(out)) + 10, seed=rng)[0]
-        out = np.concatenate([out, draw[(draw >= lo) & (draw < hi)]])
+        out = np.concatenate([out, draw[in_signal_region(draw, signal_region)]])
     return out[:n]
 
 
@@ -72,7 +71,7 @@ def build(sr_data: pd.DataFrame, flows: Sequence[tuple], higgs: pd.DataFrame | N
     parts = []
     y_higgs = 0.0
     if higgs is not None and len(higgs):
-        h = higgs[(higgs["myy"] >= signal_region[0]) & (higgs["myy"] < signal_region[1])]
+        h = higgs[in_signal_region(higgs["myy"], signal_region)]
         expected = h["weight"].to_numpy() / h["subset_fraction"].to_numpy() * luminosity
         y_higgs = float(expected.sum())
         parts.append(pd.DataFrame({**{c: h[c].to_numpy(np.float32) for c in cols},

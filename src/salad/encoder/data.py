@@ -19,20 +19,28 @@ import pandas as pd
 import torch
 
 from ..artifacts import list_column_to_array, read_parquet
+from ..contracts import (
+    ETA,
+    MASS,
+    N_FEATURES,
+    N_OBJECTS,
+    ONEHOT,
+    ONEHOT_COLUMN,
+    PHI,
+    PRESELECTED,
+    PT,
+    join_subsets,
+    sample_code,
+)
 from ..errors import SaladError
 
-N_OBJECTS, N_FEATURES = 11, 12
-ONEHOT = slice(7, 12)
 CONTINUOUS = list(range(7))          # pt, eta, phi, mass, btag, tau32, tau43
 LOG_OBJECT = [0, 3]                  # pt, mass -> log1p
-PT, ETA, PHI, MASS = 0, 1, 2, 3
 KINEMATICS = [PT, ETA, PHI, MASS]    # (pT, eta, phi, m): the four-momentum columns
-IS_MET = 11                          # one-hot column of the missing-E_T object (eta = m = 0)
+IS_MET = ONEHOT_COLUMN["met"]        # one-hot column of the missing-E_T object (eta = m = 0)
 EVENT_COLUMNS = ["dr_yy", "pt_yy"]
 LOG_EVENT = [1]                      # pt_yy -> log1p
-PRESELECTED_COLUMNS = {"event_id": "int", "sample": "str", "group": "int",
-                       "dr_yy": "float", "pt_yy": "float", "objects": "list"}
-SPLIT_COLUMNS = {"event_id": "int", "subset": "str"}
+PRESELECTED_COLUMNS = PRESELECTED.kinds("event_id", "sample", "group", "dr_yy", "pt_yy", "objects")
 
 
 @dataclass
@@ -84,13 +92,7 @@ def load_events(preselected: Sequence[str | Path], split: Sequence[str | Path] |
         if split is not None:
             if Path(split[i]).name != Path(path).name:
                 raise SaladError(f"{split[i]}: does not match preselected file {path}")
-            sp = read_parquet(split[i], SPLIT_COLUMNS).set_index("event_id")["subset"]
-            if not sp.index.is_unique:
-                raise SaladError(f"{split[i]}: duplicate event_id")
-            subset = frame["event_id"].map(sp)
-            if subset.isna().any():
-                raise SaladError(f"{split[i]}: {int(subset.isna().sum())} event(s) of {path} "
-                                 "have no subset")
+            subset = join_subsets(frame[["event_id"]], [split[i]], [path])["subset"]
             subset = subset.to_numpy().astype(str)
         event = frame[EVENT_COLUMNS].to_numpy(np.float32)
         parts.append(RawEvents(objects, event, frame["event_id"].to_numpy(np.int64),
@@ -110,7 +112,7 @@ def cap_per_sample(events: RawEvents, cap: int | None, seed: int) -> RawEvents:
     if cap is None:
         return events
     rng = np.random.default_rng([seed, 7])
-    code = events.event_id // 10**9
+    code = sample_code(events.event_id)
     keep = np.zeros(len(code), bool)
     for c in np.unique(code):
         idx = np.flatnonzero(code == c)
