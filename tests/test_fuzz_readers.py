@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from delphes_fixtures import COLLECTIONS, events_from_dicts, write_delphes
 from salad import inspect as salad_inspect
 from salad.artifacts import PROVENANCE_KEY, list_column_to_array, read_parquet, read_provenance
-from salad.cathode import read_embeddings
+from salad.contracts import read_embeddings
 from salad.encoder.data import read_preselected
 from salad.errors import SaladError
 from salad.preselect import FIELDS, FLOAT_COLUMNS, OPTIONAL_COLLECTIONS, preselect

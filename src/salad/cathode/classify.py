@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
 from ..cli import setup_logging, stable_seed, stage_parser
-from ..config import parse_stage_config
+from ..config import merge_defaults, parse_stage_config
 from ..contracts import (
     attach_latent,
     in_signal_region,
@@ -53,10 +53,8 @@ DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stoppi
 
 
 def settings(cfg: Mapping | None) -> dict:
-    cfg = dict(cfg or {})
-    out = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-    out["lightgbm"] = {**DEFAULTS["lightgbm"], **cfg.get("lightgbm", {})}
-    return out
+    """Classifier settings: DEFAULTS <- config `classifier` (unknown keys are an error)."""
+    return merge_defaults("classifier", cfg, DEFAULTS)
 
 
 def fit_bdt(X, y, w, cfg: Mapping, seed: int, threads: int = 1):

@@ -36,7 +36,7 @@ import pandas as pd
 
 from ..artifacts import atomic_output, provenance, read_parquet, write_parquet
 from ..cli import setup_logging, stable_seed
-from ..config import parse_stage_config
+from ..config import merge_defaults, parse_stage_config
 from ..contracts import PSEUDODATA_COLUMNS, read_evaluation_set, region_masks
 from ..errors import SaladError
 from ..tables import render
@@ -54,7 +54,8 @@ SENS_COLS = ["setup", "signal", "held_out", "strength", "instance", "method", "e
 
 
 def settings(cfg: Mapping | None) -> dict:
-    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    """Evaluation settings: DEFAULTS <- config `evaluate` (unknown keys are an error)."""
+    return merge_defaults("evaluate", cfg, DEFAULTS)
 
 
 def dataset_key(path) -> tuple[float, int]:

@@ -25,6 +25,7 @@ Checkpoint (`salad.artifacts.save_checkpoint`: atomic, tensors + plain data only
 weights-only): dict with `state_dict`, `arch`, `latent_columns`, `z_mean`, `z_std` (float64 [d];
 lists on disk), `mass_window` (GeV), `history` (per-epoch train/val NLL), `best_epoch`,
 `fit_seconds`, `n_train`, `n_val`, `seed`, `provenance`.
+`CathodeFlow` wraps fit / sample / log_prob / save / load as one estimator object.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import torch
 
 from ..artifacts import load_checkpoint, provenance, save_checkpoint
 from ..cli import pick_device, setup_logging, stable_seed, stage_parser
-from ..config import parse_stage_config
+from ..config import merge_defaults, parse_stage_config
 from ..contracts import latent_columns, read_embeddings, region_masks
 from ..errors import SaladError
 from ..features import Standardiser
@@ -51,8 +52,9 @@ MAX_RESTARTS = 3   # restarts from the best weights after a diverged epoch
 
 
 def settings(cfg: Mapping | None) -> dict:
-    """Flow settings with defaults filled in."""
-    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    """Flow settings: DEFAULTS <- config `flow` (unknown keys are an error; `count` and
+    `template` are read by the rules and salad.cathode.template)."""
+    return merge_defaults("flow", cfg, DEFAULTS, ignore=("count", "template"))
 
 
 def scale_mass(myy, window) -> np.ndarray:
@@ -267,6 +269,58 @@ def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
     if not np.isfinite(out).all():
         raise SaladError("flow sampling: non-finite samples after redraw")
     return out * ckpt["z_std"] + ckpt["z_mean"]
+
+
+class CathodeFlow:
+    """The flow as an estimator (sk_cathode style): fit / sample / log_prob / save / load.
+
+    Carries its standardiser (`scaler`: the SB training latent's mean/std) and its mass window
+    [GeV]; a thin wrapper over fit / sample / save / load of this module (same numbers)."""
+
+    def __init__(self, window, cfg: Mapping | None = None, seed: int = 0, threads: int = 1,
+                 device: str | None = None):
+        self.window, self.cfg, self.seed = tuple(window), cfg, seed
+        self.threads, self.device = threads, device
+        self.model, self.checkpoint, self.scaler = None, None, None
+
+    def _adopt(self, checkpoint: dict, model=None) -> CathodeFlow:
+        if model is None:
+            model = build_flow(checkpoint["arch"])
+            model.load_state_dict(checkpoint["state_dict"])
+        self.model, self.checkpoint = model.eval(), checkpoint
+        self.scaler = Standardiser(np.asarray(checkpoint["z_mean"], np.float64),
+                                   np.asarray(checkpoint["z_std"], np.float64))
+        self.window = tuple(checkpoint["mass_window"])
+        return self
+
+    def fit(self, z: np.ndarray, myy: np.ndarray) -> CathodeFlow:
+        """Fit p(z | m_yy) on sideband events: z (n, d), myy (n,) [GeV]."""
+        return self._adopt(fit(z, myy, self.window, self.cfg, seed=self.seed,
+                               threads=self.threads, device=self.device))
+
+    def sample(self, myy: np.ndarray, seed: int) -> np.ndarray:
+        """Latent samples (n, d) in the original units at masses `myy` [GeV]."""
+        return sample(self.model, self.checkpoint, myy, seed, device=self.device)
+
+    def log_prob(self, z: np.ndarray, myy: np.ndarray) -> np.ndarray:
+        """log p(z | m_yy) (n,) in the original units of z (the standardisation's Jacobian,
+        -sum(log std), included)."""
+        dev = pick_device(self.device)
+        zs = torch.as_tensor(self.scaler.transform(np.asarray(z, np.float64)).astype(np.float32),
+                             device=dev)
+        ctx = torch.as_tensor(scale_mass(myy, self.window), device=dev)
+        with torch.no_grad():
+            lp = self.model.to(dev).log_prob(zs, context=ctx).double().cpu().numpy()
+        return lp - np.log(self.scaler.std).sum()
+
+    def save(self, path, columns: list[str]) -> None:
+        save(self.checkpoint, path, columns)
+
+    @classmethod
+    def load(cls, path, device: str | None = None) -> CathodeFlow:
+        model, checkpoint = load(path)
+        return cls(checkpoint["mass_window"], seed=checkpoint.get("seed", 0),
+                   device=device)._adopt(checkpoint, model)
 
 
 def cli(argv=None) -> None:

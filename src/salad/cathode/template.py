@@ -23,7 +23,7 @@ from scipy.stats import gaussian_kde
 
 from ..artifacts import provenance, write_parquet
 from ..cli import setup_logging, stable_seed, stage_parser
-from ..config import parse_stage_config
+from ..config import merge_defaults, parse_stage_config
 from ..contracts import attach_latent, in_signal_region, latent_columns, read_embeddings, region_masks
 from ..errors import SaladError
 from . import flow as flowmod
@@ -34,7 +34,8 @@ DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", 
 
 
 def settings(cfg: Mapping | None) -> dict:
-    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    """Template settings: DEFAULTS <- config `flow.template` (unknown keys are an error)."""
+    return merge_defaults("flow.template", cfg, DEFAULTS)
 
 
 def sample_masses(sr_myy: np.ndarray, n: int, signal_region, rng, bandwidth="scott") -> np.ndarray:
