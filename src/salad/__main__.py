@@ -27,6 +27,7 @@ STAGES = {
     "evaluate": "salad.cathode.evaluate",
     "inspect": "salad.inspect",
     "check-config": "salad.config",
+    "contracts": "salad.contracts",
     "embed-baseline": "salad.baselines",
     "nplm": "salad.nplm",
     "linear-eval": "salad.linear_eval",

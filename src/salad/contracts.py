@@ -122,7 +122,7 @@ ARTIFACTS: dict[str, Artifact] = {
         Column("mu0..mu{d-1}", "float32", "latent means (only next to a sampled z)"))),
     "template": Artifact("results/cathode/templates/{dataset}.parquet", "salad.cathode.template", (
         Column("z0..z{d-1}", "float32", "latent of the template event"),
-        Column("myy", "float64", "diphoton invariant mass [GeV]"),
+        Column("myy", "float32", "diphoton invariant mass [GeV]"),
         Column("weight", "float64", "template weight [events]"),
         Column("source", "string", "`flow` or an SM Higgs sample"))),
     "nplm_toys": Artifact("results/nplm/{setup}/{seed}/toys/{batch}.parquet", "salad.nplm", (
@@ -148,6 +148,47 @@ def markdown_table(name: str) -> str:
     lines = ["| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{c.name}` | {c.dtype} | {c.meaning} |" for c in art.columns]
     return "\n".join(lines)
+
+
+BLOCK = "<!-- contracts:{name} (generated: python -m salad contracts --write FILE) -->"
+BLOCK_END = "<!-- /contracts -->"
+
+
+def render_doc(text: str) -> str:
+    """`text` (docs/data-contracts.md) with every generated block replaced by the table of its
+    artifact; SaladError for an unknown artifact name or an unterminated block."""
+    out, rest = [], text
+    head = BLOCK.split("{name}")[0]
+    while head in rest:
+        before, after = rest.split(head, 1)
+        name = after.split(" ", 1)[0]
+        if name not in ARTIFACTS:
+            raise SaladError(f"data contracts doc: unknown artifact {name!r}")
+        if BLOCK_END not in after:
+            raise SaladError(f"data contracts doc: block {name!r} has no {BLOCK_END}")
+        rest = after.split(BLOCK_END, 1)[1]
+        out += [before, BLOCK.format(name=name), "\n", markdown_table(name), "\n", BLOCK_END]
+    return "".join(out) + rest
+
+
+def cli(argv: list[str]) -> None:
+    """`salad contracts --markdown` prints every artifact's column table; `--write FILE`
+    regenerates the tables inside FILE's generated blocks (docs/data-contracts.md)."""
+    import argparse
+
+    from .artifacts import atomic_output
+    parser = argparse.ArgumentParser(prog="salad contracts", description=cli.__doc__)
+    parser.add_argument("--markdown", action="store_true", help="print the column tables")
+    parser.add_argument("--write", help="regenerate the generated blocks of this Markdown file")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        for name, art in ARTIFACTS.items():
+            print(f"## {name}: `{art.path}` ({art.module})\n\n{markdown_table(name)}\n")
+    if args.write:
+        from pathlib import Path
+        text = Path(args.write).read_text()
+        with atomic_output(args.write) as tmp:
+            tmp.write_text(render_doc(text))
 
 
 def sample_code(event_ids) -> np.ndarray:
