@@ -27,7 +27,6 @@ encoder-half `train` split. Photon four-momenta and m_yy never enter (as for enc
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -36,7 +35,7 @@ import pandas as pd
 import torch
 
 from .artifacts import provenance, write_parquet
-from .cli import setup_logging
+from .cli import setup_logging, stage_parser
 from .config import parse_stage_config
 from .contracts import LATENT_PREFIX, read_objects
 from .errors import SaladError
@@ -164,14 +163,12 @@ def embedding_frame(event_id: np.ndarray, z: np.ndarray) -> pd.DataFrame:
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad embed-baseline", description=__doc__)
+    parser = stage_parser(__doc__, prog="salad embed-baseline")
     parser.add_argument("--name", required=True, choices=NAMES)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--preselected", nargs="+", required=True)
     parser.add_argument("--split", nargs="+", required=True)
     parser.add_argument("--output", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--config", help="JSON: {baselines: {...}}")
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)

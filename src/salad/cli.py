@@ -31,6 +31,14 @@ def stage_parser(description: str, prog: str | None = None) -> argparse.Argument
     return parser
 
 
+def parse_stage_args(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, dict]:
+    """(arguments, decoded --config) of a stage_parser command line; logging set up (--log)."""
+    from .config import parse_stage_config
+    args = parser.parse_args(argv)
+    setup_logging(args.log)
+    return args, parse_stage_config(args.config)
+
+
 def setup_logging(path: str | Path | None = None, append: bool = False) -> None:
     """INFO log lines to stderr and, if given, to `path` (Snakemake's log: file; `append` keeps
     the history of a resumed job)."""

@@ -88,12 +88,14 @@ _ID = Column("event_id", "int64", "unique over all samples: `code * 10**9 + Even
 _SAMPLE = Column("sample", "string", "sample name (process table key)")
 _GROUP = Column("group", "int8", "process group id of paper A table I (0 γγ, 1 ggF, 2 VBF, 3 VH, "
                 "4 ttH, <0 BSM)")
+_MYY32 = Column("myy", "float32", "diphoton invariant mass [GeV]")
+_LATENT = Column("z0..z{d-1}", "float32", "the latent")
 ARTIFACTS: dict[str, Artifact] = {
     "preselected": Artifact("results/preselected/{sample}.parquet", "salad.preselect", (
         _ID, _SAMPLE, _GROUP,
         Column("weight", "float64", "expected events per fb⁻¹: σ×BR [fb] × generator weight / "
                "Σ generator weights of all generated events"),
-        Column("myy", "float32", "diphoton invariant mass [GeV]"),
+        _MYY32,
         *(Column(f"{v}_y{i}", "float32", f"{'leading' if i == 1 else 'subleading'} photon "
                  f"{v} [{'GeV' if v == 'pt' else 'rad' if v == 'phi' else '1'}]")
           for i in (1, 2) for v in ("pt", "eta", "phi")),
@@ -112,18 +114,14 @@ ARTIFACTS: dict[str, Artifact] = {
         Column("weight", "float64", "expected SR events per fb⁻¹ the event stands for")),),
     "pseudodata": Artifact("results/pseudodata/{signal}/{strength}/{instance}.parquet",
                            "salad.pseudodata", (
-        Column("event_id", "int64", "the preselected event (at most once)"), _SAMPLE,
-        Column("myy", "float32", "diphoton invariant mass [GeV]"),
+        Column("event_id", "int64", "the preselected event (at most once)"), _SAMPLE, _MYY32,
         Column("is_signal", "bool", "truth; evaluation only"),
         Column("group", "int8", "truth; evaluation only"))),
     "embeddings": Artifact("results/embeddings/{setup}/{seed}.parquet", "salad.encoder.embed", (
-        Column("event_id", "int64", "every preselected event of every sample"),
-        Column("z0..z{d-1}", "float32", "the latent"),
+        Column("event_id", "int64", "every preselected event of every sample"), _LATENT,
         Column("mu0..mu{d-1}", "float32", "latent means (only next to a sampled z)"))),
     "template": Artifact("results/cathode/templates/{dataset}.parquet", "salad.cathode.template", (
-        Column("z0..z{d-1}", "float32", "latent of the template event"),
-        Column("myy", "float32", "diphoton invariant mass [GeV]"),
-        Column("weight", "float64", "template weight [events]"),
+        _LATENT, _MYY32, Column("weight", "float64", "template weight [events]"),
         Column("source", "string", "`flow` or an SM Higgs sample"))),
     "nplm_toys": Artifact("results/nplm/{setup}/{seed}/toys/{batch}.parquet", "salad.nplm", (
         Column("toy", "int64", "pseudo-experiment index"),

@@ -31,19 +31,17 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
-from ..cli import setup_logging, stable_seed, stage_parser
-from ..config import merge_defaults, parse_stage_config
+from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..config import merge_defaults
 from ..contracts import (
     attach_latent,
     in_signal_region,
     latent_columns,
-    read_embeddings,
     read_evaluation_set,
     read_template,
-    region_masks,
 )
 from ..errors import SaladError
-from .data import LOG, read_dataset, simulation_events
+from .data import LOG, read_job, simulation_events
 
 DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stopping_rounds": 20,
             "reference_subsets": ["val", "test"],
@@ -279,13 +277,9 @@ def cli(argv=None) -> None:
     parser.add_argument("--evaluation-set", help="results/evaluation/set.parquet: also score it")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     ccfg = settings(cfg.get("classifier"))
-    emb = read_embeddings(args.embeddings)
-    data = read_dataset(args.data, emb)
-    sr, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
+    emb, data, sr, sb = read_job(args.embeddings, args.data, cfg)
     evaluation = None
     if args.evaluation_set:
         evaluation = attach_latent(read_evaluation_set(args.evaluation_set), emb,

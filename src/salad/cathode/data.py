@@ -2,11 +2,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from ..contracts import REFERENCE_SUBSETS, attach_latent, read_pseudodata, read_split_sample, select_subsets
+from ..contracts import (
+    REFERENCE_SUBSETS,
+    attach_latent,
+    read_embeddings,
+    read_pseudodata,
+    read_split_sample,
+    region_masks,
+    select_subsets,
+)
 from ..errors import SaladError
 
 LOG = logging.getLogger("salad.cathode")
@@ -15,6 +23,15 @@ LOG = logging.getLogger("salad.cathode")
 def read_dataset(pseudodata_path, emb: pd.DataFrame) -> pd.DataFrame:
     """Pseudo-data events with their latent: event_id, myy, is_signal, group, z0.. ."""
     return attach_latent(read_pseudodata(pseudodata_path), emb, str(pseudodata_path))
+
+
+def read_job(embeddings, pseudodata_path, cfg: Mapping):
+    """(embeddings, pseudo-data with latents, SR mask, SB mask) of one CATHODE dataset; `cfg`
+    holds regions.signal_region and the preselection window [GeV]."""
+    emb = read_embeddings(embeddings)
+    data = read_dataset(pseudodata_path, emb)
+    sr, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
+    return emb, data, sr, sb
 
 
 def simulation_events(presel_path, split_path, subsets: Sequence[str]) -> pd.DataFrame:

@@ -37,12 +37,12 @@ import numpy as np
 import torch
 
 from ..artifacts import load_checkpoint, provenance, save_checkpoint
-from ..cli import pick_device, setup_logging, stable_seed, stage_parser
-from ..config import merge_defaults, parse_stage_config
-from ..contracts import latent_columns, read_embeddings, region_masks
+from ..cli import parse_stage_args, pick_device, stable_seed, stage_parser
+from ..config import merge_defaults
+from ..contracts import latent_columns
 from ..errors import SaladError
 from ..features import Standardiser
-from .data import LOG, read_dataset
+from .data import LOG, read_job
 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
             "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
@@ -329,14 +329,11 @@ def cli(argv=None) -> None:
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
     parser.add_argument("--output", required=True, help="checkpoint path (.pt)")
     parser.add_argument("--seed-key", default="", help="wildcards, mixed into the seed")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     flow_cfg = cfg.get("flow", {})
     window = cfg["window"]
-    data = read_dataset(args.data, read_embeddings(args.embeddings))
+    _, data, _, sb = read_job(args.embeddings, args.data, cfg)
     cols = latent_columns(data)
-    _, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], window)
     seed = stable_seed(flow_cfg.get("seed", 0), args.seed_key)
     LOG.info("fitting flow on %d sideband events, %d latent dims, seed %d", sb.sum(), len(cols), seed)
     ckpt = fit(data.loc[sb, cols].to_numpy(), data.loc[sb, "myy"].to_numpy(), window, flow_cfg,

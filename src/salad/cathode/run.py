@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 
 from ..artifacts import provenance, write_parquet
-from ..cli import setup_logging, stable_seed, stage_parser
-from ..config import parse_stage_config
-from ..contracts import attach_latent, latent_columns, read_embeddings, read_evaluation_set, region_masks
+from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..contracts import attach_latent, latent_columns, read_evaluation_set
 from ..errors import SaladError
 from . import classify, flow, template
-from .data import LOG, read_dataset
+from .data import LOG, read_job
 
 
 def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list[tuple]:
@@ -46,22 +45,18 @@ def cli(argv=None) -> None:
     parser.add_argument("--template", required=True, help="template output")
     parser.add_argument("--scores", required=True, help="score output")
     parser.add_argument("--seed-key", default="")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     for section in ("flow", "template", "classifier", "regions", "window", "luminosity"):
         if section not in cfg:
             raise SaladError(f"--config: missing section {section!r}")
     start = time.perf_counter()
-    emb = read_embeddings(args.embeddings)
-    data = read_dataset(args.data, emb)
-    region = cfg["regions"]["signal_region"]
-    sr, sb = region_masks(data["myy"].to_numpy(), region, cfg["window"])
+    emb, data, sr, sb = read_job(args.embeddings, args.data, cfg)
     evaluation = attach_latent(read_evaluation_set(args.evaluation_set), emb, args.evaluation_set)
     flows = fit_flows(data, sb, args.flows, cfg["flow"], cfg["window"], args.seed_key, args.threads)
     tcfg = template.settings(cfg["template"])
     higgs = template.read_higgs(args.higgs, emb, tcfg["higgs_subsets"])
-    frame = template.build(data[sr], flows, higgs, region, float(cfg["luminosity"]), tcfg,
+    frame = template.build(data[sr], flows, higgs, cfg["regions"]["signal_region"],
+                           float(cfg["luminosity"]), tcfg,
                            seed=stable_seed(cfg["flow"].get("seed", 0), "template", args.seed_key))
     write_parquet(frame, args.template, provenance("cathode-template", cfg))
     scores = classify.cwola(data, frame, sr, sb, classify.settings(cfg["classifier"]),

@@ -22,12 +22,12 @@ import pandas as pd
 from scipy.stats import gaussian_kde
 
 from ..artifacts import provenance, write_parquet
-from ..cli import setup_logging, stable_seed, stage_parser
-from ..config import merge_defaults, parse_stage_config
-from ..contracts import attach_latent, in_signal_region, latent_columns, read_embeddings, region_masks
+from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..config import merge_defaults
+from ..contracts import attach_latent, in_signal_region, latent_columns
 from ..errors import SaladError
 from . import flow as flowmod
-from .data import LOG, read_dataset, simulation_events
+from .data import LOG, read_job, simulation_events
 
 DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", "test"],
             "min_flow_fraction": 0.1}
@@ -123,13 +123,9 @@ def cli(argv=None) -> None:
                         metavar=("PRESELECTED", "SPLIT"), help="an SM Higgs sample (repeatable)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     tcfg = settings(cfg.get("template"))
-    emb = read_embeddings(args.embeddings)
-    data = read_dataset(args.data, emb)
-    sr, _ = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
+    emb, data, sr, _ = read_job(args.embeddings, args.data, cfg)
     flows = [flowmod.load(path) for path in args.flow]
     for path, (_, ckpt) in zip(args.flow, flows):
         if list(ckpt["latent_columns"]) != latent_columns(emb):

@@ -16,7 +16,6 @@ diagonal per classifier), Markdown, and one figure with the three matrices.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Mapping
 
@@ -25,7 +24,7 @@ import pandas as pd
 import torch
 
 from ..artifacts import provenance, write_parquet
-from ..cli import setup_logging
+from ..cli import setup_logging, stage_parser
 from ..config import parse_stage_config
 from ..contracts import latent_for, read_objects
 from ..errors import SaladError
@@ -191,7 +190,7 @@ def encoder_settings(config: Mapping, overrides: Mapping) -> dict:
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad information", description=__doc__)
+    parser = stage_parser(__doc__, prog="salad information")
     parser.add_argument("--embedding", required=True)
     parser.add_argument("--preselected", nargs="+", required=True)
     parser.add_argument("--split", nargs="+", required=True)
@@ -199,8 +198,6 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--summary", required=True)
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--plot", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--config", help="JSON: {information: {...}, encoder: {...}}")
     args = parser.parse_args(argv)
     setup_logging()
     torch.set_num_threads(args.threads)
