@@ -612,8 +612,9 @@ def test_markdown_and_dataset_keys():
     for bad in ("r/pseudodata/Y400/x/3.parquet", "r/scores/ID/1/Y400/0.5/7/flow2.parquet", "3.parquet"):
         with pytest.raises(Exception, match="cannot read strength/instance"):
             evaluate.dataset_key(bad)
-    assert evaluate.settings({"ensemble_size": 3, "unknown": 1})["ensemble_size"] == 3
-    assert "unknown" not in evaluate.settings({"unknown": 1})
+    assert evaluate.settings({"ensemble_size": 3})["ensemble_size"] == 3
+    with pytest.raises(SaladError, match=r"evaluate\.unknown"):   # no longer dropped silently
+        evaluate.settings({"ensemble_size": 3, "unknown": 1})
     assert evaluate.settings(None) == evaluate.DEFAULTS
 
 
