@@ -259,13 +259,14 @@ EVENT_COLUMNS = PRESELECTED.kinds("event_id", "sample", "group", "weight")
 
 def read_objects(preselected: Sequence, split: Sequence) -> tuple[pd.DataFrame, np.ndarray,
                                                                    np.ndarray]:
-    """Events table (EVENT_COLUMNS + subset), object tensors (n, 11, 12) float32 and the
+    """Events table (EVENT_COLUMNS + subset; group int64), object tensors (n, 11, 12) float32 and the
     high-level (dR_yy, pT_yy [GeV]) (n, 2) float32 of the preselected files, in file order."""
     frame = read_events(preselected, split, {**EVENT_COLUMNS, "dr_yy": "float", "pt_yy": "float",
                                              "objects": "list"})
     source = ", ".join(map(str, preselected))
     objects = list_column_to_array(source, frame["objects"], (N_OBJECTS, N_FEATURES))
     hl = frame[["dr_yy", "pt_yy"]].to_numpy(np.float32)
+    frame["group"] = frame["group"].astype(int)   # int64, as the tables built from it store
     return frame.drop(columns=["objects", "dr_yy", "pt_yy"]), objects, hl
 
 
