@@ -12,8 +12,8 @@ fixed-size arrays such as `Tau[5]`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import awkward as ak
 import numpy as np

@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cathode_fixtures import SR, WINDOW, background_latent, make_world, signal_latent
-from salad.cathode import classify, flow, metrics, read_dataset, read_embeddings, region_masks
-from salad.cathode import template
+from cathode_fixtures import SR, WINDOW, background_latent, make_world
+from salad.cathode import classify, flow, metrics, template
+from salad.cathode.data import read_dataset
+from salad.contracts import read_embeddings, region_masks
 from salad.errors import SaladError
 
 FAST_BDT = {"folds": 3, "bdts": 1, "seed": 1, "early_stopping_rounds": 10,

@@ -138,7 +138,7 @@ def test_log_prob_is_the_change_of_variables_density(layer, orientation):
     got = model.log_prob(x, context=ctx)
     for i in range(5):
         c = ctx[i:i + 1]
-        to_u = lambda row: model.inverse(row[None], context=c)[0]   # noqa: E731
+        to_u = lambda row: model.inverse(row[None], context=c)[0]   # noqa: E731, B023
         jac = torch.autograd.functional.jacobian(to_u, x[i])
         u = to_u(x[i])
         enc = model.q0.context_encoder(c)[0]
@@ -221,3 +221,23 @@ def test_split_is_disjoint_and_sized_and_fits_are_deterministic():
         assert torch.equal(value, again["state_dict"][key])
     assert not torch.equal(a["state_dict"]["q0.context_encoder.0.weight"],
                            b["state_dict"]["q0.context_encoder.0.weight"])
+
+
+def test_estimator_wraps_the_fit_and_normalises(fitted, tmp_path):
+    """CathodeFlow.load carries the checkpoint's scaler and window; sample is flow.sample;
+    log_prob is a normalised density of z in original units (1-D integral over z = 1)."""
+    _, path = fitted
+    est = flow.CathodeFlow.load(path)
+    model, loaded = flow.load(path)
+    assert est.window == (105.0, 160.0) and np.array_equal(est.scaler.std, loaded["z_std"])
+    assert np.array_equal(est.sample(np.full(20, 125.0), seed=3),
+                          flow.sample(model, loaded, np.full(20, 125.0), seed=3))
+    # p(z0, z1 | m): integrate over a grid wide enough for both dimensions (std 1 and 3)
+    g0, g1 = np.linspace(-8, 8, 161), np.linspace(-6, 26, 161)
+    zz = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)
+    dens = np.exp(est.log_prob(zz, np.full(len(zz), 125.0)))
+    assert dens.sum() * (g0[1] - g0[0]) * (g1[1] - g1[0]) == pytest.approx(1.0, abs=0.03)
+    est.save(tmp_path / "again.pt", ["z0", "z1"])
+    again = flow.CathodeFlow.load(tmp_path / "again.pt")
+    z = est.sample(np.full(5, 140.0), seed=1)
+    assert np.allclose(again.log_prob(z, np.full(5, 140.0)), est.log_prob(z, np.full(5, 140.0)))

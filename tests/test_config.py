@@ -49,3 +49,29 @@ def test_unknown_top_level_key(config):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(SaladError, match="nope.yaml: file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_stage_defaults_live_in_one_place_and_unknown_keys_are_errors():
+    """merge_defaults: DEFAULTS <- section, one level deeper for dict defaults; a key nobody
+    reads is an error naming section.key (it used to be dropped silently)."""
+    from salad.cathode import classify, evaluate, flow, template
+    from salad.config import merge_defaults
+    defaults = {"a": 1, "b": {"x": 1, "y": 2}}
+    assert merge_defaults("s", {"b": {"y": 5}}, defaults) == {"a": 1, "b": {"x": 1, "y": 5}}
+    assert merge_defaults("s", None, defaults) == defaults
+    with pytest.raises(SaladError, match=r"unknown key\(s\) s\.c"):
+        merge_defaults("s", {"c": 0}, defaults)
+    with pytest.raises(SaladError, match=r"s\.b\.z"):
+        merge_defaults("s", {"b": {"z": 0}}, defaults)
+    assert flow.settings({"count": 4, "template": {}, "hidden": 8})["hidden"] == 8
+    for module, section in ((flow, "flow"), (classify, "classifier"), (evaluate, "evaluate"),
+                            (template, "flow.template")):
+        with pytest.raises(SaladError, match=rf"{section}\.hiden"):
+            module.settings({"hiden": 8})
+    # every shipped configuration passes (no key is dropped or unknown)
+    for name in ("test.yaml", "config.yaml", "paper.yaml"):
+        config = load_config(REPO / "config" / name)
+        flow.settings(config["flow"])
+        template.settings(config["flow"].get("template"))
+        classify.settings(config["classifier"])
+        evaluate.settings(config["evaluate"])

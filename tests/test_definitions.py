@@ -19,6 +19,7 @@ from salad.cathode import evaluate, flow, metrics
 from salad.config import REPO, load_config, load_yaml
 from salad.encoder.losses import build_objective, kl_standard_normal, nt_xent, supcon
 from salad.encoder.setups import resolve_setup, setup_names
+from salad.errors import SaladError
 from salad.pseudodata import build
 from salad.split import assign
 
@@ -611,8 +612,9 @@ def test_markdown_and_dataset_keys():
     for bad in ("r/pseudodata/Y400/x/3.parquet", "r/scores/ID/1/Y400/0.5/7/flow2.parquet", "3.parquet"):
         with pytest.raises(Exception, match="cannot read strength/instance"):
             evaluate.dataset_key(bad)
-    assert evaluate.settings({"ensemble_size": 3, "unknown": 1})["ensemble_size"] == 3
-    assert "unknown" not in evaluate.settings({"unknown": 1})
+    assert evaluate.settings({"ensemble_size": 3})["ensemble_size"] == 3
+    with pytest.raises(SaladError, match=r"evaluate\.unknown"):   # no longer dropped silently
+        evaluate.settings({"ensemble_size": 3, "unknown": 1})
     assert evaluate.settings(None) == evaluate.DEFAULTS
 
 
@@ -672,7 +674,6 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
 
 def test_load_sample_checks_its_two_files(tmp_path):
     from salad.artifacts import provenance, write_parquet
-    from salad.errors import SaladError
     from salad.pseudodata import load_sample
     frame = SIG.iloc[:20]
     pre, spl = tmp_path / "pre.parquet", tmp_path / "split.parquet"
@@ -700,5 +701,5 @@ def test_load_sample_checks_its_two_files(tmp_path):
     # a duplicated event id in both files is not silently multiplied
     dup = frame.assign(event_id=np.r_[frame["event_id"].to_numpy()[:19], frame["event_id"].iloc[0]])
     write(dup.drop(columns="subset"), dup[["event_id", "subset"]])
-    with pytest.raises(Exception):
+    with pytest.raises((SaladError, ValueError)):
         load_sample(str(pre), str(spl))

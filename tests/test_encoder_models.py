@@ -3,13 +3,12 @@ import numpy as np
 import pytest
 import torch
 
+from encoder_fixtures import toy_objects
 from salad.encoder.augment import Augmenter
 from salad.encoder.data import Normaliser, padding_mask, raw_kinematics
 from salad.encoder.losses import build_objective
 from salad.encoder.models import build_model, count_parameters, pair_features
 from salad.encoder.setups import DEFAULTS
-
-from encoder_fixtures import toy_objects
 
 SMALL = dict(DEFAULTS, width=16, heads=2, hl_width=8, head_width=16, proj_width=16, proj_dim=8,
              blocks=2, augmentations={"mask": 0.2})
@@ -51,7 +50,8 @@ def test_padded_slots_do_not_change_output(batch, model):
         ref = net.encode(obj, evt, mask)[0]
         assert torch.isfinite(ref).all()
         garbage = obj.clone()
-        garbage[..., :7] = torch.where(mask[..., None], garbage[..., :7], torch.randn_like(garbage[..., :7]) * 50)
+        garbage[..., :7] = torch.where(mask[..., None], garbage[..., :7], torch.randn_like(garbage[...,
+                                                                                                   :7]) * 50)
         assert not torch.equal(garbage, obj)
         assert torch.allclose(net.encode(garbage, evt, mask)[0], ref, atol=1e-5)
         # while a real object's values do matter
@@ -157,7 +157,8 @@ def test_particle_blocks_permutation_equivariant_with_bias(batch):
         with torch.no_grad():
             bias = bb.pair_bias(obj, mask)
             assert bias.shape == (32, 2, 11, 11) and bias.abs().sum() > 0
-            assert torch.allclose(bb.pair_bias(obj[:, perm], mask[:, perm]), bias[:, :, perm][..., perm], atol=1e-5)
+            assert torch.allclose(bb.pair_bias(obj[:, perm], mask[:, perm]), bias[:, :, perm][..., perm],
+                                  atol=1e-5)
             x = bb.particles(obj, mask)
             assert torch.allclose(bb.particles(obj[:, perm], mask[:, perm]), x[:, perm], atol=1e-5)
     with torch.no_grad():   # and the event representation is invariant

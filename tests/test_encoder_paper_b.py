@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from encoder_fixtures import toy_paths, write_toy_inputs
 from salad.artifacts import write_parquet
 from salad.encoder.lars import LARS
 from salad.encoder.losses import VICRegCE, label_partners
@@ -14,8 +15,6 @@ from salad.encoder.sampling import WeightedSampler, cocktail_probabilities
 from salad.encoder.setups import resolve_setup
 from salad.encoder.train import train_encoder
 from salad.errors import SaladError
-
-from encoder_fixtures import toy_paths, write_toy_inputs
 
 torch.set_num_threads(1)
 GROUPS = {"yy": 0, "ggH": 1, "ttH": 4, "Y400": -6}
@@ -53,7 +52,8 @@ def test_cocktail_probabilities_keep_each_samples_full_share(tmp_path):
     assert prob[0] / prob[3] == pytest.approx(3.0)             # event 0 has 3x the weight of event 12
     draws = np.concatenate(WeightedSampler(prob, 64, seed=1).epoch(0))
     assert len(WeightedSampler(prob, 64, seed=1).epoch(0)) == 75 // 64
-    assert (WeightedSampler(prob, 64, seed=1).epoch(2)[0] == WeightedSampler(prob, 64, seed=1).epoch(2)[0]).all()
+    assert (WeightedSampler(prob, 64, seed=1).epoch(2)[0] == WeightedSampler(prob, 64,
+                                                                             seed=1).epoch(2)[0]).all()
     assert (draws < 25).mean() > 0.9                                         # by weight, not balanced
     with pytest.raises(SaladError, match="no weight"):
         cocktail_probabilities(paths, np.array([7 * 10**9]))

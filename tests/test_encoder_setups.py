@@ -3,13 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from encoder_fixtures import toy_objects, toy_paths, write_toy_inputs
 from salad.artifacts import provenance, write_parquet
 from salad.config import REPO, load_config, load_yaml
 from salad.encoder.data import BalancedSampler, Normaliser, load_events, padding_mask
 from salad.encoder.setups import resolve_setup, seeds_for, setup_names
 from salad.errors import SaladError
-
-from encoder_fixtures import toy_objects, toy_paths, write_toy_inputs
 
 GROUPS = {"yy": 0, "ggH": 1, "ttH": 4, "C1N2_200": -1, "C1N2_300": -1, "Y400": -6}
 ENC = {"seeds": [1, 2], "defaults": {"width": 16, "heads": 2},
@@ -90,7 +89,8 @@ def test_load_events_checks_inputs(tmp_path):
     groups = write_toy_inputs(tmp_path, {"yy": 50, "ttH": 40})
     pre, spl = toy_paths(tmp_path, groups)
     ev = load_events(pre, spl, groups)
-    assert len(ev) == 90 and ev.objects.shape == (90, 11, 12) and set(ev.subset) <= {"train", "val", "test", "data"}
+    assert len(ev) == 90 and ev.objects.shape == (90, 11, 12) and set(ev.subset) <= {"train", "val", "test",
+                                                                                     "data"}
     with pytest.raises(SaladError, match="process table"):
         load_events(pre, spl, {"yy": 0, "ttH": 3})
     with pytest.raises(SaladError, match="not in this setup"):

@@ -9,14 +9,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
+from encoder_fixtures import toy_paths, write_toy_inputs
 from salad.__main__ import main
 from salad.artifacts import read_parquet
-from salad.errors import SaladError
 from salad.encoder.embed import embed
 from salad.encoder.setups import resolve_setup
 from salad.encoder.train import load_checkpoint, train_encoder
-
-from encoder_fixtures import toy_paths, write_toy_inputs
+from salad.errors import SaladError
 
 TINY = {"width": 16, "heads": 2, "hl_width": 8, "head_width": 16, "proj_width": 16, "proj_dim": 8,
         "batch_size": 125, "max_epochs": 4, "warmup_epochs": 1, "lr": 2e-3, "patience": 10}
@@ -157,8 +156,8 @@ def test_event_noise_is_standard_normal_and_a_function_of_the_event():
 
 
 def test_embed_sample_is_mean_plus_sigma_noise(toy, tmp_path):
-    from salad.encoder.embed import encode_all, event_noise
     from salad.encoder.data import load_events, to_tensors
+    from salad.encoder.embed import encode_all, event_noise
     root, groups = toy
     pre, spl = toy_paths(root, groups)
     ckpt = train_encoder(setup_cfg(groups, max_epochs=1), pre, spl, 2, tmp_path / "model.pt",
@@ -178,7 +177,7 @@ def test_embed_sample_is_mean_plus_sigma_noise(toy, tmp_path):
 
 
 def test_signal_agnostic_stages_read_the_means(toy, tmp_path):
-    from salad.baselines import latent_for, read_embedding
+    from salad.contracts import latent_for, read_latent
     root, groups = toy
     pre, spl = toy_paths(root, groups)
     train_encoder(setup_cfg(groups, max_epochs=1), pre, spl, 2, tmp_path / "model.pt",
@@ -193,5 +192,5 @@ def test_signal_agnostic_stages_read_the_means(toy, tmp_path):
                        means[z].to_numpy()[::-1])
     assert np.allclose(latent_for(str(tmp_path / "s.parquet"), ids), sampled[z].to_numpy()[::-1])
     # a file without means (mean latent, baselines) gives its z either way
-    _, only = read_embedding(str(tmp_path / "m.parquet"), means=True)
+    _, only = read_latent(str(tmp_path / "m.parquet"), means=True)
     assert np.allclose(only, means[z].to_numpy())

@@ -10,16 +10,16 @@ import json
 import math
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from delphes_fixtures import COLLECTIONS, events_from_dicts, write_delphes
 from salad import inspect as salad_inspect
 from salad.artifacts import PROVENANCE_KEY, list_column_to_array, read_parquet, read_provenance
-from salad.cathode import read_embeddings
+from salad.contracts import read_embeddings
 from salad.encoder.data import read_preselected
 from salad.errors import SaladError
 from salad.preselect import FIELDS, FLOAT_COLUMNS, OPTIONAL_COLLECTIONS, preselect
@@ -146,7 +146,8 @@ def arrow_column(draw, n):
     if kind == "str":
         return pa.array(draw(st.lists(st.one_of(st.none(), st.text(max_size=4)), min_size=n, max_size=n)))
     if kind == "bool":
-        return pa.array(draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)), pa.bool_())
+        return pa.array(draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)),
+                        pa.bool_())
     if kind == "list":
         size = draw(st.sampled_from([0, 3, 132]))
         return pa.array([None if draw(st.booleans()) and i == 0 else

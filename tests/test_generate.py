@@ -10,10 +10,11 @@ import uproot
 from coffea.nanoevents import DelphesSchema, NanoEventsFactory
 
 from salad import generate as gen
-from salad.config import REPO
+from salad.config import REPO, load_processes
+from salad.contracts import read_summary, sample_xsec_fb
 from salad.errors import SaladError
 
-PROCESSES = gen.load_processes(REPO / "config" / "processes.yaml")
+PROCESSES = load_processes(REPO / "config" / "processes.yaml")
 COLLECTIONS = ("Event", "Photon", "Electron", "Muon", "Jet", "FatJet", "MissingET")
 
 
@@ -51,7 +52,7 @@ def test_delphes_layout_and_coffea(ggh):
     assert ak.all(ak.num(events.Photon) == tree["Photon_size"].array())
     assert ak.all(ak.num(events.Jet.Tau_5, axis=2) == 5)
     np.testing.assert_array_equal(ak.to_numpy(ak.flatten(events.Event.Number, axis=None)), np.arange(400))
-    assert gen.read_summary(path)["sigma_gen_pb"] > 0
+    assert read_summary(path)["sigma_gen_pb"] > 0
 
 
 def test_ggh_diphoton_peak_and_objects(ggh):
@@ -92,7 +93,7 @@ def test_deterministic(tmp_path):
 def test_yy_veto_and_biased_higgs_weights(tmp_path):
     path, summary = _run(tmp_path, "yy", 100)
     assert summary["fraction_two_photons"] > 0.4        # veto keeps central diphoton events
-    assert gen.sample_xsec_fb(gen.process_spec(PROCESSES, "yy"), path) == pytest.approx(
+    assert sample_xsec_fb(gen.process_spec(PROCESSES, "yy"), path) == pytest.approx(
         summary["sigma_gen_pb"] * 1e3)
     path, _ = _run(tmp_path, "stopRPC", 60)
     weights = np.unique(ak.to_numpy(ak.flatten(_arrays(path)["Event/Event.Weight"])))
@@ -129,7 +130,7 @@ def test_cli(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert uproot.open(out)["Delphes"].num_entries == 40
-    assert gen.read_summary(out)["seed"] == 3 + 62
+    assert read_summary(out)["seed"] == 3 + 62
     bad = subprocess.run([sys.executable, "-m", "salad", "generate", "--sample", "nope",
                           "--processes", str(REPO / "config" / "processes.yaml"),
                           "--output", str(out), "--config", cfg], capture_output=True, text=True)

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from salad import information
 from salad.artifacts import read_parquet, write_parquet
-from salad.baselines import TYPES
+from salad.contracts import ONEHOT_COLUMN as TYPES
+from salad.encoder import information
 
 torch.set_num_threads(1)
-BDT = {"n_estimators": 60, "learning_rate": 0.2, "num_leaves": 7, "min_child_samples": 5, "early_stopping": 10}
+BDT = {"n_estimators": 60, "learning_rate": 0.2, "num_leaves": 7, "min_child_samples": 5,
+       "early_stopping": 10}
 
 
 def test_confusion_counts_and_table():

@@ -117,7 +117,8 @@ def test_inspect_cli_shows_provenance_rows_and_columns(runs):
     prov = read_provenance(path)
     assert str(path) in head and f"rows: {len(pd.read_parquet(path))}" in head
     assert json.dumps(prov, sort_keys=True) in head
-    assert f'"config_hash": "{config_hash(PSEUDO)}"' in head and f'"salad_version": "{salad.__version__}"' in head
+    assert f'"config_hash": "{config_hash(PSEUDO)}"' in head
+    assert f'"salad_version": "{salad.__version__}"' in head
     for column in ("event_id", "sample", "myy", "is_signal", "group"):
         assert f"column {column}:" in head
     assert '"stage": "split"' in blocks[1]

@@ -64,7 +64,8 @@ def test_cli_reads_contracts(tmp_path):
                                 "z1": z[:, 1].astype(np.float32)}), tmp_path / "emb.parquet", {})
     cfg = json.dumps({"linear_eval": {**CFG, "subsets": ["test"]}})
     linear_eval.cli(["--embedding", str(tmp_path / "emb.parquet"), "--preselected", *pre, "--split", *split,
-                     "--name", "toy", "--seed", "1", "--output", str(tmp_path / "le.parquet"), "--config", cfg,
+                     "--name", "toy", "--seed", "1", "--output", str(tmp_path / "le.parquet"),
+                     "--config", cfg,
                      "--trained-on-signals"])
     row = read_parquet(tmp_path / "le.parquet", None).iloc[0]
     assert bool(row["trained_on_signals"])
@@ -85,7 +86,8 @@ def test_summarize_runs_sem_over_encoder_seeds():
     out = linear_eval.summarize_runs(runs).set_index("representation")
     assert out.loc["a", "accuracy"] == pytest.approx(0.70)
     assert out.loc["a", "accuracy_sem"] == pytest.approx(0.1 / np.sqrt(3))     # std(ddof=1)=0.1
-    assert out.loc["a", "balanced_accuracy_sem"] == pytest.approx(np.std([0.5, 0.5, 0.8], ddof=1) / np.sqrt(3))
+    assert out.loc["a", "balanced_accuracy_sem"] == pytest.approx(np.std([0.5, 0.5, 0.8],
+                                                                         ddof=1) / np.sqrt(3))
     assert out.loc["a", "accuracy_fold_sem"] == pytest.approx(0.02) and out.loc["a", "seeds"] == 3
     assert np.isnan(out.loc["b", "accuracy_sem"]) and bool(out.loc["b", "trained_on_signals"])
 

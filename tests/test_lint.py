@@ -1,6 +1,9 @@
-"""`snakemake --lint` finds nothing to complain about, on every shipped configuration."""
+"""Lint: `snakemake --lint` on every shipped configuration, and ruff on src/ and tests/
+(rules and line length in pyproject.toml [tool.ruff])."""
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -16,3 +19,17 @@ def test_snakemake_lint_is_clean(config):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "Lints for" not in out, out[-3000:]
+
+
+def _ruff() -> str:
+    local = Path(sys.executable).with_name("ruff")
+    found = str(local) if local.exists() else shutil.which("ruff")
+    if found is None:
+        pytest.fail("ruff is not installed: `make setup` (requirements.txt pins it)")
+    return found
+
+
+def test_ruff_check_is_clean():
+    proc = subprocess.run([_ruff(), "check", "--no-cache", "src", "tests"],
+                          capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

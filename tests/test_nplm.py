@@ -60,7 +60,8 @@ def test_newton_on_extended_likelihood_matches_scipy():
     ref = minimize(obj, np.zeros(phi_r.shape[1]), jac=grad, method="BFGS", options={"gtol": 1e-12})
     np.testing.assert_allclose(model.beta.numpy(), ref.x, atol=1e-4)
     t = nplm.test_statistic(model(x_ref), w_ref, model(x_data))
-    assert t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam / 2 * ref.x @ ref.x), rel=1e-3) and t > 0
+    assert t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam / 2 * ref.x @ ref.x),
+                              rel=1e-3) and t > 0
 
 
 def test_tiny_weight_reference_region_keeps_t_sane_with_nplm_loss():
@@ -70,7 +71,8 @@ def test_tiny_weight_reference_region_keeps_t_sane_with_nplm_loss():
     w_ref = np.r_[np.full(1500, 400 / 1500), np.full(300, 1e-3)]
     sigma = nplm.kernel_width(x_ref, 90)
     cfg = {**CFG, "loss": "nplm"}
-    ts = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, s).t for s in range(15)]
+    ts = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg,
+                        s).t for s in range(15)]
     assert min(ts) > -1e-6 and max(ts) < 60
 
 
@@ -177,7 +179,7 @@ def test_toy_draw_poisson_weighted_without_replacement():
     n_a, n_b = [], []
     for seed in range(50):
         toy = nplm.draw_toy(s, np.random.default_rng(seed))[:, 0]
-        assert len(np.unique(toy)) == len(toy) and not ((toy < 250)).any()
+        assert len(np.unique(toy)) == len(toy) and not (toy < 250).any()
         n_a.append((toy < 500).sum())
         n_b.append((toy >= 500).sum())
     assert abs(np.mean(n_a) - 150) < 8 and abs(np.mean(n_b) - 50) < 5 and np.std(n_a) > 5
@@ -197,7 +199,8 @@ def synthetic_inputs(tmp_path):
                               "myy": rng.uniform(105, 160, n).astype(np.float32)})
         write_parquet(frame, tmp_path / f"pre_{sample}.parquet", {})
         subset = rng.choice(["train", "val", "test", "data"], size=n, p=[0.3, 0.1, 0.1, 0.5])
-        write_parquet(pd.DataFrame({"event_id": ids, "subset": subset}), tmp_path / f"split_{sample}.parquet", {})
+        write_parquet(pd.DataFrame({"event_id": ids, "subset": subset}),
+                      tmp_path / f"split_{sample}.parquet", {})
         if group >= 0:
             files["preselected"].append(str(tmp_path / f"pre_{sample}.parquet"))
             files["split"].append(str(tmp_path / f"split_{sample}.parquet"))
@@ -215,24 +218,27 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     # expected background: L * sum(weight) = 1.0 * (3000*0.2 + 1000*0.1) = 700 events
     cfg = {"nplm": {"reference_subsets": ["test"], "kernel_percentile": 90,
                     "lambda": 1e-6, "n_centers": None, "max_iter": 100, "tol": 1e-10, "seed": 3,
-                    "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True, "include_myy": False, "loss": "nplm",
+                    "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True,
+                    "include_myy": False, "loss": "nplm",
                     "max_reference": None},
            "pseudodata": {"luminosity_ifb": 1.0}}
-    pre = read_parquet(files["preselected"][0], None)
     split = read_parquet(files["split"][0], None)
     data_ids = split.loc[split["subset"] == "data", "event_id"].to_numpy()[:700]
     sig_ids = 3 * 10**9 + np.arange(150)
     pseudo = pd.DataFrame({"event_id": np.r_[data_ids, sig_ids],
                            "sample": ["bkgA"] * len(data_ids) + ["sig"] * 150,
-                           "myy": np.float32(125.0), "is_signal": np.r_[np.zeros(len(data_ids), bool), np.ones(150, bool)],
+                           "myy": np.float32(125.0), "is_signal": np.r_[np.zeros(len(data_ids), bool),
+                                                                        np.ones(150, bool)],
                            "group": np.int8(0)})
     write_parquet(pseudo, tmp / "sig" / "5" / "0.parquet", {})
     common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
               "--split", *files["split"], "--config", json.dumps(cfg)]
-    nplm.cli(["fit", *common, "--data", str(tmp / "sig" / "5" / "0.parquet"), "--output-dir", str(tmp / "fits")])
+    nplm.cli(["fit", *common, "--data", str(tmp / "sig" / "5" / "0.parquet"),
+              "--output-dir", str(tmp / "fits")])
     for b in (0, 1):
         nplm.cli(["toys", *common, "--batch", str(b), "--output", str(tmp / f"toys{b}.parquet")])
-    toys = pd.concat([read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float", "n_data": "int"}) for b in (0, 1)])
+    toys = pd.concat([read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float",
+                                                              "n_data": "int"}) for b in (0, 1)])
     assert sorted(toys["toy"]) == list(range(12)) and (toys["t"] > -1e-6).all()
     assert abs(toys["n_data"].mean() - 700) < 4 * np.sqrt(700 / 12) + 5
     scores = read_parquet(tmp / "fits/sig/5/0/scores.parquet", {"event_id": "int", "f": "float"})
@@ -240,7 +246,8 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     assert f_sig > scores["f"].median() + 1.0          # f(x) is large where the excess sits
     out = {k: str(tmp / f"{k}.out") for k in ("table", "power", "null", "markdown", "plot")}
     nplm.cli(["summary", "--fits", str(tmp / "fits/sig/5/0/fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
-              str(tmp / "toys1.parquet"), "--name", "synthetic", "--seed", "2", *[a for k, v in out.items() for a in (f"--{k}", v)],
+              str(tmp / "toys1.parquet"), "--name", "synthetic", "--seed", "2",
+              *[a for k, v in out.items() for a in (f"--{k}", v)],
               "--config", json.dumps(cfg)])
     labelled = read_parquet(out["table"], None)
     assert not labelled["trained_on_signals"].any()
@@ -274,8 +281,8 @@ def test_umap_map_is_seeded_and_keeps_local_structure(tmp_path):
                  np.linalg.norm(a[60:] - centre(a[60:]), axis=1).mean())
     assert gap > 3 * spread
     f = np.r_[np.zeros(60), np.ones(60)]
-    nplm.plot_tsne(x, f, str(tmp_path / "u.png"), {"seed": 0, "tsne": {"method": "umap", "max_points": 100,
-                                                                      "n_neighbors": 10, "min_score": 0.5}}, "toy")
+    tsne = {"method": "umap", "max_points": 100, "n_neighbors": 10, "min_score": 0.5}
+    nplm.plot_tsne(x, f, str(tmp_path / "u.png"), {"seed": 0, "tsne": tsne}, "toy")
     assert (tmp_path / "u.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(nplm.SaladError, match="umap, tsne"):
         nplm.embed_2d(x, "pca", 0)
@@ -311,7 +318,7 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
                          "trained_on_signals": False, "dim": [4, 4, 8], "accuracy": [0.5, 0.7, 0.8],
                          "accuracy_sem": 0.01, "balanced_accuracy": 0.4, "balanced_accuracy_sem": 0.0})
     lin = []
-    for i, r in runs.iterrows():
+    for i in range(len(runs)):
         write_parquet(runs.iloc[[i]], tmp_path / f"l{i}.parquet", {})
         lin.append(str(tmp_path / f"l{i}.parquet"))
     zf = pd.DataFrame({"representation": ["sim_d4", "sim_d8"], "seed": 1, "signal": "Y400", "strength": 5.0,
@@ -325,7 +332,8 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
     fam = table[table["family"] == "simclr"].sort_values("dim")
     assert table["trained_on_signals"].dtype == bool and not table["trained_on_signals"].any()
     assert list(fam["z_median"]) == [2.0, 4.0] and list(fam["accuracy"]) == pytest.approx([0.6, 0.8])
-    assert fam["accuracy_sem"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2)) and np.isnan(fam["accuracy_sem"].iloc[1])
+    assert fam["accuracy_sem"].iloc[0] == pytest.approx(np.std([0.5, 0.7], ddof=1) / np.sqrt(2))
+    assert np.isnan(fam["accuracy_sem"].iloc[1])
     assert "simclr" in open(out["markdown"]).read() and open(out["plot"], "rb").read(4) == b"\x89PNG"
 
 

@@ -10,13 +10,11 @@ import json
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
+from conftest import REPO, run_snakemake
 from salad.artifacts import read_provenance
 from salad.config import load_config, load_yaml
-
-from conftest import REPO, run_snakemake
 
 CONFIG = load_config(REPO / "config" / "test.yaml")
 PROCESSES = load_yaml(REPO / CONFIG["processes"])["processes"]

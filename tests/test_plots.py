@@ -7,10 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from cathode_fixtures import SR, WINDOW, make_world
 from salad import plotstyle as ps
 from salad.artifacts import provenance, write_parquet
-
-from cathode_fixtures import SR, WINDOW, make_world
 
 
 def _png_dpi(path) -> float:
@@ -156,7 +155,8 @@ def test_cathode_sic_draws_ceiling_per_working_point(tmp_path, monkeypatch):
     from salad.cathode import plots
     sensitivity_table(tmp_path / "sens.parquet")
     seen = capture(monkeypatch, lambda fig: {"ceilings": sorted(
-        round(line.get_ydata()[0], 3) for ax in fig.axes for line in ax.lines if line.get_gid() == "sic_ceiling")})
+        round(line.get_ydata()[0],
+              3) for ax in fig.axes for line in ax.lines if line.get_gid() == "sic_ceiling")})
     plots.sic(tmp_path / "sens.parquet", "Y400", tmp_path / "sic.png", setups=["ID", "EP"], lumi=0.1)
     assert seen["ceilings"] == [round(1 / np.sqrt(0.01), 3), round(1 / np.sqrt(0.001), 3)]
     assert_figure(tmp_path / "sic.png")
@@ -261,7 +261,7 @@ def test_dimension_scan_has_no_twin_axis_and_no_floor_value(tmp_path, monkeypatc
 
 
 def test_information_confusion_has_names_and_colour_bar(tmp_path, monkeypatch):
-    from salad import information
+    from salad.encoder import information
     groups = np.array([-6, 0, 1])
     mats = {"bdt_latent": np.array([[5, 1, 0], [1, 8, 1], [0, 2, 6]]), "bdt_raw": np.eye(3, dtype=int) * 4}
     seen = capture(monkeypatch, lambda fig: {"labels": [t.get_text() for t in fig.axes[0].get_yticklabels()],

@@ -27,7 +27,8 @@ def photon(pt, eta=0.0, phi=0.0):
 
 def pair_mass(a, b):
     """Massless two-photon mass, independent of the module's four-vector code."""
-    return math.sqrt(max(2 * a["PT"] * b["PT"] * (math.cosh(a["Eta"] - b["Eta"]) - math.cos(a["Phi"] - b["Phi"])), 0))
+    angular = math.cosh(a["Eta"] - b["Eta"]) - math.cos(a["Phi"] - b["Phi"])
+    return math.sqrt(max(2 * a["PT"] * b["PT"] * angular, 0))
 
 
 def reference(photons, cfg=CFG):
@@ -103,7 +104,8 @@ def test_output_matches_reference_and_every_row_passes_each_cut(tmp_path):
 
 
 def test_object_tensor_layout_on_hand_built_event(tmp_path):
-    jets = [dict(PT=pt, Eta=0.1 * k, Phi=0.2, Mass=5.0 + k, BTag=k % 2, Tau1=0.8, Tau2=0.4, Tau3=0.3, Tau4=0.15)
+    jets = [dict(PT=pt, Eta=0.1 * k, Phi=0.2, Mass=5.0 + k, BTag=k % 2, Tau1=0.8, Tau2=0.4, Tau3=0.3,
+                 Tau4=0.15)
             for k, pt in enumerate([50.0, 200.0, 30.0, 120.0, 90.0])]      # not pT ordered; 5 > 4 slots
     fat = [dict(PT=300.0, Eta=-1.0, Phi=1.0, Mass=80.0, BTag=0, Tau1=0.6, Tau2=0.3, Tau3=0.0, Tau4=0.0)]
     ele = [dict(PT=45.0, Eta=0.5, Phi=-1.0, Charge=-1)]

@@ -8,8 +8,9 @@ import pytest
 
 from salad.__main__ import main
 from salad.artifacts import provenance, read_parquet, write_parquet
+from salad.contracts import in_signal_region as in_region
 from salad.errors import SaladError
-from salad.pseudodata import build, in_region
+from salad.pseudodata import build
 from salad.split import assign
 
 SR = [120.0, 130.0]
@@ -78,7 +79,8 @@ def test_signal_injection_arithmetic():
     b_sr = 0.0
     for f in BKG:
         data = f[f["subset"] == "data"]
-        b_sr += lumi * data.loc[in_region(data["myy"], SR), "weight"].sum() * f["weight"].sum() / data["weight"].sum()
+        b_sr += lumi * data.loc[in_region(data["myy"], SR),
+                                "weight"].sum() * f["weight"].sum() / data["weight"].sum()
     assert summary["B_SR_expected"] == pytest.approx(b_sr, rel=1e-9)
     assert summary["S_SR_target"] == pytest.approx(5.0 * np.sqrt(b_sr))
     sig = SIG[SIG["subset"] == "data"]
@@ -118,7 +120,8 @@ def test_output_columns_truth_and_row_order():
 
 
 def test_errors_name_the_sample():
-    with pytest.raises(SaladError, match=r"yy: pseudo-data at 100.0 fb\^-1 needs .*lower pseudodata.luminosity_ifb"):
+    with pytest.raises(SaladError,
+                       match=r"yy: pseudo-data at 100.0 fb\^-1 needs .*lower pseudodata.luminosity_ifb"):
         build(BKG, SIG, 0.0, 0, {**CFG, "pseudodata": {"luminosity_ifb": 100.0, "seed": 2}})
     far = SIG.assign(myy=np.float32(150.0))
     with pytest.raises(SaladError, match=r"Y400: no events .*signal region"):

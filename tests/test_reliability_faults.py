@@ -312,14 +312,16 @@ def _unguarded_writes(tree: ast.AST, filename: str) -> list[str]:
     def visit(node, guarded, func):
         if isinstance(node, (ast.With, ast.AsyncWith)):
             guarded = guarded or any(isinstance(i.context_expr, ast.Call)
-                                     and getattr(i.context_expr.func, "id", getattr(i.context_expr.func, "attr", ""))
+                                     and getattr(i.context_expr.func, "id", getattr(i.context_expr.func,
+                                                                                    "attr", ""))
                                      == "atomic_output" for i in node.items)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             func = node.name
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in WRITERS and not guarded and (filename, func) not in ALLOWED:
             if not (node.func.attr == "save" and getattr(node.func.value, "id", "") != "torch") \
-                    and not (node.func.attr == "dump" and getattr(node.func.value, "id", "") not in {"json", "pickle", "yaml"}):
+                    and not (node.func.attr == "dump" and getattr(node.func.value, "id",
+                                                                  "") not in {"json", "pickle", "yaml"}):
                 found.append(f"{filename}:{node.lineno} {ast.unparse(node.func)}")
         if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "open" and len(node.args) > 1 \
                 and isinstance(node.args[1], ast.Constant) and set(str(node.args[1].value)) & set("wax") \

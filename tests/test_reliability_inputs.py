@@ -253,7 +253,8 @@ def test_fit_flow_rejects_nan_latent(tmp_path, capsys):
     emb = tmp_path / "emb.parquet"
     write_parquet(pd.DataFrame({"event_id": ids, "z0": z[:, 0], "z1": z[:, 1]}), emb, provenance("t"))
     data = tmp_path / "data.parquet"
-    write_parquet(pd.DataFrame({"event_id": ids, "sample": "yy", "myy": rng.uniform(105, 160, 400).astype(np.float32),
+    write_parquet(pd.DataFrame({"event_id": ids, "sample": "yy", "myy": rng.uniform(105, 160,
+                                                                                    400).astype(np.float32),
                                 "is_signal": False, "group": np.int8(0)}), data, provenance("t"))
     out = tmp_path / "flow.pt"
     fails_cleanly(capsys, ["fit-flow", "--embeddings", emb, "--data", data, "--output", out,

@@ -8,7 +8,7 @@ import pytest
 from salad.__main__ import main
 from salad.artifacts import provenance, read_parquet, read_provenance, write_parquet
 from salad.errors import SaladError
-from salad.split import SUBSETS, assign, split_frame
+from salad.split import assign, split_frame
 
 CFG = {"seed": 1, "encoder_fraction": 0.5, "train_val_test": [0.6, 0.2, 0.2]}
 IDS = 7 * 10**9 + np.arange(60000, dtype=np.int64)

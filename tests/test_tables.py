@@ -8,7 +8,6 @@ from scipy import stats
 
 from salad import tables
 from salad.artifacts import provenance, write_parquet
-
 from test_plots import sensitivity_table
 
 
@@ -90,7 +89,8 @@ def test_sculpting_setups_as_columns():
 
 def test_nplm_marks_extrapolated_and_floor():
     floor = float(stats.norm.isf(1e-300))
-    power = pd.DataFrame({"representation": ["ID"] * 3, "seed": 1, "signal": "Y400", "strength": [0.0, 3.0, 5.0],
+    power = pd.DataFrame({"representation": ["ID"] * 3, "seed": 1, "signal": "Y400", "strength": [0.0, 3.0,
+                                                                                                  5.0],
                           "t_median": 1.0, "z_median": [0.3, 4.0, floor], "instances": 2,
                           "power": [0.0, 1.0, 1.0], "z_threshold": 3.0})
     null = pd.DataFrame([{"representation": "ID", "seed": 1, "dof": 8.0, "ks_pvalue": 0.4, "n_toys": 100,
@@ -110,7 +110,8 @@ def test_nplm_marks_extrapolated_and_floor():
 
 
 def test_information_uses_process_names():
-    conf = pd.DataFrame({"classifier": "bdt_latent", "true_group": [0, 0, -6, -6], "pred_group": [0, -6, 0, -6],
+    conf = pd.DataFrame({"classifier": "bdt_latent", "true_group": [0, 0, -6, -6], "pred_group": [0, -6, 0,
+                                                                                                  -6],
                          "count": [9, 1, 2, 8], "fraction": [0.9, 0.1, 0.2, 0.8]})
     summ = pd.DataFrame([{"classifier": "bdt_latent", "accuracy": 0.85, "mean_diagonal": 0.85,
                           "background_diagonal": 0.9, "signal_diagonal": 0.8, "n_test": 20}])

@@ -20,8 +20,8 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -258,6 +258,16 @@ def _open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
         return pq.ParquetFile(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise SaladError(f"{path}: not a readable Parquet file ({exc})") from None
+
+
+def parquet_file(path: str | os.PathLike) -> pq.ParquetFile:
+    """An opened Parquet artifact (metadata, schema), checked to exist and be readable."""
+    return _open_parquet(path)
+
+
+def parquet_columns(path: str | os.PathLike) -> list[str]:
+    """Column names of a Parquet artifact (schema only; no data read)."""
+    return _open_parquet(path).schema_arrow.names
 
 
 def read_parquet(path: str | os.PathLike, columns: Mapping[str, str] | None = None,

@@ -27,168 +27,30 @@ encoder-half `train` split. Photon four-momenta and m_yy never enter (as for enc
 """
 from __future__ import annotations
 
-import argparse
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .artifacts import _open_parquet, list_column_to_array, provenance, read_parquet, write_parquet
+from .artifacts import provenance, write_parquet
+from .cli import setup_logging, stage_parser
 from .config import parse_stage_config
-from .contracts import SUBSETS
+from .contracts import LATENT_PREFIX, read_objects
 from .errors import SaladError
+from .features import Standardiser, leading_features, ref22_features, source_features
 
 log = logging.getLogger("salad.baselines")
 
-N_OBJ, N_FEAT = 11, 12
-F_PT, F_ETA, F_PHI, F_MASS, F_BTAG = 0, 1, 2, 3, 4
-TYPES = {"jet": 7, "fatjet": 8, "electron": 9, "muon": 10, "met": 11}   # one-hot feature index
-LEADING_ORDER = [("met", 0), ("jet", 0), ("electron", 0), ("muon", 0), ("fatjet", 0), ("jet", 1),
-                 ("electron", 1), ("muon", 1), ("fatjet", 1), ("jet", 2), ("jet", 3)]
-REF22_FEATURES = ["met", "ht", "n_jets", "n_bjets", "n_leptons", "pt_j1", "pt_j2", "pt_l1", "m_jj"]
 NAMES = ("source", "leading", "ref22", "vae")
-
-PRESELECTED_COLUMNS = {"event_id": "int", "sample": "str", "group": "int", "weight": "float"}
-
-
-# ---------------------------------------------------------------- event tables (shared readers)
-def load_events(preselected: Sequence[str], split: Sequence[str],
-                extra: Mapping[str, str] | None = None) -> pd.DataFrame:
-    """Join preselected files with their split files on event_id.
-
-    Returns one row per preselected event: event_id, sample, group, weight [events/fb^-1],
-    subset, plus `extra` preselected columns ({name: kind}, e.g. {"myy": "float"}).
-    """
-    frames = [read_parquet(p, {**PRESELECTED_COLUMNS, **(extra or {})}) for p in preselected]
-    splits = [read_parquet(p, {"event_id": "int", "subset": "str"}) for p in split]
-    events = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(PRESELECTED_COLUMNS))
-    subsets = pd.concat(splits, ignore_index=True) if splits else pd.DataFrame(columns=["event_id", "subset"])
-    if events["event_id"].duplicated().any():
-        raise SaladError(f"{', '.join(map(str, preselected))}: duplicate event_id values")
-    bad = set(subsets["subset"].astype(str)) - set(SUBSETS)
-    if bad:
-        raise SaladError(f"{', '.join(map(str, split))}: unknown subset value(s) {sorted(bad)}")
-    merged = events.merge(subsets, on="event_id", how="left", validate="one_to_one")
-    if merged["subset"].isna().any():
-        n = int(merged["subset"].isna().sum())
-        raise SaladError(f"{', '.join(map(str, split))}: {n} preselected event(s) have no split entry")
-    merged["subset"] = merged["subset"].astype(str)
-    merged["group"] = merged["group"].astype(int)
-    return merged
-
-
-MEAN_PREFIX = "mu"   # embeddings columns mu0..mu{d-1}: latent means written next to a sampled z
-
-
-def read_embedding(path: str, means: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Read an embeddings-contract file: (event_id int64 (n,), latent float32 (n, d)).
-
-    means=True reads the latent means `mu0..` where the file has them (a variational encoder
-    whose z is a sampled draw, see salad.encoder.embed), else the latent `z0..`."""
-    names = _open_parquet(path).schema_arrow.names
-    prefix = MEAN_PREFIX if means and f"{MEAN_PREFIX}0" in names else "z"
-    found = [c for c in names if c.startswith(prefix) and c[len(prefix):].isdigit()]
-    d = len(found)
-    cols = [f"{prefix}{i}" for i in range(d)]
-    if d == 0 or sorted(found, key=lambda c: int(c[len(prefix):])) != cols:
-        raise SaladError(f"{path}: expected latent columns {prefix}0..{prefix}{{d-1}}, "
-                         f"found {found}")
-    frame = read_parquet(path, {"event_id": "int", **{c: "float" for c in cols}})
-    if frame["event_id"].duplicated().any():
-        raise SaladError(f"{path}: duplicate event_id values")
-    return frame["event_id"].to_numpy(np.int64), frame[cols].to_numpy(np.float32)
-
-
-def lookup(path: str, ids: np.ndarray, table_ids: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Rows of `values` (keyed by `table_ids`) for event ids `ids`; SaladError if any is missing."""
-    order = np.argsort(table_ids)
-    pos = np.searchsorted(table_ids, ids, sorter=order)
-    pos = np.clip(pos, 0, len(table_ids) - 1)
-    found = order[pos] if len(table_ids) else np.zeros(len(ids), int)
-    if len(table_ids) == 0 or not np.array_equal(table_ids[found], ids):
-        missing = int(len(ids) - np.isin(ids, table_ids).sum())
-        raise SaladError(f"{path}: {missing} requested event id(s) not found")
-    return values[found]
-
-
-def latent_for(path: str, ids: np.ndarray, means: bool = False) -> np.ndarray:
-    """Latent vectors (len(ids), d) float64 of the events `ids` from an embeddings file
-    (the means where the file has them and `means`, see read_embedding)."""
-    table_ids, z = read_embedding(path, means)
-    return lookup(path, np.asarray(ids, np.int64), table_ids, z).astype(np.float64)
-
-
-# ---------------------------------------------------------------- raw features
-def load_raw(preselected: Sequence[str], split: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Events table, object tensors (n, 11, 12) and high-level (dR_yy, pT_yy) (n, 2)."""
-    frames, objects = [], []
-    for path in preselected:
-        frame = read_parquet(path, {**PRESELECTED_COLUMNS, "dr_yy": "float", "pt_yy": "float",
-                                    "objects": "list"})
-        objects.append(list_column_to_array(path, frame["objects"], (N_OBJ, N_FEAT)))
-        frames.append(frame.drop(columns="objects"))
-    events = load_events(preselected, split)
-    raw = pd.concat(frames, ignore_index=True)
-    # load_events keeps file order, so rows align; check it
-    if not np.array_equal(raw["event_id"].to_numpy(), events["event_id"].to_numpy()):
-        raise SaladError("preselected inputs changed while reading")
-    hl = raw[["dr_yy", "pt_yy"]].to_numpy(np.float32)
-    return events, np.concatenate(objects) if objects else np.zeros((0, N_OBJ, N_FEAT), np.float32), hl
-
-
-def _sorted_pt(objects: np.ndarray, kind: str) -> np.ndarray:
-    """pT [GeV] of objects of one type, descending, padded with 0: (n, 11)."""
-    mask = objects[:, :, TYPES[kind]] > 0.5
-    pt = np.where(mask, objects[:, :, F_PT], 0.0)
-    return -np.sort(-pt, axis=1)
-
-
-def source_features(objects: np.ndarray, hl: np.ndarray) -> np.ndarray:
-    """Flattened object tensor + (dR_yy, pT_yy): (n, 134)."""
-    return np.concatenate([objects.reshape(len(objects), -1), hl], axis=1)
-
-
-def leading_features(objects: np.ndarray, dim: int) -> np.ndarray:
-    """pT [GeV] of the first `dim` entries of LEADING_ORDER: (n, dim)."""
-    if not 1 <= dim <= len(LEADING_ORDER):
-        raise SaladError(f"baselines.leading_dim: must be 1..{len(LEADING_ORDER)}, got {dim}")
-    cache = {kind: _sorted_pt(objects, kind) for kind in {k for k, _ in LEADING_ORDER[:dim]}}
-    return np.stack([cache[kind][:, rank] for kind, rank in LEADING_ORDER[:dim]], axis=1)
-
-
-def ref22_features(objects: np.ndarray) -> np.ndarray:
-    """The nine REF22_FEATURES: (n, 9); GeV for pT, H_T, MET, m_jj; counts for N_*."""
-    is_jet = objects[:, :, TYPES["jet"]] > 0.5
-    is_lep = (objects[:, :, TYPES["electron"]] > 0.5) | (objects[:, :, TYPES["muon"]] > 0.5)
-    pt = objects[:, :, F_PT]
-    jets = _sorted_pt(objects, "jet")
-    lead_lep = np.where(is_lep, pt, 0.0).max(axis=1)
-    met = np.where(objects[:, :, TYPES["met"]] > 0.5, pt, 0.0).sum(axis=1)
-    # m_jj of the two leading jets (jets are pT ordered within their type)
-    n = len(objects)
-    jet_rows = np.argsort(~is_jet, axis=1, kind="stable")[:, :2]
-    j = objects[np.arange(n)[:, None], jet_rows]                     # (n, 2, 12)
-    px, py = j[..., F_PT] * np.cos(j[..., F_PHI]), j[..., F_PT] * np.sin(j[..., F_PHI])
-    pz = j[..., F_PT] * np.sinh(j[..., F_ETA])
-    e = np.sqrt(px ** 2 + py ** 2 + pz ** 2 + j[..., F_MASS] ** 2)
-    m2 = e.sum(1) ** 2 - px.sum(1) ** 2 - py.sum(1) ** 2 - pz.sum(1) ** 2
-    two = is_jet.sum(axis=1) >= 2
-    mjj = np.where(two, np.sqrt(np.clip(m2, 0.0, None)), 0.0)
-    return np.stack([met, np.where(is_jet, pt, 0).sum(1), is_jet.sum(1),
-                     (is_jet & (objects[:, :, F_BTAG] > 0.5)).sum(1), is_lep.sum(1),
-                     jets[:, 0], jets[:, 1], lead_lep, mjj], axis=1).astype(np.float64)
 
 
 def standardize(x: np.ndarray, fit_mask: np.ndarray) -> np.ndarray:
     """(x - mean) / std with mean, std of the rows `fit_mask`; constant columns get std 1."""
     if not fit_mask.any():
         raise SaladError("baselines: no background events in the encoder-half train split")
-    mean = x[fit_mask].mean(axis=0)
-    std = x[fit_mask].std(axis=0)
-    std = np.where(std > 1e-12, std, 1.0)
-    return (x - mean) / std
+    return Standardiser.fit(x[fit_mask]).transform(x)
 
 
 # ---------------------------------------------------------------- VAE
@@ -296,24 +158,22 @@ def build(name: str, events: pd.DataFrame, objects: np.ndarray, hl: np.ndarray, 
 def embedding_frame(event_id: np.ndarray, z: np.ndarray) -> pd.DataFrame:
     """A frame in the embeddings contract: event_id int64, z0..z{d-1} float32."""
     cols = {"event_id": np.asarray(event_id, np.int64)}
-    cols.update({f"z{i}": z[:, i].astype(np.float32) for i in range(z.shape[1])})
+    cols.update({f"{LATENT_PREFIX}{i}": z[:, i].astype(np.float32) for i in range(z.shape[1])})
     return pd.DataFrame(cols)
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad embed-baseline", description=__doc__)
+    parser = stage_parser(__doc__, prog="salad embed-baseline")
     parser.add_argument("--name", required=True, choices=NAMES)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--preselected", nargs="+", required=True)
     parser.add_argument("--split", nargs="+", required=True)
     parser.add_argument("--output", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--config", help="JSON: {baselines: {...}}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)["baselines"]
-    events, objects, hl = load_raw(args.preselected, args.split)
+    events, objects, hl = read_objects(args.preselected, args.split)
     z = build(args.name, events, objects, hl, cfg, int(cfg.get("seed", 0)) + args.seed)
     write_parquet(embedding_frame(events["event_id"].to_numpy(), z), args.output,
                   provenance("embed-baseline", cfg, name=args.name, seed=args.seed))

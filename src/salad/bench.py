@@ -37,8 +37,8 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -84,7 +84,8 @@ def _torch_threads() -> str:
 # --------------------------------------------------------------------------- generate
 def bench_generate(sizes: Sequence[int], workdir: Path, repeat: int = 1) -> tuple[list, dict]:
     """Rows, and {process: path of the largest generated file} (inputs of later stages)."""
-    from .generate import DEFAULTS, generate, load_processes, process_spec
+    from .config import load_processes
+    from .generate import DEFAULTS, generate, process_spec
     procs = load_processes(ROOT / "config" / "processes.yaml")
     rows, files = [], {}
     for name in ("ggH", "yy"):
@@ -105,6 +106,7 @@ def tile_delphes(src: Path, dst: Path, n_events: int) -> Path:
     basket per repetition, with salad.generate's writer."""
     import awkward as ak
     import uproot
+
     from . import generate as gen
     with uproot.open(src) as f:
         tree = f[gen.TREE]
@@ -163,8 +165,8 @@ def bench_preselect(source: Path, sizes: Sequence[int], workdir: Path, repeat: i
 # --------------------------------------------------------------------------- encoder
 def preselected_events(files: Mapping[str, Path], seed: int = 0):
     """RawEvents of the preselected generated samples, with a seeded 60/40 train/val subset."""
+    from .config import load_processes
     from .encoder.data import N_FEATURES, N_OBJECTS, RawEvents
-    from .generate import load_processes
     from .preselect import preselect
     procs = load_processes(ROOT / "config" / "processes.yaml")
     parts = []
@@ -266,6 +268,7 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
     mean, std}. zuko samples x at a context c with model(c).sample()."""
     import torch
     import zuko
+
     from .cathode import flow as flowmod
     cfg = flowmod.settings(cfg)
     torch.set_num_threads(1)
@@ -372,6 +375,7 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     import normflows  # noqa: F401  (imported before any timing)
     import torch
     import zuko  # noqa: F401
+
     from .cathode import flow as flowmod
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
     z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
@@ -395,7 +399,7 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
             fits[name] = res
             log(f"{name}: {secs[name][-1]:.4f} s/epoch wall, {cpu[name][-1]:.4f} s/epoch CPU")
     out = []
-    for name, orientation, hidden in variants:
+    for name, orientation, _hidden in variants:
         res = fits[name]
         r = {"variant": name, "s_per_epoch_min": min(secs[name]),
              "s_per_epoch_max": max(secs[name]), "cpu_s_per_epoch_min": min(cpu[name]),
@@ -627,7 +631,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m salad.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for the tests)")
     p.add_argument("--sizes", nargs="*", help="STAGE=N,N,... (stages: " + ", ".join(FULL) + ")")
-    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ", ".join(STAGES))
+    p.add_argument("--stages", default=",".join(STAGES),
+                   help="comma-separated subset of " + ", ".join(STAGES))
     p.add_argument("--repeat", type=int, help="timed repeats, minimum kept (default 2; quick 1)")
     p.add_argument("--device", help="torch device for encoder/flow/NPLM (default: cuda if available)")
     p.add_argument("--output", help="also write the Markdown table to this file")

@@ -8,6 +8,7 @@ exactly the steps that read it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,24 @@ def cross_check(config: dict, processes: dict, source: str = "config") -> None:
         if sample not in config["samples"]:
             raise SaladError(f"{source}: key delphes_inputs.{sample}: not one of config key "
                              f"samples ({', '.join(config['samples'])}); its files would be ignored")
+
+
+def merge_defaults(section: str, cfg: Mapping | None, defaults: Mapping,
+                   ignore: Sequence[str] = ()) -> dict:
+    """The one defaults merge of every stage: `defaults` (the stage module's DEFAULTS, the only
+    place a default lives) overridden by the config section `cfg`; a dict-valued default is
+    merged one level deeper the same way. A key that is neither a default nor in `ignore`
+    (keys of the section read by another consumer) is a SaladError naming `section.key`."""
+    cfg = dict(cfg or {})
+    unknown = sorted(set(cfg) - set(defaults) - set(ignore))
+    if unknown:
+        raise SaladError(f"config: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}"
+                         f" (known: {', '.join(sorted(defaults))})")
+    out = {**defaults, **{k: v for k, v in cfg.items() if k in defaults}}
+    for key, value in defaults.items():
+        if isinstance(value, Mapping) and cfg.get(key) is not None:
+            out[key] = merge_defaults(f"{section}.{key}", cfg[key], value)
+    return out
 
 
 def parse_stage_config(text: str | None) -> dict:

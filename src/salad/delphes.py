@@ -24,9 +24,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import awkward as ak
 import numpy as np

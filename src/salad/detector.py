@@ -9,8 +9,8 @@ truth-particle isolation, flat efficiencies, Gaussian resolutions, no pileup, no
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import awkward as ak
 import fastjet
@@ -216,8 +216,12 @@ class Detector:
             met_y += np.bincount(evt[sel], weights=(pt[sel] - reco_pt) * np.sin(phi[sel]), minlength=nev)
             return sel, reco_pt
 
-        em = lambda sel: em_resolution(cfg, pt[sel] * np.cosh(eta[sel]))
-        mu = lambda sel: np.hypot(cfg.muon_resolution[0], cfg.muon_resolution[1] * pt[sel])
+        def em(sel):
+            return em_resolution(cfg, pt[sel] * np.cosh(eta[sel]))
+
+        def mu(sel):
+            return np.hypot(cfg.muon_resolution[0], cfg.muon_resolution[1] * pt[sel])
+
         g_sel, g_pt = leptons_photons(apid == 22, cfg.photon_pt_min, cfg.photon_eta_max, True,
                                       cfg.photon_eff, cfg.photon_iso, em)
         e_sel, e_pt = leptons_photons(apid == 11, cfg.electron_pt_min, cfg.electron_eta_max, True,
@@ -317,5 +321,8 @@ def heavy_flavour_label(pid):
     """5 for B hadrons, 4 for C hadrons (no b quark), 0 otherwise (quarks/diquarks are 0)."""
     aid = np.abs(pid)
     hadron = (aid > 100) & (aid < 1000000) & ((aid // 10) % 10 != 0)
-    has = lambda q: ((aid // 100) % 10 == q) | ((aid // 1000) % 10 == q)
+
+    def has(q):
+        return ((aid // 100) % 10 == q) | ((aid // 1000) % 10 == q)
+
     return np.where(hadron & has(5), 5, np.where(hadron & has(4), 4, 0))

@@ -14,8 +14,8 @@ of its group. `yield_check` compares an evaluation-only sample's SR yield per fb
 the main sample(s) it replaces (they must agree within statistics: same process, same weights
 convention, only the generator window differs).
 
-Output Parquet (contract `salad.contracts.EVALUATION_SET_COLUMNS`): event_id int64, sample str, group int64, is_signal bool,
-myy float64 [GeV], weight float64 [expected SR events per fb^-1 that this event stands for:
+Output Parquet (contract `salad.contracts.EVALUATION_SET_COLUMNS`): event_id int64, sample str, group int64,
+is_signal bool, myy float64 [GeV], weight float64 [expected SR events per fb^-1 that this event stands for:
 the event weight divided by the weight fraction of its sample in the `eval` subset]; SR rows
 only. A JSON summary holds per-sample counts and yields and the yield check.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,8 @@ from .artifacts import atomic_output, provenance, read_parquet, write_parquet
 from .config import parse_stage_config
 from .contracts import in_signal_region, read_split_sample, select_subsets
 from .errors import SaladError
+
+
 def sr_yield(frame: pd.DataFrame, signal_region) -> tuple[float, float, int]:
     """(sum of weights, its statistical error sqrt(sum w^2), unweighted count) in the SR."""
     w = frame.loc[in_signal_region(frame["myy"], signal_region), "weight"].to_numpy()

@@ -18,20 +18,20 @@ import contextlib
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import awkward as ak
 import numpy as np
 
 from . import __version__, slha
 from .artifacts import atomic_output, config_hash
-from .config import load_processes, parse_stage_config, process_table_arg
+from .config import parse_stage_config, process_table_arg
+from .contracts import GENERATION_SUMMARY_KEY
 from .detector import Collection, Detector, DetectorConfig, FinalState, heavy_flavour_label, pt_eta_phi
 from .errors import SaladError
 
 TREE = "Delphes"
-METADATA_KEY = "salad_generation"
 
 #: Settings shared by every process: 13 TeV, A14 tune, quiet, seeded.
 COMMON_SETTINGS = ("Beams:eCM = 13000.", "Tune:pp = 21", "Next:numberCount = 0",
@@ -204,7 +204,10 @@ class _ChargeTable:
 def final_state(prt, charge: _ChargeTable, hadron_pt_min: float) -> FinalState:
     """Flatten a nextBatch particle record into a FinalState (status > 0 particles)."""
     fs = prt[prt.status > 0]
-    flat = lambda x: ak.to_numpy(ak.flatten(x)).astype(float)
+
+    def flat(x):
+        return ak.to_numpy(ak.flatten(x)).astype(float)
+
     pid = ak.to_numpy(ak.flatten(fs.id)).astype(np.int64)
     all_pid = ak.to_numpy(ak.flatten(prt.id))
     flavour = heavy_flavour_label(all_pid)
@@ -342,30 +345,8 @@ def generate(spec: Mapping, n_events: int, seed: int, batch_size: int, mpi: bool
             "spec_hash": config_hash({k: v for k, v in spec.items()}),
             "detector": dict(det.cfg.__dict__),
         }
-        root[METADATA_KEY] = json.dumps(summary, sort_keys=True, default=list)
+        root[GENERATION_SUMMARY_KEY] = json.dumps(summary, sort_keys=True, default=list)
     return summary
-
-
-def read_summary(path: str | Path) -> dict:
-    """The run summary stored in a generated ROOT file."""
-    import uproot
-
-    try:
-        with uproot.open(path) as f:
-            return json.loads(str(f[METADATA_KEY]))
-    except (OSError, KeyError, ValueError) as exc:
-        raise SaladError(f"{path}: no salad generation summary ({exc})") from None
-
-
-def sample_xsec_fb(spec: Mapping, root_path: str | Path | None = None) -> float:
-    """sigma x BR [fb] used for weights: `xsec_fb` from the table, or (null) the generator's
-    own cross section from the file's summary times `k_factor`."""
-    if spec.get("xsec_fb") is not None:
-        return float(spec["xsec_fb"])
-    if root_path is None:
-        raise SaladError(f"processes: {spec.get('name', '?')}: xsec_fb is null; "
-                         "the generated file is needed for the generator cross section")
-    return read_summary(root_path)["sigma_gen_pb"] * 1e3 * float(spec.get("k_factor", 1.0))
 
 
 def sample_events(cfg: Mapping, sample: str) -> int:

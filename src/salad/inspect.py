@@ -10,7 +10,7 @@ import json
 
 import pyarrow.parquet as pq
 
-from .artifacts import _open_parquet, load_checkpoint, read_provenance
+from .artifacts import load_checkpoint, parquet_file, read_provenance
 
 
 def _summary(value) -> str:
@@ -41,7 +41,7 @@ def describe(path: str) -> str:
     """Human-readable summary: provenance JSON, row count, column names and types."""
     if str(path).endswith(".pt"):
         return describe_checkpoint(path)
-    pf: pq.ParquetFile = _open_parquet(path)
+    pf: pq.ParquetFile = parquet_file(path)
     lines = [f"{path}", f"  rows: {pf.metadata.num_rows}",
              "  provenance: " + json.dumps(read_provenance(path), sort_keys=True)]
     lines += [f"  column {f.name}: {f.type}" for f in pf.schema_arrow]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,10 +23,12 @@ import torch
 from sklearn.model_selection import StratifiedKFold
 
 from .artifacts import provenance, read_parquet, write_parquet
-from .baselines import latent_for, load_events
+from .cli import setup_logging
 from .config import parse_stage_config
+from .contracts import EVENT_COLUMNS, latent_for, read_events
 from .errors import SaladError
-from .tables import linear_eval_md, write
+from .features import Standardiser
+from .tables import linear_eval_md, summarize_runs, write
 
 log = logging.getLogger("salad.linear_eval")
 
@@ -67,42 +69,17 @@ def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict
         raise SaladError(f"linear_eval.folds: a class has fewer than {folds} events")
     acc, bacc = [], []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y):
-        mean, std = z[train].mean(0), z[train].std(0)
-        std = np.where(std > 1e-12, std, 1.0)
-        layer = train_linear((z[train] - mean) / std, y[train], len(classes),
+        scaler = Standardiser.fit(z[train])
+        layer = train_linear(scaler.transform(z[train]), y[train], len(classes),
                              float(cfg["weight_decay"]), bool(cfg["balanced"]), int(cfg["max_iter"]))
         with torch.no_grad():
-            pred = layer(torch.as_tensor((z[test] - mean) / std)).argmax(1).numpy()
+            pred = layer(torch.as_tensor(scaler.transform(z[test]))).argmax(1).numpy()
         acc.append(float((pred == y[test]).mean()))
         bacc.append(float(np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])))
     sem = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731
     return {"dim": z.shape[1], "n_events": len(z), "n_classes": len(classes), "folds": folds,
             "accuracy": float(np.mean(acc)), "accuracy_sem": sem(acc),
             "balanced_accuracy": float(np.mean(bacc)), "balanced_accuracy_sem": sem(bacc)}
-
-
-def _sem(values) -> float:
-    values = np.asarray(values, float)
-    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
-
-
-def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per representation: accuracy and balanced accuracy, mean and SEM over encoder seeds.
-
-    runs: one row per (representation, seed) (cli evaluate output). With one seed the SEM over
-    seeds is undefined (NaN) and `accuracy_fold_sem` (the probe folds' SEM) is the only error.
-    """
-    if "trained_on_signals" not in runs:
-        runs = runs.assign(trained_on_signals=False)
-    rows = []
-    for name, g in runs.groupby("representation", sort=False):
-        rows.append({"representation": name, "trained_on_signals": bool(g["trained_on_signals"].any()),
-                     "dim": int(g["dim"].iloc[0]), "seeds": len(g),
-                     "accuracy": float(g["accuracy"].mean()), "accuracy_sem": _sem(g["accuracy"]),
-                     "balanced_accuracy": float(g["balanced_accuracy"].mean()),
-                     "balanced_accuracy_sem": _sem(g["balanced_accuracy"]),
-                     "accuracy_fold_sem": float(g["accuracy_sem"].mean())})
-    return pd.DataFrame(rows)
 
 
 def cli(argv: list[str]) -> None:
@@ -120,7 +97,7 @@ def cli(argv: list[str]) -> None:
                         help="label the representation as trained on signal samples")
     parser.add_argument("--config", help="JSON: {linear_eval: {...}}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)["linear_eval"]
     if args.collect:
@@ -134,12 +111,14 @@ def cli(argv: list[str]) -> None:
         return
     if not (args.embedding and args.preselected and args.split and args.name):
         parser.error("--embedding, --preselected, --split and --name are required")
-    events = load_events(args.preselected, args.split)
+    events = read_events(args.preselected, args.split, EVENT_COLUMNS)
+    events["group"] = events["group"].astype(int)
     events = events[(events["group"] >= 0) & events["subset"].isin(cfg["subsets"])]
     if cfg.get("max_events") and len(events) > cfg["max_events"]:
         events = events.sample(n=int(cfg["max_events"]), random_state=int(cfg["seed"]))
     z = latent_for(args.embedding, events["event_id"].to_numpy(), means=True)
-    row = {"representation": args.name, "seed": args.seed, "trained_on_signals": bool(args.trained_on_signals),
+    row = {"representation": args.name, "seed": args.seed,
+           "trained_on_signals": bool(args.trained_on_signals),
            **evaluate(z, events["group"].to_numpy(), cfg, int(cfg["seed"]) + args.seed)}
     log.info("%s/%d: accuracy %.4f +- %.4f", args.name, args.seed, row["accuracy"], row["accuracy_sem"])
     write_parquet(pd.DataFrame([row]), args.output, provenance("linear-eval", cfg, name=args.name))

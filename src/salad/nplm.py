@@ -36,20 +36,21 @@ import argparse
 import logging
 import math
 import time
-import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
 
-from .artifacts import atomic_output, provenance, read_parquet, write_parquet
-from .baselines import latent_for, load_events
+from .artifacts import provenance, read_parquet, write_parquet
+from .cli import pick_device, setup_logging, stable_seed
 from .config import parse_stage_config
+from .contracts import EVENT_COLUMNS, latent_for, read_events
 from .errors import SaladError
+from .features import Standardiser
 
 log = logging.getLogger("salad.nplm")
 DTYPE = torch.float64
@@ -204,11 +205,6 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
 LOSSES = {"logistic": logistic_terms, "nplm": nplm_terms}
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """`device`, else cuda if available, else cpu."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, n_centers: int,
         lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12, loss: str = "logistic",
         device: str | None = None) -> Fit:
@@ -289,11 +285,6 @@ class Samples:
         return (x - self.scale[0]) / self.scale[1]
 
 
-def wildcard_seed(*parts) -> int:
-    """A stable 31-bit seed from wildcard values (crc32 of their text)."""
-    return zlib.crc32("/".join(map(str, parts)).encode()) & 0x7FFFFFFF
-
-
 def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndarray:
     """NPLM inputs of events `ids`: latent (n, d), plus m_yy [GeV] as a last column if given."""
     z = latent_for(embedding, ids, means=True)
@@ -303,7 +294,8 @@ def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndar
 def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cfg: Mapping,
             luminosity: float) -> Samples:
     """Reference and toy pool from the background files; cfg is the `nplm` section."""
-    events = load_events(preselected, split, {"myy": "float"})
+    events = read_events(preselected, split, {**EVENT_COLUMNS, "myy": "float"})
+    events["group"] = events["group"].astype(int)
     bkg = events[events["group"] >= 0].reset_index(drop=True)
     if (bkg["weight"] < 0).any():
         raise SaladError("nplm: negative event weights are not supported in the reference")
@@ -334,8 +326,8 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     if cfg.get("standardize", False):
         # unweighted: a weighted std is dominated by the largest process and can be ~0 for
         # features that only the small processes populate
-        mean, std = x_ref.mean(axis=0), x_ref.std(axis=0)
-        scale = (mean, np.where(std > 1e-12, std, 1.0))
+        scaler = Standardiser.fit(x_ref)
+        scale = (scaler.mean, scaler.std)
     else:
         scale = (np.zeros(x_ref.shape[1]), np.ones(x_ref.shape[1]))
     x_ref, x_pool = (x_ref - scale[0]) / scale[1], (x_pool - scale[0]) / scale[1]
@@ -388,34 +380,6 @@ def chi2_fit(t_null: np.ndarray) -> dict:
             "n_toys": len(t_null), "t_median": float(np.median(t_null)), "t_mean": float(t_null.mean())}
 
 
-def chi2_logsf(t: float, dof: float) -> float:
-    """log P(chi2_dof >= t), finite for any t (scipy's logsf underflows to -inf near 1e-308).
-
-    Deep tails (scipy value below -600 or -inf) use the continued fraction of the regularised
-    upper incomplete gamma Q(dof/2, t/2) evaluated in log space (valid for t/2 > dof/2 + 1).
-    """
-    value = float(stats.chi2.logsf(t, dof))
-    a, x = dof / 2.0, t / 2.0
-    if value > -600.0 or x <= a + 1:
-        return value
-    tiny = 1e-300
-    b = x + 1.0 - a
-    c, d = 1.0 / tiny, 1.0 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2.0
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        h *= d * c
-        if abs(d * c - 1.0) < 1e-15:
-            break
-    return -x + a * math.log(x) - math.lgamma(a) + math.log(h)
-
-
 def z_from_logp(log_p: float) -> float:
     """Z = Phi^-1(1 - p) (paper B eq. 10) from log p, exact for any p > 0 (no underflow floor)."""
     from scipy.special import ndtri_exp
@@ -448,7 +412,8 @@ def significance(t_obs: float, t_null: np.ndarray, dof: float) -> dict:
             "p_chi2": math.exp(log_p_chi2), "z_chi2": z_from_logp(log_p_chi2)}
 
 
-def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame,
+                                                                                         pd.DataFrame, dict]:
     """Per-instance significances, per-(signal, strength) median Z and power at z_threshold."""
     null = chi2_fit(t_null)
     rows = [{**row, **significance(row["t"], t_null, null["dof"])} for row in fits.to_dict("records")]
@@ -551,19 +516,6 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
     ps.save(fig, path)
 
 
-def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
-    """Tables as Markdown sections (plain text, no extra dependency)."""
-    lines = []
-    for title, frame in frames.items():
-        lines += [f"## {title}", "", "| " + " | ".join(map(str, frame.columns)) + " |",
-                  "|" + "---|" * len(frame.columns)]
-        for row in frame.itertuples(index=False):
-            lines.append("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row) + " |")
-        lines.append("")
-    with atomic_output(path) as tmp:
-        tmp.write_text("\n".join(lines))
-
-
 def embed_2d(xs: np.ndarray, method: str, seed: int, perplexity: float = 30.0,
              n_neighbors: int = 15) -> np.ndarray:
     """2-D map of standardised points xs (n, d): `umap` (umap-learn, paper B fig. V; fixed seed,
@@ -603,7 +555,7 @@ def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
         idx = np.sort(rng.choice(idx, int(tcfg.get("max_points", 1500)), replace=False))
     if len(idx) < 5:
         raise SaladError(f"nplm map: only {len(idx)} data points")
-    xs = (x[idx] - x[idx].mean(0)) / np.where(x[idx].std(0) > 0, x[idx].std(0), 1.0)
+    xs = Standardiser.fit(x[idx], min_std=0.0).transform(x[idx])
     method = tcfg.get("method", "umap")
     emb = embed_2d(xs, method, int(cfg["seed"]), float(tcfg.get("perplexity", 30)),
                    int(tcfg.get("n_neighbors", 15)))
@@ -633,7 +585,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _setup(args) -> tuple[dict, Samples]:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     torch.set_num_threads(args.threads)
     cfg = parse_stage_config(args.config)
     lumi = float(cfg["pseudodata"]["luminosity_ifb"])
@@ -721,7 +673,7 @@ def fit_dataset(path, embedding: str, samples: "Samples", cfg: dict, out_dir: Pa
     myy = data["myy"].to_numpy() if cfg.get("include_myy") else None
     x_data = samples.transform(features(embedding, data["event_id"].to_numpy(), myy))
     res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg,
-                   wildcard_seed(cfg["seed"], signal, strength, instance))
+                   stable_seed(cfg["seed"], signal, strength, instance))
     log.info("%s: observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)", path, res.t,
              len(samples.x_ref), len(x_data), res.n_centers, res.iterations, res.seconds)
     prov = provenance("nplm-fit", cfg, data=str(path))
@@ -740,7 +692,7 @@ FIT_COLUMNS = {"signal": "str", "strength": "float", "instance": "int", "t": "fl
 
 
 def _summary_cli(args) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     cfg = parse_stage_config(args.config)["nplm"]
     fits = pd.concat([read_parquet(p, None) for p in args.fits], ignore_index=True)
     for p in args.fits:
@@ -749,7 +701,8 @@ def _summary_cli(args) -> None:
                      ignore_index=True)
     per, power, null = summarize(fits, toys["t"].to_numpy(), float(cfg["z_threshold"]))
     null = {"representation": args.name, "seed": args.seed, **null,
-            "seconds_per_toy": float(toys["seconds"].mean()), "seconds_per_fit": float(fits["seconds"].mean())}
+            "seconds_per_toy": float(toys["seconds"].mean()),
+            "seconds_per_fit": float(fits["seconds"].mean())}
     null["trained_on_signals"] = bool(args.trained_on_signals)
     if "dim" in fits:                # NPLM input dimension (latent size, + 1 with include_myy)
         power.insert(0, "dim", int(fits["dim"].iloc[0]))

@@ -16,8 +16,8 @@ a FatJet, Electron or Muon collection (stock Delphes cards have no FatJet) is re
 event had zero such objects; the cut flow's `missing_collections` lists them per file. Weight = σ×BR [fb] ×
 Event.Weight / Σ Event.Weight over all events read, so Σ weight = expected events per fb⁻¹
 after preselection. σ×BR: --xsec-fb, else the process table's `xsec_fb`, else (null) the
-generator σ stored in the generated file (salad.generate.sample_xsec_fb). A cut-flow JSON (counts and expected events per fb⁻¹ after each cut) is
-written next to the Parquet file.
+generator σ stored in the generated file (salad.contracts.sample_xsec_fb).
+A cut-flow JSON (counts and expected events per fb⁻¹ after each cut) is written next to the Parquet file.
 
 Event numbering: event_id = code * 10**9 + Event.Number for a single input file. With several
 files (e.g. MadGraph runs, which restart Event.Number), the within-sample number is the
@@ -32,8 +32,8 @@ import argparse
 import itertools
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import awkward as ak
 import numpy as np
@@ -42,14 +42,17 @@ import pyarrow as pa
 from . import delphes
 from .artifacts import atomic_output, provenance, write_parquet
 from .config import parse_stage_config, process_table_arg
+from .contracts import (
+    EVENT_ID_STRIDE,
+    FEATURES,
+    N_FEATURES,
+    N_OBJECTS,
+    OBJECT_SLOTS,
+    read_summary,
+    sample_xsec_fb,
+)
 from .errors import SaladError
 
-EVENT_ID_STRIDE = 10**9
-# Object tensor layout: (collection, number of rows, one-hot column).
-OBJECT_SLOTS = (("Jet", 4), ("FatJet", 2), ("Electron", 2), ("Muon", 2), ("MissingET", 1))
-FEATURES = ("pt", "eta", "phi", "mass", "btag", "tau32", "tau43",
-            "is_jet", "is_fatjet", "is_electron", "is_muon", "is_met")
-N_OBJECTS, N_FEATURES = sum(n for _, n in OBJECT_SLOTS), len(FEATURES)
 CUTS = ("all", "two_photons", "trigger", "pt_over_myy_lead", "pt_over_myy_sublead", "myy_window")
 PHOTON_COLUMNS = ("pt_y1", "eta_y1", "phi_y1", "pt_y2", "eta_y2", "phi_y2")
 FLOAT_COLUMNS = ("myy",) + PHOTON_COLUMNS + ("pt_yy", "dr_yy")
@@ -208,7 +211,6 @@ def resolve_xsec(sample: str, entry: Mapping, explicit: float | None, processes_
     elif entry.get("xsec_fb") is not None:
         value, source = float(entry["xsec_fb"]), f"{processes_path}: xsec_fb"
     elif root_path is not None:
-        from .generate import read_summary, sample_xsec_fb
         try:
             read_summary(root_path)
         except SaladError as exc:

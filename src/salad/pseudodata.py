@@ -25,32 +25,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .artifacts import atomic_output, provenance, read_parquet, write_parquet
+from .artifacts import atomic_output, provenance, write_parquet
+from .cli import hash_uniform
 from .config import parse_stage_config
+from .contracts import PRESELECTED, in_signal_region, read_events, sample_code
 from .errors import SaladError
-from .preselect import EVENT_ID_STRIDE
-from .split import hash_uniform
 
-PRESELECTED_COLUMNS = {"event_id": "int", "sample": "str", "group": "int", "weight": "float", "myy": "float"}
-SPLIT_COLUMNS = {"event_id": "int", "subset": "str"}
+PRESELECTED_COLUMNS = PRESELECTED.kinds("event_id", "sample", "group", "weight", "myy")
 
 
 def load_sample(preselected: str, split: str) -> pd.DataFrame:
     """One sample's preselected events joined with their split subset."""
-    events = read_parquet(preselected, PRESELECTED_COLUMNS)
-    subsets = read_parquet(split, SPLIT_COLUMNS)
-    if events["sample"].nunique() > 1:
+    frame = read_events([preselected], [split], PRESELECTED_COLUMNS)
+    if frame["sample"].nunique() > 1:
         raise SaladError(f"{preselected}: holds several samples")
-    if len(events) != len(subsets) or not np.array_equal(np.sort(events["event_id"].to_numpy()),
-                                                         np.sort(subsets["event_id"].to_numpy())):
-        raise SaladError(f"{split}: event ids do not match {preselected}; re-run the split")
-    frame = events.merge(subsets, on="event_id", how="inner", validate="one_to_one")
     frame["sample"] = frame["sample"].astype(str)
     return frame
 
@@ -82,7 +76,7 @@ def weighted_order(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _code(frame: pd.DataFrame) -> int:
-    return int(frame["event_id"].iloc[0] // EVENT_ID_STRIDE)
+    return int(sample_code(frame["event_id"].iloc[:1])[0])
 
 
 def draw_background(samples: Sequence[pd.DataFrame], luminosity: float, seed: int,
@@ -101,15 +95,9 @@ def draw_background(samples: Sequence[pd.DataFrame], luminosity: float, seed: in
                              f"(expected {expected:.1f}) but its data half holds only {pool}; "
                              "generate more events or lower pseudodata.luminosity_ifb")
         drawn.append(data.iloc[order[:n]])
-        info[sample] = {"expected": expected, "drawn": n, "pool": pool, "pool_fraction": n / pool if pool else 0.0}
+        info[sample] = {"expected": expected, "drawn": n, "pool": pool,
+                        "pool_fraction": n / pool if pool else 0.0}
     return pd.concat(drawn, ignore_index=True), info
-
-
-def in_region(myy, region) -> np.ndarray:
-    """myy inside [lo, hi) GeV."""
-    lo, hi = region
-    myy = np.asarray(myy)
-    return (myy >= lo) & (myy < hi)
 
 
 def inject_signal(data: pd.DataFrame, target_sr: float, region, seed: int,
@@ -119,7 +107,7 @@ def inject_signal(data: pd.DataFrame, target_sr: float, region, seed: int,
     if target_sr <= 0:
         return data.iloc[:0], 0
     w = data["weight"].to_numpy()
-    w_sr = w[in_region(data["myy"], region)].sum()
+    w_sr = w[in_signal_region(data["myy"], region)].sum()
     if w_sr <= 0:
         raise SaladError(f"{sample}: no events of its pseudo-data half in the signal region "
                          f"{list(region)} GeV; cannot inject it")
@@ -143,7 +131,7 @@ def build(backgrounds: Sequence[pd.DataFrame], signal: pd.DataFrame, strength: f
     halves = [data_half(f) for f in backgrounds]
     if signal["group"].iloc[0] >= 0:
         raise SaladError(f"{signal['sample'].iloc[0]}: not a signal sample (group >= 0)")
-    b_sr = lumi * sum(h.loc[in_region(h["myy"], region), "weight"].sum() for h in halves)
+    b_sr = lumi * sum(h.loc[in_signal_region(h["myy"], region), "weight"].sum() for h in halves)
     bkg, info = draw_background(halves, lumi, seed, instance)
     target = strength * np.sqrt(b_sr)
     sig, n_sig = inject_signal(data_half(signal), target, region, seed, instance)
@@ -154,7 +142,7 @@ def build(backgrounds: Sequence[pd.DataFrame], signal: pd.DataFrame, strength: f
                         "myy": table["myy"].to_numpy(np.float32),
                         "is_signal": table["is_signal"].to_numpy(bool),
                         "group": table["group"].to_numpy(np.int8)})
-    sr = in_region(out["myy"], region)
+    sr = in_signal_region(out["myy"], region)
     summary = {"signal": signal["sample"].iloc[0], "strength": strength, "instance": instance,
                "luminosity_ifb": lumi, "signal_region": list(region),
                "B_SR_expected": b_sr, "S_SR_target": target,

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .artifacts import provenance, read_parquet, write_parquet
+from .cli import setup_logging, write_markdown
 from .config import parse_stage_config
 from .errors import SaladError
-from .nplm import write_markdown
 
 log = logging.getLogger("salad.scans")
 
@@ -110,7 +110,7 @@ def _empty(**dtypes) -> pd.DataFrame:
 
 def read_linear(paths: Sequence[str]) -> pd.DataFrame:
     """Linear-evaluation accuracy per representation: mean and SEM over encoder seeds."""
-    from .linear_eval import summarize_runs
+    from .tables import summarize_runs
     contract = {"representation": "str", "dim": "int", "accuracy": "float", "accuracy_sem": "float",
                 "balanced_accuracy": "float", "balanced_accuracy_sem": "float"}
     for p in paths:
@@ -211,7 +211,7 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--trained-on-signals", nargs="*", default=[], metavar="SETUP",
                         help="setups whose training included BSM samples (their rows say so)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     cfg = parse_stage_config(args.config)["dimension_scan"]
     families = cfg.get("families") or {}
     if not cfg["setups"] and not families:

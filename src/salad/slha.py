@@ -6,8 +6,8 @@ sparticle not named in a spectrum spec sits at `heavy` GeV (decoupled). Masses i
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 

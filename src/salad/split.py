@@ -1,4 +1,5 @@
-"""Encoder half / pseudo-data half split: results/preselected/{sample}.parquet -> results/split/{sample}.parquet.
+"""Encoder half / pseudo-data half split:
+results/preselected/{sample}.parquet -> results/split/{sample}.parquet.
 
 Each event gets u = hash(split.seed, sample code, event_id) mapped to [0, 1) (a SplitMix64
 finaliser, vectorised in numpy). u < encoder_fraction -> encoder half, further cut at
@@ -14,33 +15,16 @@ halves, and the result does not depend on row order. Output: event_id int64, sub
 from __future__ import annotations
 
 import argparse
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from .artifacts import provenance, read_parquet, write_parquet
+from .cli import hash_uniform
 from .config import parse_stage_config
 from .contracts import SUBSETS
 from .errors import SaladError
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64 finaliser on uint64 (wrapping arithmetic)."""
-    with np.errstate(over="ignore"):
-        x = x + np.uint64(0x9E3779B97F4A7C15)
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def hash_uniform(event_ids, *keys: int) -> np.ndarray:
-    """Deterministic uniform [0, 1) float64 per event id, a different stream for each `keys`."""
-    state = np.zeros(1, np.uint64)
-    for key in keys:
-        state = _mix(state ^ np.uint64(int(key) & 0xFFFFFFFFFFFFFFFF))
-    x = _mix(np.asarray(event_ids, dtype=np.int64).view(np.uint64) ^ state)
-    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 def assign(event_ids, seed: int, code: int, encoder_fraction: float,
@@ -48,7 +32,8 @@ def assign(event_ids, seed: int, code: int, encoder_fraction: float,
     """Subset name ('train'|'val'|'test'|'data'|'eval') per event id, as a numpy str array."""
     fractions = np.asarray(train_val_test, float)
     if fractions.shape != (3,) or not np.isclose(fractions.sum(), 1.0) or (fractions <= 0).any():
-        raise SaladError(f"split.train_val_test: three positive fractions summing to 1, got {list(train_val_test)}")
+        raise SaladError("split.train_val_test: three positive fractions summing to 1, "
+                         f"got {list(train_val_test)}")
     if not 0.0 < encoder_fraction < 1.0:
         raise SaladError(f"split.encoder_fraction: must be in (0, 1), got {encoder_fraction}")
     if not 0.0 <= evaluation_fraction < 1.0:

@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import html
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -157,7 +157,8 @@ def sensitivity_md(frame: pd.DataFrame) -> str:
             return text + (" †" if "held_out" in r.index and bool(r["held_out"]) else "")
         return inner
     sections = {}
-    for method in [m for m in METHOD_NAMES if m in set(f["method"])] + sorted(set(f["method"]) - set(METHOD_NAMES)):
+    present = set(f["method"])
+    for method in [m for m in METHOD_NAMES if m in present] + sorted(present - set(METHOD_NAMES)):
         g = f[f["method"] == method]
         sections[f"SIC = εS/√εB, {METHOD_NAMES.get(method, method)}"] = pivot_setups(
             g, ["signal", "εB", "S/√B"], cell("sic_mean", "sic_std", "sic_err", "sic_syst"))
@@ -314,7 +315,8 @@ def nplm_md(power: pd.DataFrame, null: pd.DataFrame, per: pd.DataFrame | None = 
                          if "trained_on_signals" in g else "–"})
         sections["Null distribution (background-only toys) vs fitted χ²"] = pd.DataFrame(nrow)
     if per is not None and len(per):
-        rows = [{"signal": signal_label(r["signal"]), "S/√B": f"{r['strength']:g}", "instance": int(r["instance"]),
+        rows = [{"signal": signal_label(r["signal"]), "S/√B": f"{r['strength']:g}",
+                 "instance": int(r["instance"]),
                  "t": number(r["t"], 4), "p (toys)": number(r.get("p_empirical", np.nan), 2),
                  "Z": z_text(r["z"], None) + ("ᵡ" if bool(r.get("z_from_chi2", False)) else "")}
                 for _, r in per.sort_values(["signal", "strength", "instance"]).iterrows()]
@@ -329,6 +331,30 @@ def nplm_md(power: pd.DataFrame, null: pd.DataFrame, per: pd.DataFrame | None = 
     return document("NPLM goodness-of-fit test", intro, sections)
 
 
+def _sem(values) -> float:
+    values = np.asarray(values, float)
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("nan")
+
+
+def summarize_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per representation: accuracy and balanced accuracy, mean and SEM over encoder seeds.
+
+    runs: one row per (representation, seed) (cli evaluate output). With one seed the SEM over
+    seeds is undefined (NaN) and `accuracy_fold_sem` (the probe folds' SEM) is the only error.
+    """
+    if "trained_on_signals" not in runs:
+        runs = runs.assign(trained_on_signals=False)
+    rows = []
+    for name, g in runs.groupby("representation", sort=False):
+        rows.append({"representation": name, "trained_on_signals": bool(g["trained_on_signals"].any()),
+                     "dim": int(g["dim"].iloc[0]), "seeds": len(g),
+                     "accuracy": float(g["accuracy"].mean()), "accuracy_sem": _sem(g["accuracy"]),
+                     "balanced_accuracy": float(g["balanced_accuracy"].mean()),
+                     "balanced_accuracy_sem": _sem(g["balanced_accuracy"]),
+                     "accuracy_fold_sem": float(g["accuracy_sem"].mean())})
+    return pd.DataFrame(rows)
+
+
 def linear_eval_md(table: pd.DataFrame) -> str:
     """Linear-probe accuracy per representation (columns), mean over seeds."""
     _require(table, ["representation", "accuracy", "accuracy_sem"], "linear_eval table")
@@ -340,7 +366,8 @@ def linear_eval_md(table: pd.DataFrame) -> str:
         for r in reps:
             v = g.get_group(r)
             syst = v[col].std(ddof=1) * scale if len(v) > 1 else None
-            out[short_setup(r)] = fmt(v[col].mean() * scale, v[sem].mean() * scale if sem in v else None, syst)
+            out[short_setup(r)] = fmt(v[col].mean() * scale, v[sem].mean() * scale if sem in v else None,
+                                      syst)
         return out
     rows = [row("accuracy [%]", "accuracy", "accuracy_sem")]
     if "balanced_accuracy" in table:

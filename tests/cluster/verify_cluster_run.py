@@ -123,7 +123,8 @@ def same_value(x, y, path="") -> str | None:
     if isinstance(x, (list, tuple)):
         if not isinstance(y, (list, tuple)) or len(x) != len(y):
             return path or "lengths differ"
-        return next((d for i, (u, v) in enumerate(zip(x, y)) if (d := same_value(u, v, f"{path}[{i}]"))), None)
+        return next((d for i, (u, v) in enumerate(zip(x, y)) if (d := same_value(u, v, f"{path}[{i}]"))),
+                    None)
     if isinstance(x, torch.Tensor):
         return None if isinstance(y, torch.Tensor) and torch.equal(x, y) else path or "tensor"
     if isinstance(x, np.ndarray):

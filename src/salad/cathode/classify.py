@@ -6,7 +6,8 @@ m_yy). Events are split into `folds` folds (the same assignment for every BDT of
 model of fold k trains on the other folds (of which `val_fraction` is held out for LightGBM
 early stopping) and scores only fold k, so every SR data event and every template event gets
 an out-of-fold score. Sideband data events (never trained on) get a random fold and are scored
-by that fold's model, so SR and SB scores share one distribution (for the sculpting check). `bdts` classifiers with different seeds per job.
+by that fold's model, so SR and SB scores share one distribution (for the sculpting check).
+`bdts` classifiers with different seeds per job.
 
 References (`classify reference`, evaluation only; they use simulation truth):
 - `iad`: idealized anomaly detector, the same k-fold CWoLa but against the true SR
@@ -24,17 +25,23 @@ score_0..score_{n-1} float64 (CWoLa) or iad_0.., sup_0.. (reference; roles `sr`,
 from __future__ import annotations
 
 import time
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
-from ..config import parse_stage_config
-from ..contracts import in_signal_region, read_evaluation_set
+from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..config import merge_defaults
+from ..contracts import (
+    attach_latent,
+    in_signal_region,
+    latent_columns,
+    read_evaluation_set,
+    read_template,
+)
 from ..errors import SaladError
-from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               read_template, region_masks, setup_logging, simulation_events, stable_seed)
+from .data import LOG, read_job, simulation_events
 
 DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stopping_rounds": 20,
             "reference_subsets": ["val", "test"],
@@ -44,10 +51,8 @@ DEFAULTS = {"folds": 5, "bdts": 2, "seed": 0, "val_fraction": 0.2, "early_stoppi
 
 
 def settings(cfg: Mapping | None) -> dict:
-    cfg = dict(cfg or {})
-    out = {**DEFAULTS, **{k: v for k, v in cfg.items() if k in DEFAULTS}}
-    out["lightgbm"] = {**DEFAULTS["lightgbm"], **cfg.get("lightgbm", {})}
-    return out
+    """Classifier settings: DEFAULTS <- config `classifier` (unknown keys are an error)."""
+    return merge_defaults("classifier", cfg, DEFAULTS)
 
 
 def fit_bdt(X, y, w, cfg: Mapping, seed: int, threads: int = 1):
@@ -224,9 +229,8 @@ def reference(data: pd.DataFrame, sr: np.ndarray, background: pd.DataFrame,
     """IAD and supervised scores for the SR data events (module contract, role `sr`) and, if
     given, the evaluation set (role `eval`; IAD: mean of its fold models)."""
     cols = latent_columns(data)
-    lo, hi = signal_region
-    bkg = background[(background["myy"] >= lo) & (background["myy"] < hi)]
-    sig = signal[(signal["myy"] >= lo) & (signal["myy"] < hi)]
+    bkg = background[in_signal_region(background["myy"], signal_region)]
+    sig = signal[in_signal_region(signal["myy"], signal_region)]
     w_bkg = (bkg["weight"] / bkg["subset_fraction"]).to_numpy()
     seeds = bdt_seeds(cfg, key + "/reference")
     X_eval = None if evaluation is None else evaluation[cols].to_numpy()
@@ -270,7 +274,7 @@ def simulation(pairs, emb, subsets, signal_region=None) -> pd.DataFrame:
 
 
 def cli(argv=None) -> None:
-    parser = base_parser("CWoLa classifiers (cwola) or evaluation references (reference).")
+    parser = stage_parser("CWoLa classifiers (cwola) or evaluation references (reference).")
     parser.add_argument("mode", choices=["cwola", "reference"])
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
@@ -282,13 +286,9 @@ def cli(argv=None) -> None:
     parser.add_argument("--evaluation-set", help="results/evaluation/set.parquet: also score it")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     ccfg = settings(cfg.get("classifier"))
-    emb = read_embeddings(args.embeddings)
-    data = read_dataset(args.data, emb)
-    sr, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
+    emb, data, sr, sb = read_job(args.embeddings, args.data, cfg)
     evaluation = None
     if args.evaluation_set:
         evaluation = attach_latent(read_evaluation_set(args.evaluation_set), emb,

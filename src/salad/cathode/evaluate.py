@@ -28,20 +28,21 @@ n_after, chi2, ndf, jsd).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..artifacts import atomic_output, provenance, read_parquet, write_parquet
-from ..config import parse_stage_config
-from ..contracts import read_evaluation_set
+from ..cli import setup_logging, stable_seed
+from ..config import merge_defaults, parse_stage_config
+from ..contracts import PSEUDODATA_COLUMNS, read_evaluation_set, region_masks
 from ..errors import SaladError
-from . import PSEUDODATA_COLUMNS, LOG, region_masks, setup_logging, stable_seed
-from . import metrics
 from ..tables import render
+from . import metrics
 from .classify import read_scores, score_columns
+from .data import LOG
 
 DEFAULTS = {"working_points": [0.001, 0.005], "target_significance": 3.0, "ensemble_size": 2,
             "sculpting_efficiency": 0.2, "mass_bins": 22, "bootstrap": 50, "seed": 0,
@@ -53,7 +54,8 @@ SENS_COLS = ["setup", "signal", "held_out", "strength", "instance", "method", "e
 
 
 def settings(cfg: Mapping | None) -> dict:
-    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    """Evaluation settings: DEFAULTS <- config `evaluate` (unknown keys are an error)."""
+    return merge_defaults("evaluate", cfg, DEFAULTS)
 
 
 def dataset_key(path) -> tuple[float, int]:
@@ -319,8 +321,10 @@ def cli(argv=None) -> None:
     p = sub.add_parser("sensitivity")
     p.add_argument("--setup", required=True)
     p.add_argument("--signal", required=True)
-    p.add_argument("--data", nargs="+", required=True, help="pseudodata/{signal}/{strength}/{instance}.parquet")
-    p.add_argument("--scores", nargs="+", required=True, help="cathode scores .../{strength}/{instance}.parquet")
+    p.add_argument("--data", nargs="+", required=True,
+                   help="pseudodata/{signal}/{strength}/{instance}.parquet")
+    p.add_argument("--scores", nargs="+", required=True,
+                   help="cathode scores .../{strength}/{instance}.parquet")
     p.add_argument("--references", nargs="*", default=[], help=".../{strength}/{instance}.parquet")
     p.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
     p.add_argument("--held-out", required=True, choices=["true", "false"],

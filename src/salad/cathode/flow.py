@@ -30,22 +30,25 @@ Checkpoint (`salad.artifacts.save_checkpoint`: atomic, tensors + plain data only
 weights-only): dict with `state_dict`, `arch`, `latent_columns`, `z_mean`, `z_std` (float64 [d];
 lists on disk), `mass_window` (GeV), `history` (per-epoch train/val NLL), `best_epoch`,
 `fit_seconds`, `n_train`, `n_val`, `seed`, `provenance`.
+`CathodeFlow` wraps fit / sample / log_prob / save / load as one estimator object.
 """
 from __future__ import annotations
 
 import functools
 import math
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 
 from ..artifacts import load_checkpoint, provenance, save_checkpoint
-from ..config import parse_stage_config
+from ..cli import parse_stage_args, pick_device, stable_seed, stage_parser
+from ..config import merge_defaults
+from ..contracts import latent_columns
 from ..errors import SaladError
-from . import (LOG, base_parser, latent_columns, read_dataset, read_embeddings, region_masks,
-               setup_logging, stable_seed)
+from ..features import Standardiser
+from .data import LOG, read_job
 
 DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
             "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
@@ -55,8 +58,9 @@ MAX_RESTARTS = 3   # restarts from the best weights after a diverged epoch
 
 
 def settings(cfg: Mapping | None) -> dict:
-    """Flow settings with defaults filled in."""
-    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    """Flow settings: DEFAULTS <- config `flow` (unknown keys are an error; `count` and
+    `template` are read by the rules and salad.cathode.template)."""
+    return merge_defaults("flow", cfg, DEFAULTS, ignore=("count", "template"))
 
 
 def scale_mass(myy, window) -> np.ndarray:
@@ -208,11 +212,6 @@ def _adam(model, lr: float, weight_decay: float) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, fused=True)
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    """`device`, else cuda if available, else cpu."""
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def split_and_scale(z: np.ndarray, myy, val_fraction: float, seed: int):
     """(train rows, validation rows, mean [d], std [d]) of a fit: a seeded random split, the
     validation part round(val_fraction * n) rows (at least 1), disjoint from the training part;
@@ -225,8 +224,8 @@ def split_and_scale(z: np.ndarray, myy, val_fraction: float, seed: int):
         raise SaladError(f"flow input: only {n} sideband events; need at least {n_val + 10}")
     perm = np.random.default_rng(seed).permutation(n)
     tr, va = perm[n_val:], perm[:n_val]
-    mean, std = z[tr].mean(0), z[tr].std(0)
-    return tr, va, mean, np.where(std > 0, std, 1.0)
+    scaler = Standardiser.fit(z[tr], min_std=0.0)
+    return tr, va, scaler.mean, scaler.std
 
 
 def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
@@ -361,20 +360,69 @@ def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
     return out * ckpt["z_std"] + ckpt["z_mean"]
 
 
+class CathodeFlow:
+    """The flow as an estimator (sk_cathode style): fit / sample / log_prob / save / load.
+
+    Carries its standardiser (`scaler`: the SB training latent's mean/std) and its mass window
+    [GeV]; a thin wrapper over fit / sample / save / load of this module (same numbers)."""
+
+    def __init__(self, window, cfg: Mapping | None = None, seed: int = 0, threads: int = 1,
+                 device: str | None = None):
+        self.window, self.cfg, self.seed = tuple(window), cfg, seed
+        self.threads, self.device = threads, device
+        self.model, self.checkpoint, self.scaler = None, None, None
+
+    def _adopt(self, checkpoint: dict, model=None) -> CathodeFlow:
+        if model is None:
+            model = build_flow(checkpoint["arch"])
+            model.load_state_dict(checkpoint["state_dict"])
+        self.model, self.checkpoint = model.eval(), checkpoint
+        self.scaler = Standardiser(np.asarray(checkpoint["z_mean"], np.float64),
+                                   np.asarray(checkpoint["z_std"], np.float64))
+        self.window = tuple(checkpoint["mass_window"])
+        return self
+
+    def fit(self, z: np.ndarray, myy: np.ndarray) -> CathodeFlow:
+        """Fit p(z | m_yy) on sideband events: z (n, d), myy (n,) [GeV]."""
+        return self._adopt(fit(z, myy, self.window, self.cfg, seed=self.seed,
+                               threads=self.threads, device=self.device))
+
+    def sample(self, myy: np.ndarray, seed: int) -> np.ndarray:
+        """Latent samples (n, d) in the original units at masses `myy` [GeV]."""
+        return sample(self.model, self.checkpoint, myy, seed, device=self.device)
+
+    def log_prob(self, z: np.ndarray, myy: np.ndarray) -> np.ndarray:
+        """log p(z | m_yy) (n,) in the original units of z (the standardisation's Jacobian,
+        -sum(log std), included)."""
+        dev = pick_device(self.device)
+        zs = torch.as_tensor(self.scaler.transform(np.asarray(z, np.float64)).astype(np.float32),
+                             device=dev)
+        ctx = torch.as_tensor(scale_mass(myy, self.window), device=dev)
+        with torch.no_grad():
+            lp = self.model.to(dev).log_prob(zs, context=ctx).double().cpu().numpy()
+        return lp - np.log(self.scaler.std).sum()
+
+    def save(self, path, columns: list[str]) -> None:
+        save(self.checkpoint, path, columns)
+
+    @classmethod
+    def load(cls, path, device: str | None = None) -> CathodeFlow:
+        model, checkpoint = load(path)
+        return cls(checkpoint["mass_window"], seed=checkpoint.get("seed", 0),
+                   device=device)._adopt(checkpoint, model)
+
+
 def cli(argv=None) -> None:
-    parser = base_parser("Fit the conditional flow p(z | m_yy) on sideband pseudo-data.")
+    parser = stage_parser("Fit the conditional flow p(z | m_yy) on sideband pseudo-data.")
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
     parser.add_argument("--output", required=True, help="checkpoint path (.pt)")
     parser.add_argument("--seed-key", default="", help="wildcards, mixed into the seed")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     flow_cfg = cfg.get("flow", {})
     window = cfg["window"]
-    data = read_dataset(args.data, read_embeddings(args.embeddings))
+    _, data, _, sb = read_job(args.embeddings, args.data, cfg)
     cols = latent_columns(data)
-    _, sb = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], window)
     seed = stable_seed(flow_cfg.get("seed", 0), args.seed_key)
     LOG.info("fitting flow on %d sideband events, %d latent dims, seed %d", sb.sum(), len(cols), seed)
     ckpt = fit(data.loc[sb, cols].to_numpy(), data.loc[sb, "myy"].to_numpy(), window, flow_cfg,

@@ -7,7 +7,7 @@ background efficiency are read off it by linear interpolation.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

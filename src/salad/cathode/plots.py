@@ -20,9 +20,10 @@ import pandas as pd
 
 from .. import plotstyle as ps
 from ..artifacts import read_parquet
+from ..cli import stable_seed
 from ..config import parse_stage_config
-from . import (latent_columns, read_dataset, read_embeddings, read_template, region_masks,
-               stable_seed)
+from ..contracts import latent_columns, read_embeddings, read_template, region_masks
+from .data import read_dataset
 
 
 def latent(data_path, emb_path, template_path, output, signal_region, window, title="",

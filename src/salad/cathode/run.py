@@ -21,12 +21,12 @@ import time
 from pathlib import Path
 
 from ..artifacts import provenance, write_parquet
-from ..config import parse_stage_config
-from ..contracts import read_evaluation_set
+from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..contracts import (attach_latent, latent_columns, read_embeddings, read_evaluation_set,
+                         region_masks)
 from ..errors import SaladError
-from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               region_masks, setup_logging, stable_seed)
 from . import classify, flow, template
+from .data import LOG, read_dataset
 
 
 def dataset_parts(path) -> tuple[str, str, str]:
@@ -92,7 +92,7 @@ def run_dataset(path, emb, evaluation, higgs, references, cfg, out: Path, seed_k
 
 
 def cli(argv=None) -> None:
-    parser = base_parser(__doc__.splitlines()[0])
+    parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", nargs="+", required=True,
                         help="pseudo-data sets .../{signal}/{strength}/{instance}.parquet")
@@ -106,9 +106,7 @@ def cli(argv=None) -> None:
     parser.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--seed-key", default="", help="{setup}/{seed}")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     for section in ("flow", "flow_count", "template", "classifier", "regions", "window",
                     "luminosity"):
         if section not in cfg:

@@ -15,25 +15,27 @@ events per oversampled SR; > 0), source string (`flow` or the Higgs sample name)
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import gaussian_kde
 
 from ..artifacts import provenance, write_parquet
-from ..config import parse_stage_config
+from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..config import merge_defaults
+from ..contracts import attach_latent, in_signal_region, latent_columns
 from ..errors import SaladError
-from . import (LOG, attach_latent, base_parser, latent_columns, read_dataset, read_embeddings,
-               region_masks, setup_logging, simulation_events, stable_seed)
 from . import flow as flowmod
+from .data import LOG, read_job, simulation_events
 
 DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", "test"],
             "min_flow_fraction": 0.1}
 
 
 def settings(cfg: Mapping | None) -> dict:
-    return {**DEFAULTS, **{k: v for k, v in (cfg or {}).items() if k in DEFAULTS}}
+    """Template settings: DEFAULTS <- config `flow.template` (unknown keys are an error)."""
+    return merge_defaults("flow.template", cfg, DEFAULTS)
 
 
 def sample_masses(sr_myy: np.ndarray, n: int, signal_region, rng, bandwidth="scott") -> np.ndarray:
@@ -42,11 +44,10 @@ def sample_masses(sr_myy: np.ndarray, n: int, signal_region, rng, bandwidth="sco
     if len(sr_myy) < 2 or np.ptp(sr_myy) == 0:
         raise SaladError(f"signal region: {len(sr_myy)} data event(s), too few for a mass KDE")
     kde = gaussian_kde(sr_myy, bw_method=bandwidth)
-    lo, hi = signal_region
     out = np.empty(0)
     while len(out) < n:
         draw = kde.resample(2 * (n - len(out)) + 10, seed=rng)[0]
-        out = np.concatenate([out, draw[(draw >= lo) & (draw < hi)]])
+        out = np.concatenate([out, draw[in_signal_region(draw, signal_region)]])
     return out[:n]
 
 
@@ -71,7 +72,7 @@ def build(sr_data: pd.DataFrame, flows: Sequence[tuple], higgs: pd.DataFrame | N
     parts = []
     y_higgs = 0.0
     if higgs is not None and len(higgs):
-        h = higgs[(higgs["myy"] >= signal_region[0]) & (higgs["myy"] < signal_region[1])]
+        h = higgs[in_signal_region(higgs["myy"], signal_region)]
         expected = h["weight"].to_numpy() / h["subset_fraction"].to_numpy() * luminosity
         y_higgs = float(expected.sum())
         parts.append(pd.DataFrame({**{c: h[c].to_numpy(np.float32) for c in cols},
@@ -113,7 +114,7 @@ def read_higgs(pairs: Sequence[Sequence[str]], emb: pd.DataFrame, subsets) -> pd
 
 
 def cli(argv=None) -> None:
-    parser = base_parser("Sample the SR background template from a fitted flow + SM Higgs.")
+    parser = stage_parser("Sample the SR background template from a fitted flow + SM Higgs.")
     parser.add_argument("--flow", required=True, nargs="+",
                         help="fit_flow checkpoint(s), pooled into one template")
     parser.add_argument("--embeddings", required=True)
@@ -122,13 +123,9 @@ def cli(argv=None) -> None:
                         metavar=("PRESELECTED", "SPLIT"), help="an SM Higgs sample (repeatable)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
-    args = parser.parse_args(argv)
-    setup_logging(args.log)
-    cfg = parse_stage_config(args.config)
+    args, cfg = parse_stage_args(parser, argv)
     tcfg = settings(cfg.get("template"))
-    emb = read_embeddings(args.embeddings)
-    data = read_dataset(args.data, emb)
-    sr, _ = region_masks(data["myy"].to_numpy(), cfg["regions"]["signal_region"], cfg["window"])
+    emb, data, sr, _ = read_job(args.embeddings, args.data, cfg)
     flows = [flowmod.load(path) for path in args.flow]
     for path, (_, ckpt) in zip(args.flow, flows):
         if list(ckpt["latent_columns"]) != latent_columns(emb):

@@ -12,7 +12,7 @@ new (obj, evt, mask); config `augmentations: {name: strength}` applies them in t
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 

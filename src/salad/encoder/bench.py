@@ -15,8 +15,9 @@ import time
 
 import torch
 
+from ..cli import derive_seed
 from .data import EventTensors, load_events
-from .train import Trainer, derive_seed, prepare_data, stage_setup
+from .train import Trainer, prepare_data, stage_setup
 
 
 def _time_steps(trainer: Trainer, next_batch, steps: int) -> float:

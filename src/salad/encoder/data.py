@@ -10,29 +10,37 @@ rows stay all zero. Normalised tensors are computed once and batches are index g
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..artifacts import list_column_to_array, read_parquet
+from ..contracts import (
+    ETA,
+    MASS,
+    N_FEATURES,
+    N_OBJECTS,
+    ONEHOT,
+    ONEHOT_COLUMN,
+    PHI,
+    PRESELECTED,
+    PT,
+    join_subsets,
+    sample_code,
+)
 from ..errors import SaladError
 
-N_OBJECTS, N_FEATURES = 11, 12
-ONEHOT = slice(7, 12)
 CONTINUOUS = list(range(7))          # pt, eta, phi, mass, btag, tau32, tau43
 LOG_OBJECT = [0, 3]                  # pt, mass -> log1p
-PT, ETA, PHI, MASS = 0, 1, 2, 3
 KINEMATICS = [PT, ETA, PHI, MASS]    # (pT, eta, phi, m): the four-momentum columns
-IS_MET = 11                          # one-hot column of the missing-E_T object (eta = m = 0)
+IS_MET = ONEHOT_COLUMN["met"]        # one-hot column of the missing-E_T object (eta = m = 0)
 EVENT_COLUMNS = ["dr_yy", "pt_yy"]
 LOG_EVENT = [1]                      # pt_yy -> log1p
-PRESELECTED_COLUMNS = {"event_id": "int", "sample": "str", "group": "int",
-                       "dr_yy": "float", "pt_yy": "float", "objects": "list"}
-SPLIT_COLUMNS = {"event_id": "int", "subset": "str"}
+PRESELECTED_COLUMNS = PRESELECTED.kinds("event_id", "sample", "group", "dr_yy", "pt_yy", "objects")
 
 
 @dataclass
@@ -47,7 +55,7 @@ class RawEvents:
     def __len__(self) -> int:
         return len(self.event_id)
 
-    def take(self, keep: np.ndarray) -> "RawEvents":
+    def take(self, keep: np.ndarray) -> RawEvents:
         return RawEvents(self.objects[keep], self.event[keep], self.event_id[keep], self.group[keep],
                          None if self.subset is None else self.subset[keep])
 
@@ -84,13 +92,7 @@ def load_events(preselected: Sequence[str | Path], split: Sequence[str | Path] |
         if split is not None:
             if Path(split[i]).name != Path(path).name:
                 raise SaladError(f"{split[i]}: does not match preselected file {path}")
-            sp = read_parquet(split[i], SPLIT_COLUMNS).set_index("event_id")["subset"]
-            if not sp.index.is_unique:
-                raise SaladError(f"{split[i]}: duplicate event_id")
-            subset = frame["event_id"].map(sp)
-            if subset.isna().any():
-                raise SaladError(f"{split[i]}: {int(subset.isna().sum())} event(s) of {path} "
-                                 "have no subset")
+            subset = join_subsets(frame[["event_id"]], [split[i]], [path])["subset"]
             subset = subset.to_numpy().astype(str)
         event = frame[EVENT_COLUMNS].to_numpy(np.float32)
         parts.append(RawEvents(objects, event, frame["event_id"].to_numpy(np.int64),
@@ -117,7 +119,7 @@ def cap_per_sample(events: RawEvents, cap: int | None, seed: int) -> RawEvents:
     if cap is None:
         return events
     rng = np.random.default_rng([seed, 7])
-    code = events.event_id // 10**9
+    code = sample_code(events.event_id)
     keep = np.zeros(len(code), bool)
     for c in np.unique(code):
         idx = np.flatnonzero(code == c)
@@ -160,7 +162,7 @@ class Normaliser:
         return obj, evt
 
     @classmethod
-    def fit(cls, objects: np.ndarray, event: np.ndarray) -> "Normaliser":
+    def fit(cls, objects: np.ndarray, event: np.ndarray) -> Normaliser:
         """Statistics over all real objects (objects) and per event feature (event)."""
         obj, evt = cls._log(objects, event)
         real = obj[padding_mask(objects)]
@@ -182,7 +184,7 @@ class Normaliser:
         return {k: torch.tensor(getattr(self, k)) for k in ("obj_mean", "obj_std", "evt_mean", "evt_std")}
 
     @classmethod
-    def from_state_dict(cls, state: Mapping) -> "Normaliser":
+    def from_state_dict(cls, state: Mapping) -> Normaliser:
         return cls(*(np.asarray(state[k]) for k in ("obj_mean", "obj_std", "evt_mean", "evt_std")))
 
 
@@ -197,11 +199,11 @@ class EventTensors:
     def __len__(self) -> int:
         return len(self.label)
 
-    def batch(self, idx) -> "EventTensors":
+    def batch(self, idx) -> EventTensors:
         idx = torch.as_tensor(idx)
         return EventTensors(self.obj[idx], self.evt[idx], self.mask[idx], self.label[idx])
 
-    def to(self, device) -> "EventTensors":
+    def to(self, device) -> EventTensors:
         return EventTensors(*(t.to(device) for t in (self.obj, self.evt, self.mask, self.label)))
 
 

@@ -24,8 +24,8 @@ event of every given preselected file (both split halves) and every signal-regio
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,12 @@ import torch
 from scipy.special import ndtri
 
 from ..artifacts import provenance, read_parquet, write_parquet
-from ..baselines import MEAN_PREFIX
+from ..cli import pick_device
 from ..config import parse_stage_config
-from ..contracts import in_signal_region
+from ..contracts import LATENT_PREFIX, MEAN_PREFIX, in_signal_region
 from ..errors import SaladError
 from .data import RawEvents, concat_events, load_events, to_tensors
-from .train import load_checkpoint, pick_device
+from .train import load_checkpoint
 
 LATENT_KINDS = ("sample", "mean")
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -108,10 +108,10 @@ def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str
         events = concat_events([events, signal_region_events(region_only, signal_region)])
     mu, sigma = encode_all(model, to_tensors(events, norm), batch_size, dev)
     used = "sample" if (latent == "sample" and sigma is not None) else "mean"
-    columns = {"z": mu}
+    columns = {LATENT_PREFIX: mu}
     if used == "sample":    # z is the draw; the means go along for the stages that want them
         noise = event_noise(events.event_id, mu.shape[1], int(ckpt["seed"]))
-        columns = {"z": mu + sigma * noise, MEAN_PREFIX: mu}
+        columns = {LATENT_PREFIX: mu + sigma * noise, MEAN_PREFIX: mu}
     frame = pd.DataFrame({"event_id": events.event_id.astype(np.int64)})
     for prefix, values in columns.items():
         for i in range(values.shape[1]):

@@ -5,7 +5,7 @@ of `n_views` views of a batch and the batch labels, returning a dict of scalar t
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

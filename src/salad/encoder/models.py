@@ -12,7 +12,7 @@ statistics (buffers), so augmented views get the matching pair features.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F

@@ -8,16 +8,15 @@ draws batches with replacement from these probabilities.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..artifacts import read_parquet
+from ..contracts import sample_code
 from ..errors import SaladError
-
-SAMPLE_CODE = 10**9            # event_id // SAMPLE_CODE identifies the sample
 
 
 def cocktail_probabilities(preselected: Sequence[str | Path], event_ids: np.ndarray) -> np.ndarray:
@@ -33,8 +32,8 @@ def cocktail_probabilities(preselected: Sequence[str | Path], event_ids: np.ndar
     if missing.any():
         raise SaladError(f"{int(missing.sum())} training event(s) have no weight in the preselected files")
     w = weight.loc[ids].to_numpy(np.float64)
-    totals = (frame["weight"].groupby(frame["event_id"] // SAMPLE_CODE).sum())
-    code = ids // SAMPLE_CODE
+    totals = (frame["weight"].groupby(sample_code(frame["event_id"])).sum())
+    code = sample_code(ids)
     prob = np.zeros(len(ids))
     for c in np.unique(code):
         rows = code == c

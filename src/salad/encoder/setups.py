@@ -17,7 +17,7 @@ trained without that model).
 from __future__ import annotations
 
 import copy
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..errors import SaladError
 

@@ -21,8 +21,8 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -30,31 +30,29 @@ import torch
 
 from ..artifacts import config_hash, provenance, save_checkpoint, write_parquet
 from ..artifacts import load_checkpoint as read_checkpoint
+from ..cli import derive_seed, pick_device, setup_logging
 from ..config import parse_stage_config
 from ..errors import SaladError
 from .augment import Augmenter
-from .data import (BalancedSampler, EventTensors, Normaliser, RawEvents, cap_per_sample,
-                   load_events, to_tensors)
+from .data import (
+    BalancedSampler,
+    EventTensors,
+    Normaliser,
+    RawEvents,
+    cap_per_sample,
+    load_events,
+    to_tensors,
+)
 from .lars import LARS
 from .losses import build_objective
-from .sampling import WeightedSampler, cocktail_probabilities
 from .models import build_model, count_parameters
+from .sampling import WeightedSampler, cocktail_probabilities
 
 log = logging.getLogger("salad.encoder")
 CHECKPOINT_FORMAT = "salad-encoder-1"
 #: Encoder-half subsets training reads (train: gradient steps, val: early stopping); the
 #: `test` subset is withheld (NPLM reference, salad.nplm.EMBEDDING_TRAINING_SUBSETS).
 TRAINING_SUBSETS = ("train", "val")
-
-
-def derive_seed(*parts) -> int:
-    """A 63-bit seed from any parts (stable across processes; no Python hash())."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -243,7 +241,7 @@ class Trainer:
         log.info("resumed from %s after epoch %d", self.state_path, self.epoch)
         return True
 
-    def run(self, on_epoch_end: Callable[["Trainer"], None] | None = None) -> None:
+    def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> None:
         """Train until max_epochs or early stopping, saving state after every epoch."""
         log.info("training %s on %s (%s): %d train / %d val events, groups %s, %d parameters, "
                  "%d batches/epoch of %d (%s)", self.cfg.get("setup"), self.device,
@@ -325,23 +323,6 @@ def load_checkpoint(path: str | Path, device="cpu"):
 
 
 # --------------------------------------------------------------------------- CLI
-def setup_logging(path: str | Path | None) -> None:
-    """Epoch lines to stderr and (appended, so a resumed job keeps its history) to `path`."""
-    log.setLevel(logging.INFO)
-    for h in list(log.handlers):
-        log.removeHandler(h)
-        h.close()
-    fmt = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(path, mode="a"))
-    for h in handlers:
-        h.setFormatter(fmt)
-        log.addHandler(h)
-    log.propagate = False
-
-
 def stage_setup(text: str | None) -> dict:
     """The resolved setup dict from --config ({"encoder": {...}})."""
     cfg = parse_stage_config(text).get("encoder")
@@ -367,7 +348,7 @@ def cli(argv: list[str] | None = None) -> None:
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    setup_logging(args.log)
+    setup_logging(args.log, append=True)
     cfg = stage_setup(args.config)
     train_encoder(cfg, args.preselected, args.split, args.seed, args.model, args.history,
                   args.plot, args.device, precision=args.precision)

@@ -16,19 +16,20 @@ diagonal per classifier), Markdown, and one figure with the three matrices.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .artifacts import provenance, write_parquet
-from .baselines import latent_for, load_raw, ref22_features
-from .config import parse_stage_config
-from .errors import SaladError
-from .tables import information_md, write
+from ..artifacts import provenance, write_parquet
+from ..cli import setup_logging, stage_parser
+from ..config import parse_stage_config
+from ..contracts import latent_for, read_objects
+from ..errors import SaladError
+from ..features import ref22_features
+from ..tables import information_md, write
 
 log = logging.getLogger("salad.information")
 CLASSIFIERS = ("bdt_latent", "bdt_raw", "supervised")
@@ -46,12 +47,15 @@ def train_bdt(x: np.ndarray, y: np.ndarray, split: np.ndarray, n_classes: int, c
     import lightgbm as lgb
     train, val = split == "train", split == "val"
     model = lgb.LGBMClassifier(objective="multiclass", num_class=n_classes,
-                               n_estimators=int(cfg["n_estimators"]), learning_rate=float(cfg["learning_rate"]),
-                               num_leaves=int(cfg["num_leaves"]), min_child_samples=int(cfg["min_child_samples"]),
+                               n_estimators=int(cfg["n_estimators"]),
+                               learning_rate=float(cfg["learning_rate"]),
+                               num_leaves=int(cfg["num_leaves"]),
+                               min_child_samples=int(cfg["min_child_samples"]),
                                random_state=seed, n_jobs=threads, verbose=-1)
     fit_kw = {}
     if val.any():
-        fit_kw = {"eval_X": (x[val],), "eval_y": (y[val],), "eval_sample_weight": [class_weights(y[val], n_classes)],
+        fit_kw = {"eval_X": (x[val],), "eval_y": (y[val],),
+                  "eval_sample_weight": [class_weights(y[val], n_classes)],
                   "callbacks": [lgb.early_stopping(int(cfg["early_stopping"]), verbose=False)]}
     model.fit(x[train], y[train], sample_weight=class_weights(y[train], n_classes), **fit_kw)
     return model.predict(x)
@@ -62,7 +66,7 @@ class Supervised(torch.nn.Module):
 
     def __init__(self, encoder_cfg: Mapping, n_classes: int):
         super().__init__()
-        from .encoder.models import BACKBONES, mlp
+        from .models import BACKBONES, mlp
         self.backbone = BACKBONES[encoder_cfg["model"]](encoder_cfg)
         self.head = mlp([self.backbone.out_dim, encoder_cfg["head_width"], n_classes])
 
@@ -73,7 +77,7 @@ class Supervised(torch.nn.Module):
 def train_supervised(objects: np.ndarray, hl: np.ndarray, y: np.ndarray, split: np.ndarray,
                      n_classes: int, encoder_cfg: Mapping, cfg: Mapping, seed: int) -> np.ndarray:
     """Train Supervised with class-weighted CE (Adam, best `val` epoch); predicted classes of all rows."""
-    from .encoder.data import Normaliser, padding_mask
+    from .data import Normaliser, padding_mask
     train, val = split == "train", split == "val"
     norm = Normaliser.fit(objects[train], hl[train])
     obj, evt = (torch.from_numpy(a) for a in norm.apply(objects, hl))
@@ -137,7 +141,7 @@ def summary_row(name: str, counts: np.ndarray, groups: np.ndarray) -> dict:
 def plot(matrices: Mapping[str, np.ndarray], groups: np.ndarray, path: str) -> None:
     """One panel per classifier: fraction of each true process group (rows) predicted as each
     group (columns), axes labelled with process names, one shared colour bar."""
-    from . import plotstyle as ps
+    from .. import plotstyle as ps
     plt = ps.pyplot()
     names = [ps.group_label(g) for g in groups]
     n = len(matrices)
@@ -181,12 +185,12 @@ def run(events: pd.DataFrame, objects: np.ndarray, hl: np.ndarray, latent: np.nd
 
 def encoder_settings(config: Mapping, overrides: Mapping) -> dict:
     """Encoder model settings: salad.encoder.setups.DEFAULTS <- encoder.defaults <- overrides."""
-    from .encoder.setups import DEFAULTS
+    from .setups import DEFAULTS
     return {**DEFAULTS, **(config.get("encoder", {}) or {}).get("defaults", {}), **overrides}
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad information", description=__doc__)
+    parser = stage_parser(__doc__, prog="salad information")
     parser.add_argument("--embedding", required=True)
     parser.add_argument("--preselected", nargs="+", required=True)
     parser.add_argument("--split", nargs="+", required=True)
@@ -194,14 +198,12 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--summary", required=True)
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--plot", required=True)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--config", help="JSON: {information: {...}, encoder: {...}}")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    setup_logging()
     torch.set_num_threads(args.threads)
     config = parse_stage_config(args.config)
     cfg = config["information"]
-    events, objects, hl = load_raw(args.preselected, args.split)
+    events, objects, hl = read_objects(args.preselected, args.split)
     keep = events["subset"].isin(["train", "val", "test"]).to_numpy()
     events, objects, hl = events[keep].reset_index(drop=True), objects[keep], hl[keep]
     latent = latent_for(args.embedding, events["event_id"].to_numpy())
