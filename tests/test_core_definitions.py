@@ -1,0 +1,115 @@
+"""Physics-core helpers pinned to independent re-implementations of their definitions.
+
+Written from the survivors of `make mutate` (issue 20, docs/testing.md): each test fails if a
+constant, comparison or formula of the module is changed. The references below are written
+from the definitions in the docstrings (plain Python integers / floats), not from the code.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from salad.errors import SaladError
+from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
+
+# ---------------------------------------------------------------- split: SplitMix64 hash
+
+MASK = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    """SplitMix64 finaliser (Steele, Lea, Flood 2014) on a Python int modulo 2^64."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
+def reference_uniform(event_id: int, *keys: int) -> float:
+    """u = top 53 bits of mix(id ^ state) / 2^53, state = mix(... mix(0 ^ key1) ^ key2 ...)."""
+    state = 0
+    for key in keys:
+        state = splitmix64(state ^ (key & MASK))
+    return (splitmix64((event_id & MASK) ^ state) >> 11) / 2.0 ** 53
+
+
+# ids spanning sign (two's complement view), large values and zero
+HASH_IDS = [0, 1, 2, 12345, 7 * 10**9 + 3, 2**62 + 17, -1, -(2**40)]
+
+
+def test_hash_uniform_is_splitmix64_of_id_and_keys():
+    for keys in [(), (1,), (1, 7), (2**63 + 5, 3), (-3, 11)]:
+        got = hash_uniform(np.array(HASH_IDS, np.int64), *keys)
+        assert got.dtype == np.float64
+        want = [reference_uniform(i, *keys) for i in HASH_IDS]
+        np.testing.assert_array_equal(got, want)
+    # a hand-checkable value: mix(0) = 0xE220A8397B1DCDAF (the first SplitMix64 output for
+    # seed 0), so u(id=0, no keys) = 0xE220A8397B1DCDAF >> 11 / 2^53
+    assert splitmix64(0) == 0xE220A8397B1DCDAF
+    assert hash_uniform(np.array([0]))[0] == (0xE220A8397B1DCDAF >> 11) / 2.0 ** 53
+
+
+def reference_subset(u: float, encoder_fraction: float, tvt, evaluation_fraction: float) -> str:
+    """Definition in salad.split's docstring."""
+    if u < encoder_fraction:
+        v = u / encoder_fraction
+        return "train" if v < tvt[0] else "val" if v < tvt[0] + tvt[1] else "test"
+    rest = (u - encoder_fraction) / (1.0 - encoder_fraction)
+    return "eval" if rest < evaluation_fraction else "data"
+
+
+@pytest.mark.parametrize("encoder_fraction, tvt, evaluation_fraction",
+                         [(0.5, (0.6, 0.2, 0.2), 0.0), (0.3, (0.5, 0.3, 0.2), 0.25),
+                          (0.7, (0.2, 0.2, 0.6), 0.5)])
+def test_assign_follows_the_definition_event_by_event(encoder_fraction, tvt, evaluation_fraction):
+    ids = 7 * 10**9 + np.arange(3000, dtype=np.int64)
+    got = assign(ids, 5, 9, encoder_fraction, tvt, evaluation_fraction)
+    want = [reference_subset(reference_uniform(int(i), 5, 9), encoder_fraction, tvt,
+                             evaluation_fraction) for i in ids]
+    np.testing.assert_array_equal(got, want)
+    frame = split_frame(ids, {"seed": 5, "encoder_fraction": encoder_fraction,
+                              "train_val_test": list(tvt)}, 9,
+                        {"fraction": evaluation_fraction, "reference_fraction": 0.9})
+    assert list(frame.columns) == ["event_id", "subset"]
+    assert frame["event_id"].dtype == np.int64 and str(frame["subset"].dtype) == "string"
+    np.testing.assert_array_equal(frame["event_id"], ids)
+    np.testing.assert_array_equal(frame["subset"].to_numpy(str), want)
+
+
+def test_assign_evaluation_only_follows_the_definition():
+    ids = np.arange(2000, dtype=np.int64) - 1000
+    for fraction in (0.0, 0.3):
+        want = ["ref" if reference_uniform(int(i), 4, 2) < fraction else "eval" for i in ids]
+        got = assign_evaluation_only(ids, 4, 2, fraction)
+        np.testing.assert_array_equal(got, want)
+        frame = split_frame(ids, {"seed": 4, "encoder_fraction": 0.5,
+                                  "train_val_test": [0.6, 0.2, 0.2]}, 2,
+                            {"fraction": 0.9, "reference_fraction": fraction}, evaluation_only=True)
+        np.testing.assert_array_equal(frame["subset"].to_numpy(str), want)
+    # no evaluation section: reference_fraction 0 -> everything eval; fraction 0 -> no eval
+    assert set(split_frame(ids, {"seed": 4}, 2, None, evaluation_only=True)["subset"]) == {"eval"}
+    plain = split_frame(ids, {"seed": 4, "encoder_fraction": 0.5,
+                              "train_val_test": [0.6, 0.2, 0.2]}, 2)
+    assert "eval" not in set(plain["subset"])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: assign([1], 1, 7, 0.5, (0.6, 0.2, 0.3)),
+     r"^split.train_val_test: three positive fractions summing to 1, got \[0.6, 0.2, 0.3\]$"),
+    (lambda: assign([1], 1, 7, 0.5, (0.6, 0.4)), "three positive fractions"),
+    (lambda: assign([1], 1, 7, 0.5, (1.0, 0.0, 0.0)), "three positive fractions"),
+    (lambda: assign([1], 1, 7, 0.0), r"^split.encoder_fraction: must be in \(0, 1\), got 0.0$"),
+    (lambda: assign([1], 1, 7, 1.0), "encoder_fraction"),
+    (lambda: assign([1], 1, 7, 0.5, evaluation_fraction=1.0),
+     r"^evaluation.fraction: must be in \[0, 1\), got 1.0$"),
+    (lambda: assign([1], 1, 7, 0.5, evaluation_fraction=-0.1), "evaluation.fraction"),
+    (lambda: assign_evaluation_only([1], 1, 7, 1.0),
+     r"^evaluation.reference_fraction: must be in \[0, 1\), got 1.0$"),
+    (lambda: assign_evaluation_only([1], 1, 7, -0.5), "reference_fraction"),
+])
+def test_split_fraction_errors_name_the_key(call, message):
+    with pytest.raises(SaladError, match=message):
+        call()
+    # the boundary values that are allowed
+    assign([1], 1, 7, 0.5, (0.6, 0.2, 0.2), 0.0)
+    assign_evaluation_only([1], 1, 7, 0.0)
