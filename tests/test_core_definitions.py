@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from salad.encoder import setups as setups_mod
 from salad.errors import SaladError
 from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
 
@@ -113,3 +114,89 @@ def test_split_fraction_errors_name_the_key(call, message):
     # the boundary values that are allowed
     assign([1], 1, 7, 0.5, (0.6, 0.2, 0.2), 0.0)
     assign_evaluation_only([1], 1, 7, 0.0)
+
+
+# ---------------------------------------------------------------- encoder setups
+GROUPS = {"yy": 0, "ggH": 1, "C1N2_200": -1, "C1N2_300": -1, "Y400": -6}
+
+
+def test_resolve_setup_is_defaults_then_config_defaults_then_setup():
+    enc = {"seeds": [3], "defaults": {"width": 16, "heads": 2, "lr": 1.0, "seeds": [9]},
+           "setups": {"A": {"lr": 2.0, "holdout_groups": [-1], "seeds": [4]}, "B": None}}
+    got = setups_mod.resolve_setup(enc, "A", GROUPS)
+    want = {**setups_mod.DEFAULTS, "width": 16, "heads": 2, "lr": 2.0, "holdout_groups": [-1],
+            "setup": "A", "train_samples": {"yy": 0, "ggH": 1, "Y400": -6}}
+    assert got == want
+    assert type(got["train_samples"]["yy"]) is int
+    # a copy: editing the result touches neither DEFAULTS nor the config
+    got["augmentations"]["mask"] = 1.0
+    got["holdout_groups"].append(5)
+    got["vicreg"]["invariance"] = 0.0
+    assert setups_mod.DEFAULTS["augmentations"] == {} and enc["setups"]["A"]["holdout_groups"] == [-1]
+    assert setups_mod.DEFAULTS["vicreg"]["invariance"] == 25.0
+    # an empty (None) setup entry is the defaults; background-only keeps group 0 (>= 0)
+    b = setups_mod.resolve_setup(enc, "B", GROUPS)
+    assert b["lr"] == 1.0 and b["train_samples"] == GROUPS and b["setup"] == "B"
+    bkg = setups_mod.resolve_setup({"setups": {"bkg": {"signals": False}}}, "bkg", GROUPS)
+    assert bkg["train_samples"] == {"yy": 0, "ggH": 1}
+    ip = setups_mod.resolve_setup({"setups": {"IP": {"holdout_samples": ["C1N2_300"]}}}, "IP", GROUPS)
+    assert ip["train_samples"] == {"yy": 0, "ggH": 1, "C1N2_200": -1, "Y400": -6}
+
+
+def test_seeds_setup_names_and_held_out():
+    enc = {"seeds": [3, 4], "setups": {"B": {}, "A": {"seeds": [7]}, "C": None}}
+    assert setups_mod.setup_names(enc) == ["B", "A", "C"] and setups_mod.setup_names({}) == []
+    assert setups_mod.seeds_for(enc, "A") == [7] and setups_mod.seeds_for(enc, "B") == [3, 4]
+    assert setups_mod.seeds_for(enc, "C") == [3, 4]
+    assert setups_mod.seeds_for({"setups": {"X": {}}}, "X") == [1]
+    assert setups_mod.seeds_for({"setups": {"X": {"seeds": ["2"]}}}, "X") == [2]
+    with pytest.raises(SaladError, match=r"^encoder.setups: unknown setup 'Z'; configured: B, A, C$"):
+        setups_mod.seeds_for(enc, "Z")
+    resolved = {"train_samples": {"yy": 0, "C1N2_200": -1}}
+    assert setups_mod.held_out(resolved, "C1N2_300") and not setups_mod.held_out(resolved, "C1N2_200")
+    assert setups_mod.held_out(None, "C1N2_200")
+
+
+AUG = {"augmentations": {"mask": 0.1}}
+
+
+@pytest.mark.parametrize("setup, message", [
+    ({"foo": 1}, r"^encoder.setups.X: unknown setting 'foo'$"),
+    ({"model": "cnn"}, r"^encoder.setups.X.model: 'cnn' is not one of particle_transformer, "
+                       r"transformer, mlp$"),
+    ({"loss": "l2"}, r"^encoder.setups.X.loss: 'l2' is not one of supcon, simclr, "
+                     r"simclr_supervised, vicreg_ce$"),
+    ({"augmentations": {"zoom": 1, "mask": 1, "blur": 1}},
+     r"^encoder.setups.X.augmentations: unknown \['blur', 'zoom'\]; known: mask, drop_object, "
+     r"rotate, flip_eta, smear_pt$"),
+    ({"optimizer": "sgd"}, r"^encoder.setups.X.optimizer: 'sgd' is not one of adam, adamw, lars$"),
+    ({"positives": "x"}, r"^encoder.setups.X.positives: 'x' is not one of views, labels$"),
+    ({"balance": "x"}, r"^encoder.setups.X.balance: 'x' is not one of classes, weighted$"),
+    ({"positives": "labels", "loss": "simclr", **AUG},
+     r"^encoder.setups.X.positives: 'labels' applies to loss vicreg_ce \(simclr_supervised and "
+     r"supcon already use the labels\)$"),
+    ({"positives": "labels"}, "applies to loss vicreg_ce"),
+    ({"loss": "simclr"}, r"^encoder.setups.X.augmentations: loss 'simclr' compares two augmented "
+                         r"views and needs at least one augmentation$"),
+    ({"loss": "simclr_supervised"}, "needs at least one augmentation"),
+    ({"loss": "vicreg_ce"}, "needs at least one augmentation"),
+    ({"holdout_samples": ["Y999"]}, r"^encoder.setups.X.holdout_samples: 'Y999' is not a "
+                                    r"configured sample \(samples: yy, ggH, C1N2_200, C1N2_300, Y400\)$"),
+    ({"holdout_groups": [-5]}, r"^encoder.setups.X.holdout_groups: no configured sample has group -5$"),
+    ({"signals": False, "holdout_groups": [1]},
+     r"^encoder.setups.X: training needs at least two process groups, got \[0\]$"),
+    ({"width": 10, "heads": 4}, r"^encoder.setups.X.width: 10 is not divisible by heads=4$"),
+])
+def test_every_setup_error_names_the_key(setup, message):
+    with pytest.raises(SaladError, match=message):
+        setups_mod.resolve_setup({"setups": {"X": setup}}, "X", GROUPS)
+
+
+def test_setups_that_are_allowed():
+    ok = {"loss": "vicreg_ce", "positives": "labels"}   # one view: no augmentation needed
+    assert setups_mod.resolve_setup({"setups": {"X": ok}}, "X", GROUPS)["positives"] == "labels"
+    for loss in ("simclr", "simclr_supervised", "vicreg_ce"):
+        assert setups_mod.resolve_setup({"setups": {"X": {"loss": loss, **AUG}}}, "X", GROUPS)
+    two = {"yy": 0, "C1N2_200": -1}   # exactly two groups is enough
+    assert setups_mod.resolve_setup({"setups": {"X": {}}}, "X", two)["train_samples"] == two
+    assert setups_mod.resolve_setup({"setups": {"X": {"width": 12, "heads": 4}}}, "X", GROUPS)
