@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from salad.cathode import flow
 from salad.encoder import setups as setups_mod
 from salad.errors import SaladError
 from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
@@ -200,3 +201,34 @@ def test_setups_that_are_allowed():
     two = {"yy": 0, "C1N2_200": -1}   # exactly two groups is enough
     assert setups_mod.resolve_setup({"setups": {"X": {}}}, "X", two)["train_samples"] == two
     assert setups_mod.resolve_setup({"setups": {"X": {"width": 12, "heads": 4}}}, "X", GROUPS)
+
+
+# ---------------------------------------------------------------- flow: mass scaling, split
+
+def test_scale_mass_maps_the_window_to_minus_one_one():
+    # 2 (m - lo) / (hi - lo) - 1 over (105, 160): 105 -> -1, 130 -> 2*25/55 - 1 = -1/11,
+    # 160 -> 1, 187.5 -> 2*82.5/55 - 1 = 2
+    got = flow.scale_mass([105, 130, 160, 187.5], (105.0, 160.0))
+    assert got.shape == (4, 1) and got.dtype == np.float32
+    np.testing.assert_allclose(got[:, 0], [-1.0, -1.0 / 11.0, 1.0, 2.0], rtol=1e-7)
+
+
+def test_split_and_scale_by_definition():
+    z = np.column_stack([np.arange(20.0), np.full(20, 3.0)])   # second column constant
+    tr, va, mean, std = flow.split_and_scale(z, np.zeros(20), 0.2, seed=4)
+    perm = np.random.default_rng(4).permutation(20)             # the seeded split
+    np.testing.assert_array_equal(va, perm[:4])                 # round(0.2 * 20) = 4 rows
+    np.testing.assert_array_equal(tr, perm[4:])
+    np.testing.assert_allclose(mean, [np.mean(perm[4:]), 3.0])
+    np.testing.assert_allclose(std, [np.std(perm[4:]), 1.0])   # population std; 0 -> 1
+    # at least one validation row: round(0.01 * 20) = 0 -> 1
+    tr, va, _, _ = flow.split_and_scale(z, np.zeros(20), 0.01, seed=4)
+    assert len(va) == 1 and len(tr) == 19
+    # 12 rows at 0.2: 2 validation + 10 training (the minimum) is allowed; 11 rows is not
+    assert len(flow.split_and_scale(z[:12], np.zeros(12), 0.2, seed=1)[0]) == 10
+    with pytest.raises(SaladError, match=r"^flow input: only 11 sideband events; need at least 12$"):
+        flow.split_and_scale(z[:11], np.zeros(11), 0.2, seed=1)
+    with pytest.raises(SaladError, match=r"^flow input: z shape \(20, 2\) does not match 19 masses$"):
+        flow.split_and_scale(z, np.zeros(19), 0.2, seed=1)
+    with pytest.raises(SaladError, match="does not match"):
+        flow.split_and_scale(z[:, 0], np.zeros(20), 0.2, seed=1)
