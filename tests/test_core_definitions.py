@@ -7,9 +7,10 @@ from the definitions in the docstrings (plain Python integers / floats), not fro
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from salad.cathode import flow
+from salad.cathode import flow, template
 from salad.encoder import setups as setups_mod
 from salad.errors import SaladError
 from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
@@ -232,3 +233,90 @@ def test_split_and_scale_by_definition():
         flow.split_and_scale(z, np.zeros(19), 0.2, seed=1)
     with pytest.raises(SaladError, match="does not match"):
         flow.split_and_scale(z[:, 0], np.zeros(20), 0.2, seed=1)
+
+
+# ---------------------------------------------------------------- template: weights and masses
+
+SR = (120.0, 130.0)
+
+
+def _stub_sample(model, ckpt, myy, seed):
+    """Stands in for flow.sample: z0 = the mass, z1 = the flow's marker."""
+    return np.column_stack([myy, np.full(len(myy), float(model))])
+
+
+def _flows(*markers, cols=("z0", "z1")):
+    return [(m, {"latent_columns": list(cols)}) for m in markers]
+
+
+def test_template_weights_sources_and_flow_interleaving(monkeypatch):
+    monkeypatch.setattr(template.flowmod, "sample", _stub_sample)
+    sr = pd.DataFrame({"myy": np.linspace(120.5, 129.5, 10)})          # N_SR = 10
+    higgs = pd.DataFrame({"z0": [1.0, 2.0, 3.0], "z1": [0.0, 0.0, 0.0],
+                          "myy": [125.0, 119.0, 130.0],               # only the first is in the SR
+                          "weight": [0.02, 5.0, 5.0], "subset_fraction": [0.4, 1.0, 1.0],
+                          "sample": ["ggH", "ggH", "ttH"]})
+    out = template.build(sr, _flows(7, 8), higgs, SR, 100.0, {"oversample": 3}, seed=2)
+    # Higgs: expected yield 0.02 / 0.4 * 100 fb^-1 = 5 events, weight 5 x oversample 3 = 15
+    h = out[out["source"] != "flow"]
+    assert list(h["source"]) == ["ggH"] and h["weight"].tolist() == pytest.approx([15.0])
+    assert h["z0"].tolist() == [1.0] and h["myy"].tolist() == [125.0]
+    # flow: round(3 x 10) = 30 samples carrying 3 x (10 - 5) = 15, i.e. 0.5 each
+    f = out[out["source"] == "flow"]
+    assert len(f) == 30 and out.index[:30].tolist() == list(range(30))   # flow rows first
+    assert f["weight"].tolist() == pytest.approx([0.5] * 30)
+    assert out["weight"].sum() == pytest.approx(3 * 10)
+    assert ((f["myy"] >= SR[0]) & (f["myy"] < SR[1])).all()
+    # flow i samples every len(flows)-th mass, at those masses
+    np.testing.assert_array_equal(f["z1"].to_numpy()[0::2], 7.0)
+    np.testing.assert_array_equal(f["z1"].to_numpy()[1::2], 8.0)
+    np.testing.assert_array_equal(f["z0"].to_numpy(), f["myy"].to_numpy())
+    assert all(out[c].dtype == np.float32 for c in ("z0", "z1", "myy"))
+    assert list(out.columns) == ["z0", "z1", "myy", "weight", "source"]
+    # same seed, same template; no Higgs frame -> the flow carries all N_SR
+    again = template.build(sr, _flows(7, 8), higgs, SR, 100.0, {"oversample": 3}, seed=2)
+    pd.testing.assert_frame_equal(out, again)
+    alone = template.build(sr, _flows(7), None, SR, 100.0, {"oversample": 2}, seed=2)
+    assert len(alone) == 20 and alone["weight"].tolist() == pytest.approx([1.0] * 20)
+    empty = template.build(sr, _flows(7), higgs.iloc[:0], SR, 100.0, {"oversample": 2}, seed=2)
+    assert len(empty) == 20 and set(empty["source"]) == {"flow"}
+
+
+def test_template_flow_share_is_floored(monkeypatch):
+    monkeypatch.setattr(template.flowmod, "sample", _stub_sample)
+    sr = pd.DataFrame({"myy": np.linspace(120.5, 129.5, 10)})
+    higgs = pd.DataFrame({"z0": [1.0], "z1": [0.0], "myy": [125.0], "weight": [1.0],
+                          "subset_fraction": [0.5], "sample": ["ggH"]})   # 1 / .5 * 10 = 20 > N_SR
+    out = template.build(sr, _flows(7), higgs, SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
+                         seed=0)
+    f = out[out["source"] == "flow"]
+    assert f["weight"].sum() == pytest.approx(0.2 * 10)    # floored at 20 % of N_SR
+    assert out.loc[out["source"] == "ggH", "weight"].tolist() == pytest.approx([20.0])
+    # exactly at the floor: 10 - 8 = 2 = 0.2 x 10, no change
+    higgs["weight"] = 0.4
+    out = template.build(sr, _flows(7), higgs, SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
+                         seed=0)
+    assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(2.0)
+    # the default floor is 10 %
+    higgs["weight"] = 1.0
+    out = template.build(sr, _flows(7), higgs, SR, 10.0, {"oversample": 1}, seed=0)
+    assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(1.0)
+
+
+def test_template_errors_and_mass_kde():
+    sr = pd.DataFrame({"myy": [121.0, 125.0, 129.0]})
+    with pytest.raises(SaladError, match=r"^template: no flows given$"):
+        template.build(sr, [], None, SR, 1.0, None, seed=0)
+    with pytest.raises(SaladError, match=r"^template: the flows were fitted on different latent columns$"):
+        template.build(sr, _flows(1) + _flows(2, cols=("z0",)), None, SR, 1.0, None, seed=0)
+    rng = np.random.default_rng(0)
+    for bad in ([125.0], [125.0, 125.0], []):
+        with pytest.raises(SaladError, match=rf"^signal region: {len(bad)} data event\(s\), too few"):
+            template.sample_masses(np.array(bad), 5, SR, rng)
+    m = template.sample_masses(np.array([120.1, 120.2, 129.8, 129.9]), 4000, SR, rng)
+    assert len(m) == 4000 and m.min() >= SR[0] and m.max() < SR[1]
+    narrow = template.sample_masses(np.array([124.0, 126.0]), 2000, SR, rng, bandwidth=0.1)
+    # KDE of {124, 126} with bandwidth factor 0.1: kernel variance 0.1^2 x var(ddof=1) = 0.02,
+    # mixture variance 1 + 0.02
+    assert abs(narrow.mean() - 125.0) < 0.05 and narrow.std() == pytest.approx(np.sqrt(1 + 0.02), rel=0.03)
+    assert template.settings({"oversample": 2, "other": 1}) == {**template.DEFAULTS, "oversample": 2}
