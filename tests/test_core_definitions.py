@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salad.cathode import flow, template
+from salad.cathode import classify, flow, template
 from salad.encoder import setups as setups_mod
 from salad.errors import SaladError
 from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
@@ -320,3 +320,77 @@ def test_template_errors_and_mass_kde():
     # mixture variance 1 + 0.02
     assert abs(narrow.mean() - 125.0) < 0.05 and narrow.std() == pytest.approx(np.sqrt(1 + 0.02), rel=0.03)
     assert template.settings({"oversample": 2, "other": 1}) == {**template.DEFAULTS, "oversample": 2}
+
+
+# ---------------------------------------------------------------- classify: k-fold bookkeeping
+
+class _StubModel:
+    """Stands in for a BDT: score = 1000 x seed + row tag (column 0); records what it saw."""
+
+    def __init__(self, X, y, w, seed):
+        self.X, self.y, self.w, self.seed = X, y, w, seed
+
+    def predict_proba(self, X):
+        return np.column_stack([np.zeros(len(X)), 1000.0 * self.seed + X[:, 0]])
+
+
+def test_kfold_scores_out_of_fold_weights_and_seeds(monkeypatch):
+    monkeypatch.setattr(classify, "fit_bdt",
+                        lambda X, y, w, cfg, seed, threads=1: _StubModel(X, y, w, seed))
+    n_pos, n_neg, n_extra, k = 7, 11, 5, 3
+    X_pos = np.column_stack([np.arange(n_pos), np.zeros(n_pos)])             # tags 0..6
+    X_neg = np.column_stack([100 + np.arange(n_neg), np.zeros(n_neg)])       # tags 100..110
+    X_extra = np.column_stack([200 + np.arange(n_extra), np.zeros(n_extra)])
+    X_eval = np.column_stack([300.0 + np.arange(2), np.zeros(2)])
+    w_neg = np.arange(1.0, n_neg + 1)                                         # sum 66
+    out = classify.kfold_scores(X_pos, X_neg, w_neg, {"folds": k}, seeds=[10, 20], fold_seed=3,
+                                X_extra=X_extra, keep_models=True, X_eval=X_eval)
+    assert out["pos"].shape == (n_pos, 2) and out["neg"].shape == (n_neg, 2)
+    assert out["extra"].shape == (n_extra, 2) and out["eval"].shape == (2, 2)
+    for name, n in (("pos_fold", n_pos), ("neg_fold", n_neg), ("extra_fold", n_extra)):
+        counts = np.bincount(out[name], minlength=k)
+        assert len(out[name]) == n and counts.max() - counts.min() <= 1     # balanced folds
+    fold = np.concatenate([out["pos_fold"], out["neg_fold"]])
+    tags = np.concatenate([X_pos[:, 0], X_neg[:, 0]])
+    for j, seed in enumerate((10, 20)):
+        models = out["models"][j]
+        assert [m.seed for m in models] == [seed, seed + 1, seed + 2]     # seed + fold
+        for f, m in enumerate(models):
+            np.testing.assert_array_equal(m.X[:, 0], tags[fold != f])      # trained off-fold
+            np.testing.assert_array_equal(m.y, np.r_[np.ones(n_pos), np.zeros(n_neg)][fold != f])
+            # positives weight 1, negatives rescaled to sum n_pos: w x 7 / 66
+            np.testing.assert_allclose(m.w, np.r_[np.ones(n_pos), w_neg * n_pos / 66.0][fold != f])
+        # every row scored by the model of its own fold (which never saw it)
+        np.testing.assert_array_equal(out["pos"][:, j], 1000.0 * (seed + out["pos_fold"]) + X_pos[:, 0])
+        np.testing.assert_array_equal(out["neg"][:, j], 1000.0 * (seed + out["neg_fold"]) + X_neg[:, 0])
+        np.testing.assert_array_equal(out["extra"][:, j],
+                                      1000.0 * (seed + out["extra_fold"]) + X_extra[:, 0])
+        # evaluation rows: mean of the k fold models = 1000 (seed + 1) + tag
+        np.testing.assert_allclose(out["eval"][:, j], 1000.0 * (seed + 1) + X_eval[:, 0])
+    assert len(out["train_rows"]) == k
+    for f, rows in enumerate(out["train_rows"]):
+        np.testing.assert_array_equal(rows, np.nonzero(fold != f)[0])
+    # deterministic folds for a fold seed; models only when asked
+    again = classify.kfold_scores(X_pos, X_neg, w_neg, {"folds": k}, seeds=[10], fold_seed=3)
+    np.testing.assert_array_equal(again["pos_fold"], out["pos_fold"])
+    assert again["models"] == [] and again["train_rows"] == [] and again["extra"].shape == (0, 1)
+    assert again["eval"].shape == (0, 1)
+
+
+@pytest.mark.parametrize("n_pos, n_neg, w, message", [
+    (2, 5, None, r"^classify: 2 positive / 5 negative events, fewer than folds = 3$"),
+    (5, 2, None, "5 positive / 2 negative"),
+    (5, 5, [1, 1, 1, 1, -1], r"^classify: negative-class weights must be finite, >= 0, not all 0$"),
+    (5, 5, [1, 1, 1, 1, np.nan], "must be finite"),
+    (5, 5, [0, 0, 0, 0, 0], "not all 0"),
+])
+def test_kfold_scores_input_errors(n_pos, n_neg, w, message):
+    w = np.ones(n_neg) if w is None else np.asarray(w, float)
+    with pytest.raises(SaladError, match=message):
+        classify.kfold_scores(np.zeros((n_pos, 1)), np.zeros((n_neg, 1)), w, {"folds": 3}, [1], 0)
+
+
+def test_assign_folds_balanced_and_permuted():
+    folds = classify.assign_folds(10, 3, np.random.default_rng(1))
+    np.testing.assert_array_equal(np.sort(folds), [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(folds, np.random.default_rng(1).permutation(np.arange(10) % 3))
