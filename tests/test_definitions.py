@@ -21,6 +21,7 @@ from salad.encoder.losses import build_objective, kl_standard_normal, nt_xent, s
 from salad.encoder import setups as setups_mod
 from salad.encoder.setups import resolve_setup, setup_names
 from salad.errors import SaladError
+from salad import pseudodata
 from salad.pseudodata import build
 from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
 
@@ -1085,3 +1086,90 @@ def test_assign_folds_balanced_and_permuted():
     folds = classify.assign_folds(10, 3, np.random.default_rng(1))
     np.testing.assert_array_equal(np.sort(folds), [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
     np.testing.assert_array_equal(folds, np.random.default_rng(1).permutation(np.arange(10) % 3))
+
+
+# ---------------------------------------------------------------- pseudo-data draws
+
+def _sample_frame(code, weights, myy=None, subset="data", name="s"):
+    n = len(weights)
+    return pd.DataFrame({"event_id": code * 10**9 + np.arange(n, dtype=np.int64),
+                         "sample": name, "weight": np.asarray(weights, float),
+                         "myy": np.full(n, 125.0) if myy is None else np.asarray(myy, float),
+                         "subset": subset})
+
+
+def test_weighted_order_is_efraimidis_spirakis():
+    # weighted sampling without replacement: order by key u^(1/w) (u uniform), largest first;
+    # zero weights never drawn (last, in row order)
+    w = np.array([1.0, 0.0, 5.0, 2.0, 0.0, 0.5, 3.0])
+    order = pseudodata.weighted_order(w, np.random.default_rng(11))
+    u = np.random.default_rng(11).random(len(w))
+    keys = np.where(w > 0, u ** (1.0 / np.where(w > 0, w, 1.0)), -1.0)
+    np.testing.assert_array_equal(order[:5], np.argsort(-keys)[:5])
+    np.testing.assert_array_equal(order[5:], [1, 4])
+    # a heavy event is drawn first far more often: P(first = i) = w_i / sum w
+    firsts = np.bincount([pseudodata.weighted_order(np.array([1.0, 3.0]), np.random.default_rng(s))[0]
+                          for s in range(2000)], minlength=2)
+    assert firsts[1] / 2000 == pytest.approx(0.75, abs=0.04)
+
+
+def test_data_half_rescales_to_the_whole_sample_yield():
+    frame = _sample_frame(3, [1.0, 2.0, 3.0, 4.0])
+    frame["subset"] = ["data", "train", "data", "val"]
+    half = pseudodata.data_half(frame)
+    # data rows 0 and 2 (weights 1, 3) scaled by 10 / 4
+    assert half.index.tolist() == [0, 2] and half["weight"].tolist() == [2.5, 7.5]
+    assert frame["weight"].tolist() == [1.0, 2.0, 3.0, 4.0]          # input untouched
+    frame["weight"] = [0.0, 2.0, 0.0, 4.0]
+    with pytest.raises(SaladError, match=r"^s: no weighted events in its pseudo-data half$"):
+        pseudodata.data_half(frame)
+    frame["weight"] = [1.0, -2.0, 0.0, 4.0]
+    with pytest.raises(SaladError, match=r"^s: negative event weights"):
+        pseudodata.data_half(frame)
+
+
+def test_draw_background_poisson_count_then_weighted_order():
+    a = _sample_frame(3, [0.5, 1.0, 0.0, 2.0, 1.5] * 20, name="a")      # sum w = 100
+    b = _sample_frame(4, [1.0] * 50, name="b")                           # sum w = 50
+    out, info = pseudodata.draw_background([a, b], 0.2, seed=5, instance=2)
+    # the draw of each sample, from rng([seed, instance, sample code]): N ~ Poisson(L sum w),
+    # then the first N rows of the weighted order of that rng
+    parts = []
+    for frame, code in ((a, 3), (b, 4)):
+        rng = np.random.default_rng([5, 2, code])
+        n = int(rng.poisson(0.2 * frame["weight"].sum()))
+        parts.append(frame.iloc[pseudodata.weighted_order(frame["weight"].to_numpy(), rng)[:n]])
+        pool = int((frame["weight"] > 0).sum())
+        assert info[frame["sample"].iloc[0]] == {"expected": pytest.approx(0.2 * frame["weight"].sum()),
+                                                  "drawn": n, "pool": pool, "pool_fraction": n / pool}
+    pd.testing.assert_frame_equal(out, pd.concat(parts, ignore_index=True))
+    assert (out["weight"] > 0).all()
+    other, _ = pseudodata.draw_background([a, b], 0.2, seed=5, instance=3)
+    assert not out["event_id"].equals(other["event_id"])
+    with pytest.raises(SaladError, match=r"^a: pseudo-data at 10.0 fb\^-1 needs \d+ events "
+                                         r"\(expected 1000.0\) but its data half holds only 80; "):
+        pseudodata.draw_background([a], 10.0, seed=5, instance=2)
+
+
+def test_inject_signal_count_is_target_over_sr_efficiency():
+    # equal weights, 3 of every 10 events in the SR [120, 130): eps_SR = .3, S_SR = 3 -> 10 events
+    myy = [119.99, 120.0, 125.0, 129.99, 130.0, 100, 110, 140, 150, 160] * 2
+    sig = _sample_frame(12, [0.5] * 20, myy=myy, name="sig")
+    np.testing.assert_array_equal(pseudodata.in_region(myy[:5], (120.0, 130.0)),
+                                  [False, True, True, True, False])
+    drawn, n = pseudodata.inject_signal(sig, 3.0, (120.0, 130.0), seed=1, instance=4)
+    assert n == 10 and len(drawn) == 10 and drawn["event_id"].is_unique
+    rng = np.random.default_rng([1, 4, 12])
+    pd.testing.assert_frame_equal(drawn, sig.iloc[pseudodata.weighted_order(sig["weight"].to_numpy(), rng)[:10]])
+    assert pseudodata.inject_signal(sig, 0.0, (120.0, 130.0), 1, 4)[1] == 0
+    assert len(pseudodata.inject_signal(sig, 0.0, (120.0, 130.0), 1, 4)[0]) == 0
+    # round(): S_SR = 1.3 -> 4.33 -> 4 events; 1.5 -> 5; 6 -> 20 = the whole pool (allowed)
+    assert pseudodata.inject_signal(sig, 1.3, (120.0, 130.0), 1, 4)[1] == 4
+    assert pseudodata.inject_signal(sig, 1.5, (120.0, 130.0), 1, 4)[1] == 5
+    assert len(pseudodata.inject_signal(sig, 6.0, (120.0, 130.0), 1, 4)[0]) == 20
+    with pytest.raises(SaladError, match=r"^sig: injecting S_SR = 9.0 needs 30 events but its "
+                                         r"data half holds only 20; generate more"):
+        pseudodata.inject_signal(sig, 9.0, (120.0, 130.0), 1, 4)
+    with pytest.raises(SaladError, match=r"^sig: no events of its pseudo-data half in the signal "
+                                         r"region \[200.0, 210.0\] GeV; cannot inject it$"):
+        pseudodata.inject_signal(sig, 1.0, (200.0, 210.0), 1, 4)
