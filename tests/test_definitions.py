@@ -1173,3 +1173,67 @@ def test_inject_signal_count_is_target_over_sr_efficiency():
     with pytest.raises(SaladError, match=r"^sig: no events of its pseudo-data half in the signal "
                                          r"region \[200.0, 210.0\] GeV; cannot inject it$"):
         pseudodata.inject_signal(sig, 1.0, (200.0, 210.0), 1, 4)
+
+
+# ---------------------------------------------------------------- NPLM statistic and Z
+
+def test_nplm_statistic_z_and_null_fit_by_hand():
+    from scipy import stats
+
+    from salad import nplm
+    # t = 2 [sum_D f - sum_R w (e^f - 1)]: f_D = (1, 2), f_R = (0, ln 2), w_R = (1, .5)
+    # -> 2 [3 - (0 + .5 x 1)] = 5
+    assert nplm.test_statistic(np.array([0.0, np.log(2.0)]), np.array([1.0, 0.5]),
+                               np.array([1.0, 2.0])) == pytest.approx(5.0, rel=1e-12)
+    # Z = Phi^-1(1 - p): p = .5 -> 0, p = Phi(-3) -> 3; log p > 0 is p = 1 -> -inf
+    assert nplm.z_from_logp(np.log(0.5)) == pytest.approx(0.0, abs=1e-12)
+    assert nplm.z_from_logp(stats.norm.logsf(3.0)) == pytest.approx(3.0, rel=1e-12)
+    assert nplm.z_from_logp(stats.norm.logsf(40.0)) == pytest.approx(40.0, rel=1e-12)
+    assert nplm.z_from_logp(0.3) == -np.inf
+    # the chi2 null fit: ML dof (loc 0, scale 1), KS against the fitted law, toy summaries
+    t_null = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    fit = nplm.chi2_fit(t_null)
+    dof = stats.chi2.fit(t_null, floc=0, fscale=1)[0]
+    ks = stats.kstest(t_null, stats.chi2(dof).cdf)
+    assert fit == {"dof": pytest.approx(dof), "ks_statistic": pytest.approx(ks.statistic),
+                   "ks_pvalue": pytest.approx(ks.pvalue), "n_toys": 5, "t_median": 3.0,
+                   "t_mean": 4.0}
+    with pytest.raises(SaladError, match=r"^nplm: 4 toys are too few for a chi2 fit$"):
+        nplm.chi2_fit(t_null[:4])
+    with pytest.raises(SaladError, match=r"^nplm: no null toys$"):
+        nplm.significance(1.0, np.array([]), 3.0)
+    # chi2 log survival: scipy where finite; beyond, the first two terms of the asymptotic series
+    # log Q(a, x) = (a - 1) ln x - x - lnGamma(a) + log(1 + (a - 1)/x), a = dof/2, x = t/2
+    assert float(nplm.chi2_logsf(7.0, 4.0)) == pytest.approx(stats.chi2.logsf(7.0, 4.0), rel=1e-12)
+    a, x = 2.0, 2000.0
+    assert float(nplm.chi2_logsf(4000.0, 4.0)) == pytest.approx(
+        (a - 1) * np.log(x) - x - math.lgamma(a) + np.log1p((a - 1) / x), rel=1e-12)
+    a, x = 0.5, 1500.0        # dof 1: (a - 1)/x < 0
+    assert float(nplm.chi2_logsf(3000.0, 1.0)) == pytest.approx(
+        (a - 1) * np.log(x) - x - math.lgamma(a) + np.log1p((a - 1) / x), rel=1e-12)
+    # significance: the chi2 columns are the pure asymptotic p and Z
+    sig = nplm.significance(7.0, np.arange(1.0, 11.0), 4.0)    # toys 7..10 reach 7: k = 4
+    assert (sig["k_toys"], sig["n_toys"], sig["z_source"]) == (4, 10, "toys")
+    assert sig["p"] == pytest.approx(5 / 11) and sig["log10_p"] == pytest.approx(np.log10(5 / 11))
+    assert sig["z"] == pytest.approx(stats.norm.isf(5 / 11))
+    assert sig["p_chi2"] == pytest.approx(stats.chi2.sf(7.0, 4.0))
+    assert sig["z_chi2"] == pytest.approx(stats.norm.isf(stats.chi2.sf(7.0, 4.0)))
+    # beyond the largest toy: p = 1/(N+1) sf(t)/sf(t_max), never above 1/(N+1)
+    far = nplm.significance(12.0, np.arange(1.0, 11.0), 4.0)
+    assert far["z_source"] == "chi2_extrapolation" and far["k_toys"] == 0
+    assert far["p"] == pytest.approx(stats.chi2.sf(12.0, 4.0) / stats.chi2.sf(10.0, 4.0) / 11)
+    low_dof = nplm.significance(10.5, np.arange(1.0, 11.0), 100.0)   # heavier-tailed than toys
+    assert low_dof["p"] <= 1 / 11
+
+
+def test_nplm_observed_z_for_the_null_plot():
+    from scipy import stats
+
+    from salad import nplm
+    # empirical where some toy reaches t (k of N toys with t_toy >= t: Z = isf(k / N)),
+    # chi2 tail beyond the largest toy (flagged)
+    t_null = np.array([4.0, 1.0, 3.0, 2.0])
+    z, extrapolated = nplm.observed_z(np.array([2.0, 3.5, 5.0]), t_null, 3.0)
+    assert z[0] == pytest.approx(stats.norm.isf(3 / 4)) and z[1] == pytest.approx(stats.norm.isf(1 / 4))
+    assert z[2] == pytest.approx(stats.norm.isf(stats.chi2.sf(5.0, 3.0)))
+    np.testing.assert_array_equal(extrapolated, [False, False, True])
