@@ -1237,3 +1237,43 @@ def test_nplm_observed_z_for_the_null_plot():
     assert z[0] == pytest.approx(stats.norm.isf(3 / 4)) and z[1] == pytest.approx(stats.norm.isf(1 / 4))
     assert z[2] == pytest.approx(stats.norm.isf(stats.chi2.sf(5.0, 3.0)))
     np.testing.assert_array_equal(extrapolated, [False, False, True])
+
+
+# ---------------------------------------------------------------- artifacts: data contracts
+
+def test_read_parquet_contract_checks_by_hand(tmp_path):
+    import re
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from salad.artifacts import read_parquet
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"i": [1, 2, 3], "f": [0.5, np.nan, np.inf], "s": ["a", "b", "c"],
+                             "b": [True, False, True], "l": [[1.0], [2.0], [3.0]],
+                             "g": [1.0, 2.0, 3.0]}), path)
+    out = read_parquet(path, {"i": "int", "s": "str", "b": "bool", "l": "list", "g": "float"})
+    assert list(out.columns) == ["i", "s", "b", "l", "g"] and out["i"].tolist() == [1, 2, 3]
+    assert list(read_parquet(path).columns) == ["i", "f", "s", "b", "l", "g"]
+    assert read_parquet(path, {"f": "float"}, finite=False)["f"].isna().sum() == 1
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(path))}: column 'f' has 2 NaN/inf value\(s\)$"):
+        read_parquet(path, {"f": "float"})
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(path))}: missing column\(s\) x, y$"):
+        read_parquet(path, {"i": "int", "x": "int", "y": "float"})
+    for name, kind, dtype in (("g", "int", "float64"), ("i", "float", "int64"), ("i", "str", "int64"),
+                              ("g", "bool", "float64"), ("i", "list", "int64")):
+        with pytest.raises(SaladError, match=rf"^{re.escape(str(path))}: column '{name}' has dtype {dtype}, "
+                                             rf"expected {kind}$"):
+            read_parquet(path, {name: kind})
+    with pytest.raises(ValueError, match=r"^unknown column kind 'complex'$"):
+        read_parquet(path, {"i": "complex"})
+    empty = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"f": pa.array([], pa.float64())}), empty)
+    assert len(read_parquet(empty, {"f": "float"})) == 0
+    twice = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2]), pa.array([3])],
+                                        names=["x", "x", "y"]), twice)
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(twice))}: duplicate column name\(s\) x$"):
+        read_parquet(twice, {"x": "int", "y": "int"})
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(tmp_path / 'none.parquet'))}: file not found$"):
+        read_parquet(tmp_path / "none.parquet")
