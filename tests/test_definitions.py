@@ -972,6 +972,10 @@ def test_template_weights_sources_and_flow_interleaving(monkeypatch):
     assert len(alone) == 20 and alone["weight"].tolist() == pytest.approx([1.0] * 20)
     empty = template.build(sr, _flows(7), higgs.iloc[:0], TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
     assert len(empty) == 20 and set(empty["source"]) == {"flow"}
+    # the SR is [lo, hi): a Higgs event at exactly 120 GeV counts, one at 130 does not
+    edge = template.build(sr, _flows(7), higgs.assign(myy=[120.0, 119.0, 130.0]), TEMPLATE_SR, 100.0,
+                          {"oversample": 1}, seed=2)
+    assert edge.loc[edge["source"] != "flow", "myy"].tolist() == [120.0]
 
 
 def test_template_flow_share_is_floored(monkeypatch):
