@@ -978,18 +978,26 @@ def test_template_weights_sources_and_flow_interleaving(monkeypatch):
     assert edge.loc[edge["source"] != "flow", "myy"].tolist() == [120.0]
 
 
-def test_template_flow_share_is_floored(monkeypatch):
+def test_template_flow_share_is_floored(monkeypatch, caplog):
     monkeypatch.setattr(template.flowmod, "sample", _stub_sample)
     sr = pd.DataFrame({"myy": np.linspace(120.5, 129.5, 10)})
     higgs = pd.DataFrame({"z0": [1.0], "z1": [0.0], "myy": [125.0], "weight": [1.0],
                           "subset_fraction": [0.5], "sample": ["ggH"]})   # 1 / .5 * 10 = 20 > N_SR
-    out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
-                         seed=0)
+    with caplog.at_level("WARNING"):
+        out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0,
+                             {"oversample": 1, "min_flow_fraction": 0.2}, seed=0)
+    assert ("expected SM Higgs yield 20.0 vs 10 SR data events: flow share floored at 20 %"
+            in caplog.messages)
     f = out[out["source"] == "flow"]
     assert f["weight"].sum() == pytest.approx(0.2 * 10)    # floored at 20 % of N_SR
     assert out.loc[out["source"] == "ggH", "weight"].tolist() == pytest.approx([20.0])
     # exactly at the floor: 10 - 8 = 2 = 0.2 x 10, no change
     higgs["weight"] = 0.4
+    out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
+                         seed=0)
+    assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(2.0)
+    # Higgs 9 of N_SR = 10: flow share 1 < 0.2 x 10 -> 2
+    higgs["weight"] = 0.45
     out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
                          seed=0)
     assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(2.0)
