@@ -985,11 +985,11 @@ def test_template_flow_share_is_floored(monkeypatch, caplog):
                           "subset_fraction": [0.5], "sample": ["ggH"]})   # 1 / .5 * 10 = 20 > N_SR
     with caplog.at_level("WARNING"):
         out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0,
-                             {"oversample": 1, "min_flow_fraction": 0.2}, seed=0)
-    assert ("expected SM Higgs yield 20.0 vs 10 SR data events: flow share floored at 20 %"
+                             {"oversample": 1, "min_flow_fraction": 0.6}, seed=0)
+    assert ("expected SM Higgs yield 20.0 vs 10 SR data events: flow share floored at 60 %"
             in caplog.messages)
     f = out[out["source"] == "flow"]
-    assert f["weight"].sum() == pytest.approx(0.2 * 10)    # floored at 20 % of N_SR
+    assert f["weight"].sum() == pytest.approx(0.6 * 10)    # floored at 60 % of N_SR
     assert out.loc[out["source"] == "ggH", "weight"].tolist() == pytest.approx([20.0])
     # exactly at the floor: 10 - 8 = 2 = 0.2 x 10, no change
     higgs["weight"] = 0.4
