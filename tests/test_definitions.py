@@ -941,14 +941,17 @@ def _flows(*markers, cols=("z0", "z1")):
     return [(m, {"latent_columns": list(cols)}) for m in markers]
 
 
-def test_template_weights_sources_and_flow_interleaving(monkeypatch):
+def test_template_weights_sources_and_flow_interleaving(monkeypatch, caplog):
     monkeypatch.setattr(template.flowmod, "sample", _stub_sample)
     sr = pd.DataFrame({"myy": np.linspace(120.5, 129.5, 10)})          # N_SR = 10
     higgs = pd.DataFrame({"z0": [1.0, 2.0, 3.0], "z1": [0.0, 0.0, 0.0],
                           "myy": [125.0, 119.0, 130.0],               # only the first is in the SR
                           "weight": [0.02, 5.0, 5.0], "subset_fraction": [0.4, 1.0, 1.0],
                           "sample": ["ggH", "ggH", "ttH"]})
-    out = template.build(sr, _flows(7, 8), higgs, TEMPLATE_SR, 100.0, {"oversample": 3}, seed=2)
+    with caplog.at_level("INFO"):
+        out = template.build(sr, _flows(7, 8), higgs, TEMPLATE_SR, 100.0, {"oversample": 3}, seed=2)
+    assert caplog.messages[-1] == ("template: 30 samples of 2 flow(s) (yield 5.0) + 1 Higgs events "
+                                   "(yield 5.00), N_SR = 10, oversample 3")
     # Higgs: expected yield 0.02 / 0.4 * 100 fb^-1 = 5 events, weight 5 x oversample 3 = 15
     h = out[out["source"] != "flow"]
     assert list(h["source"]) == ["ggH"] and h["weight"].tolist() == pytest.approx([15.0])
@@ -972,6 +975,11 @@ def test_template_weights_sources_and_flow_interleaving(monkeypatch):
     assert len(alone) == 20 and alone["weight"].tolist() == pytest.approx([1.0] * 20)
     empty = template.build(sr, _flows(7), higgs.iloc[:0], TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
     assert len(empty) == 20 and set(empty["source"]) == {"flow"}
+    # kde_bandwidth reaches the mass KDE: a narrow kernel keeps the masses at the two data peaks
+    peaks = pd.DataFrame({"myy": [121.0, 121.0, 121.2, 128.8, 129.0, 129.0]})
+    narrow = template.build(peaks, _flows(7), None, TEMPLATE_SR, 1.0,
+                            {"oversample": 20, "kde_bandwidth": 0.01}, seed=3)["myy"].to_numpy()
+    assert np.all(np.minimum(np.abs(narrow - 121.1), np.abs(narrow - 128.9)) < 0.5)
     # the SR is [lo, hi): a Higgs event at exactly 120 GeV counts, one at 130 does not
     edge = template.build(sr, _flows(7), higgs.assign(myy=[120.0, 119.0, 130.0]), TEMPLATE_SR, 100.0,
                           {"oversample": 1}, seed=2)
