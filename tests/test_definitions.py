@@ -971,7 +971,10 @@ def test_template_weights_sources_and_flow_interleaving(monkeypatch, caplog):
     # same seed, same template; no Higgs frame -> the flow carries all N_SR
     again = template.build(sr, _flows(7, 8), higgs, TEMPLATE_SR, 100.0, {"oversample": 3}, seed=2)
     pd.testing.assert_frame_equal(out, again)
-    alone = template.build(sr, _flows(7), None, TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
+    with caplog.at_level("INFO"):
+        alone = template.build(sr, _flows(7), None, TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
+    assert caplog.messages[-1] == ("template: 20 samples of 1 flow(s) (yield 10.0) + 0 Higgs events "
+                                   "(yield 0.00), N_SR = 10, oversample 2")
     assert len(alone) == 20 and alone["weight"].tolist() == pytest.approx([1.0] * 20)
     empty = template.build(sr, _flows(7), higgs.iloc[:0], TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
     assert len(empty) == 20 and set(empty["source"]) == {"flow"}
