@@ -959,6 +959,7 @@ def test_template_weights_sources_and_flow_interleaving(monkeypatch, caplog):
     # flow: round(3 x 10) = 30 samples carrying 3 x (10 - 5) = 15, i.e. 0.5 each
     f = out[out["source"] == "flow"]
     assert len(f) == 30 and (out["source"].iloc[:30] == "flow").all()     # flow rows first
+    assert out.index.tolist() == list(range(31))                         # one fresh row index
     assert f["weight"].tolist() == pytest.approx([0.5] * 30)
     assert out["weight"].sum() == pytest.approx(3 * 10)
     assert ((f["myy"] >= TEMPLATE_SR[0]) & (f["myy"] < TEMPLATE_SR[1])).all()
