@@ -786,6 +786,10 @@ def test_assign_evaluation_only_follows_the_definition():
     plain = split_frame(ids, {"seed": 4, "encoder_fraction": 0.5,
                               "train_val_test": [0.6, 0.2, 0.2]}, 2)
     assert "eval" not in set(plain["subset"])
+    small = split_frame(ids.astype(np.int32), {"seed": 4, "encoder_fraction": 0.5,
+                                               "train_val_test": [0.6, 0.2, 0.2]}, 2)
+    assert small["event_id"].dtype == np.int64                  # the contract's id type
+    np.testing.assert_array_equal(small["subset"], plain["subset"])
 
 
 @pytest.mark.parametrize("call, message", [
