@@ -121,6 +121,15 @@ def test_summary_table_sic_is_the_mean_and_spread_of_the_rows():
     assert row["n_bkg_eval"] == 100 and row["n_bkg_pass"] == 9
     # one ensemble per instance: no ensemble spread to estimate
     assert np.isnan(row["sic_syst"])
+    # training systematic: sample std over the ensembles of one instance, averaged over
+    # instances. Instance 0: SIC 1, 2, 3 -> std 1; instance 1: 2, 4, 6 -> std 2; mean 1.5
+    rows = [{**keys, "instance": i, "ensemble": e, "eps_s": 0.5, "sic": s, "sic_err": 0.1,
+             "significance": 1.0, "significance_data": 1.0, "n_sig": 4, "n_bkg": 10,
+             "n_bkg_eval": 100, "n_bkg_pass": 10}
+            for i, sics in enumerate([(1.0, 2.0, 3.0), (2.0, 4.0, 6.0)]) for e, s in enumerate(sics)]
+    summary, _ = evaluate.summarise(pd.DataFrame(rows), 3.0)
+    assert summary.iloc[0]["sic_syst"] == pytest.approx(1.5)
+    assert summary.iloc[0]["sic_std"] == pytest.approx(np.std([1, 2, 3, 2, 4, 6], ddof=1))
 
 
 # A tie group holding both classes. 4 signal, 4 background:
