@@ -112,7 +112,9 @@ def test_summary_table_sic_is_the_mean_and_spread_of_the_rows():
     summary, _ = evaluate.summarise(sens, 3.0)
     assert len(summary) == 1
     row = summary.iloc[0]
+    assert list(summary.columns[:6]) == list(keys) and summary.index.tolist() == [0]
     assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
+    assert row["eps_s_mean"] == pytest.approx(0.75)
     assert row["sic_std"] == pytest.approx(0.25 / math.sqrt(0.1))            # sample std (ddof 1)
     assert row["significance_mean"] == pytest.approx(3.0) and row["n"] == 3
     # (.1 + .2 + .6) / 3 = .3: the mean of the (fully correlated) bootstrap errors, not a sum
@@ -660,7 +662,9 @@ def test_evaluate_cli_tables_carry_sic_of_every_row(tmp_path):
     summary = read_parquet(tables / "cathode_sensitivity.parquet")
     row = summary[(summary["method"] == "cathode") & (summary["strength"] == 2.0)
                   & (summary["eps_b"] == 0.1)].iloc[0]
+    assert list(summary.columns[:6]) == list(keys) and summary.index.tolist() == [0]
     assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
+    assert row["eps_s_mean"] == pytest.approx(0.75)
     assert row["sic_std"] == 0.0 and row["significance_std"] == 0.0 and row["n"] == 1
     md = (tables / "cathode_sensitivity.md").read_text()
     assert f"{0.75 / math.sqrt(0.1):.3g}" in md and md.startswith("# CATHODE sensitivity")
