@@ -610,6 +610,12 @@ def test_required_injection_and_its_band_by_hand():
     s = summary[summary["method"] == "cathode"].set_index("strength")
     assert s.loc[1.0, "significance_mean"] == 2.0 and s.loc[1.0, "significance_std"] == pytest.approx(r2)
     assert s.loc[4.0, "significance_std"] == 0.0 and s.loc[4.0, "n"] == 2
+    # target 5 (the band uses the same target): mean 4 at 2, 7 at 4 -> 2 + 2/3; mean + std
+    # 2 + √2 at 1, 4 + √2 at 2 -> 1 + (3 - √2)/2; mean - std 4 - √2 at 2, 7 at 4 -> 2 + 2 (1 + √2)/(3 + √2)
+    r5 = evaluate.summarise(pd.DataFrame(rows), 5.0)[1].set_index("method").loc["cathode"]
+    assert r5["required_strength"] == pytest.approx(2 + 2 / 3) and r5["target_significance"] == 5.0
+    assert r5["required_lo"] == pytest.approx(1 + (3 - r2) / 2)
+    assert r5["required_hi"] == pytest.approx(2 + 2 * (1 + r2) / (3 + r2))
 
 
 def test_markdown_and_dataset_keys():
