@@ -413,6 +413,11 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
     assert set(sens["method"]) == {"cathode", "iad", "supervised"}
     # sensitivity rows only for injected signal (strength 0 feeds the sculpting frames only)
     assert set(sens["strength"]) == {2.0} and sens["held_out"].all()
+    assert set(sens["instance"]) == {0} and set(out["sculpting_auc"]["instance"]) == {0}
+    ev = _evaluation_set()
+    with pytest.raises(SaladError, match=r"^evaluation set: no events of signal Y999$"):
+        evaluate.sensitivity("ID", "Y999", datasets, ev[~ev["is_signal"]], cfg, EVAL_SR, WINDOW,
+                             held_out=True)
     injected = sens
     assert len(injected) == 3 * len(EPS_S)                 # one ensemble per method
     for _, row in injected.iterrows():
