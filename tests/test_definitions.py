@@ -414,6 +414,12 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
     # sensitivity rows only for injected signal (strength 0 feeds the sculpting frames only)
     assert set(sens["strength"]) == {2.0} and sens["held_out"].all()
     assert set(sens["instance"]) == {0} and set(out["sculpting_auc"]["instance"]) == {0}
+    # a second strength-0 instance adds its sculpting rows to the first one's
+    two = {**datasets, (0.0, 1): _write_dataset(tmp_path / "b", 0.0, [], BKG_SCORES, sb)}
+    out2 = evaluate.sensitivity("ID", "Y400", two, _evaluation_set(), cfg, EVAL_SR, WINDOW,
+                                held_out=True)
+    for name in ("sculpting_auc", "sculpting_roc", "sculpting_mass"):
+        assert set(out2[name]["instance"]) == {0, 1} and len(out2[name]) == 2 * len(out[name])
     ev = _evaluation_set()
     with pytest.raises(SaladError, match=r"^evaluation set: no events of signal Y999$"):
         evaluate.sensitivity("ID", "Y999", datasets, ev[~ev["is_signal"]], cfg, EVAL_SR, WINDOW,
