@@ -53,10 +53,27 @@ bench: setup
 	$(BIN)/python -m salad.bench $(BENCH_ARGS)
 
 ## mutation testing of the physics core with mutmut (config: [tool.mutmut] in pyproject.toml;
-## results in docs/testing.md). Not part of `make test`; about an hour on 2 cores.
+## results in docs/testing.md). Not part of `make test`; several hours on 2 cores.
+## CORE_MUTANTS: the physics functions of each core module (CLIs, plotting, I/O plumbing and the
+## training loops of flow / classify are not mutated: see docs/testing.md).
 ## MUTANTS='salad.cathode.metrics*' restricts the run; `.venv/bin/mutmut results` lists survivors.
-MUTANTS ?=
+CORE_MUTANTS := salad.cathode.metrics.x_* salad.encoder.losses.x* \
+  salad.split.x__mix* salad.split.x_hash_uniform* salad.split.x_assign* salad.split.x_split_frame* \
+  salad.encoder.setups.x_* \
+  salad.cathode.flow.x_scale_mass* salad.cathode.flow.x_split_and_scale* salad.cathode.flow.x__nll* \
+  salad.cathode.template.x_sample_masses* salad.cathode.template.x_build* \
+  salad.cathode.classify.x_assign_folds* salad.cathode.classify.x_kfold_scores* \
+  salad.nplm.x_test_statistic* salad.nplm.x_significance* salad.nplm.x_z_from_logp* \
+  salad.nplm.x_chi2_logsf* salad.nplm.x_observed_z* salad.nplm.x_chi2_fit* \
+  salad.cathode.evaluate.x_working_point_rows* salad.cathode.evaluate.x_summarise* \
+  salad.cathode.evaluate.x_sensitivity* \
+  salad.preselect.x_select* salad.preselect.x__mass* salad.preselect.x_delta_phi* \
+  salad.preselect.x__four_vector* salad.artifacts.x_read_parquet* salad.artifacts.x__check_column* \
+  salad.pseudodata.x_load_sample* salad.pseudodata.x_inject_signal* salad.pseudodata.x_draw_background* \
+  salad.pseudodata.x_weighted_order* salad.pseudodata.x_data_half* salad.pseudodata.x_in_region* \
+  salad.pseudodata.x_build*
+MUTANTS ?= $(CORE_MUTANTS)
 .PHONY: mutate
 mutate: setup
-	env -u PYTHONPATH OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS)
+	env -u PYTHONPATH OMP_NUM_THREADS=1 nice -n $${MUTATE_NICE:-0} $(BIN)/mutmut run --max-children $${MUTATE_JOBS:-2} $(MUTANTS)
 	$(BIN)/mutmut results

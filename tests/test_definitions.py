@@ -15,13 +15,15 @@ import pandas as pd
 import pytest
 import torch
 
-from salad.cathode import evaluate, flow, metrics
+from salad.cathode import classify, evaluate, flow, metrics, template
 from salad.config import REPO, load_config, load_yaml
 from salad.encoder.losses import build_objective, kl_standard_normal, nt_xent, supcon
+from salad.encoder import setups as setups_mod
 from salad.encoder.setups import resolve_setup, setup_names
 from salad.errors import SaladError
+from salad import pseudodata
 from salad.pseudodata import build
-from salad.split import assign
+from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
 
 # ---------------------------------------------------------------- ROC / SIC
 
@@ -110,7 +112,9 @@ def test_summary_table_sic_is_the_mean_and_spread_of_the_rows():
     summary, _ = evaluate.summarise(sens, 3.0)
     assert len(summary) == 1
     row = summary.iloc[0]
+    assert list(summary.columns[:6]) == list(keys) and summary.index.tolist() == [0]
     assert row["sic_mean"] == pytest.approx(0.75 / math.sqrt(0.1))
+    assert row["eps_s_mean"] == pytest.approx(0.75)
     assert row["sic_std"] == pytest.approx(0.25 / math.sqrt(0.1))            # sample std (ddof 1)
     assert row["significance_mean"] == pytest.approx(3.0) and row["n"] == 3
     # (.1 + .2 + .6) / 3 = .3: the mean of the (fully correlated) bootstrap errors, not a sum
@@ -119,6 +123,15 @@ def test_summary_table_sic_is_the_mean_and_spread_of_the_rows():
     assert row["n_bkg_eval"] == 100 and row["n_bkg_pass"] == 9
     # one ensemble per instance: no ensemble spread to estimate
     assert np.isnan(row["sic_syst"])
+    # training systematic: sample std over the ensembles of one instance, averaged over
+    # instances. Instance 0: SIC 1, 2, 3 -> std 1; instance 1: 2, 4, 6 -> std 2; mean 1.5
+    rows = [{**keys, "instance": i, "ensemble": e, "eps_s": 0.5, "sic": s, "sic_err": 0.1,
+             "significance": 1.0, "significance_data": 1.0, "n_sig": 4, "n_bkg": 10,
+             "n_bkg_eval": 100, "n_bkg_pass": 10}
+            for i, sics in enumerate([(1.0, 2.0, 3.0), (2.0, 4.0, 6.0)]) for e, s in enumerate(sics)]
+    summary, _ = evaluate.summarise(pd.DataFrame(rows), 3.0)
+    assert summary.iloc[0]["sic_syst"] == pytest.approx(1.5)
+    assert summary.iloc[0]["sic_std"] == pytest.approx(np.std([1, 2, 3, 2, 4, 6], ddof=1))
 
 
 # A tie group holding both classes. 4 signal, 4 background:
@@ -400,6 +413,17 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
     assert set(sens["method"]) == {"cathode", "iad", "supervised"}
     # sensitivity rows only for injected signal (strength 0 feeds the sculpting frames only)
     assert set(sens["strength"]) == {2.0} and sens["held_out"].all()
+    assert set(sens["instance"]) == {0} and set(out["sculpting_auc"]["instance"]) == {0}
+    # a second strength-0 instance adds its sculpting rows to the first one's
+    two = {**datasets, (0.0, 1): _write_dataset(tmp_path / "b", 0.0, [], BKG_SCORES, sb)}
+    out2 = evaluate.sensitivity("ID", "Y400", two, _evaluation_set(), cfg, EVAL_SR, WINDOW,
+                                held_out=True)
+    for name in ("sculpting_auc", "sculpting_roc", "sculpting_mass"):
+        assert set(out2[name]["instance"]) == {0, 1} and len(out2[name]) == 2 * len(out[name])
+    ev = _evaluation_set()
+    with pytest.raises(SaladError, match=r"^evaluation set: no events of signal Y999$"):
+        evaluate.sensitivity("ID", "Y999", datasets, ev[~ev["is_signal"]], cfg, EVAL_SR, WINDOW,
+                             held_out=True)
     injected = sens
     assert len(injected) == 3 * len(EPS_S)                 # one ensemble per method
     for _, row in injected.iterrows():
@@ -597,6 +621,12 @@ def test_required_injection_and_its_band_by_hand():
     s = summary[summary["method"] == "cathode"].set_index("strength")
     assert s.loc[1.0, "significance_mean"] == 2.0 and s.loc[1.0, "significance_std"] == pytest.approx(r2)
     assert s.loc[4.0, "significance_std"] == 0.0 and s.loc[4.0, "n"] == 2
+    # target 5 (the band uses the same target): mean 4 at 2, 7 at 4 -> 2 + 2/3; mean + std
+    # 2 + √2 at 1, 4 + √2 at 2 -> 1 + (3 - √2)/2; mean - std 4 - √2 at 2, 7 at 4 -> 2 + 2 (1 + √2)/(3 + √2)
+    r5 = evaluate.summarise(pd.DataFrame(rows), 5.0)[1].set_index("method").loc["cathode"]
+    assert r5["required_strength"] == pytest.approx(2 + 2 / 3) and r5["target_significance"] == 5.0
+    assert r5["required_lo"] == pytest.approx(1 + (3 - r2) / 2)
+    assert r5["required_hi"] == pytest.approx(2 + 2 * (1 + r2) / (3 + r2))
 
 
 def test_markdown_and_dataset_keys():
@@ -703,3 +733,604 @@ def test_load_sample_checks_its_two_files(tmp_path):
     write(dup.drop(columns="subset"), dup[["event_id", "subset"]])
     with pytest.raises((SaladError, ValueError)):
         load_sample(str(pre), str(spl))
+
+# ---------------------------------------------------------------- split: SplitMix64 hash
+# (this part and below: written from the survivors of `make mutate`, docs/testing.md; the
+# references are written from the docstrings' definitions in plain Python, not from the code)
+
+MASK = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    """SplitMix64 finaliser (Steele, Lea, Flood 2014) on a Python int modulo 2^64."""
+    x = (x + 0x9E3779B97F4A7C15) & MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK
+    return x ^ (x >> 31)
+
+
+def reference_uniform(event_id: int, *keys: int) -> float:
+    """u = top 53 bits of mix(id ^ state) / 2^53, state = mix(... mix(0 ^ key1) ^ key2 ...)."""
+    state = 0
+    for key in keys:
+        state = splitmix64(state ^ (key & MASK))
+    return (splitmix64((event_id & MASK) ^ state) >> 11) / 2.0 ** 53
+
+
+# ids spanning sign (two's complement view), large values and zero
+HASH_IDS = [0, 1, 2, 12345, 7 * 10**9 + 3, 2**62 + 17, -1, -(2**40)]
+
+
+def test_hash_uniform_is_splitmix64_of_id_and_keys():
+    for keys in [(), (1,), (1, 7), (2**63 + 5, 3), (-3, 11)]:
+        got = hash_uniform(np.array(HASH_IDS, np.int64), *keys)
+        assert got.dtype == np.float64
+        want = [reference_uniform(i, *keys) for i in HASH_IDS]
+        np.testing.assert_array_equal(got, want)
+    # a hand-checkable value: mix(0) = 0xE220A8397B1DCDAF (the first SplitMix64 output for
+    # seed 0), so u(id=0, no keys) = 0xE220A8397B1DCDAF >> 11 / 2^53
+    assert splitmix64(0) == 0xE220A8397B1DCDAF
+    assert hash_uniform(np.array([0]))[0] == (0xE220A8397B1DCDAF >> 11) / 2.0 ** 53
+
+
+def reference_subset(u: float, encoder_fraction: float, tvt, evaluation_fraction: float) -> str:
+    """Definition in salad.split's docstring."""
+    if u < encoder_fraction:
+        v = u / encoder_fraction
+        return "train" if v < tvt[0] else "val" if v < tvt[0] + tvt[1] else "test"
+    rest = (u - encoder_fraction) / (1.0 - encoder_fraction)
+    return "eval" if rest < evaluation_fraction else "data"
+
+
+@pytest.mark.parametrize("encoder_fraction, tvt, evaluation_fraction",
+                         [(0.5, (0.6, 0.2, 0.2), 0.0), (0.3, (0.5, 0.3, 0.2), 0.25),
+                          (0.7, (0.2, 0.2, 0.6), 0.5)])
+def test_assign_follows_the_definition_event_by_event(encoder_fraction, tvt, evaluation_fraction):
+    ids = 7 * 10**9 + np.arange(3000, dtype=np.int64)
+    got = assign(ids, 5, 9, encoder_fraction, tvt, evaluation_fraction)
+    want = [reference_subset(reference_uniform(int(i), 5, 9), encoder_fraction, tvt,
+                             evaluation_fraction) for i in ids]
+    np.testing.assert_array_equal(got, want)
+    frame = split_frame(ids, {"seed": 5, "encoder_fraction": encoder_fraction,
+                              "train_val_test": list(tvt)}, 9,
+                        {"fraction": evaluation_fraction, "reference_fraction": 0.9})
+    assert list(frame.columns) == ["event_id", "subset"]
+    assert frame["event_id"].dtype == np.int64 and str(frame["subset"].dtype) == "string"
+    np.testing.assert_array_equal(frame["event_id"], ids)
+    np.testing.assert_array_equal(frame["subset"].to_numpy(str), want)
+
+
+def test_assign_evaluation_only_follows_the_definition():
+    ids = np.arange(2000, dtype=np.int64) - 1000
+    for fraction in (0.0, 0.3):
+        want = ["ref" if reference_uniform(int(i), 4, 2) < fraction else "eval" for i in ids]
+        got = assign_evaluation_only(ids, 4, 2, fraction)
+        np.testing.assert_array_equal(got, want)
+        frame = split_frame(ids, {"seed": 4, "encoder_fraction": 0.5,
+                                  "train_val_test": [0.6, 0.2, 0.2]}, 2,
+                            {"fraction": 0.9, "reference_fraction": fraction}, evaluation_only=True)
+        np.testing.assert_array_equal(frame["subset"].to_numpy(str), want)
+    # no evaluation section: reference_fraction 0 -> everything eval; fraction 0 -> no eval
+    assert set(split_frame(ids, {"seed": 4}, 2, None, evaluation_only=True)["subset"]) == {"eval"}
+    plain = split_frame(ids, {"seed": 4, "encoder_fraction": 0.5,
+                              "train_val_test": [0.6, 0.2, 0.2]}, 2)
+    assert "eval" not in set(plain["subset"])
+    small = split_frame(ids.astype(np.int32), {"seed": 4, "encoder_fraction": 0.5,
+                                               "train_val_test": [0.6, 0.2, 0.2]}, 2)
+    assert small["event_id"].dtype == np.int64                  # the contract's id type
+    np.testing.assert_array_equal(small["subset"], plain["subset"])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: assign([1], 1, 7, 0.5, (0.6, 0.2, 0.3)),
+     r"^split.train_val_test: three positive fractions summing to 1, got \[0.6, 0.2, 0.3\]$"),
+    (lambda: assign([1], 1, 7, 0.5, (0.6, 0.4)), "three positive fractions"),
+    (lambda: assign([1], 1, 7, 0.5, (1.0, 0.0, 0.0)), "three positive fractions"),
+    (lambda: assign([1], 1, 7, 0.0), r"^split.encoder_fraction: must be in \(0, 1\), got 0.0$"),
+    (lambda: assign([1], 1, 7, 1.0), "encoder_fraction"),
+    (lambda: assign([1], 1, 7, 0.5, evaluation_fraction=1.0),
+     r"^evaluation.fraction: must be in \[0, 1\), got 1.0$"),
+    (lambda: assign([1], 1, 7, 0.5, evaluation_fraction=-0.1), "evaluation.fraction"),
+    (lambda: assign_evaluation_only([1], 1, 7, 1.0),
+     r"^evaluation.reference_fraction: must be in \[0, 1\), got 1.0$"),
+    (lambda: assign_evaluation_only([1], 1, 7, -0.5), "reference_fraction"),
+])
+def test_split_fraction_errors_name_the_key(call, message):
+    with pytest.raises(SaladError, match=message):
+        call()
+    # the boundary values that are allowed
+    assign([1], 1, 7, 0.5, (0.6, 0.2, 0.2), 0.0)
+    assign_evaluation_only([1], 1, 7, 0.0)
+
+
+# ---------------------------------------------------------------- encoder setups
+GROUPS = {"yy": 0, "ggH": 1, "C1N2_200": -1, "C1N2_300": -1, "Y400": -6}
+
+
+def test_resolve_setup_is_defaults_then_config_defaults_then_setup():
+    enc = {"seeds": [3], "defaults": {"width": 16, "heads": 2, "lr": 1.0, "seeds": [9]},
+           "setups": {"A": {"lr": 2.0, "holdout_groups": [-1], "seeds": [4]}, "B": None}}
+    got = setups_mod.resolve_setup(enc, "A", GROUPS)
+    want = {**setups_mod.DEFAULTS, "width": 16, "heads": 2, "lr": 2.0, "holdout_groups": [-1],
+            "setup": "A", "train_samples": {"yy": 0, "ggH": 1, "Y400": -6}}
+    assert got == want
+    assert type(got["train_samples"]["yy"]) is int
+    # a copy: editing the result touches neither DEFAULTS nor the config
+    got["augmentations"]["mask"] = 1.0
+    got["holdout_groups"].append(5)
+    got["vicreg"]["invariance"] = 0.0
+    assert setups_mod.DEFAULTS["augmentations"] == {} and enc["setups"]["A"]["holdout_groups"] == [-1]
+    assert setups_mod.DEFAULTS["vicreg"]["invariance"] == 25.0
+    # an empty (None) setup entry is the defaults; background-only keeps group 0 (>= 0)
+    b = setups_mod.resolve_setup(enc, "B", GROUPS)
+    assert b["lr"] == 1.0 and b["train_samples"] == GROUPS and b["setup"] == "B"
+    bkg = setups_mod.resolve_setup({"setups": {"bkg": {"signals": False}}}, "bkg", GROUPS)
+    assert bkg["train_samples"] == {"yy": 0, "ggH": 1}
+    ip = setups_mod.resolve_setup({"setups": {"IP": {"holdout_samples": ["C1N2_300"]}}}, "IP", GROUPS)
+    assert ip["train_samples"] == {"yy": 0, "ggH": 1, "C1N2_200": -1, "Y400": -6}
+
+
+def test_seeds_setup_names_and_held_out():
+    enc = {"seeds": [3, 4], "setups": {"B": {}, "A": {"seeds": [7]}, "C": None}}
+    assert setups_mod.setup_names(enc) == ["B", "A", "C"] and setups_mod.setup_names({}) == []
+    assert setups_mod.seeds_for(enc, "A") == [7] and setups_mod.seeds_for(enc, "B") == [3, 4]
+    assert setups_mod.seeds_for(enc, "C") == [3, 4]
+    assert setups_mod.seeds_for({"setups": {"X": {}}}, "X") == [1]
+    assert setups_mod.seeds_for({"setups": {"X": {"seeds": ["2"]}}}, "X") == [2]
+    with pytest.raises(SaladError, match=r"^encoder.setups: unknown setup 'Z'; configured: B, A, C$"):
+        setups_mod.seeds_for(enc, "Z")
+    resolved = {"train_samples": {"yy": 0, "C1N2_200": -1}}
+    assert setups_mod.held_out(resolved, "C1N2_300") and not setups_mod.held_out(resolved, "C1N2_200")
+    assert setups_mod.held_out(None, "C1N2_200")
+
+
+AUG = {"augmentations": {"mask": 0.1}}
+
+
+@pytest.mark.parametrize("setup, message", [
+    ({"foo": 1}, r"^encoder.setups.X: unknown setting 'foo'$"),
+    ({"model": "cnn"}, r"^encoder.setups.X.model: 'cnn' is not one of particle_transformer, "
+                       r"transformer, mlp$"),
+    ({"loss": "l2"}, r"^encoder.setups.X.loss: 'l2' is not one of supcon, simclr, "
+                     r"simclr_supervised, vicreg_ce$"),
+    ({"augmentations": {"zoom": 1, "mask": 1, "blur": 1}},
+     r"^encoder.setups.X.augmentations: unknown \['blur', 'zoom'\]; known: mask, drop_object, "
+     r"rotate, flip_eta, smear_pt$"),
+    ({"optimizer": "sgd"}, r"^encoder.setups.X.optimizer: 'sgd' is not one of adam, adamw, lars$"),
+    ({"positives": "x"}, r"^encoder.setups.X.positives: 'x' is not one of views, labels$"),
+    ({"balance": "x"}, r"^encoder.setups.X.balance: 'x' is not one of classes, weighted$"),
+    ({"positives": "labels", "loss": "simclr", **AUG},
+     r"^encoder.setups.X.positives: 'labels' applies to loss vicreg_ce \(simclr_supervised and "
+     r"supcon already use the labels\)$"),
+    ({"positives": "labels"}, "applies to loss vicreg_ce"),
+    ({"loss": "simclr"}, r"^encoder.setups.X.augmentations: loss 'simclr' compares two augmented "
+                         r"views and needs at least one augmentation$"),
+    ({"loss": "simclr_supervised"}, "needs at least one augmentation"),
+    ({"loss": "vicreg_ce"}, "needs at least one augmentation"),
+    ({"holdout_samples": ["Y999"]}, r"^encoder.setups.X.holdout_samples: 'Y999' is not a "
+                                    r"configured sample \(samples: yy, ggH, C1N2_200, C1N2_300, Y400\)$"),
+    ({"holdout_groups": [-5]}, r"^encoder.setups.X.holdout_groups: no configured sample has group -5$"),
+    ({"signals": False, "holdout_groups": [1]},
+     r"^encoder.setups.X: training needs at least two process groups, got \[0\]$"),
+    ({"width": 10, "heads": 4}, r"^encoder.setups.X.width: 10 is not divisible by heads=4$"),
+])
+def test_every_setup_error_names_the_key(setup, message):
+    with pytest.raises(SaladError, match=message):
+        setups_mod.resolve_setup({"setups": {"X": setup}}, "X", GROUPS)
+
+
+def test_setups_that_are_allowed():
+    ok = {"loss": "vicreg_ce", "positives": "labels"}   # one view: no augmentation needed
+    assert setups_mod.resolve_setup({"setups": {"X": ok}}, "X", GROUPS)["positives"] == "labels"
+    for loss in ("simclr", "simclr_supervised", "vicreg_ce"):
+        assert setups_mod.resolve_setup({"setups": {"X": {"loss": loss, **AUG}}}, "X", GROUPS)
+    two = {"yy": 0, "C1N2_200": -1}   # exactly two groups is enough
+    assert setups_mod.resolve_setup({"setups": {"X": {}}}, "X", two)["train_samples"] == two
+    assert setups_mod.resolve_setup({"setups": {"X": {"width": 12, "heads": 4}}}, "X", GROUPS)
+
+
+# ---------------------------------------------------------------- flow: mass scaling, split
+
+def test_scale_mass_maps_the_window_to_minus_one_one():
+    # 2 (m - lo) / (hi - lo) - 1 over (105, 160): 105 -> -1, 130 -> 2*25/55 - 1 = -1/11,
+    # 160 -> 1, 187.5 -> 2*82.5/55 - 1 = 2
+    got = flow.scale_mass([105, 130, 160, 187.5], (105.0, 160.0))
+    assert got.shape == (4, 1) and got.dtype == np.float32
+    np.testing.assert_allclose(got[:, 0], [-1.0, -1.0 / 11.0, 1.0, 2.0], rtol=1e-7)
+
+
+def test_split_and_scale_by_definition():
+    z = np.column_stack([np.arange(20.0), np.full(20, 3.0)])   # second column constant
+    tr, va, mean, std = flow.split_and_scale(z, np.zeros(20), 0.2, seed=4)
+    perm = np.random.default_rng(4).permutation(20)             # the seeded split
+    np.testing.assert_array_equal(va, perm[:4])                 # round(0.2 * 20) = 4 rows
+    np.testing.assert_array_equal(tr, perm[4:])
+    np.testing.assert_allclose(mean, [np.mean(perm[4:]), 3.0])
+    np.testing.assert_allclose(std, [np.std(perm[4:]), 1.0])   # population std; 0 -> 1
+    # at least one validation row: round(0.01 * 20) = 0 -> 1
+    tr, va, _, _ = flow.split_and_scale(z, np.zeros(20), 0.01, seed=4)
+    assert len(va) == 1 and len(tr) == 19
+    # 12 rows at 0.2: 2 validation + 10 training (the minimum) is allowed; 11 rows is not
+    assert len(flow.split_and_scale(z[:12], np.zeros(12), 0.2, seed=1)[0]) == 10
+    with pytest.raises(SaladError, match=r"^flow input: only 11 sideband events; need at least 12$"):
+        flow.split_and_scale(z[:11], np.zeros(11), 0.2, seed=1)
+    with pytest.raises(SaladError, match=r"^flow input: z shape \(20, 2\) does not match 19 masses$"):
+        flow.split_and_scale(z, np.zeros(19), 0.2, seed=1)
+    with pytest.raises(SaladError, match="does not match"):
+        flow.split_and_scale(z[:, 0], np.zeros(20), 0.2, seed=1)
+
+
+# ---------------------------------------------------------------- template: weights and masses
+
+TEMPLATE_SR = (120.0, 130.0)
+
+
+def _stub_sample(model, ckpt, myy, seed):
+    """Stands in for flow.sample: z0 = the mass, z1 = the flow's marker."""
+    return np.column_stack([myy, np.full(len(myy), float(model))])
+
+
+def _flows(*markers, cols=("z0", "z1")):
+    return [(m, {"latent_columns": list(cols)}) for m in markers]
+
+
+def test_template_weights_sources_and_flow_interleaving(monkeypatch, caplog):
+    monkeypatch.setattr(template.flowmod, "sample", _stub_sample)
+    sr = pd.DataFrame({"myy": np.linspace(120.5, 129.5, 10)})          # N_SR = 10
+    higgs = pd.DataFrame({"z0": [1.0, 2.0, 3.0], "z1": [0.0, 0.0, 0.0],
+                          "myy": [125.0, 119.0, 130.0],               # only the first is in the SR
+                          "weight": [0.02, 5.0, 5.0], "subset_fraction": [0.4, 1.0, 1.0],
+                          "sample": ["ggH", "ggH", "ttH"]})
+    with caplog.at_level("INFO"):
+        out = template.build(sr, _flows(7, 8), higgs, TEMPLATE_SR, 100.0, {"oversample": 3}, seed=2)
+    assert caplog.messages[-1] == ("template: 30 samples of 2 flow(s) (yield 5.0) + 1 Higgs events "
+                                   "(yield 5.00), N_SR = 10, oversample 3")
+    # Higgs: expected yield 0.02 / 0.4 * 100 fb^-1 = 5 events, weight 5 x oversample 3 = 15
+    h = out[out["source"] != "flow"]
+    assert list(h["source"]) == ["ggH"] and h["weight"].tolist() == pytest.approx([15.0])
+    assert h["z0"].tolist() == [1.0] and h["myy"].tolist() == [125.0]
+    # flow: round(3 x 10) = 30 samples carrying 3 x (10 - 5) = 15, i.e. 0.5 each
+    f = out[out["source"] == "flow"]
+    assert len(f) == 30 and (out["source"].iloc[:30] == "flow").all()     # flow rows first
+    assert out.index.tolist() == list(range(31))                         # one fresh row index
+    assert f["weight"].tolist() == pytest.approx([0.5] * 30)
+    assert out["weight"].sum() == pytest.approx(3 * 10)
+    assert ((f["myy"] >= TEMPLATE_SR[0]) & (f["myy"] < TEMPLATE_SR[1])).all()
+    # flow i samples every len(flows)-th mass, at those masses
+    np.testing.assert_array_equal(f["z1"].to_numpy()[0::2], 7.0)
+    np.testing.assert_array_equal(f["z1"].to_numpy()[1::2], 8.0)
+    np.testing.assert_array_equal(f["z0"].to_numpy(), f["myy"].to_numpy())
+    assert all(out[c].dtype == np.float32 for c in ("z0", "z1", "myy"))
+    assert list(out.columns) == ["z0", "z1", "myy", "weight", "source"]
+    # same seed, same template; no Higgs frame -> the flow carries all N_SR
+    again = template.build(sr, _flows(7, 8), higgs, TEMPLATE_SR, 100.0, {"oversample": 3}, seed=2)
+    pd.testing.assert_frame_equal(out, again)
+    with caplog.at_level("INFO"):
+        alone = template.build(sr, _flows(7), None, TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
+    assert caplog.messages[-1] == ("template: 20 samples of 1 flow(s) (yield 10.0) + 0 Higgs events "
+                                   "(yield 0.00), N_SR = 10, oversample 2")
+    assert len(alone) == 20 and alone["weight"].tolist() == pytest.approx([1.0] * 20)
+    empty = template.build(sr, _flows(7), higgs.iloc[:0], TEMPLATE_SR, 100.0, {"oversample": 2}, seed=2)
+    assert len(empty) == 20 and set(empty["source"]) == {"flow"}
+    # kde_bandwidth reaches the mass KDE: a narrow kernel keeps the masses at the two data peaks
+    peaks = pd.DataFrame({"myy": [121.0, 121.0, 121.2, 128.8, 129.0, 129.0]})
+    narrow = template.build(peaks, _flows(7), None, TEMPLATE_SR, 1.0,
+                            {"oversample": 20, "kde_bandwidth": 0.01}, seed=3)["myy"].to_numpy()
+    assert np.all(np.minimum(np.abs(narrow - 121.1), np.abs(narrow - 128.9)) < 0.5)
+    # the SR is [lo, hi): a Higgs event at exactly 120 GeV counts, one at 130 does not
+    edge = template.build(sr, _flows(7), higgs.assign(myy=[120.0, 119.0, 130.0]), TEMPLATE_SR, 100.0,
+                          {"oversample": 1}, seed=2)
+    assert edge.loc[edge["source"] != "flow", "myy"].tolist() == [120.0]
+
+
+def test_template_flow_share_is_floored(monkeypatch, caplog):
+    monkeypatch.setattr(template.flowmod, "sample", _stub_sample)
+    sr = pd.DataFrame({"myy": np.linspace(120.5, 129.5, 10)})
+    higgs = pd.DataFrame({"z0": [1.0], "z1": [0.0], "myy": [125.0], "weight": [1.0],
+                          "subset_fraction": [0.5], "sample": ["ggH"]})   # 1 / .5 * 10 = 20 > N_SR
+    with caplog.at_level("WARNING"):
+        out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0,
+                             {"oversample": 1, "min_flow_fraction": 0.6}, seed=0)
+    assert ("expected SM Higgs yield 20.0 vs 10 SR data events: flow share floored at 60 %"
+            in caplog.messages)
+    f = out[out["source"] == "flow"]
+    assert f["weight"].sum() == pytest.approx(0.6 * 10)    # floored at 60 % of N_SR
+    assert out.loc[out["source"] == "ggH", "weight"].tolist() == pytest.approx([20.0])
+    # exactly at the floor: 10 - 8 = 2 = 0.2 x 10, no change
+    higgs["weight"] = 0.4
+    out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
+                         seed=0)
+    assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(2.0)
+    # Higgs 9 of N_SR = 10: flow share 1 < 0.2 x 10 -> 2
+    higgs["weight"] = 0.45
+    out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0, {"oversample": 1, "min_flow_fraction": 0.2},
+                         seed=0)
+    assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(2.0)
+    # the default floor is 10 %
+    higgs["weight"] = 1.0
+    out = template.build(sr, _flows(7), higgs, TEMPLATE_SR, 10.0, {"oversample": 1}, seed=0)
+    assert out.loc[out["source"] == "flow", "weight"].sum() == pytest.approx(1.0)
+
+
+def test_template_errors_and_mass_kde():
+    sr = pd.DataFrame({"myy": [121.0, 125.0, 129.0]})
+    with pytest.raises(SaladError, match=r"^template: no flows given$"):
+        template.build(sr, [], None, TEMPLATE_SR, 1.0, None, seed=0)
+    with pytest.raises(SaladError, match=r"^template: the flows were fitted on different latent columns$"):
+        template.build(sr, _flows(1) + _flows(2, cols=("z0",)), None, TEMPLATE_SR, 1.0, None, seed=0)
+    rng = np.random.default_rng(0)
+    for bad in ([125.0], [125.0, 125.0], []):
+        with pytest.raises(SaladError, match=rf"^signal region: {len(bad)} data event\(s\), too few"):
+            template.sample_masses(np.array(bad), 5, TEMPLATE_SR, rng)
+    m = template.sample_masses(np.array([120.1, 120.2, 129.8, 129.9]), 4000, TEMPLATE_SR, rng)
+    assert len(m) == 4000 and m.min() >= TEMPLATE_SR[0] and m.max() < TEMPLATE_SR[1]
+    narrow = template.sample_masses(np.array([124.0, 126.0]), 2000, TEMPLATE_SR, rng, bandwidth=0.1)
+    # KDE of {124, 126} with bandwidth factor 0.1: kernel variance 0.1^2 x var(ddof=1) = 0.02,
+    # mixture variance 1 + 0.02
+    assert abs(narrow.mean() - 125.0) < 0.05 and narrow.std() == pytest.approx(np.sqrt(1 + 0.02), rel=0.03)
+    assert template.settings({"oversample": 2, "other": 1}) == {**template.DEFAULTS, "oversample": 2}
+
+
+# ---------------------------------------------------------------- classify: k-fold bookkeeping
+
+class _StubModel:
+    """Stands in for a BDT: score = 1000 x seed + row tag (column 0); records what it saw."""
+
+    def __init__(self, X, y, w, seed):
+        self.X, self.y, self.w, self.seed = X, y, w, seed
+
+    def predict_proba(self, X):
+        return np.column_stack([np.zeros(len(X)), 1000.0 * self.seed + X[:, 0]])
+
+
+def test_kfold_scores_out_of_fold_weights_and_seeds(monkeypatch):
+    monkeypatch.setattr(classify, "fit_bdt",
+                        lambda X, y, w, cfg, seed, threads=1: _StubModel(X, y, w, seed))
+    n_pos, n_neg, n_extra, k = 7, 11, 5, 3
+    X_pos = np.column_stack([np.arange(n_pos), np.zeros(n_pos)])             # tags 0..6
+    X_neg = np.column_stack([100 + np.arange(n_neg), np.zeros(n_neg)])       # tags 100..110
+    X_extra = np.column_stack([200 + np.arange(n_extra), np.zeros(n_extra)])
+    X_eval = np.column_stack([300.0 + np.arange(2), np.zeros(2)])
+    w_neg = np.arange(1.0, n_neg + 1)                                         # sum 66
+    out = classify.kfold_scores(X_pos, X_neg, w_neg, {"folds": k}, seeds=[10, 20], fold_seed=3,
+                                X_extra=X_extra, keep_models=True, X_eval=X_eval)
+    assert out["pos"].shape == (n_pos, 2) and out["neg"].shape == (n_neg, 2)
+    assert out["extra"].shape == (n_extra, 2) and out["eval"].shape == (2, 2)
+    for name, n in (("pos_fold", n_pos), ("neg_fold", n_neg), ("extra_fold", n_extra)):
+        counts = np.bincount(out[name], minlength=k)
+        assert len(out[name]) == n and counts.max() - counts.min() <= 1     # balanced folds
+    fold = np.concatenate([out["pos_fold"], out["neg_fold"]])
+    tags = np.concatenate([X_pos[:, 0], X_neg[:, 0]])
+    for j, seed in enumerate((10, 20)):
+        models = out["models"][j]
+        assert [m.seed for m in models] == [seed, seed + 1, seed + 2]     # seed + fold
+        for f, m in enumerate(models):
+            np.testing.assert_array_equal(m.X[:, 0], tags[fold != f])      # trained off-fold
+            np.testing.assert_array_equal(m.y, np.r_[np.ones(n_pos), np.zeros(n_neg)][fold != f])
+            # positives weight 1, negatives rescaled to sum n_pos: w x 7 / 66
+            np.testing.assert_allclose(m.w, np.r_[np.ones(n_pos), w_neg * n_pos / 66.0][fold != f])
+        # every row scored by the model of its own fold (which never saw it)
+        np.testing.assert_array_equal(out["pos"][:, j], 1000.0 * (seed + out["pos_fold"]) + X_pos[:, 0])
+        np.testing.assert_array_equal(out["neg"][:, j], 1000.0 * (seed + out["neg_fold"]) + X_neg[:, 0])
+        np.testing.assert_array_equal(out["extra"][:, j],
+                                      1000.0 * (seed + out["extra_fold"]) + X_extra[:, 0])
+        # evaluation rows: mean of the k fold models = 1000 (seed + 1) + tag
+        np.testing.assert_allclose(out["eval"][:, j], 1000.0 * (seed + 1) + X_eval[:, 0])
+    assert len(out["train_rows"]) == k
+    for f, rows in enumerate(out["train_rows"]):
+        np.testing.assert_array_equal(rows, np.nonzero(fold != f)[0])
+    # deterministic folds for a fold seed; models only when asked
+    again = classify.kfold_scores(X_pos, X_neg, w_neg, {"folds": k}, seeds=[10], fold_seed=3)
+    np.testing.assert_array_equal(again["pos_fold"], out["pos_fold"])
+    assert again["models"] == [] and again["train_rows"] == [] and again["extra"].shape == (0, 1)
+    assert again["eval"].shape == (0, 1)
+
+
+@pytest.mark.parametrize("n_pos, n_neg, w, message", [
+    (2, 5, None, r"^classify: 2 positive / 5 negative events, fewer than folds = 3$"),
+    (5, 2, None, "5 positive / 2 negative"),
+    (5, 5, [1, 1, 1, 1, -1], r"^classify: negative-class weights must be finite, >= 0, not all 0$"),
+    (5, 5, [1, 1, 1, 1, np.nan], "must be finite"),
+    (5, 5, [0, 0, 0, 0, 0], "not all 0"),
+])
+def test_kfold_scores_input_errors(n_pos, n_neg, w, message):
+    w = np.ones(n_neg) if w is None else np.asarray(w, float)
+    with pytest.raises(SaladError, match=message):
+        classify.kfold_scores(np.zeros((n_pos, 1)), np.zeros((n_neg, 1)), w, {"folds": 3}, [1], 0)
+
+
+def test_assign_folds_balanced_and_permuted():
+    folds = classify.assign_folds(10, 3, np.random.default_rng(1))
+    np.testing.assert_array_equal(np.sort(folds), [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(folds, np.random.default_rng(1).permutation(np.arange(10) % 3))
+
+
+# ---------------------------------------------------------------- pseudo-data draws
+
+def _sample_frame(code, weights, myy=None, subset="data", name="s"):
+    n = len(weights)
+    return pd.DataFrame({"event_id": code * 10**9 + np.arange(n, dtype=np.int64),
+                         "sample": name, "weight": np.asarray(weights, float),
+                         "myy": np.full(n, 125.0) if myy is None else np.asarray(myy, float),
+                         "subset": subset})
+
+
+def test_weighted_order_is_efraimidis_spirakis():
+    # weighted sampling without replacement: order by key u^(1/w) (u uniform), largest first;
+    # zero weights never drawn (last, in row order)
+    w = np.array([1.0, 0.0, 5.0, 2.0, 0.0, 0.5, 3.0])
+    order = pseudodata.weighted_order(w, np.random.default_rng(11))
+    u = np.random.default_rng(11).random(len(w))
+    keys = np.where(w > 0, u ** (1.0 / np.where(w > 0, w, 1.0)), -1.0)
+    np.testing.assert_array_equal(order[:5], np.argsort(-keys)[:5])
+    np.testing.assert_array_equal(order[5:], [1, 4])
+    # a heavy event is drawn first far more often: P(first = i) = w_i / sum w
+    firsts = np.bincount([pseudodata.weighted_order(np.array([1.0, 3.0]), np.random.default_rng(s))[0]
+                          for s in range(2000)], minlength=2)
+    assert firsts[1] / 2000 == pytest.approx(0.75, abs=0.04)
+
+
+def test_data_half_rescales_to_the_whole_sample_yield():
+    frame = _sample_frame(3, [1.0, 2.0, 3.0, 4.0])
+    frame["subset"] = ["data", "train", "data", "val"]
+    half = pseudodata.data_half(frame)
+    # data rows 0 and 2 (weights 1, 3) scaled by 10 / 4
+    assert half.index.tolist() == [0, 2] and half["weight"].tolist() == [2.5, 7.5]
+    assert frame["weight"].tolist() == [1.0, 2.0, 3.0, 4.0]          # input untouched
+    frame["weight"] = [0.0, 2.0, 0.0, 4.0]
+    with pytest.raises(SaladError, match=r"^s: no weighted events in its pseudo-data half$"):
+        pseudodata.data_half(frame)
+    frame["weight"] = [1.0, -2.0, 0.0, 4.0]
+    with pytest.raises(SaladError, match=r"^s: negative event weights"):
+        pseudodata.data_half(frame)
+
+
+def test_draw_background_poisson_count_then_weighted_order():
+    a = _sample_frame(3, [0.5, 1.0, 0.0, 2.0, 1.5] * 20, name="a")      # sum w = 100
+    b = _sample_frame(4, [1.0] * 50, name="b")                           # sum w = 50
+    out, info = pseudodata.draw_background([a, b], 0.2, seed=5, instance=2)
+    # the draw of each sample, from rng([seed, instance, sample code]): N ~ Poisson(L sum w),
+    # then the first N rows of the weighted order of that rng
+    parts = []
+    for frame, code in ((a, 3), (b, 4)):
+        rng = np.random.default_rng([5, 2, code])
+        n = int(rng.poisson(0.2 * frame["weight"].sum()))
+        parts.append(frame.iloc[pseudodata.weighted_order(frame["weight"].to_numpy(), rng)[:n]])
+        pool = int((frame["weight"] > 0).sum())
+        assert info[frame["sample"].iloc[0]] == {"expected": pytest.approx(0.2 * frame["weight"].sum()),
+                                                  "drawn": n, "pool": pool, "pool_fraction": n / pool}
+    pd.testing.assert_frame_equal(out, pd.concat(parts, ignore_index=True))
+    assert (out["weight"] > 0).all()
+    other, _ = pseudodata.draw_background([a, b], 0.2, seed=5, instance=3)
+    assert not out["event_id"].equals(other["event_id"])
+    with pytest.raises(SaladError, match=r"^a: pseudo-data at 10.0 fb\^-1 needs \d+ events "
+                                         r"\(expected 1000.0\) but its data half holds only 80; "):
+        pseudodata.draw_background([a], 10.0, seed=5, instance=2)
+
+
+def test_inject_signal_count_is_target_over_sr_efficiency():
+    # equal weights, 3 of every 10 events in the SR [120, 130): eps_SR = .3, S_SR = 3 -> 10 events
+    myy = [119.99, 120.0, 125.0, 129.99, 130.0, 100, 110, 140, 150, 160] * 2
+    sig = _sample_frame(12, [0.5] * 20, myy=myy, name="sig")
+    np.testing.assert_array_equal(pseudodata.in_region(myy[:5], (120.0, 130.0)),
+                                  [False, True, True, True, False])
+    drawn, n = pseudodata.inject_signal(sig, 3.0, (120.0, 130.0), seed=1, instance=4)
+    assert n == 10 and len(drawn) == 10 and drawn["event_id"].is_unique
+    rng = np.random.default_rng([1, 4, 12])
+    pd.testing.assert_frame_equal(drawn, sig.iloc[pseudodata.weighted_order(sig["weight"].to_numpy(), rng)[:10]])
+    assert pseudodata.inject_signal(sig, 0.0, (120.0, 130.0), 1, 4)[1] == 0
+    assert len(pseudodata.inject_signal(sig, 0.0, (120.0, 130.0), 1, 4)[0]) == 0
+    # round(): S_SR = 1.3 -> 4.33 -> 4 events; 1.5 -> 5; 6 -> 20 = the whole pool (allowed)
+    assert pseudodata.inject_signal(sig, 1.3, (120.0, 130.0), 1, 4)[1] == 4
+    assert pseudodata.inject_signal(sig, 1.5, (120.0, 130.0), 1, 4)[1] == 5
+    assert len(pseudodata.inject_signal(sig, 6.0, (120.0, 130.0), 1, 4)[0]) == 20
+    with pytest.raises(SaladError, match=r"^sig: injecting S_SR = 9.0 needs 30 events but its "
+                                         r"data half holds only 20; generate more"):
+        pseudodata.inject_signal(sig, 9.0, (120.0, 130.0), 1, 4)
+    with pytest.raises(SaladError, match=r"^sig: no events of its pseudo-data half in the signal "
+                                         r"region \[200.0, 210.0\] GeV; cannot inject it$"):
+        pseudodata.inject_signal(sig, 1.0, (200.0, 210.0), 1, 4)
+
+
+# ---------------------------------------------------------------- NPLM statistic and Z
+
+def test_nplm_statistic_z_and_null_fit_by_hand():
+    from scipy import stats
+
+    from salad import nplm
+    # t = 2 [sum_D f - sum_R w (e^f - 1)]: f_D = (1, 2), f_R = (0, ln 2), w_R = (1, .5)
+    # -> 2 [3 - (0 + .5 x 1)] = 5
+    assert nplm.test_statistic(np.array([0.0, np.log(2.0)]), np.array([1.0, 0.5]),
+                               np.array([1.0, 2.0])) == pytest.approx(5.0, rel=1e-12)
+    # Z = Phi^-1(1 - p): p = .5 -> 0, p = Phi(-3) -> 3; log p > 0 is p = 1 -> -inf
+    assert nplm.z_from_logp(np.log(0.5)) == pytest.approx(0.0, abs=1e-12)
+    assert nplm.z_from_logp(stats.norm.logsf(3.0)) == pytest.approx(3.0, rel=1e-12)
+    assert nplm.z_from_logp(stats.norm.logsf(40.0)) == pytest.approx(40.0, rel=1e-12)
+    assert nplm.z_from_logp(0.3) == -np.inf
+    # the chi2 null fit: ML dof (loc 0, scale 1), KS against the fitted law, toy summaries
+    t_null = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    fit = nplm.chi2_fit(t_null)
+    dof = stats.chi2.fit(t_null, floc=0, fscale=1)[0]
+    ks = stats.kstest(t_null, stats.chi2(dof).cdf)
+    assert fit == {"dof": pytest.approx(dof), "ks_statistic": pytest.approx(ks.statistic),
+                   "ks_pvalue": pytest.approx(ks.pvalue), "n_toys": 5, "t_median": 3.0,
+                   "t_mean": 4.0}
+    with pytest.raises(SaladError, match=r"^nplm: 4 toys are too few for a chi2 fit$"):
+        nplm.chi2_fit(t_null[:4])
+    with pytest.raises(SaladError, match=r"^nplm: no null toys$"):
+        nplm.significance(1.0, np.array([]), 3.0)
+    # chi2 log survival: scipy where finite; beyond, the first two terms of the asymptotic series
+    # log Q(a, x) = (a - 1) ln x - x - lnGamma(a) + log(1 + (a - 1)/x), a = dof/2, x = t/2
+    assert float(nplm.chi2_logsf(7.0, 4.0)) == pytest.approx(stats.chi2.logsf(7.0, 4.0), rel=1e-12)
+    a, x = 2.0, 2000.0
+    assert float(nplm.chi2_logsf(4000.0, 4.0)) == pytest.approx(
+        (a - 1) * np.log(x) - x - math.lgamma(a) + np.log1p((a - 1) / x), rel=1e-12)
+    a, x = 0.5, 1500.0        # dof 1: (a - 1)/x < 0
+    assert float(nplm.chi2_logsf(3000.0, 1.0)) == pytest.approx(
+        (a - 1) * np.log(x) - x - math.lgamma(a) + np.log1p((a - 1) / x), rel=1e-12)
+    # significance: the chi2 columns are the pure asymptotic p and Z
+    sig = nplm.significance(7.0, np.arange(1.0, 11.0), 4.0)    # toys 7..10 reach 7: k = 4
+    assert (sig["k_toys"], sig["n_toys"], sig["z_source"]) == (4, 10, "toys")
+    assert sig["p"] == pytest.approx(5 / 11) and sig["log10_p"] == pytest.approx(np.log10(5 / 11))
+    assert sig["z"] == pytest.approx(stats.norm.isf(5 / 11))
+    assert sig["p_chi2"] == pytest.approx(stats.chi2.sf(7.0, 4.0))
+    assert sig["z_chi2"] == pytest.approx(stats.norm.isf(stats.chi2.sf(7.0, 4.0)))
+    # beyond the largest toy: p = 1/(N+1) sf(t)/sf(t_max), never above 1/(N+1)
+    far = nplm.significance(12.0, np.arange(1.0, 11.0), 4.0)
+    assert far["z_source"] == "chi2_extrapolation" and far["k_toys"] == 0
+    assert far["p"] == pytest.approx(stats.chi2.sf(12.0, 4.0) / stats.chi2.sf(10.0, 4.0) / 11)
+    low_dof = nplm.significance(10.5, np.arange(1.0, 11.0), 100.0)   # heavier-tailed than toys
+    assert low_dof["p"] <= 1 / 11
+
+
+def test_nplm_observed_z_for_the_null_plot():
+    from scipy import stats
+
+    from salad import nplm
+    # empirical where some toy reaches t (k of N toys with t_toy >= t: Z = isf(k / N)),
+    # chi2 tail beyond the largest toy (flagged)
+    t_null = np.array([4.0, 1.0, 3.0, 2.0])
+    z, extrapolated = nplm.observed_z(np.array([2.0, 3.5, 5.0]), t_null, 3.0)
+    assert z[0] == pytest.approx(stats.norm.isf(3 / 4)) and z[1] == pytest.approx(stats.norm.isf(1 / 4))
+    assert z[2] == pytest.approx(stats.norm.isf(stats.chi2.sf(5.0, 3.0)))
+    np.testing.assert_array_equal(extrapolated, [False, False, True])
+
+
+# ---------------------------------------------------------------- artifacts: data contracts
+
+def test_read_parquet_contract_checks_by_hand(tmp_path):
+    import re
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from salad.artifacts import read_parquet
+    path = tmp_path / "a.parquet"
+    pq.write_table(pa.table({"i": [1, 2, 3], "f": [0.5, np.nan, np.inf], "s": ["a", "b", "c"],
+                             "b": [True, False, True], "l": [[1.0], [2.0], [3.0]],
+                             "g": [1.0, 2.0, 3.0]}), path)
+    out = read_parquet(path, {"i": "int", "s": "str", "b": "bool", "l": "list", "g": "float"})
+    assert list(out.columns) == ["i", "s", "b", "l", "g"] and out["i"].tolist() == [1, 2, 3]
+    assert list(read_parquet(path).columns) == ["i", "f", "s", "b", "l", "g"]
+    assert read_parquet(path, {"f": "float"}, finite=False)["f"].isna().sum() == 1
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(path))}: column 'f' has 2 NaN/inf value\(s\)$"):
+        read_parquet(path, {"f": "float"})
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(path))}: missing column\(s\) x, y$"):
+        read_parquet(path, {"i": "int", "x": "int", "y": "float"})
+    for name, kind, dtype in (("g", "int", "float64"), ("i", "float", "int64"), ("i", "str", "int64"),
+                              ("g", "bool", "float64"), ("i", "list", "int64")):
+        with pytest.raises(SaladError, match=rf"^{re.escape(str(path))}: column '{name}' has dtype {dtype}, "
+                                             rf"expected {kind}$"):
+            read_parquet(path, {name: kind})
+    with pytest.raises(ValueError, match=r"^unknown column kind 'complex'$"):
+        read_parquet(path, {"i": "complex"})
+    empty = tmp_path / "e.parquet"
+    pq.write_table(pa.table({"f": pa.array([], pa.float64())}), empty)
+    assert len(read_parquet(empty, {"f": "float"})) == 0
+    twice = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2]), pa.array([3])],
+                                        names=["x", "x", "y"]), twice)
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(twice))}: duplicate column name\(s\) x$"):
+        read_parquet(twice, {"x": "int", "y": "int"})
+    with pytest.raises(SaladError, match=rf"^{re.escape(str(tmp_path / 'none.parquet'))}: file not found$"):
+        read_parquet(tmp_path / "none.parquet")
