@@ -32,8 +32,8 @@ _INSTANCES = [str(i) for i in range(_CPD["instances"])]
 
 CATHODE_RUN = "results/cathode/{setup}/{seed}/{signal}/{batch}"
 CATHODE_EVAL_SETUP = "results/cathode/evaluation/{setup}"
-CATHODE_EVAL_DIR = CATHODE_EVAL_SETUP + "/{signal}"
-CATHODE_EVAL = CATHODE_EVAL_DIR + "/{name}.parquet"
+CATHODE_EVAL_DIR = "results/cathode/evaluation/{setup}/{signal}"
+CATHODE_EVAL = "results/cathode/evaluation/{setup}/{signal}/{name}.parquet"
 EVALUATION_SET = "results/evaluation/set.parquet"
 _EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"]
 _PLOTS = "results/plots/cathode"
@@ -163,46 +163,6 @@ rule cathode_tables:
 # SIC and required-injection summaries from the tables.
 _SCULPTING_SETUPS = [s for s in CATHODE_SETUPS if _has_sculpting(s)]
 _LATENT_PLOT_SETUPS = [s for s in CATHODE_SETUPS if s not in FAMILY_SETUPS]   # one per model family is enough
-
-
-def _plot_report(kind, caption, category, subcategory, label):
-    return report(f"{_PLOTS}/{kind}_{label}.png", caption=f"../workflow/report/{caption}.rst",
-                  category=category, subcategory=subcategory,
-                  labels={"signal" if kind == "sic" else "setup": label})
-
-
-def _latent_plot_calls(setup):
-    """Latent projections and t-SNE of the set of _show (with its pooled template)."""
-    show = _show(type("W", (), {"setup": setup}))
-    emb = "results/embeddings/{setup}/{seed}.parquet".format(**show)
-    data = "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show)
-    template = f"{show['run']}/templates/{show['strength']}/0.parquet"
-    lumi = _CPD["luminosity_ifb"]
-    return [
-        f"python -m salad evaluate plot latent --data {data} --embeddings {emb} --template {template}"
-        f" --title {shlex.quote(f'SR latent projections, setup {setup}')}"
-        f" --output {_PLOTS}/latent_{setup}.png --lumi {lumi} --config {_common_cfg()}",
-        f"python -m salad evaluate plot tsne --data {data} --embeddings {emb}"
-        f" --title {shlex.quote(f't-SNE of the SR latent space, setup {setup}')}"
-        f" --output {_PLOTS}/tsne_{setup}.png --lumi {lumi}"
-        f" --config {_common_cfg(evaluate=config['evaluate'])}"]
-
-
-def _sculpting_plot_call(setup):
-    return (f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
-            f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
-            f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
-            f" --output {_PLOTS}/sculpting_{setup}.png --lumi {_CPD['luminosity_ifb']} --config {_common_cfg()}")
-
-
-def _setup_plot_inputs():
-    files = []
-    for setup in _LATENT_PLOT_SETUPS:
-        show = _show(type("W", (), {"setup": setup}))
-        files += ["results/embeddings/{setup}/{seed}.parquet".format(**show),
-                  "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
-                  show["run"]]
-    return list(dict.fromkeys(files + [CATHODE_EVAL_SETUP.format(setup=s) for s in _SCULPTING_SETUPS]))
 
 
 rule cathode_plots:

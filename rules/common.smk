@@ -242,7 +242,7 @@ def _reference_args(w):
     """--background/--signal simulation of the references, for batches with injected sets."""
     if not _batch_injected(w):
         return ""
-    return _pair_args("--background", truth_background_samples()) + " " + _pair_args("--signal", [w.signal])
+    return f'{_pair_args("--background", truth_background_samples())} {_pair_args("--signal", [w.signal])}'
 
 
 def _reference_inputs(w):
@@ -310,6 +310,46 @@ def cathode_targets():
     plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
     plots.append(f"{_PLOTS}/required_injection.png")
     return CATHODE_TABLES + plots
+
+
+def _plot_report(kind, caption, category, subcategory, label):
+    return report(f"{_PLOTS}/{kind}_{label}.png", caption=f"../workflow/report/{caption}.rst",
+                  category=category, subcategory=subcategory,
+                  labels={"signal" if kind == "sic" else "setup": label})
+
+
+def _latent_plot_calls(setup):
+    """Latent projections and t-SNE of the set of _show (with its pooled template)."""
+    show = _show(type("W", (), {"setup": setup}))
+    emb = "results/embeddings/{setup}/{seed}.parquet".format(**show)
+    data = "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show)
+    template = f"{show['run']}/templates/{show['strength']}/0.parquet"
+    lumi = _CPD["luminosity_ifb"]
+    return [
+        f"python -m salad evaluate plot latent --data {data} --embeddings {emb} --template {template}"
+        f" --title {shlex.quote(f'SR latent projections, setup {setup}')}"
+        f" --output {_PLOTS}/latent_{setup}.png --lumi {lumi} --config {_common_cfg()}",
+        f"python -m salad evaluate plot tsne --data {data} --embeddings {emb}"
+        f" --title {shlex.quote(f't-SNE of the SR latent space, setup {setup}')}"
+        f" --output {_PLOTS}/tsne_{setup}.png --lumi {lumi}"
+        f" --config {_common_cfg(evaluate=config['evaluate'])}"]
+
+
+def _sculpting_plot_call(setup):
+    return (f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
+            f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
+            f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
+            f" --output {_PLOTS}/sculpting_{setup}.png --lumi {_CPD['luminosity_ifb']} --config {_common_cfg()}")
+
+
+def _setup_plot_inputs():
+    files = []
+    for setup in _LATENT_PLOT_SETUPS:
+        show = _show(type("W", (), {"setup": setup}))
+        files += ["results/embeddings/{setup}/{seed}.parquet".format(**show),
+                  "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
+                  show["run"]]
+    return list(dict.fromkeys(files + [CATHODE_EVAL_SETUP.format(setup=s) for s in _SCULPTING_SETUPS]))
 
 
 # ------------------------------ input functions of rules/encoder.smk
@@ -385,6 +425,21 @@ def pseudodata_paths(suffix=".parquet"):
 
 def _pair(sample):
     return f"results/preselected/{sample}.parquet", f"results/split/{sample}.parquet"
+
+
+# ------------------------------ input functions of rules/preselect.smk (pseudodata)
+
+
+def _pseudodata_command(w):
+    """One `salad pseudodata` call per instance (one job per signal and strength)."""
+    cfg = cfg_arg("regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")})
+    background = " ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS)
+    out = f"results/pseudodata/{w.signal}/{w.strength}"
+    return " && ".join(
+        f"python -m salad pseudodata --background {background}"
+        f" --signal {shlex.quote(':'.join(_pair(w.signal)))} --strength {w.strength} --instance {i}"
+        f" --output {out}/{i}.parquet --summary {out}/{i}.json --config {cfg}"
+        for i in _PSEUDO_INSTANCES)
 
 
 # ------------------------------ input functions of rules/signal_agnostic.smk

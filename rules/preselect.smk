@@ -61,18 +61,6 @@ rule split:
 _PSEUDO_INSTANCES = [str(i) for i in range(_PSEUDO["instances"])]
 
 
-def _pseudodata_command(w):
-    """One `salad pseudodata` call per instance (one job per signal and strength)."""
-    cfg = cfg_arg("regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")})
-    background = " ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS)
-    out = f"results/pseudodata/{w.signal}/{w.strength}"
-    return " && ".join(
-        f"python -m salad pseudodata --background {background}"
-        f" --signal {shlex.quote(':'.join(_pair(w.signal)))} --strength {w.strength} --instance {i}"
-        f" --output {out}/{i}.parquet --summary {out}/{i}.json --config {cfg}"
-        for i in _PSEUDO_INSTANCES)
-
-
 rule pseudodata:
     conda:
         "../envs/salad.yaml"

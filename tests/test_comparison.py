@@ -146,9 +146,9 @@ def test_writer_and_claims_file(tmp_path):
 
 def test_reads_the_tables_evaluate_writes(tmp_path):
     """Contract: cathode tables as `salad evaluate tables` writes them feed the comparison CLI."""
+    from salad.artifacts import provenance, write_parquet
     from salad.cathode.evaluate import SENS_COLS, tables
     from salad.comparison import cli
-    from salad.artifacts import provenance, write_parquet
     rows = []
     sic = {"ID": 8.0, "IP": 6.0, "EP": 5.0, "bkg_only": 2.0, "baseline_ref22": 5.0}
     held = {("IP", "Y400"), ("EP", "C1N2_300"), ("bkg_only", "Y400"), ("bkg_only", "C1N2_300")}

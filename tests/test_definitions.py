@@ -15,13 +15,14 @@ import pandas as pd
 import pytest
 import torch
 
+from salad import pseudodata
 from salad.cathode import classify, evaluate, flow, metrics, template
 from salad.config import REPO, load_config, load_yaml
-from salad.encoder.losses import build_objective, kl_standard_normal, nt_xent, supcon
+from salad.contracts import in_signal_region
 from salad.encoder import setups as setups_mod
+from salad.encoder.losses import build_objective, kl_standard_normal, nt_xent, supcon
 from salad.encoder.setups import resolve_setup, setup_names
 from salad.errors import SaladError
-from salad import pseudodata
 from salad.pseudodata import build
 from salad.split import assign, assign_evaluation_only, hash_uniform, split_frame
 
@@ -1068,7 +1069,9 @@ def test_template_errors_and_mass_kde():
     # KDE of {124, 126} with bandwidth factor 0.1: kernel variance 0.1^2 x var(ddof=1) = 0.02,
     # mixture variance 1 + 0.02
     assert abs(narrow.mean() - 125.0) < 0.05 and narrow.std() == pytest.approx(np.sqrt(1 + 0.02), rel=0.03)
-    assert template.settings({"oversample": 2, "other": 1}) == {**template.DEFAULTS, "oversample": 2}
+    assert template.settings({"oversample": 2}) == {**template.DEFAULTS, "oversample": 2}
+    with pytest.raises(SaladError, match=r"flow\.template\.other"):      # unknown keys are errors
+        template.settings({"oversample": 2, "other": 1})
 
 
 # ---------------------------------------------------------------- classify: k-fold bookkeeping
@@ -1212,7 +1215,7 @@ def test_inject_signal_count_is_target_over_sr_efficiency():
     # equal weights, 3 of every 10 events in the SR [120, 130): eps_SR = .3, S_SR = 3 -> 10 events
     myy = [119.99, 120.0, 125.0, 129.99, 130.0, 100, 110, 140, 150, 160] * 2
     sig = _sample_frame(12, [0.5] * 20, myy=myy, name="sig")
-    np.testing.assert_array_equal(pseudodata.in_region(myy[:5], (120.0, 130.0)),
+    np.testing.assert_array_equal(in_signal_region(myy[:5], (120.0, 130.0)),
                                   [False, True, True, True, False])
     drawn, n = pseudodata.inject_signal(sig, 3.0, (120.0, 130.0), seed=1, instance=4)
     assert n == 10 and len(drawn) == 10 and drawn["event_id"].is_unique

@@ -222,9 +222,9 @@ def test_dino_projector_is_training_only(batch):
                proj_width=32, proj_bottleneck=8, proj_layers=3, variational=False)
     torch.manual_seed(0)
     net = build_model(cfg, 4)
-    from salad.encoder.models import DINOHead
-    from salad.encoder.embed import encode_all
     from salad.encoder.data import EventTensors
+    from salad.encoder.embed import encode_all
+    from salad.encoder.models import DINOHead
     assert isinstance(net.projector, DINOHead)
     out = net.eval()(obj, evt, mask)
     assert out["proj"].shape == (32, cfg["proj_dim"]) and out["mu"].shape == (32, cfg["latent_dim"])

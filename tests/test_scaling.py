@@ -2,9 +2,18 @@
 import pytest
 
 from salad.errors import SaladError
-from salad.scaling import (Measured, critical_path, estimate, load_benchmarks, parse_job_counts,
-                           parse_rulegraph, parse_rules, scale_factor, split_half_check,
-                           to_markdown)
+from salad.scaling import (
+    Measured,
+    critical_path,
+    estimate,
+    load_benchmarks,
+    parse_job_counts,
+    parse_rulegraph,
+    parse_rules,
+    scale_factor,
+    split_half_check,
+    to_markdown,
+)
 
 DRY_RUN = """Building DAG of jobs...
 Job stats:

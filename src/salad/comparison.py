@@ -31,8 +31,8 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -662,7 +662,7 @@ def cli(argv: list[str]) -> None:
         fit_dataset(path, args.embedding, samples, cfg, Path(args.output_dir))
 
 
-def fit_dataset(path, embedding: str, samples: "Samples", cfg: dict, out_dir: Path) -> None:
+def fit_dataset(path, embedding: str, samples: Samples, cfg: dict, out_dir: Path) -> None:
     """Observed test on one pseudo-data file .../{signal}/{strength}/{instance}.parquet; writes
     out_dir/{signal}/{strength}/{instance}/scores.parquet (event_id, f) and fit.parquet (one row)."""
     parts = Path(path).parts

@@ -28,9 +28,9 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import yaml

@@ -28,8 +28,8 @@ import collections
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import awkward as ak
 import numpy as np

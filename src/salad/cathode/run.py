@@ -22,8 +22,7 @@ from pathlib import Path
 
 from ..artifacts import provenance, write_parquet
 from ..cli import parse_stage_args, stable_seed, stage_parser
-from ..contracts import (attach_latent, latent_columns, read_embeddings, read_evaluation_set,
-                         region_masks)
+from ..contracts import attach_latent, latent_columns, read_embeddings, read_evaluation_set, region_masks
 from ..errors import SaladError
 from . import classify, flow, template
 from .data import LOG, read_dataset
