@@ -1,9 +1,10 @@
 """salad: contrastive latent spaces + CATHODE for diphoton anomaly detection.
 
-    snakemake --cores all                         # laptop default, config/config.yaml
-    snakemake --cores all --configfile my.yaml    # your own config
-    snakemake --profile workflow/profiles/slurm   # every job on a SLURM cluster
+snakemake --cores all                         # laptop default, config/config.yaml
+snakemake --cores all --configfile my.yaml    # your own config
+snakemake --profile workflow/profiles/slurm   # every job on a SLURM cluster
 """
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,8 +20,6 @@ if not config:
     configfile: f"{workflow.basedir}/config/config.yaml"
 
 
-
-
 include: "rules/common.smk"
 include: "rules/generate.smk"
 include: "rules/preselect.smk"
@@ -32,6 +31,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets,
-    default_target: True

@@ -16,10 +16,11 @@ _CPD = config["pseudodata"]
 # Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
 # every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
 # Leave-one-model-out setups (FAMILY_SETUPS) join the main grid when a signal of their group is injected.
-CATHODE_MAIN_SETUPS = [s for s in (_CATHODE.get("setups") or _ENC.get("setups") or {}) if s not in FAMILY_SETUPS]
+CATHODE_MAIN_SETUPS = [
+    s for s in (_CATHODE.get("setups") or _ENC.get("setups") or {}) if s not in FAMILY_SETUPS
+]
 CATHODE_MAIN_SETUPS += [s for s in FAMILY_SETUPS if cathode_signals(s)]
-CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [s for s in _SCAN.get("setups", [])
-                                        if s not in CATHODE_MAIN_SETUPS]
+CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [s for s in _SCAN.get("setups", []) if s not in CATHODE_MAIN_SETUPS]
 
 
 _FLOW = config["flow"]
@@ -40,26 +41,26 @@ _PLOTS = "results/plots/cathode"
 
 
 rule evaluation_set:
-    conda:
-        "../envs/salad.yaml"
     input:
         _sim_pairs(truth_background_samples() + _CPD["signals"] + _replaced_samples()),
     output:
         parquet=EVALUATION_SET,
         summary="results/evaluation/set.json",
+    log:
+        "results/logs/evaluation_set.log",
+    benchmark:
+        "results/benchmarks/evaluation_set.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     params:
         cfg=lambda w: _common_cfg(evaluation_set={"samples": EVAL_ONLY_SAMPLES}),
         background=_triples("--background", truth_background_samples()),
         signal=_triples("--signal", _CPD["signals"]),
         replaced=_triples("--replaced", _replaced_samples()),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    log:
-        "results/logs/evaluation_set.log",
-    benchmark:
-        "results/benchmarks/evaluation_set.tsv"
     shell:
         "python -m salad evaluation-set {params.background} {params.signal} {params.replaced}"
         " --output {output.parquet:q} --summary {output.summary:q} --config {params.cfg}"
@@ -67,8 +68,6 @@ rule evaluation_set:
 
 
 rule cathode:
-    conda:
-        "../envs/salad.yaml"
     input:
         embeddings="results/embeddings/{setup}/{seed}.parquet",
         data=_batch_data,
@@ -77,22 +76,28 @@ rule cathode:
         evaluation=EVALUATION_SET,
     output:
         directory(CATHODE_RUN),
-    wildcard_constraints:
-        batch=r"\d+",
-    params:
-        cfg=lambda w: _common_cfg(flow=_FLOW_FIT, flow_count=_FLOW["count"], template=_FLOW["template"],
-                                  classifier=config["classifier"],
-                                  luminosity=_CPD["luminosity_ifb"]),
-        higgs=_pair_args("--higgs", HIGGS_SAMPLES),
-        references=_reference_args,
-    threads: threads_for("flow")
-    resources:
-        mem_mb=3000,
-        runtime=lambda w: 10 + 5 * (_FLOW["count"] + 2) * len(_batch_data(w)),   # minutes
     log:
         "results/logs/cathode/{setup}/{seed}/{signal}/{batch}.log",
     benchmark:
         "results/benchmarks/cathode/{setup}/{seed}/{signal}/{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("flow")
+    resources:
+        mem_mb=3000,
+        runtime=lambda w: 10 + 5 * (_FLOW["count"] + 2) * len(_batch_data(w)),  # minutes
+    params:
+        cfg=lambda w: _common_cfg(
+            flow=_FLOW_FIT,
+            flow_count=_FLOW["count"],
+            template=_FLOW["template"],
+            classifier=config["classifier"],
+            luminosity=_CPD["luminosity_ifb"],
+        ),
+        higgs=_pair_args("--higgs", HIGGS_SAMPLES),
+        references=_reference_args,
     shell:
         "python -m salad cathode --embeddings {input.embeddings:q} --data {input.data:q}"
         " {params.higgs} {params.references} --evaluation-set {input.evaluation:q}"
@@ -101,56 +106,62 @@ rule cathode:
 
 
 rule evaluate:
-    conda:
-        "../envs/salad.yaml"
     input:
         runs=_evaluate_runs,
-        data=lambda w: [f"results/pseudodata/{sig}/{s}/{i}.parquet"
-                        for g in _CPD["signals"] for sig, s, i in signal_sets(w.setup, g)],
+        data=lambda w: [
+            f"results/pseudodata/{sig}/{s}/{i}.parquet"
+            for g in _CPD["signals"]
+            for sig, s, i in signal_sets(w.setup, g)
+        ],
         evaluation=EVALUATION_SET,
     output:
         # {signal}/{sensitivity,sculpting_*}.parquet for each signal the setup is evaluated on
         directory(CATHODE_EVAL_SETUP),
-    params:
-        command=_evaluate_command,
-    threads: 1
-    resources:
-        mem_mb=3000,
-        runtime=30,
     log:
         "results/logs/evaluate/{setup}.log",
     benchmark:
         "results/benchmarks/evaluate/{setup}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        command=_evaluate_command,
     shell:
         "({params.command}) > {log:q} 2>&1"
 
 
-CATHODE_TABLES = [f"results/tables/cathode_{t}.{ext}"
-                  for t in ("sensitivity", "required_injection", "sculpting")
-                  for ext in ("parquet", "md")] + ["results/tables/cathode_sensitivity_instances.parquet"]
+CATHODE_TABLES = [
+    f"results/tables/cathode_{t}.{ext}"
+    for t in ("sensitivity", "required_injection", "sculpting")
+    for ext in ("parquet", "md")
+] + ["results/tables/cathode_sensitivity_instances.parquet"]
 
 
 rule cathode_tables:
-    conda:
-        "../envs/salad.yaml"
     input:
         [CATHODE_EVAL_SETUP.format(setup=s) for s in CATHODE_SETUPS],
     output:
         CATHODE_TABLES,
-    params:
-        sensitivity=_quoted(_evals("sensitivity")),
-        auc=_quoted(_evals("sculpting_auc")),
-        mass=_quoted(_evals("sculpting_mass")),
-        cfg=lambda w: _common_cfg(evaluate=config["evaluate"],
-                                  min_background_passing=EVAL_SET_CFG["min_background_passing"]),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     log:
         "results/logs/cathode_tables.log",
     benchmark:
         "results/benchmarks/cathode_tables.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        sensitivity=_quoted(_evals("sensitivity")),
+        auc=_quoted(_evals("sculpting_auc")),
+        mass=_quoted(_evals("sculpting_mass")),
+        cfg=lambda w: _common_cfg(
+            evaluate=config["evaluate"], min_background_passing=EVAL_SET_CFG["min_background_passing"]
+        ),
     shell:
         "python -m salad evaluate tables --sensitivity {params.sensitivity}"
         " --sculpting-auc {params.auc} --sculpting-mass {params.mass}"
@@ -162,64 +173,90 @@ rule cathode_tables:
 # first signal at its largest strength, instance 0) and sculpting check; one more draws the
 # SIC and required-injection summaries from the tables.
 _SCULPTING_SETUPS = [s for s in CATHODE_SETUPS if _has_sculpting(s)]
-_LATENT_PLOT_SETUPS = [s for s in CATHODE_SETUPS if s not in FAMILY_SETUPS]   # one per model family is enough
+_LATENT_PLOT_SETUPS = [s for s in CATHODE_SETUPS if s not in FAMILY_SETUPS]  # one per model family is enough
 
 
 rule cathode_plots:
-    conda:
-        "../envs/salad.yaml"
     input:
         _setup_plot_inputs(),
     output:
-        [_plot_report("latent", "cathode_latent", REPORT_LATENT, "CATHODE latent projections", s)
-         for s in _LATENT_PLOT_SETUPS]
-        + [_plot_report("tsne", "cathode_tsne", REPORT_LATENT, "t-SNE by process", s) for s in _LATENT_PLOT_SETUPS]
-        + [_plot_report("sculpting", "cathode_sculpting", REPORT_SCULPTING, "ROC and mγγ", s)
-           for s in _SCULPTING_SETUPS]
+        [
+            _plot_report("latent", "cathode_latent", REPORT_LATENT, "CATHODE latent projections", s)
+            for s in _LATENT_PLOT_SETUPS
+        ]
+        + [
+            _plot_report("tsne", "cathode_tsne", REPORT_LATENT, "t-SNE by process", s)
+            for s in _LATENT_PLOT_SETUPS
+        ]
+        + [
+            _plot_report("sculpting", "cathode_sculpting", REPORT_SCULPTING, "ROC and mγγ", s)
+            for s in _SCULPTING_SETUPS
+        ]
         + [f"{_PLOTS}/{k}_{s}.pdf" for s in _LATENT_PLOT_SETUPS for k in ("latent", "tsne")]
         + [f"{_PLOTS}/sculpting_{s}.pdf" for s in _SCULPTING_SETUPS],
-    params:
-        command=" && ".join([c for s in _LATENT_PLOT_SETUPS for c in _latent_plot_calls(s)]
-                            + [_sculpting_plot_call(s) for s in _SCULPTING_SETUPS]),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10 + 3 * len(CATHODE_SETUPS),
     log:
         "results/logs/cathode_plots.log",
     benchmark:
         "results/benchmarks/cathode_plots.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10 + 3 * len(CATHODE_SETUPS),
+    params:
+        command=" && ".join(
+            [c for s in _LATENT_PLOT_SETUPS for c in _latent_plot_calls(s)]
+            + [_sculpting_plot_call(s) for s in _SCULPTING_SETUPS]
+        ),
     shell:
         "({params.command}) > {log:q} 2>&1"
 
 
 rule cathode_summary_plots:
-    conda:
-        "../envs/salad.yaml"
     input:
         sensitivity="results/tables/cathode_sensitivity.parquet",
         required="results/tables/cathode_required_injection.parquet",
     output:
-        [_plot_report("sic", "cathode_sic", REPORT_SENSITIVITY, "SIC vs injection", g) for g in _CPD["signals"]]
-        + [report(f"{_PLOTS}/required_injection.png", caption="../workflow/report/cathode_required.rst",
-                  category=REPORT_SENSITIVITY, subcategory="required injection", labels={"signal": "all"})]
-        + [f"{_PLOTS}/sic_{g}.pdf" for g in _CPD["signals"]] + [f"{_PLOTS}/required_injection.pdf"],
-    params:
-        # the scan setups have their own figure (dimension_scan)
-        command=" && ".join(
-            [f"python -m salad evaluate plot sic --table results/tables/cathode_sensitivity.parquet"
-             f" --signal {g} --setups {_quoted(CATHODE_MAIN_SETUPS)} --lumi {_CPD['luminosity_ifb']}"
-             f" --output {_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
-            + [f"python -m salad evaluate plot required --table results/tables/cathode_required_injection.parquet"
-               f" --lumi {_CPD['luminosity_ifb']} --output {_PLOTS}/required_injection.png"]),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        [
+            _plot_report("sic", "cathode_sic", REPORT_SENSITIVITY, "SIC vs injection", g)
+            for g in _CPD["signals"]
+        ]
+        + [
+            report(
+                f"{_PLOTS}/required_injection.png",
+                caption="../workflow/report/cathode_required.rst",
+                category=REPORT_SENSITIVITY,
+                subcategory="required injection",
+                labels={"signal": "all"},
+            )
+        ]
+        + [f"{_PLOTS}/sic_{g}.pdf" for g in _CPD["signals"]]
+        + [f"{_PLOTS}/required_injection.pdf"],
     log:
         "results/logs/cathode_summary_plots.log",
     benchmark:
         "results/benchmarks/cathode_summary_plots.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        # the scan setups have their own figure (dimension_scan)
+        command=" && ".join(
+            [
+                f"python -m salad evaluate plot sic --table results/tables/cathode_sensitivity.parquet"
+                f" --signal {g} --setups {_quoted(CATHODE_MAIN_SETUPS)} --lumi {_CPD['luminosity_ifb']}"
+                f" --output {_PLOTS}/sic_{g}.png"
+                for g in _CPD["signals"]
+            ]
+            + [
+                f"python -m salad evaluate plot required --table results/tables/cathode_required_injection.parquet"
+                f" --lumi {_CPD['luminosity_ifb']} --output {_PLOTS}/required_injection.png"
+            ]
+        ),
     shell:
         "({params.command}) > {log:q} 2>&1"
 

@@ -1,4 +1,5 @@
 """Shared by all stage files: config validation, sample tables, input functions."""
+
 import json
 import os
 import shlex
@@ -28,8 +29,7 @@ _NUMBA_CACHE = "export NUMBA_CACHE_DIR=${{NUMBA_CACHE_DIR:-$PWD/.snakemake/numba
 if "conda" not in str(workflow.deployment_settings.deployment_method).lower():
     shell.prefix(
         f"export PATH={shlex.quote(str(Path(sys.executable).parent))}:$PATH"
-        f" PYTHONPATH={shlex.quote(str(BASE / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
-        + _NUMBA_CACHE
+        f" PYTHONPATH={shlex.quote(str(BASE / 'src'))}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; {_NUMBA_CACHE}"
     )
 else:
     shell.prefix(_NUMBA_CACHE)
@@ -65,11 +65,15 @@ SIGNALS = [s for s in SAMPLES if PROCESSES[s]["group"] < 0]
 BACKGROUNDS = [s for s in SAMPLES if PROCESSES[s]["group"] >= 0]
 # The truth-labelled evaluation set (salad.evalset): evaluation-only samples (generated, read,
 # split and embedded like the others, never in `samples`) and the shares of the other samples.
-EVAL_SET_CFG = {"samples": [], "fraction": 0.25, "reference_fraction": 0.15,
-                  "min_background_passing": 100, **config.get("evaluation_set", {})}
+EVAL_SET_CFG = {
+    "samples": [],
+    "fraction": 0.25,
+    "reference_fraction": 0.15,
+    "min_background_passing": 100,
+    **config.get("evaluation_set", {}),
+}
 EVAL_ONLY_SAMPLES = list(EVAL_SET_CFG["samples"])
-_bad_eval = [s for s in EVAL_ONLY_SAMPLES if s not in PROCESSES or s in SAMPLES
-             or PROCESSES[s]["group"] < 0]
+_bad_eval = [s for s in EVAL_ONLY_SAMPLES if s not in PROCESSES or s in SAMPLES or PROCESSES[s]["group"] < 0]
 if _bad_eval:
     raise ValueError(
         f"config key evaluation_set.samples: {_bad_eval} must be SM processes of "
@@ -122,7 +126,7 @@ def threads_for(stage):
     return config["threads"].get(stage, 1)
 
 
-REPORT_COMPARISON = "0. Paper comparison"   # first: the papers' claims vs this run
+REPORT_COMPARISON = "0. Paper comparison"  # first: the papers' claims vs this run
 REPORT_SCULPTING = "1. Sculpting"
 REPORT_SENSITIVITY = "2. Sensitivity"
 REPORT_NPLM = "3. NPLM"
@@ -172,13 +176,13 @@ def _replaced_samples():
 
 
 def _triples(option, samples):
-    return " ".join(f"{option} {s} results/preselected/{s}.parquet results/split/{s}.parquet"
-                    for s in samples)
+    return " ".join(
+        f"{option} {s} results/preselected/{s}.parquet results/split/{s}.parquet" for s in samples
+    )
 
 
 def _pair_args(option, samples):
-    return " ".join(f"{option} {shlex.quote(pre)} {shlex.quote(split)}"
-                    for pre, split in map(_pair, samples))
+    return " ".join(f"{option} {shlex.quote(pre)} {shlex.quote(split)}" for pre, split in map(_pair, samples))
 
 
 def _common_cfg(**extra):
@@ -212,8 +216,11 @@ def cathode_batches(setup):
     per_signal = {}
     for stored, s, i in dict.fromkeys(t for g in cathode_signals(setup) for t in signal_sets(setup, g)):
         per_signal.setdefault(stored, []).append((s, i))
-    return {(stored, str(k // size)): sets[k:k + size]
-            for stored, sets in per_signal.items() for k in range(0, len(sets), size)}
+    return {
+        (stored, str(k // size)): sets[k : k + size]
+        for stored, sets in per_signal.items()
+        for k in range(0, len(sets), size)
+    }
 
 
 def cathode_run(setup, seed, stored, strength, instance):
@@ -230,8 +237,10 @@ def cathode_file(kind, setup, seed, stored, strength, instance):
 
 
 def _batch_data(w):
-    return [f"results/pseudodata/{w.signal}/{s}/{i}.parquet"
-            for s, i in cathode_batches(w.setup)[(w.signal, w.batch)]]
+    return [
+        f"results/pseudodata/{w.signal}/{s}/{i}.parquet"
+        for s, i in cathode_batches(w.setup)[(w.signal, w.batch)]
+    ]
 
 
 def _batch_injected(w):
@@ -251,8 +260,11 @@ def _reference_inputs(w):
 
 def _evaluate_runs(w):
     """Every `cathode` output folder of a setup (all seeds and batches)."""
-    return [CATHODE_RUN.format(setup=w.setup, seed=seed, signal=sig, batch=b)
-            for seed in cathode_seeds(w.setup) for sig, b in cathode_batches(w.setup)]
+    return [
+        CATHODE_RUN.format(setup=w.setup, seed=seed, signal=sig, batch=b)
+        for seed in cathode_seeds(w.setup)
+        for sig, b in cathode_batches(w.setup)
+    ]
 
 
 def _evaluate_command(w):
@@ -262,15 +274,20 @@ def _evaluate_command(w):
         sets = signal_sets(w.setup, g)
         data = [f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in sets]
         scores = [cathode_file("scores", w.setup, seed, *t) for seed in cathode_seeds(w.setup) for t in sets]
-        refs = [cathode_file("reference", w.setup, seed, *t) for seed in cathode_seeds(w.setup)
-                for t in sets if float(t[1]) > 0]
+        refs = [
+            cathode_file("reference", w.setup, seed, *t)
+            for seed in cathode_seeds(w.setup)
+            for t in sets
+            if float(t[1]) > 0
+        ]
         held = str(held_out(ENCODER_SETUPS.get(w.setup), g)).lower()
         calls.append(
             f"python -m salad evaluate sensitivity --setup {w.setup} --signal {g}"
             f" --data {_quoted(data)} --scores {_quoted(scores)} --references {_quoted(refs)}"
             f" --evaluation-set {EVALUATION_SET} --held-out {held}"
             f" --output-dir {shlex.quote(CATHODE_EVAL_DIR.format(setup=w.setup, signal=g))}"
-            f" --config {cfg}")
+            f" --config {cfg}"
+        )
     return " && ".join(calls)
 
 
@@ -283,8 +300,11 @@ def cathode_signals(setup):
 
 
 def _evals(name, setups=None):
-    return [CATHODE_EVAL.format(setup=s, signal=g, name=name)
-            for s in (setups or CATHODE_SETUPS) for g in cathode_signals(s)]
+    return [
+        CATHODE_EVAL.format(setup=s, signal=g, name=name)
+        for s in (setups or CATHODE_SETUPS)
+        for g in cathode_signals(s)
+    ]
 
 
 def _show(w):
@@ -293,8 +313,14 @@ def _show(w):
     strength = max(setup_grid(w.setup)[0], key=float)
     signal = dataset_signal(cathode_signals(w.setup)[0], strength)
     seed = cathode_seeds(w.setup)[0]
-    return {"setup": w.setup, "seed": seed, "signal": signal, "strength": strength, "instance": "0",
-            "run": cathode_run(w.setup, seed, signal, strength, "0")}
+    return {
+        "setup": w.setup,
+        "seed": seed,
+        "signal": signal,
+        "strength": strength,
+        "instance": "0",
+        "run": cathode_run(w.setup, seed, signal, strength, "0"),
+    }
 
 
 def _has_sculpting(setup):
@@ -313,9 +339,13 @@ def cathode_targets():
 
 
 def _plot_report(kind, caption, category, subcategory, label):
-    return report(f"{_PLOTS}/{kind}_{label}.png", caption=f"../workflow/report/{caption}.rst",
-                  category=category, subcategory=subcategory,
-                  labels={"signal" if kind == "sic" else "setup": label})
+    return report(
+        f"{_PLOTS}/{kind}_{label}.png",
+        caption=f"../workflow/report/{caption}.rst",
+        category=category,
+        subcategory=subcategory,
+        labels={"signal" if kind == "sic" else "setup": label},
+    )
 
 
 def _latent_plot_calls(setup):
@@ -332,23 +362,28 @@ def _latent_plot_calls(setup):
         f"python -m salad evaluate plot tsne --data {data} --embeddings {emb}"
         f" --title {shlex.quote(f't-SNE of the SR latent space, setup {setup}')}"
         f" --output {_PLOTS}/tsne_{setup}.png --lumi {lumi}"
-        f" --config {_common_cfg(evaluate=config['evaluate'])}"]
+        f" --config {_common_cfg(evaluate=config['evaluate'])}",
+    ]
 
 
 def _sculpting_plot_call(setup):
-    return (f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
-            f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
-            f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
-            f" --output {_PLOTS}/sculpting_{setup}.png --lumi {_CPD['luminosity_ifb']} --config {_common_cfg()}")
+    return (
+        f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
+        f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
+        f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
+        f" --output {_PLOTS}/sculpting_{setup}.png --lumi {_CPD['luminosity_ifb']} --config {_common_cfg()}"
+    )
 
 
 def _setup_plot_inputs():
     files = []
     for setup in _LATENT_PLOT_SETUPS:
         show = _show(type("W", (), {"setup": setup}))
-        files += ["results/embeddings/{setup}/{seed}.parquet".format(**show),
-                  "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
-                  show["run"]]
+        files += [
+            "results/embeddings/{setup}/{seed}.parquet".format(**show),
+            "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
+            show["run"],
+        ]
     return list(dict.fromkeys(files + [CATHODE_EVAL_SETUP.format(setup=s) for s in _SCULPTING_SETUPS]))
 
 
@@ -365,8 +400,11 @@ def _gpu_resources():
 
 def encoder_targets():
     """Embeddings of every configured setup and seed."""
-    return [f"results/embeddings/{setup}/{seed}.parquet"
-            for setup in ENCODER_SETUPS for seed in seeds_for(ENCODER, setup)]
+    return [
+        f"results/embeddings/{setup}/{seed}.parquet"
+        for setup in ENCODER_SETUPS
+        for seed in seeds_for(ENCODER, setup)
+    ]
 
 
 # ------------------------------ input functions of rules/generate.smk
@@ -439,7 +477,8 @@ def _pseudodata_command(w):
         f"python -m salad pseudodata --background {background}"
         f" --signal {shlex.quote(':'.join(_pair(w.signal)))} --strength {w.strength} --instance {i}"
         f" --output {out}/{i}.parquet --summary {out}/{i}.json --config {cfg}"
-        for i in _PSEUDO_INSTANCES)
+        for i in _PSEUDO_INSTANCES
+    )
 
 
 # ------------------------------ input functions of rules/signal_agnostic.smk
@@ -448,9 +487,15 @@ def _pseudodata_command(w):
 def _scan_inputs(kind):
     """dimension_scan inputs: the CATHODE table (setups), NPLM power and per-seed linear tables (families)."""
     if kind == "sic":
-        return [_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")] if _SA_SCAN_SETUPS else []
-    pattern = {"nplm": "results/tables/nplm/{}/{}_power.parquet",
-               "linear": "results/tables/linear_eval/{}/{}.parquet"}[kind]
+        return (
+            [_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")]
+            if _SA_SCAN_SETUPS
+            else []
+        )
+    pattern = {
+        "nplm": "results/tables/nplm/{}/{}_power.parquet",
+        "linear": "results/tables/linear_eval/{}/{}.parquet",
+    }[kind]
     return [pattern.format(s, seed) for s in _SA_SCAN_FAMILY_SETUPS for seed in representation_seeds(s)]
 
 
@@ -475,12 +520,16 @@ def _signal_flag(setup):
 def representation_seeds(setup):
     """Seed wildcards of a representation: baselines.seeds, or the encoder setup's seeds."""
     if setup.startswith("baseline_"):
-        if setup[len("baseline_"):] not in BASELINE_NAMES:
-            raise ValueError(f"unknown baseline {setup!r}; known: baseline_{', baseline_'.join(BASELINE_NAMES)}")
+        if setup[len("baseline_") :] not in BASELINE_NAMES:
+            raise ValueError(
+                f"unknown baseline {setup!r}; known: baseline_{', baseline_'.join(BASELINE_NAMES)}"
+            )
         return [str(s) for s in _SA_BASE["seeds"]]
     if setup not in _SA_ENC_SETUPS:
-        raise ValueError(f"representation {setup!r} is neither baseline_<name> nor in config encoder.setups "
-                         f"({', '.join(_SA_ENC_SETUPS) or 'none'})")
+        raise ValueError(
+            f"representation {setup!r} is neither baseline_<name> nor in config encoder.setups "
+            f"({', '.join(_SA_ENC_SETUPS) or 'none'})"
+        )
     return [str(s) for s in seeds_for(_SA_ENC, setup)]
 
 
@@ -511,20 +560,28 @@ def _nplm_reps():
 def _tsne_show(w):
     """The set of the 2-D map: first injected signal at its largest strength, instance 0."""
     strength = max((_SA_label(s) for s in _SA_PSEUDO["strengths"]), key=float)
-    return {"setup": w.setup, "seed": w.seed, "signal": dataset_signal(_SA_PSEUDO["signals"][0], strength),
-            "strength": strength, "instance": "0"}
+    return {
+        "setup": w.setup,
+        "seed": w.seed,
+        "signal": dataset_signal(_SA_PSEUDO["signals"][0], strength),
+        "strength": strength,
+        "instance": "0",
+    }
 
 
 def _nplm_fit_batches():
     """Pseudo-data sets of every NPLM representation in chunks of nplm.datasets_per_job."""
     size = int(_SA_NPLM.get("datasets_per_job") or 10**9)
-    return [_SA_DATASETS[k:k + size] for k in range(0, len(_SA_DATASETS), size)]
+    return [_SA_DATASETS[k : k + size] for k in range(0, len(_SA_DATASETS), size)]
 
 
 def _nplm_fit_files(w, name):
     """{name} = fit | scores files of every pseudo-data set of representation {setup}/{seed}."""
-    return [f"{_NPLM_DIR}/fits/{b}/{sig}/{s}/{i}/{name}.parquet".format(setup=w.setup, seed=w.seed)
-            for b, sets in enumerate(_nplm_fit_batches()) for sig, s, i in sets]
+    return [
+        f"{_NPLM_DIR}/fits/{b}/{sig}/{s}/{i}/{name}.parquet".format(setup=w.setup, seed=w.seed)
+        for b, sets in enumerate(_nplm_fit_batches())
+        for sig, s, i in sets
+    ]
 
 
 def _nplm_map_scores(w):
@@ -563,8 +620,7 @@ def _made_tables():
     """{name: path} of the comparison tables that this configuration makes (its targets name
     the Parquet or the Markdown next to it)."""
     made = {t for name, f in _TARGETS.items() if name not in ("comparison", "report") for t in f()}
-    return {n: p for n, p in _COMPARISON_TABLES.items()
-            if p in made or p.replace(".parquet", ".md") in made}
+    return {n: p for n, p in _COMPARISON_TABLES.items() if p in made or p.replace(".parquet", ".md") in made}
 
 
 def _figure_files(name):
@@ -624,8 +680,13 @@ def report_table_md(html):
 
 def report_targets():
     """An HTML page per Markdown table that the other stages produce."""
-    tables = [t for name in sorted(_TARGETS) if name != "report" for t in _TARGETS[name]()
-              if t.startswith("results/tables") and t.endswith(".md")]
+    tables = [
+        t
+        for name in sorted(_TARGETS)
+        if name != "report"
+        for t in _TARGETS[name]()
+        if t.startswith("results/tables") and t.endswith(".md")
+    ]
     if "results/tables/nplm.md" in tables:
         tables += [str(Path("results/tables/nplm", r, s).with_suffix(".md")) for r, s in _nplm_reps()]
     return [report_table_html(t) for t in dict.fromkeys(tables)]

@@ -13,91 +13,100 @@ Reads tables and plots only (not per-job files), so the CATHODE/NPLM job granula
 _FIGURES = config.get("figures") or {}
 _CLAIMS = config.get("paper_claims", "config/paper_claims.yaml")
 # run tables the claims may read (salad.comparison): name -> Parquet
-_COMPARISON_TABLES = {n: f"results/tables/{n}.parquet" for n in (
-    "cathode_sensitivity", "cathode_sensitivity_instances", "cathode_required_injection",
-    "cathode_sculpting", "linear_eval", "nplm", "dimension_scan")}
+_COMPARISON_TABLES = {
+    n: f"results/tables/{n}.parquet"
+    for n in (
+        "cathode_sensitivity",
+        "cathode_sensitivity_instances",
+        "cathode_required_injection",
+        "cathode_sculpting",
+        "linear_eval",
+        "nplm",
+        "dimension_scan",
+    )
+}
 _SENS_TABLE = _COMPARISON_TABLES["cathode_sensitivity"]
 _REQ_TABLE = _COMPARISON_TABLES["cathode_required_injection"]
 
 
 rule paper_comparison:
-    conda:
-        "../envs/salad.yaml"
     input:
         claims=dag_path(_CLAIMS),
         tables=lambda w: list(_made_tables().values()),
     output:
         table="results/tables/paper_comparison.parquet",
         markdown="results/tables/paper_comparison.md",
-    params:
-        tables=lambda w: " ".join(shlex.quote(f"{n}={p}") for n, p in _made_tables().items()),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         "results/logs/paper_comparison.log",
     benchmark:
         "results/benchmarks/paper_comparison.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        tables=lambda w: " ".join(shlex.quote(f"{n}={p}") for n, p in _made_tables().items()),
     shell:
         "python -m salad paper-comparison --claims {input.claims:q} --table {params.tables}"
         " --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule paper_figure_sic:
-    conda:
-        "../envs/salad.yaml"
     input:
         _SENS_TABLE,
     output:
         png="results/figures/{figure}/sic_{signal}.png",
         pdf="results/figures/{figure}/sic_{signal}.pdf",
-    params:
-        args=_figure_args,
+    log:
+        "results/logs/figures/{figure}/sic_{signal}.log",
+    conda:
+        "../envs/salad.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    log:
-        "results/logs/figures/{figure}/sic_{signal}.log",
+    params:
+        args=_figure_args,
     shell:
         "python -m salad evaluate plot sic --table {input:q} --signal {wildcards.signal}"
         "{params.args} --output {output.png:q} > {log:q} 2>&1"
 
 
 rule paper_figure_required:
-    conda:
-        "../envs/salad.yaml"
     input:
         _REQ_TABLE,
     output:
         png="results/figures/{figure}/required.png",
         pdf="results/figures/{figure}/required.pdf",
-    params:
-        args=_figure_args,
+    log:
+        "results/logs/figures/{figure}/required.log",
+    conda:
+        "../envs/salad.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    log:
-        "results/logs/figures/{figure}/required.log",
+    params:
+        args=_figure_args,
     shell:
         "python -m salad evaluate plot required --table {input:q}{params.args}"
         " --output {output.png:q} > {log:q} 2>&1"
 
 
 rule paper_figure_sculpting:
-    conda:
-        "../envs/salad.yaml"
     input:
         png=f"{_PLOTS}/sculpting_{{setup}}.png",
         pdf=f"{_PLOTS}/sculpting_{{setup}}.pdf",
     output:
         png="results/figures/{figure}/sculpting_{setup}.png",
         pdf="results/figures/{figure}/sculpting_{setup}.pdf",
-    localrule: True
     log:
         "results/logs/figures/{figure}/sculpting_{setup}.log",
+    localrule: True
+    conda:
+        "../envs/salad.yaml"
     shell:
         "(cp {input.png:q} {output.png:q} && cp {input.pdf:q} {output.pdf:q}) > {log:q} 2>&1"
 

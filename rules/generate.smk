@@ -3,22 +3,22 @@
 
 
 rule generate:
-    conda:
-        "../envs/salad.yaml"
     output:
         "results/generated/{sample}.root",
-    params:
-        cfg=lambda w: cfg_arg("generate"),
-        spec=process_spec_arg,
-    threads: threads_for("generate")
-    resources:
-        mem_mb=2000,
-        runtime=lambda w: 10 + config["generate"].get("events_per_sample", {}).get(
-            w.sample, config["generate"]["events"]) // 2000,
     log:
         "results/logs/generate/{sample}.log",
     benchmark:
         "results/benchmarks/generate/{sample}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("generate")
+    resources:
+        mem_mb=2000,
+        runtime=lambda w: 10
+        + config["generate"].get("events_per_sample", {}).get(w.sample, config["generate"]["events"]) // 2000,
+    params:
+        cfg=lambda w: cfg_arg("generate"),
+        spec=process_spec_arg,
     shell:
         "python -m salad generate --sample {wildcards.sample} --spec {params.spec}"
         " --output {output:q} --config {params.cfg} --threads {threads} > {log:q} 2>&1"

@@ -10,24 +10,24 @@ if _unknown_signals:
 
 
 rule preselect:
-    conda:
-        "../envs/salad.yaml"
     input:
         root=delphes_files,
     output:
         parquet="results/preselected/{sample}.parquet",
         cutflow="results/preselected/{sample}.cutflow.json",
-    params:
-        cfg=lambda w: cfg_arg("preselect"),
-        spec=process_spec_arg,
-    threads: threads_for("preselect")
-    resources:
-        mem_mb=lambda w: 1000 + config["preselect"]["chunk_size"] // 10,
-        runtime=60,
     log:
         "results/logs/preselect/{sample}.log",
     benchmark:
         "results/benchmarks/preselect/{sample}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("preselect")
+    resources:
+        mem_mb=lambda w: 1000 + config["preselect"]["chunk_size"] // 10,
+        runtime=60,
+    params:
+        cfg=lambda w: cfg_arg("preselect"),
+        spec=process_spec_arg,
     shell:
         "python -m salad preselect --sample {wildcards.sample} --input {input.root:q}"
         " --spec {params.spec} --output {output.parquet:q}"
@@ -35,24 +35,24 @@ rule preselect:
 
 
 rule split:
-    conda:
-        "../envs/salad.yaml"
     input:
         "results/preselected/{sample}.parquet",
     output:
         "results/split/{sample}.parquet",
-    params:
-        cfg=lambda w: cfg_arg("split", evaluation=evaluation_share(w.sample)),
-        code=lambda w: PROCESSES[w.sample]["code"],
-        only=lambda w: "--evaluation-only" if w.sample in EVAL_ONLY_SAMPLES else "",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
     log:
         "results/logs/split/{sample}.log",
     benchmark:
         "results/benchmarks/split/{sample}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        cfg=lambda w: cfg_arg("split", evaluation=evaluation_share(w.sample)),
+        code=lambda w: PROCESSES[w.sample]["code"],
+        only=lambda w: "--evaluation-only" if w.sample in EVAL_ONLY_SAMPLES else "",
     shell:
         "python -m salad split --input {input:q} --code {params.code:q} --output {output:q}"
         " {params.only} --config {params.cfg} > {log:q} 2>&1"
@@ -62,26 +62,30 @@ _PSEUDO_INSTANCES = [str(i) for i in range(_PSEUDO["instances"])]
 
 
 rule pseudodata:
-    conda:
-        "../envs/salad.yaml"
     input:
         background=[p for s in BACKGROUNDS for p in _pair(s)],
         signal=lambda w: _pair(w.signal),
     output:
         # every instance of one (signal, strength); the draw reads only luminosity_ifb and seed,
         # so adding a signal or strength re-runs nothing else
-        parquet=expand("results/pseudodata/{{signal}}/{{strength}}/{instance}.parquet", instance=_PSEUDO_INSTANCES),
-        summary=expand("results/pseudodata/{{signal}}/{{strength}}/{instance}.json", instance=_PSEUDO_INSTANCES),
-    params:
-        command=_pseudodata_command,
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=lambda w: 5 + 2 * len(_PSEUDO_INSTANCES),
+        parquet=expand(
+            "results/pseudodata/{{signal}}/{{strength}}/{instance}.parquet", instance=_PSEUDO_INSTANCES
+        ),
+        summary=expand(
+            "results/pseudodata/{{signal}}/{{strength}}/{instance}.json", instance=_PSEUDO_INSTANCES
+        ),
     log:
         "results/logs/pseudodata/{signal}/{strength}.log",
     benchmark:
         "results/benchmarks/pseudodata/{signal}/{strength}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=lambda w: 5 + 2 * len(_PSEUDO_INSTANCES),
+    params:
+        command=_pseudodata_command,
     shell:
         "({params.command}) > {log:q} 2>&1"
 

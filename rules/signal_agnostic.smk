@@ -14,6 +14,7 @@ every NPLM and linear-evaluation table row says whether it was trained on signal
 (`trained_on_signals`: an encoder setup with `signals: true` and a BSM group among its
 training samples; baselines never are).
 """
+
 import math
 import shlex
 
@@ -41,18 +42,25 @@ _check_representations("linear_eval.representations", _SA_LIN.get("representatio
 if _SA_INFO:
     _check_representations("information.setup", [_SA_INFO["setup"]])
 _SA_SCAN_SETUPS = {int(d): s for d, s in (_SA_SCAN.get("setups") or {}).items()}
-_SA_SCAN_FAMILIES = {f: {int(d): s for d, s in m.items()} for f, m in (_SA_SCAN.get("families") or {}).items()}
+_SA_SCAN_FAMILIES = {
+    f: {int(d): s for d, s in m.items()} for f, m in (_SA_SCAN.get("families") or {}).items()
+}
 _SA_SCAN_FAMILY_SETUPS = list(dict.fromkeys(s for m in _SA_SCAN_FAMILIES.values() for s in m.values()))
 _SA_SCAN_ALL = list(_SA_SCAN_SETUPS.values()) + _SA_SCAN_FAMILY_SETUPS
 _SA_SCAN_ON = bool(_SA_SCAN_ALL) and all(s in _SA_ENC_SETUPS for s in _SA_SCAN_ALL)
 if _SA_SCAN_ALL and _SA_ENC_SETUPS and not _SA_SCAN_ON:
-    raise ValueError("config key dimension_scan.setups/families: "
-                     f"{sorted(set(_SA_SCAN_ALL) - set(_SA_ENC_SETUPS))} not in encoder.setups")
+    raise ValueError(
+        "config key dimension_scan.setups/families: "
+        f"{sorted(set(_SA_SCAN_ALL) - set(_SA_ENC_SETUPS))} not in encoder.setups"
+    )
 
 
 # NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
-_NPLM_FIT = {k: v for k, v in _SA_NPLM.items()
-             if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne", "kernel_widths")}
+_NPLM_FIT = {
+    k: v
+    for k, v in _SA_NPLM.items()
+    if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne", "kernel_widths")
+}
 _NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
 _NPLM_WIDTHS = _SA_NPLM.get("kernel_widths") or {}
 _check_representations("nplm.kernel_widths", list(_NPLM_WIDTHS))
@@ -64,8 +72,6 @@ _SA_DATASETS = pseudodata_sets()
 
 
 rule embed_baseline:
-    conda:
-        "../envs/salad.yaml"
     input:
         # + evaluation-only samples (subsets ref/eval: never in standardisation or VAE training)
         # when CATHODE runs on this baseline and scores the evaluation set
@@ -73,18 +79,20 @@ rule embed_baseline:
         split=lambda w: [f"results/split/{s}.parquet" for s in _baseline_samples(w)],
     output:
         "results/embeddings/baseline_{name}/{seed}.parquet",
-    wildcard_constraints:
-        name="|".join(BASELINE_NAMES),
-    params:
-        cfg=lambda w: cfg_arg(baselines=_baseline_cfg(w.name)),
-    threads: lambda w: threads_for("train") if w.name == "vae" else 1
-    resources:
-        mem_mb=4000,
-        runtime=30,
     log:
         "results/logs/embed_baseline/{name}/{seed}.log",
     benchmark:
         "results/benchmarks/embed_baseline/{name}/{seed}.tsv"
+    wildcard_constraints:
+        name="|".join(BASELINE_NAMES),
+    conda:
+        "../envs/salad.yaml"
+    threads: lambda w: threads_for("train") if w.name == "vae" else 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        cfg=lambda w: cfg_arg(baselines=_baseline_cfg(w.name)),
     shell:
         "python -m salad embed-baseline --name {wildcards.name} --seed {wildcards.seed}"
         " --preselected {input.preselected:q} --split {input.split:q} --output {output:q}"
@@ -92,27 +100,29 @@ rule embed_baseline:
 
 
 rule nplm_fit:
-    conda:
-        "../envs/salad.yaml"
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
         split=_SA_BKG_SPLIT,
-        data=lambda w: [f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in _nplm_fit_batches()[int(w.batch)]],
+        data=lambda w: [
+            f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in _nplm_fit_batches()[int(w.batch)]
+        ],
     output:
         directory(_NPLM_FIT_BATCH),
-    wildcard_constraints:
-        batch=r"\d+",
-    params:
-        cfg=lambda w: _nplm_cfg(_NPLM_FIT, w.setup),
-    threads: threads_for("nplm")
-    resources:
-        mem_mb=4000,
-        runtime=lambda w: 10 + 5 * len(_nplm_fit_batches()[int(w.batch)]),
     log:
         "results/logs/nplm_fit/{setup}/{seed}/{batch}.log",
     benchmark:
         "results/benchmarks/nplm_fit/{setup}/{seed}/{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("nplm")
+    resources:
+        mem_mb=4000,
+        runtime=lambda w: 10 + 5 * len(_nplm_fit_batches()[int(w.batch)]),
+    params:
+        cfg=lambda w: _nplm_cfg(_NPLM_FIT, w.setup),
     shell:
         "python -m salad nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --data {input.data:q} --output-dir {output:q} --threads {threads}"
@@ -121,26 +131,26 @@ rule nplm_fit:
 
 
 rule nplm_toys:
-    conda:
-        "../envs/salad.yaml"
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
         split=_SA_BKG_SPLIT,
     output:
         f"{_NPLM_DIR}/toys/{{batch}}.parquet",
-    wildcard_constraints:
-        batch=r"\d+",
-    params:
-        cfg=lambda w: _nplm_cfg(_NPLM_TOY, w.setup),
-    threads: threads_for("nplm")
-    resources:
-        mem_mb=4000,
-        runtime=60,
     log:
         "results/logs/nplm_toys/{setup}/{seed}/{batch}.log",
     benchmark:
         "results/benchmarks/nplm_toys/{setup}/{seed}/{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("nplm")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cfg=lambda w: _nplm_cfg(_NPLM_TOY, w.setup),
     shell:
         "python -m salad nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --batch {wildcards.batch} --output {output:q}"
@@ -149,8 +159,6 @@ rule nplm_toys:
 
 
 rule nplm_summary:
-    conda:
-        "../envs/salad.yaml"
     input:
         fits=[_NPLM_FIT_BATCH.replace("{batch}", str(b)) for b in range(len(_nplm_fit_batches()))],
         toys=[f"{_NPLM_DIR}/toys/{b}.parquet" for b in _nplm_batches()],
@@ -159,30 +167,42 @@ rule nplm_summary:
         power=f"{_NPLM_TABLES}_power.parquet",
         null=f"{_NPLM_TABLES}_null.parquet",
         markdown=f"{_NPLM_TABLES}.md",
-        plot=report("results/plots/nplm/null_{setup}_{seed}.png", caption="../workflow/report/nplm_null.rst",
-                    category=REPORT_NPLM, subcategory="null distribution and observed Z",
-                    labels={"representation": "{setup}", "seed": "{seed}"}),
+        plot=report(
+            "results/plots/nplm/null_{setup}_{seed}.png",
+            caption="../workflow/report/nplm_null.rst",
+            category=REPORT_NPLM,
+            subcategory="null distribution and observed Z",
+            labels={"representation": "{setup}", "seed": "{seed}"},
+        ),
         pdf="results/plots/nplm/null_{setup}_{seed}.pdf",
-        map=report("results/plots/nplm/tsne_{setup}_{seed}.png", caption="../workflow/report/nplm_tsne.rst",
-                   category=REPORT_NPLM, subcategory="2-D map by NPLM score",
-                   labels={"representation": "{setup}", "seed": "{seed}"}),
+        map=report(
+            "results/plots/nplm/tsne_{setup}_{seed}.png",
+            caption="../workflow/report/nplm_tsne.rst",
+            category=REPORT_NPLM,
+            subcategory="2-D map by NPLM score",
+            labels={"representation": "{setup}", "seed": "{seed}"},
+        ),
         map_pdf="results/plots/nplm/tsne_{setup}_{seed}.pdf",
+    log:
+        "results/logs/nplm_summary/{setup}/{seed}.log",
+    benchmark:
+        "results/benchmarks/nplm_summary/{setup}/{seed}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
     params:
         cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
         map_cfg=lambda w: cfg_arg(nplm={"seed": _SA_NPLM.get("seed"), "tsne": _SA_NPLM.get("tsne", {})}),
         fits=lambda w: _quoted(_nplm_fit_files(w, "fit")),
         map_scores=lambda w: _nplm_map_scores(w),
-        title=lambda w: "{setup} (seed {seed}): {signal} at S/sqrt(B) = {strength}, instance {instance}".format(**_tsne_show(w)),
+        title=lambda w: "{setup} (seed {seed}): {signal} at S/sqrt(B) = {strength}, instance {instance}".format(
+            **_tsne_show(w)
+        ),
         lumi=_SA_PSEUDO["luminosity_ifb"],
         aware=lambda w: _signal_flag(w.setup),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=20,
-    log:
-        "results/logs/nplm_summary/{setup}/{seed}.log",
-    benchmark:
-        "results/benchmarks/nplm_summary/{setup}/{seed}.tsv"
     shell:
         "(python -m salad nplm summary --fits {params.fits} --toys {input.toys:q}"
         " --name {wildcards.setup} --seed {wildcards.seed} --table {output.table:q} --power {output.power:q}"
@@ -194,47 +214,47 @@ rule nplm_summary:
 
 
 rule nplm_table:
-    conda:
-        "../envs/salad.yaml"
     input:
         power=[f"results/tables/nplm/{r}/{s}_power.parquet" for r, s in _nplm_reps()],
         null=[f"results/tables/nplm/{r}/{s}_null.parquet" for r, s in _nplm_reps()],
     output:
         table="results/tables/nplm.parquet",
         markdown="results/tables/nplm.md",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         "results/logs/nplm_table.log",
     benchmark:
         "results/benchmarks/nplm_table.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     shell:
         "python -m salad nplm collect --power {input.power:q} --null {input.null:q}"
         " --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 
 rule linear_eval:
-    conda:
-        "../envs/salad.yaml"
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
         preselected=_SA_BKG_PRE,
         split=_SA_BKG_SPLIT,
     output:
         "results/tables/linear_eval/{setup}/{seed}.parquet",
-    params:
-        cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in _SA_LIN.items() if k != "representations"}),
-        aware=lambda w: _signal_flag(w.setup),
-    threads: threads_for("train")
-    resources:
-        mem_mb=2000,
-        runtime=20,
     log:
         "results/logs/linear_eval/{setup}/{seed}.log",
     benchmark:
         "results/benchmarks/linear_eval/{setup}/{seed}.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("train")
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in _SA_LIN.items() if k != "representations"}),
+        aware=lambda w: _signal_flag(w.setup),
     shell:
         "python -m salad linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --name {wildcards.setup} --seed {wildcards.seed}"
@@ -242,32 +262,33 @@ rule linear_eval:
 
 
 rule linear_eval_table:
-    conda:
-        "../envs/salad.yaml"
     input:
-        [f"results/tables/linear_eval/{r}/{s}.parquet"
-         for r in _SA_LIN.get("representations", []) for s in representation_seeds(r)],
+        [
+            f"results/tables/linear_eval/{r}/{s}.parquet"
+            for r in _SA_LIN.get("representations", [])
+            for s in representation_seeds(r)
+        ],
     output:
         table="results/tables/linear_eval.parquet",
         markdown="results/tables/linear_eval.md",
-    params:
-        cfg=lambda w: cfg_arg(linear_eval={}),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     log:
         "results/logs/linear_eval_table.log",
     benchmark:
         "results/benchmarks/linear_eval_table.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cfg=lambda w: cfg_arg(linear_eval={}),
     shell:
         "python -m salad linear-eval --collect {input:q} --output {output.table:q}"
         " --markdown {output.markdown:q} --config {params.cfg} > {log:q} 2>&1"
 
 
 rule information:
-    conda:
-        "../envs/salad.yaml"
     input:
         embedding=lambda w: _info_embedding(),
         preselected=_SA_PRE,
@@ -276,19 +297,26 @@ rule information:
         confusion="results/tables/information_confusion.parquet",
         summary="results/tables/information_summary.parquet",
         markdown="results/tables/information.md",
-        plot=report("results/plots/information_confusion.png", caption="../workflow/report/information.rst",
-                    category=REPORT_LATENT, subcategory="information check", labels={"setup": str(_SA_INFO.get("setup", ""))}),
+        plot=report(
+            "results/plots/information_confusion.png",
+            caption="../workflow/report/information.rst",
+            category=REPORT_LATENT,
+            subcategory="information check",
+            labels={"setup": str(_SA_INFO.get("setup", ""))},
+        ),
         plot_pdf="results/plots/information_confusion.pdf",
-    params:
-        cfg=lambda w: cfg_arg("information", encoder={"defaults": _SA_ENC.get("defaults", {})}),
-    threads: threads_for("train")
-    resources:
-        mem_mb=4000,
-        runtime=60,
     log:
         "results/logs/information.log",
     benchmark:
         "results/benchmarks/information.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("train")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        cfg=lambda w: cfg_arg("information", encoder={"defaults": _SA_ENC.get("defaults", {})}),
     shell:
         "python -m salad information --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --confusion {output.confusion:q} --summary {output.summary:q}"
@@ -297,8 +325,6 @@ rule information:
 
 
 rule dimension_scan:
-    conda:
-        "../envs/salad.yaml"
     input:
         sic=_scan_inputs("sic"),
         nplm=_scan_inputs("nplm"),
@@ -306,24 +332,30 @@ rule dimension_scan:
     output:
         table="results/tables/dimension_scan.parquet",
         markdown="results/tables/dimension_scan.md",
-        plot=report("results/plots/dimension_scan.png", caption="../workflow/report/dimension_scan.rst",
-                    category=REPORT_LATENT, subcategory="latent-dimension scan", labels={"setup": "scan"}),
+        plot=report(
+            "results/plots/dimension_scan.png",
+            caption="../workflow/report/dimension_scan.rst",
+            category=REPORT_LATENT,
+            subcategory="latent-dimension scan",
+            labels={"setup": "scan"},
+        ),
         plot_pdf="results/plots/dimension_scan.pdf",
+    log:
+        "results/logs/dimension_scan.log",
+    benchmark:
+        "results/benchmarks/dimension_scan.tsv"
+    conda:
+        "../envs/salad.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
     params:
         cfg=lambda w: cfg_arg("dimension_scan"),
         sic=lambda w, input: _scan_arg("--sic", input.sic),
         nplm=lambda w, input: _scan_arg("--nplm", input.nplm),
         linear=lambda w, input: _scan_arg("--linear", input.linear),
-        aware=lambda w: _scan_arg("--trained-on-signals",
-                                  [s for s in _SA_SCAN_ALL if _signal_flag(s)]),
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    log:
-        "results/logs/dimension_scan.log",
-    benchmark:
-        "results/benchmarks/dimension_scan.tsv"
+        aware=lambda w: _scan_arg("--trained-on-signals", [s for s in _SA_SCAN_ALL if _signal_flag(s)]),
     shell:
         "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear}{params.aware}"
         " --table {output.table:q}"

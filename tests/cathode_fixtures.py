@@ -5,6 +5,7 @@ Latent background: Gaussian in d dims whose mean shifts linearly with m_yy
 105-160 GeV. SM Higgs: narrow peak at 125 GeV, latent centred at +1.5 in z0. Signal:
 peak at 125 GeV, latent localised at SIGNAL_CENTER with width 0.3.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,9 +49,17 @@ def peak_mass(rng, n):
     return np.clip(rng.normal(125.0, 1.7, n), WINDOW[0], WINDOW[1])
 
 
-def make_world(root: Path, dims: int = 3, n_bkg: int = 6000, n_higgs_data: int = 60,
-               n_sig: int = 0, seed: int = 0, n_sim: int = 2000, lumi: float = 10.0,
-               n_eval: int = 0) -> dict:
+def make_world(
+    root: Path,
+    dims: int = 3,
+    n_bkg: int = 6000,
+    n_higgs_data: int = 60,
+    n_sig: int = 0,
+    seed: int = 0,
+    n_sim: int = 2000,
+    lumi: float = 10.0,
+    n_eval: int = 0,
+) -> dict:
     """Write embeddings, pseudo-data, preselected and split files under `root`.
 
     Pseudo-data: n_bkg continuum (sample yy, group 0), n_higgs_data ggH (group 1), n_sig
@@ -68,10 +77,18 @@ def make_world(root: Path, dims: int = 3, n_bkg: int = 6000, n_higgs_data: int =
     def add(sample, myy, z, subset):
         ids = next_id[sample] + np.arange(len(myy))
         next_id[sample] += len(myy)
-        emb.append(pd.DataFrame({"event_id": ids, **{f"z{k}": z[:, k].astype(np.float32)
-                                                     for k in range(dims)}}))
-        return pd.DataFrame({"event_id": ids, "sample": sample, "group": np.int8(groups[sample]),
-                             "myy": myy.astype(np.float32), "subset": subset})
+        emb.append(
+            pd.DataFrame({"event_id": ids, **{f"z{k}": z[:, k].astype(np.float32) for k in range(dims)}})
+        )
+        return pd.DataFrame(
+            {
+                "event_id": ids,
+                "sample": sample,
+                "group": np.int8(groups[sample]),
+                "myy": myy.astype(np.float32),
+                "subset": subset,
+            }
+        )
 
     m = continuum_mass(rng, n_bkg)
     rows.append(add("yy", m, background_latent(rng, m, dims), "data"))
@@ -98,9 +115,19 @@ def make_world(root: Path, dims: int = 3, n_bkg: int = 6000, n_higgs_data: int =
     paths = {"embeddings": root / "embeddings.parquet", "data": root / "pseudodata.parquet"}
     write_parquet(pd.concat(emb, ignore_index=True), paths["embeddings"], prov)
     data = events[events["subset"] == "data"]
-    write_parquet(pd.DataFrame({"event_id": data["event_id"], "sample": data["sample"],
-                                "myy": data["myy"], "is_signal": data["group"] < 0,
-                                "group": data["group"]}), paths["data"], prov)
+    write_parquet(
+        pd.DataFrame(
+            {
+                "event_id": data["event_id"],
+                "sample": data["sample"],
+                "myy": data["myy"],
+                "is_signal": data["group"] < 0,
+                "group": data["group"],
+            }
+        ),
+        paths["data"],
+        prov,
+    )
     # Weights in expected events per fb^-1 over all generated events of the sample (both halves):
     # ggH: total expected yield n_higgs_data / lumi spread over its simulated + data events.
     n_total = {s: int((events["sample"] == s).sum()) for s in groups}
@@ -110,9 +137,22 @@ def make_world(root: Path, dims: int = 3, n_bkg: int = 6000, n_higgs_data: int =
         w = np.full(len(sel), per_fb[sample] / n_total[sample])
         paths[f"presel_{sample}"] = root / f"preselected_{sample}.parquet"
         paths[f"split_{sample}"] = root / f"split_{sample}.parquet"
-        write_parquet(pd.DataFrame({"event_id": sel["event_id"], "sample": sample,
-                                    "group": sel["group"], "weight": w, "myy": sel["myy"]}),
-                      paths[f"presel_{sample}"], prov)
-        write_parquet(pd.DataFrame({"event_id": sel["event_id"], "subset": sel["subset"]}),
-                      paths[f"split_{sample}"], prov)
+        write_parquet(
+            pd.DataFrame(
+                {
+                    "event_id": sel["event_id"],
+                    "sample": sample,
+                    "group": sel["group"],
+                    "weight": w,
+                    "myy": sel["myy"],
+                }
+            ),
+            paths[f"presel_{sample}"],
+            prov,
+        )
+        write_parquet(
+            pd.DataFrame({"event_id": sel["event_id"], "subset": sel["subset"]}),
+            paths[f"split_{sample}"],
+            prov,
+        )
     return paths

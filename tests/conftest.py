@@ -1,4 +1,5 @@
 """Shared fixtures: the end-to-end Snakemake run on config/test.yaml (once per session)."""
+
 from __future__ import annotations
 
 import os
@@ -12,16 +13,32 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run_snakemake(workdir: Path, *args: str, config: Path = REPO / "config" / "test.yaml",
-                  check: bool = True, timeout: float = 3000) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path,
+    *args: str,
+    config: Path = REPO / "config" / "test.yaml",
+    check: bool = True,
+    timeout: float = 3000,
+) -> subprocess.CompletedProcess:
     """Run the pipeline's Snakefile in `workdir` on `config`; returns the finished process."""
-    cmd = [*SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config), "--cores", "2", *args]
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(config),
+        "--cores",
+        "2",
+        *args,
+    ]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n"
-                             f"{proc.stderr[-8000:]}")
+        raise AssertionError(
+            f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return proc
 
 

@@ -9,6 +9,7 @@ fixed-size arrays such as `Tau[5]`).
     write_delphes(tmp_path / "x.root", events)
     write_delphes(path, events_from_dicts([{"Photon": [dict(PT=60, Eta=0, Phi=0, E=60)]}]))
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,10 +48,15 @@ def events_from_dicts(events: Iterable[Mapping], number_start: int = 0) -> dict[
         default = [{}] if coll == "MissingET" else []
         lists = [ev.get(coll, default) for ev in events]
         counts = np.array([len(x) for x in lists], np.int64)
-        out[coll] = ak.zip({f: ak.unflatten(np.array([float(o.get(f, 0)) for x in lists for o in x],
-                                                     dtype=_dtype(f)), counts) for f in fields})
-    out["Number"] = np.array([ev.get("Number", number_start + i) for i, ev in enumerate(events)],
-                             np.int64)
+        out[coll] = ak.zip(
+            {
+                f: ak.unflatten(
+                    np.array([float(o.get(f, 0)) for x in lists for o in x], dtype=_dtype(f)), counts
+                )
+                for f in fields
+            }
+        )
+    out["Number"] = np.array([ev.get("Number", number_start + i) for i, ev in enumerate(events)], np.int64)
     out["Weight"] = np.array([ev.get("Weight", 1.0) for ev in events], np.float32)
     return out
 
@@ -60,8 +66,9 @@ def _jagged(rng, counts, fields, make):
     return ak.zip({f: ak.unflatten(make(f, total).astype(_dtype(f)), counts) for f in fields})
 
 
-def random_events(n: int, seed: int = 0, weights: str = "ones", number_start: int = 0,
-                  myy_center: float = 125.0) -> dict[str, ak.Array]:
+def random_events(
+    n: int, seed: int = 0, weights: str = "ones", number_start: int = 0, myy_center: float = 125.0
+) -> dict[str, ak.Array]:
     """`n` random events; roughly half pass paper A's preselection.
 
     Photons: 0-4 per event, the first two with a pair mass near `myy_center` or flat; jets,
@@ -98,9 +105,9 @@ def random_events(n: int, seed: int = 0, weights: str = "ones", number_start: in
             return (rng.random(total) < 0.2).astype(np.int64)
         if field == "Charge":
             return rng.choice([-1, 1], total)
-        if field.startswith("Tau"):   # decreasing τ1 > τ2 > ... > 0
+        if field.startswith("Tau"):  # decreasing τ1 > τ2 > ... > 0
             k = int(field[3:])
-            return 0.5 ** k * rng.uniform(0.5, 1.0, total)
+            return 0.5**k * rng.uniform(0.5, 1.0, total)
         raise KeyError(field)
 
     for coll, mean in (("Jet", 2.5), ("FatJet", 0.6), ("Electron", 0.3), ("Muon", 0.3)):
@@ -109,17 +116,28 @@ def random_events(n: int, seed: int = 0, weights: str = "ones", number_start: in
         order = ak.argsort(arr.PT, axis=1, ascending=False)
         out[coll] = arr[order]
     ones = np.ones(n, np.int64)
-    out["MissingET"] = ak.zip({"MET": ak.unflatten(rng.exponential(30.0, n).astype(np.float32), ones),
-                               "Eta": ak.unflatten(np.zeros(n, np.float32), ones),
-                               "Phi": ak.unflatten(rng.uniform(-np.pi, np.pi, n).astype(np.float32), ones)})
+    out["MissingET"] = ak.zip(
+        {
+            "MET": ak.unflatten(rng.exponential(30.0, n).astype(np.float32), ones),
+            "Eta": ak.unflatten(np.zeros(n, np.float32), ones),
+            "Phi": ak.unflatten(rng.uniform(-np.pi, np.pi, n).astype(np.float32), ones),
+        }
+    )
     out["Number"] = number_start + np.arange(n, dtype=np.int64)
     out["Weight"] = (np.ones(n) if weights == "ones" else rng.uniform(0.5, 1.5, n)).astype(np.float32)
     return out
 
 
-def write_delphes(path, events: Mapping[str, ak.Array], tree: str = "Delphes",
-                  drop: Iterable[str] = (), basket_size: int = 1000, flat_event: bool = False,
-                  tau_array: bool = False, metadata: Mapping[str, str] | None = None) -> Path:
+def write_delphes(
+    path,
+    events: Mapping[str, ak.Array],
+    tree: str = "Delphes",
+    drop: Iterable[str] = (),
+    basket_size: int = 1000,
+    flat_event: bool = False,
+    tau_array: bool = False,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
     """Write `events` (from random_events/events_from_dicts) as a Delphes-layout ROOT file.
 
     drop: leaf names to leave out (e.g. "Photon/Photon.E"); basket_size: entries per
@@ -152,11 +170,12 @@ def write_delphes(path, events: Mapping[str, ak.Array], tree: str = "Delphes",
     workaround = contextlib.nullcontext()
     if tau_array:
         from salad.generate import _fixed_size_members as workaround_factory
+
         workaround = workaround_factory()
     with uproot.recreate(path) as handle, workaround:
         out = handle.mktree(tree, types, counter_name=lambda c: c.split("/")[0] + "_size")
         for start in range(0, max(n, 1), basket_size):
-            out.extend({k: v[start:start + basket_size] for k, v in columns.items()})
+            out.extend({k: v[start : start + basket_size] for k, v in columns.items()})
         for key, text in (metadata or {}).items():
             handle[key] = text
     return path

@@ -5,6 +5,7 @@ toy processes whose object multiplicities and momenta differ by process group (a
 group with more, harder jets and leptons; SM groups softer), with zero padding and
 one-hot object types exactly as docs/data-contracts.md describes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,9 @@ TOY_PROCESSES = {
 SLOTS = {"jet": (0, 4, 7), "fatjet": (4, 2, 8), "electron": (6, 2, 9), "muon": (8, 2, 10), "met": (10, 1, 11)}
 
 
-def toy_objects(rng: np.random.Generator, n: int, n_jets: float, pt_scale: float,
-                p_lep: float, met_scale: float) -> np.ndarray:
+def toy_objects(
+    rng: np.random.Generator, n: int, n_jets: float, pt_scale: float, p_lep: float, met_scale: float
+) -> np.ndarray:
     """(n, 11, 12) object tensors: pT-ordered, zero-padded, with one-hot types."""
     obj = np.zeros((n, 11, 12), np.float32)
 
@@ -49,8 +51,14 @@ def toy_objects(rng: np.random.Generator, n: int, n_jets: float, pt_scale: float
 
     jets = np.minimum(rng.poisson(n_jets, n), 4)
     jet_pt = ordered_pt(pt_scale, 4)
-    tag = np.stack([(rng.random((n, 4)) < 0.2 + 0.004 * pt_scale).astype(np.float32),
-                    rng.uniform(0.3, 1, (n, 4)), rng.uniform(0.3, 1, (n, 4))], axis=-1)
+    tag = np.stack(
+        [
+            (rng.random((n, 4)) < 0.2 + 0.004 * pt_scale).astype(np.float32),
+            rng.uniform(0.3, 1, (n, 4)),
+            rng.uniform(0.3, 1, (n, 4)),
+        ],
+        axis=-1,
+    )
     fill("jet", jets, jet_pt, jet_pt * rng.uniform(0.05, 0.2, (n, 4)), tag)
     fat = np.minimum(jets // 2, 2)
     fat_pt = ordered_pt(2 * pt_scale, 2) + 150
@@ -73,25 +81,38 @@ def write_toy_inputs(root: str | Path, events: dict[str, int] | int = 400, seed:
         rng = np.random.default_rng([seed, code])
         objects = toy_objects(rng, n, n_jets, pt_scale, p_lep, met_scale)
         pt_y = -np.sort(-rng.uniform(40, 40 + pt_scale * 2, (n, 2)), axis=1).astype(np.float32)
-        frame = pd.DataFrame({
-            "event_id": code * 10**9 + np.arange(n, dtype=np.int64),
-            "sample": sample, "group": np.int8(group),
-            "weight": np.full(n, 0.01), "myy": rng.uniform(105, 160, n).astype(np.float32),
-            "pt_y1": pt_y[:, 0], "eta_y1": rng.normal(0, 1, n).astype(np.float32),
-            "phi_y1": rng.uniform(-3, 3, n).astype(np.float32),
-            "pt_y2": pt_y[:, 1], "eta_y2": rng.normal(0, 1, n).astype(np.float32),
-            "phi_y2": rng.uniform(-3, 3, n).astype(np.float32),
-            "pt_yy": (rng.exponential(pt_scale, n) + 5).astype(np.float32),
-            "dr_yy": rng.uniform(0.4, 3.5, n).astype(np.float32),
-            "objects": list(objects.reshape(n, 132)),
-        })
+        frame = pd.DataFrame(
+            {
+                "event_id": code * 10**9 + np.arange(n, dtype=np.int64),
+                "sample": sample,
+                "group": np.int8(group),
+                "weight": np.full(n, 0.01),
+                "myy": rng.uniform(105, 160, n).astype(np.float32),
+                "pt_y1": pt_y[:, 0],
+                "eta_y1": rng.normal(0, 1, n).astype(np.float32),
+                "phi_y1": rng.uniform(-3, 3, n).astype(np.float32),
+                "pt_y2": pt_y[:, 1],
+                "eta_y2": rng.normal(0, 1, n).astype(np.float32),
+                "phi_y2": rng.uniform(-3, 3, n).astype(np.float32),
+                "pt_yy": (rng.exponential(pt_scale, n) + 5).astype(np.float32),
+                "dr_yy": rng.uniform(0.4, 3.5, n).astype(np.float32),
+                "objects": list(objects.reshape(n, 132)),
+            }
+        )
         frame["group"] = frame["group"].astype(np.int8)
-        write_parquet(frame, root / "results" / "preselected" / f"{sample}.parquet",
-                      provenance("preselect", {"toy": seed}))
-        subset = np.where(rng.random(n) < 0.5, "data",
-                          rng.choice(["train", "val", "test"], n, p=[0.6, 0.2, 0.2]))
-        write_parquet(pd.DataFrame({"event_id": frame["event_id"], "subset": subset}),
-                      root / "results" / "split" / f"{sample}.parquet", provenance("split", {"toy": seed}))
+        write_parquet(
+            frame,
+            root / "results" / "preselected" / f"{sample}.parquet",
+            provenance("preselect", {"toy": seed}),
+        )
+        subset = np.where(
+            rng.random(n) < 0.5, "data", rng.choice(["train", "val", "test"], n, p=[0.6, 0.2, 0.2])
+        )
+        write_parquet(
+            pd.DataFrame({"event_id": frame["event_id"], "subset": subset}),
+            root / "results" / "split" / f"{sample}.parquet",
+            provenance("split", {"toy": seed}),
+        )
         groups[sample] = group
     return groups
 
@@ -99,5 +120,7 @@ def write_toy_inputs(root: str | Path, events: dict[str, int] | int = 400, seed:
 def toy_paths(root: str | Path, samples) -> tuple[list[Path], list[Path]]:
     """(preselected paths, split paths) of `samples` under root."""
     root = Path(root) / "results"
-    return ([root / "preselected" / f"{s}.parquet" for s in samples],
-            [root / "split" / f"{s}.parquet" for s in samples])
+    return (
+        [root / "preselected" / f"{s}.parquet" for s in samples],
+        [root / "split" / f"{s}.parquet" for s in samples],
+    )

@@ -1,4 +1,5 @@
 """Baselines: feature definitions on hand-built events, embeddings contract, VAE training."""
+
 from __future__ import annotations
 
 import json
@@ -14,9 +15,18 @@ from salad.contracts import ONEHOT_COLUMN, read_latent
 from salad.features import REF22_FEATURES, leading_features, ref22_features
 
 torch.set_num_threads(1)
-CFG = {"seed": 0, "leading_dim": 6,
-       "vae": {"latent_dim": 3, "epochs": 6, "batch_size": 128, "lr": 3e-3, "beta": 0.8,
-               "output": "mean_logvar"}}
+CFG = {
+    "seed": 0,
+    "leading_dim": 6,
+    "vae": {
+        "latent_dim": 3,
+        "epochs": 6,
+        "batch_size": 128,
+        "lr": 3e-3,
+        "beta": 0.8,
+        "output": "mean_logvar",
+    },
+}
 
 
 def _obj(kind, pt, eta=0.0, phi=0.0, mass=0.0, btag=0.0):
@@ -38,16 +48,24 @@ def _event(rows):
 
 
 def test_ref22_and_leading_on_known_event():
-    ev = _event([("jet", 100.0, 0.0, 0.0, 0.0, 1.0), ("jet", 50.0, 0.0, np.pi, 0.0, 0.0),
-                 ("muon", 30.0), ("electron", 20.0), ("met", 40.0), ("fatjet", 200.0)])
+    ev = _event(
+        [
+            ("jet", 100.0, 0.0, 0.0, 0.0, 1.0),
+            ("jet", 50.0, 0.0, np.pi, 0.0, 0.0),
+            ("muon", 30.0),
+            ("electron", 20.0),
+            ("met", 40.0),
+            ("fatjet", 200.0),
+        ]
+    )
     f = ref22_features(ev[None])[0]
     named = dict(zip(REF22_FEATURES, f))
     assert named["met"] == 40 and named["ht"] == 150 and named["n_jets"] == 2
     assert named["n_bjets"] == 1 and named["n_leptons"] == 2
     assert named["pt_j1"] == 100 and named["pt_j2"] == 50 and named["pt_l1"] == 30
-    assert named["m_jj"] == pytest.approx(2 * np.sqrt(100 * 50), rel=1e-5)   # back to back, eta 0
+    assert named["m_jj"] == pytest.approx(2 * np.sqrt(100 * 50), rel=1e-5)  # back to back, eta 0
     lead = leading_features(ev[None], 6)[0]
-    np.testing.assert_allclose(lead, [40, 100, 20, 30, 200, 50])   # MET, j1, e1, mu1, J1, j2
+    np.testing.assert_allclose(lead, [40, 100, 20, 30, 200, 50])  # MET, j1, e1, mu1, J1, j2
     empty = ref22_features(np.zeros((1, 11, 12), np.float32))[0]
     assert not empty.any()
 
@@ -82,25 +100,55 @@ def test_cli_writes_embeddings_contract(tmp_path, name, dim):
     for code, (sample, group) in enumerate([("yy", 0), ("ggH", 1), ("Y400", -6)], start=1):
         n = 150
         ids = code * 10**9 + np.arange(n)
-        objs = np.stack([_event([("jet", float(rng.uniform(30, 300)), float(rng.normal()),
-                                  float(rng.uniform(-3, 3))),
-                                 ("met", float(rng.exponential(30)))] +
-                                ([("muon", float(rng.uniform(10, 80)))] if rng.random() < 0.3 else []))
-                         for _ in range(n)])
-        frame = pd.DataFrame({"event_id": ids, "sample": sample, "group": np.int8(group), "weight": 0.1,
-                              "dr_yy": rng.uniform(0.4, 3, n).astype(np.float32),
-                              "pt_yy": rng.exponential(50, n).astype(np.float32),
-                              "objects": list(objs.reshape(n, -1))})
+        objs = np.stack(
+            [
+                _event(
+                    [
+                        ("jet", float(rng.uniform(30, 300)), float(rng.normal()), float(rng.uniform(-3, 3))),
+                        ("met", float(rng.exponential(30))),
+                    ]
+                    + ([("muon", float(rng.uniform(10, 80)))] if rng.random() < 0.3 else [])
+                )
+                for _ in range(n)
+            ]
+        )
+        frame = pd.DataFrame(
+            {
+                "event_id": ids,
+                "sample": sample,
+                "group": np.int8(group),
+                "weight": 0.1,
+                "dr_yy": rng.uniform(0.4, 3, n).astype(np.float32),
+                "pt_yy": rng.exponential(50, n).astype(np.float32),
+                "objects": list(objs.reshape(n, -1)),
+            }
+        )
         write_parquet(frame, tmp_path / f"p{code}.parquet", {})
-        write_parquet(pd.DataFrame({"event_id": ids, "subset": rng.choice(["train", "val", "test", "data"],
-                                                                          n)}),
-                      tmp_path / f"s{code}.parquet", {})
+        write_parquet(
+            pd.DataFrame({"event_id": ids, "subset": rng.choice(["train", "val", "test", "data"], n)}),
+            tmp_path / f"s{code}.parquet",
+            {},
+        )
         pre.append(str(tmp_path / f"p{code}.parquet"))
         split.append(str(tmp_path / f"s{code}.parquet"))
         all_ids.append(ids)
     out = tmp_path / "emb.parquet"
-    baselines.cli(["--name", name, "--seed", "1", "--preselected", *pre, "--split", *split,
-                   "--output", str(out), "--config", json.dumps({"baselines": CFG})])
+    baselines.cli(
+        [
+            "--name",
+            name,
+            "--seed",
+            "1",
+            "--preselected",
+            *pre,
+            "--split",
+            *split,
+            "--output",
+            str(out),
+            "--config",
+            json.dumps({"baselines": CFG}),
+        ]
+    )
     ids, z = read_latent(str(out))
     assert z.shape == (450, dim) and z.dtype == np.float32 and np.isfinite(z).all()
     np.testing.assert_array_equal(np.sort(ids), np.sort(np.concatenate(all_ids)))

@@ -1,5 +1,6 @@
 """The benchmark harness runs end to end in --quick mode and every number it reports is a
 positive finite rate/time (salad.bench)."""
+
 import math
 
 import torch

@@ -1,4 +1,5 @@
 """fit_flow learns a conditional density; checkpoints round-trip; divergence is reported."""
+
 import numpy as np
 import pytest
 import torch
@@ -7,8 +8,15 @@ from cathode_fixtures import SHIFT, background_latent, continuum_mass
 from salad.cathode import flow
 from salad.errors import SaladError
 
-FAST = {"max_epochs": 25, "patience": 4, "transforms": 2, "hidden": 32, "blocks": 1,
-        "batch_size": 256, "learning_rate": 3e-3}
+FAST = {
+    "max_epochs": 25,
+    "patience": 4,
+    "transforms": 2,
+    "hidden": 32,
+    "blocks": 1,
+    "batch_size": 256,
+    "learning_rate": 3e-3,
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +68,7 @@ def test_nan_loss_stops_with_clear_error(monkeypatch):
     rng = np.random.default_rng(0)
     m = continuum_mass(rng, 400)
     z = background_latent(rng, m, 2)
-    monkeypatch.setattr(flow, "_nll", lambda model, z, ctx: torch.tensor(float("nan"),
-                                                                          requires_grad=True))
+    monkeypatch.setattr(flow, "_nll", lambda model, z, ctx: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(SaladError, match="diverged.*non-finite loss in epoch 0"):
         flow.fit(z, m, (105.0, 160.0), FAST, seed=1)
 
@@ -78,7 +85,6 @@ def test_unreadable_checkpoint(tmp_path):
         flow.load(bad)
 
 
-
 def _nan_training_loss(bad_calls):
     """A flow._nll whose training calls number `bad_calls(n)` (1-based) return NaN."""
     real_nll, calls = flow._nll, [0]
@@ -89,6 +95,7 @@ def _nan_training_loss(bad_calls):
             if bad_calls(calls[0]):
                 return torch.tensor(float("nan"), requires_grad=True)
         return real_nll(model, zb, ctx)
+
     return nll
 
 
@@ -98,14 +105,14 @@ def test_diverged_epoch_restarts_from_best_weights(monkeypatch, caplog):
     rng = np.random.default_rng(0)
     m = continuum_mass(rng, 600)
     z = background_latent(rng, m, 2)
-    cfg = {**FAST, "max_epochs": 6, "patience": 10, "batch_size": 1000}   # one batch per epoch
+    cfg = {**FAST, "max_epochs": 6, "patience": 10, "batch_size": 1000}  # one batch per epoch
     monkeypatch.setattr(flow, "_nll", _nan_training_loss(lambda n: n == 2))  # epoch 1 diverges
     with caplog.at_level("WARNING"):
         ckpt = flow.fit(z, m, (105.0, 160.0), cfg, seed=1)
     assert "restart 1 from the best epoch 0" in caplog.text
     assert ckpt["state_dict"] is not None and len(ckpt["history"]) == cfg["max_epochs"] - 1
 
-    monkeypatch.setattr(flow, "_nll", _nan_training_loss(lambda n: n >= 2))   # never recovers
+    monkeypatch.setattr(flow, "_nll", _nan_training_loss(lambda n: n >= 2))  # never recovers
     with pytest.raises(SaladError, match="diverged"):
         flow.fit(z, m, (105.0, 160.0), cfg, seed=1)
 
@@ -137,8 +144,8 @@ def test_log_prob_is_the_change_of_variables_density(layer, orientation):
     ctx = torch.as_tensor(rng.uniform(-1, 1, size=(5, 1)))
     got = model.log_prob(x, context=ctx)
     for i in range(5):
-        c = ctx[i:i + 1]
-        to_u = lambda row: model.inverse(row[None], context=c)[0]   # noqa: E731, B023
+        c = ctx[i : i + 1]
+        to_u = lambda row: model.inverse(row[None], context=c)[0]  # noqa: E731, B023
         jac = torch.autograd.functional.jacobian(to_u, x[i])
         u = to_u(x[i])
         enc = model.q0.context_encoder(c)[0]
@@ -159,20 +166,19 @@ def test_sample_and_log_prob_are_inverse_consistent(layer, orientation):
         x, log_q = model.sample(64, context=ctx)
         assert torch.allclose(model.log_prob(x, context=ctx), log_q, atol=1e-9)
         u = torch.randn(64, 3, dtype=torch.float64)
-        assert torch.allclose(model.inverse(model.forward(u, context=ctx), context=ctx), u,
-                              atol=1e-9)
+        assert torch.allclose(model.inverse(model.forward(u, context=ctx), context=ctx), u, atol=1e-9)
 
 
 def test_density_orientation_is_one_made_pass_per_layer(monkeypatch):
     """The speed property: log_prob calls each layer's MADE once (the legacy orientation d
     times); sampling becomes the sequential direction."""
+
     def made_calls(orientation, what, layer="normflows"):
         model = _random_flow(orientation, layer=layer)
         calls = [0]
         for layer in model.flows:
             if hasattr(layer, "autoregressive_net"):
-                layer.autoregressive_net.register_forward_hook(
-                    lambda *_: calls.__setitem__(0, calls[0] + 1))
+                layer.autoregressive_net.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
         ctx = torch.zeros(10, 1, dtype=torch.float64)
         with torch.no_grad():
             if what == "log_prob":
@@ -180,6 +186,7 @@ def test_density_orientation_is_one_made_pass_per_layer(monkeypatch):
             else:
                 model.sample(10, context=ctx)
         return calls[0]
+
     layers, dims = TINY["transforms"], TINY["dims"]
     assert made_calls("density", "log_prob") == layers
     assert made_calls("density", "sample") == layers * dims
@@ -219,8 +226,9 @@ def test_split_is_disjoint_and_sized_and_fits_are_deterministic():
     assert (a["n_train"], a["n_val"]) == (400, 100)
     for key, value in b["state_dict"].items():
         assert torch.equal(value, again["state_dict"][key])
-    assert not torch.equal(a["state_dict"]["q0.context_encoder.0.weight"],
-                           b["state_dict"]["q0.context_encoder.0.weight"])
+    assert not torch.equal(
+        a["state_dict"]["q0.context_encoder.0.weight"], b["state_dict"]["q0.context_encoder.0.weight"]
+    )
 
 
 def test_estimator_wraps_the_fit_and_normalises(fitted, tmp_path):
@@ -230,8 +238,9 @@ def test_estimator_wraps_the_fit_and_normalises(fitted, tmp_path):
     est = flow.CathodeFlow.load(path)
     model, loaded = flow.load(path)
     assert est.window == (105.0, 160.0) and np.array_equal(est.scaler.std, loaded["z_std"])
-    assert np.array_equal(est.sample(np.full(20, 125.0), seed=3),
-                          flow.sample(model, loaded, np.full(20, 125.0), seed=3))
+    assert np.array_equal(
+        est.sample(np.full(20, 125.0), seed=3), flow.sample(model, loaded, np.full(20, 125.0), seed=3)
+    )
     # p(z0, z1 | m): integrate over a grid wide enough for both dimensions (std 1 and 3)
     g0, g1 = np.linspace(-8, 8, 161), np.linspace(-6, 26, 161)
     zz = np.stack(np.meshgrid(g0, g1, indexing="ij"), -1).reshape(-1, 2)

@@ -1,4 +1,5 @@
 """Figures of merit against values computed by hand."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,12 +19,15 @@ def test_roc_vertices_by_hand():
     assert np.allclose(tpr[:8], [0, 0, 1 / 3, 2 / 3, 2 / 3, 2 / 3, 2 / 3, 1])
 
 
-@pytest.mark.parametrize("eps_b, expected", [
-    (0.1, (2 / 3) / np.sqrt(0.1)),    # top of the vertical segment at eps_B = 0.1
-    (0.05, 0.0),                      # between (0, 0) and (0.1, 0): nothing selected yet
-    (0.15, (2 / 3) / np.sqrt(0.15)),
-    (0.4, 1 / np.sqrt(0.4)),
-])
+@pytest.mark.parametrize(
+    "eps_b, expected",
+    [
+        (0.1, (2 / 3) / np.sqrt(0.1)),  # top of the vertical segment at eps_B = 0.1
+        (0.05, 0.0),  # between (0, 0) and (0.1, 0): nothing selected yet
+        (0.15, (2 / 3) / np.sqrt(0.15)),
+        (0.4, 1 / np.sqrt(0.4)),
+    ],
+)
 def test_sic_by_hand(eps_b, expected):
     assert metrics.sic(SCORES, LABELS, eps_b) == pytest.approx(expected)
 
@@ -85,14 +89,35 @@ def test_ensembles_are_disjoint_pairs():
 
 def test_sculpting_summary_counts_shared_datasets_once():
     from salad.cathode.evaluate import sculpting_summary
-    auc = pd.DataFrame({"setup": "ID", "instance": [0, 0, 1, 1], "classifier": [0, 1, 0, 1],
-                        "auc": [0.50, 0.52, 0.51, 0.53], "auc_boot_std": 0.01})
-    mass = pd.DataFrame({"setup": "ID", "instance": [0, 1], "ensemble": 0, "efficiency": 0.2,
-                         "bin_lo": 105.0, "n_before": 100, "n_after": [20, 22],
-                         "chi2": [10.0, 30.0], "ndf": 10, "jsd": [0.001, 0.003]})
+
+    auc = pd.DataFrame(
+        {
+            "setup": "ID",
+            "instance": [0, 0, 1, 1],
+            "classifier": [0, 1, 0, 1],
+            "auc": [0.50, 0.52, 0.51, 0.53],
+            "auc_boot_std": 0.01,
+        }
+    )
+    mass = pd.DataFrame(
+        {
+            "setup": "ID",
+            "instance": [0, 1],
+            "ensemble": 0,
+            "efficiency": 0.2,
+            "bin_lo": 105.0,
+            "n_before": 100,
+            "n_after": [20, 22],
+            "chi2": [10.0, 30.0],
+            "ndf": 10,
+            "jsd": [0.001, 0.003],
+        }
+    )
     # two signals share the same no-injection datasets: identical rows under both names
-    both = sculpting_summary(pd.concat([auc.assign(signal="A"), auc.assign(signal="B")]),
-                             pd.concat([mass.assign(signal="A"), mass.assign(signal="B")]))
+    both = sculpting_summary(
+        pd.concat([auc.assign(signal="A"), auc.assign(signal="B")]),
+        pd.concat([mass.assign(signal="A"), mass.assign(signal="B")]),
+    )
     assert len(both) == 1
     row = both.iloc[0]
     assert row["classifiers"] == 4 and row["datasets"] == 2

@@ -1,4 +1,5 @@
 """salad.cli: the one parser, logging, seed and Markdown helpers every stage uses."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,9 @@ def test_stage_parser_and_logging(tmp_path):
     parser = cli.stage_parser("x")
     parser.add_argument("--output")
     log = tmp_path / "logs" / "a.log"
-    args, cfg = cli.parse_stage_args(parser, ["--config", '{"flow": {"seed": 2}}', "--log", str(log),
-                                              "--threads", "3"])
+    args, cfg = cli.parse_stage_args(
+        parser, ["--config", '{"flow": {"seed": 2}}', "--log", str(log), "--threads", "3"]
+    )
     assert cfg == {"flow": {"seed": 2}} and args.threads == 3 and args.output is None
     logging.getLogger("salad.test").info("hello")
     assert "salad.test hello" in log.read_text()

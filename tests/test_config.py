@@ -1,4 +1,5 @@
 """Config files validate against the schema; typos and bad values fail naming the key."""
+
 import copy
 from pathlib import Path
 
@@ -12,8 +13,11 @@ CONFIGS = sorted((REPO / "config").glob("*.yaml"))
 
 
 # processes.yaml (process table) and paper_claims.yaml (salad.comparison) are data files, not run configs
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in ("processes.yaml", "paper_claims.yaml")],
-                         ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path",
+    [p for p in CONFIGS if p.name not in ("processes.yaml", "paper_claims.yaml")],
+    ids=lambda p: p.name,
+)
 def test_shipped_configs_are_valid(path):
     config = load_config(path)
     processes = load_yaml(REPO / config["processes"])["processes"]
@@ -56,6 +60,7 @@ def test_stage_defaults_live_in_one_place_and_unknown_keys_are_errors():
     reads is an error naming section.key (it used to be dropped silently)."""
     from salad.cathode import classify, evaluate, flow, template
     from salad.config import merge_defaults
+
     defaults = {"a": 1, "b": {"x": 1, "y": 2}}
     assert merge_defaults("s", {"b": {"y": 5}}, defaults) == {"a": 1, "b": {"x": 1, "y": 5}}
     assert merge_defaults("s", None, defaults) == defaults
@@ -64,8 +69,12 @@ def test_stage_defaults_live_in_one_place_and_unknown_keys_are_errors():
     with pytest.raises(SaladError, match=r"s\.b\.z"):
         merge_defaults("s", {"b": {"z": 0}}, defaults)
     assert flow.settings({"count": 4, "template": {}, "hidden": 8})["hidden"] == 8
-    for module, section in ((flow, "flow"), (classify, "classifier"), (evaluate, "evaluate"),
-                            (template, "flow.template")):
+    for module, section in (
+        (flow, "flow"),
+        (classify, "classifier"),
+        (evaluate, "evaluate"),
+        (template, "flow.template"),
+    ):
         with pytest.raises(SaladError, match=rf"{section}\.hiden"):
             module.settings({"hiden": 8})
     # every shipped configuration passes (no key is dropped or unknown)

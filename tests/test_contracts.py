@@ -1,5 +1,6 @@
 """salad.contracts: the doc's column tables are generated from the code, and the one
 preselected ⋈ split join and the embeddings reader enforce their contracts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,18 +17,23 @@ DOC = REPO / "docs" / "data-contracts.md"
 
 def test_doc_tables_are_generated_from_the_contracts():
     text = DOC.read_text()
-    assert contracts.render_doc(text) == text, \
+    assert contracts.render_doc(text) == text, (
         "docs/data-contracts.md is stale: run python -m salad contracts --write docs/data-contracts.md"
-    blocks = {line.split("contracts:")[1].split(" ")[0] for line in text.splitlines()
-              if line.startswith("<!-- contracts:")}
+    )
+    blocks = {
+        line.split("contracts:")[1].split(" ")[0]
+        for line in text.splitlines()
+        if line.startswith("<!-- contracts:")
+    }
     assert blocks == set(contracts.ARTIFACTS)
 
 
 def test_render_doc_replaces_a_stale_table_and_rejects_unknown_names():
     block = contracts.BLOCK.format(name="split")
     stale = f"intro\n{block}\n| old |\n{contracts.BLOCK_END}\nend"
-    assert contracts.render_doc(stale) == (f"intro\n{block}\n{contracts.markdown_table('split')}\n"
-                                           f"{contracts.BLOCK_END}\nend")
+    assert contracts.render_doc(stale) == (
+        f"intro\n{block}\n{contracts.markdown_table('split')}\n{contracts.BLOCK_END}\nend"
+    )
     with pytest.raises(SaladError, match="unknown artifact 'nope'"):
         contracts.render_doc(contracts.BLOCK.format(name="nope") + contracts.BLOCK_END)
 
@@ -41,21 +47,34 @@ def test_schema_kinds_and_layout():
     assert contracts.FEATURES[contracts.ONEHOT][0] == "is_jet"
     assert all(contracts.FEATURES[i] == f"is_{k}" for k, i in contracts.ONEHOT_COLUMN.items())
     assert list(contracts.sample_code([3 * 10**9 + 7, 10**9 - 1])) == [3, 0]
-    sr, sb = contracts.region_masks([110.0, 120.0, 130.0, 160.0, 170.0], (120.0, 130.0),
-                                    (105.0, 160.0))
-    assert list(sr) == [False, True, False, False, False]          # [lo, hi)
-    assert list(sb) == [True, False, True, True, False]            # rest of the window
+    sr, sb = contracts.region_masks([110.0, 120.0, 130.0, 160.0, 170.0], (120.0, 130.0), (105.0, 160.0))
+    assert list(sr) == [False, True, False, False, False]  # [lo, hi)
+    assert list(sb) == [True, False, True, True, False]  # rest of the window
 
 
 def _write(tmp_path, ids, subsets, split_ids=None):
     pre, spl = tmp_path / "pre.parquet", tmp_path / "spl.parquet"
     n = len(ids)
-    write_parquet(pd.DataFrame({"event_id": np.asarray(ids, np.int64), "sample": "a",
-                                "group": np.zeros(n, np.int8), "weight": np.ones(n),
-                                "myy": np.full(n, 125.0, np.float32)}), pre, provenance("t"))
-    write_parquet(pd.DataFrame({"event_id": np.asarray(ids if split_ids is None else split_ids,
-                                                       np.int64), "subset": subsets}),
-                  spl, provenance("t"))
+    write_parquet(
+        pd.DataFrame(
+            {
+                "event_id": np.asarray(ids, np.int64),
+                "sample": "a",
+                "group": np.zeros(n, np.int8),
+                "weight": np.ones(n),
+                "myy": np.full(n, 125.0, np.float32),
+            }
+        ),
+        pre,
+        provenance("t"),
+    )
+    write_parquet(
+        pd.DataFrame(
+            {"event_id": np.asarray(ids if split_ids is None else split_ids, np.int64), "subset": subsets}
+        ),
+        spl,
+        provenance("t"),
+    )
     return pre, spl
 
 
@@ -79,8 +98,15 @@ def test_the_one_join(tmp_path):
 
 def test_embeddings_reader(tmp_path):
     path = tmp_path / "e.parquet"
-    frame = pd.DataFrame({"event_id": np.array([4, 2], np.int64), "z1": [1.0, 2.0], "z0": [3.0, 4.0],
-                          "mu0": [5.0, 6.0], "mu1": [7.0, 8.0]}).astype({"z0": np.float32})
+    frame = pd.DataFrame(
+        {
+            "event_id": np.array([4, 2], np.int64),
+            "z1": [1.0, 2.0],
+            "z0": [3.0, 4.0],
+            "mu0": [5.0, 6.0],
+            "mu1": [7.0, 8.0],
+        }
+    ).astype({"z0": np.float32})
     write_parquet(frame, path, provenance("t"))
     assert list(contracts.read_embeddings(path).columns) == ["event_id", "z0", "z1"]
     ids, mu = contracts.read_latent(path, means=True)

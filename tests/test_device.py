@@ -1,6 +1,7 @@
 """Device selection: encoder training/embedding, flows and NPLM run with an explicit
 device='cpu' through the same code path a GPU takes (no GPU in the test environment), and
 the forward-pass autocast path (bf16) works on the CPU too."""
+
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,18 @@ from salad.encoder.setups import resolve_setup
 from salad.encoder.train import Trainer, autocast_dtype, load_checkpoint, prepare_data, train_encoder
 from salad.errors import SaladError
 
-TINY = {"width": 8, "heads": 2, "hl_width": 8, "head_width": 8, "proj_width": 8, "proj_dim": 4,
-        "batch_size": 100, "max_epochs": 2, "warmup_epochs": 1, "patience": 5}
+TINY = {
+    "width": 8,
+    "heads": 2,
+    "hl_width": 8,
+    "head_width": 8,
+    "proj_width": 8,
+    "proj_dim": 4,
+    "batch_size": 100,
+    "max_epochs": 2,
+    "warmup_epochs": 1,
+    "patience": 5,
+}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +38,7 @@ def toy(tmp_path_factory):
 
 
 def test_autocast_policy():
-    assert autocast_dtype(torch.device("cpu")) is None           # CPU stays float32
+    assert autocast_dtype(torch.device("cpu")) is None  # CPU stays float32
     assert autocast_dtype(torch.device("cpu"), "bf16") is torch.bfloat16
     assert autocast_dtype(torch.device("cuda"), "fp32") is None
     with pytest.raises(SaladError):
@@ -37,10 +48,9 @@ def test_autocast_policy():
 def test_encoder_train_and_embed_on_explicit_cpu(toy, tmp_path):
     root, groups, cfg = toy
     pre, spl = toy_paths(root, groups)
-    ckpt = train_encoder(cfg, pre, spl, 1, tmp_path / "model.pt", tmp_path / "h.parquet",
-                         device="cpu")
+    ckpt = train_encoder(cfg, pre, spl, 1, tmp_path / "model.pt", tmp_path / "h.parquet", device="cpu")
     auto = train_encoder(cfg, pre, spl, 1, tmp_path / "auto.pt", tmp_path / "a.parquet")
-    for k, v in ckpt["state_dict"].items():            # default device on a CPU machine = cpu
+    for k, v in ckpt["state_dict"].items():  # default device on a CPU machine = cpu
         assert v.device.type == "cpu" and torch.equal(v, auto["state_dict"][k])
     model, _, _ = load_checkpoint(tmp_path / "model.pt", "cpu")
     assert all(p.device.type == "cpu" for p in model.parameters())
@@ -54,8 +64,9 @@ def test_encoder_bf16_autocast_step_is_finite(toy, tmp_path):
     train, val, norm, grp, fp = prepare_data(cfg, load_events(pre, spl, cfg["train_samples"]), 1)
     losses = {}
     for precision in ("fp32", "bf16"):
-        t = Trainer(cfg, train, val, norm, grp, 1, tmp_path / f"{precision}.pt", fp,
-                    device="cpu", precision=precision)
+        t = Trainer(
+            cfg, train, val, norm, grp, 1, tmp_path / f"{precision}.pt", fp, device="cpu", precision=precision
+        )
         losses[precision] = (t.train_epoch()["train_loss"], t.validate()["val_loss"])
     assert np.isfinite(losses["bf16"]).all()
     np.testing.assert_allclose(losses["bf16"], losses["fp32"], rtol=0.05)

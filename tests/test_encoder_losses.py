@@ -1,4 +1,5 @@
 """Encoder objectives against independent reference computations."""
+
 import math
 
 import pytest
@@ -103,8 +104,10 @@ def vicreg_reference(z1, z2, eps=1e-4):
 
     def stats_of(z):
         mean = [sum(z[a][j] for a in range(n)) / n for j in range(d)]
-        cov = [[sum((z[a][i] - mean[i]) * (z[a][j] - mean[j]) for a in range(n)) / (n - 1)
-                for j in range(d)] for i in range(d)]
+        cov = [
+            [sum((z[a][i] - mean[i]) * (z[a][j] - mean[j]) for a in range(n)) / (n - 1) for j in range(d)]
+            for i in range(d)
+        ]
         s = sum(max(0.0, 1 - math.sqrt(cov[j][j] + eps)) for j in range(d)) / d
         c = sum(cov[i][j] ** 2 for i in range(d) for j in range(d) if i != j) / d
         return s, c

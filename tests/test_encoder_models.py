@@ -1,4 +1,5 @@
 """Encoder architectures: gradients, padding mask, size, augmentations, ParT interactions."""
+
 import numpy as np
 import pytest
 import torch
@@ -10,24 +11,45 @@ from salad.encoder.losses import build_objective
 from salad.encoder.models import build_model, count_parameters, pair_features
 from salad.encoder.setups import DEFAULTS
 
-SMALL = dict(DEFAULTS, width=16, heads=2, hl_width=8, head_width=16, proj_width=16, proj_dim=8,
-             blocks=2, augmentations={"mask": 0.2})
+SMALL = dict(
+    DEFAULTS,
+    width=16,
+    heads=2,
+    hl_width=8,
+    head_width=16,
+    proj_width=16,
+    proj_dim=8,
+    blocks=2,
+    augmentations={"mask": 0.2},
+)
 
 
 @pytest.fixture(scope="module")
 def batch():
     rng = np.random.default_rng(0)
     raw = toy_objects(rng, 32, 2.0, 50.0, 0.3, 30.0)
-    raw[0, :10] = 0.0                        # an event whose only object is MET
+    raw[0, :10] = 0.0  # an event whose only object is MET
     evt = rng.uniform(0.5, 3, (32, 2)).astype(np.float32)
     norm = Normaliser.fit(raw, evt)
     obj, ev = norm.apply(raw, evt)
-    return (torch.from_numpy(obj), torch.from_numpy(ev), torch.from_numpy(padding_mask(raw)),
-            torch.arange(32) % 4, norm)
+    return (
+        torch.from_numpy(obj),
+        torch.from_numpy(ev),
+        torch.from_numpy(padding_mask(raw)),
+        torch.arange(32) % 4,
+        norm,
+    )
 
 
-@pytest.mark.parametrize("model,loss", [("particle_transformer", "supcon"), ("transformer", "vicreg_ce"),
-                                        ("mlp", "simclr"), ("particle_transformer", "simclr_supervised")])
+@pytest.mark.parametrize(
+    "model,loss",
+    [
+        ("particle_transformer", "supcon"),
+        ("transformer", "vicreg_ce"),
+        ("mlp", "simclr"),
+        ("particle_transformer", "simclr_supervised"),
+    ],
+)
 def test_gradients_reach_every_parameter(batch, model, loss):
     obj, evt, mask, labels, norm = batch
     cfg = dict(SMALL, model=model, loss=loss)
@@ -50,8 +72,9 @@ def test_padded_slots_do_not_change_output(batch, model):
         ref = net.encode(obj, evt, mask)[0]
         assert torch.isfinite(ref).all()
         garbage = obj.clone()
-        garbage[..., :7] = torch.where(mask[..., None], garbage[..., :7], torch.randn_like(garbage[...,
-                                                                                                   :7]) * 50)
+        garbage[..., :7] = torch.where(
+            mask[..., None], garbage[..., :7], torch.randn_like(garbage[..., :7]) * 50
+        )
         assert not torch.equal(garbage, obj)
         assert torch.allclose(net.encode(garbage, evt, mask)[0], ref, atol=1e-5)
         # while a real object's values do matter
@@ -63,7 +86,7 @@ def test_padded_slots_do_not_change_output(batch, model):
 def test_paper_size_particle_transformer():
     cfg = dict(DEFAULTS, width=120, heads=8, hl_width=64, head_width=128)
     net = build_model(cfg, 13)
-    assert net.backbone.interactions            # the default: ParT interaction features
+    assert net.backbone.interactions  # the default: ParT interaction features
     inference = count_parameters(net) - count_parameters(net.projector)
     assert 1.0e6 < inference < 1.2e6
     # inputs are the 12 object features and (dR, pT) only: no photon four-momenta, no m_yy
@@ -96,15 +119,17 @@ def test_augmentations_keep_padding_and_types(batch):
 # --------------------------------------------------------------------------- ParT interactions
 def _four_vector(pt, eta, phi, m):
     """(E, px, py, pz) [GeV] the textbook way, float64."""
-    return np.array([np.sqrt((pt * np.cosh(eta)) ** 2 + m ** 2), pt * np.cos(phi), pt * np.sin(phi),
-                     pt * np.sinh(eta)])
+    return np.array(
+        [np.sqrt((pt * np.cosh(eta)) ** 2 + m**2), pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)]
+    )
 
 
 def test_pair_features_two_objects_by_hand():
-    a, b = (100.0, 0.5, 3.0, 10.0), (50.0, -1.0, -3.0, 0.0)      # dphi = 6 - 2 pi = -0.2832
-    garbage = (7.0, 2.0, 1.0, 3.0)                                # masked: must not count
-    p4 = torch.tensor([[a, b, garbage],
-                       [(10.0, 1.0, 0.5, 0.0), (20.0, 1.0, 0.5, 0.0), garbage]], dtype=torch.float64)
+    a, b = (100.0, 0.5, 3.0, 10.0), (50.0, -1.0, -3.0, 0.0)  # dphi = 6 - 2 pi = -0.2832
+    garbage = (7.0, 2.0, 1.0, 3.0)  # masked: must not count
+    p4 = torch.tensor(
+        [[a, b, garbage], [(10.0, 1.0, 0.5, 0.0), (20.0, 1.0, 0.5, 0.0), garbage]], dtype=torch.float64
+    )
     mask = torch.tensor([[True, True, False], [True, True, False]])
     u = pair_features(p4, mask)
     assert u.shape == (2, 4, 3, 3)
@@ -118,7 +143,7 @@ def test_pair_features_two_objects_by_hand():
     # pinned: dy = 1.4977 (y_a = 0.4977 < eta_a for m_a > 0), m^2 = 14 090.7 GeV^2
     assert y(ea) - y(eb) == pytest.approx(1.49771, abs=1e-5) and m2 == pytest.approx(14090.68, rel=1e-6)
     assert np.allclose(u[0, :, 0, 1].numpy(), want, rtol=1e-9, atol=1e-9)
-    assert torch.equal(u[0, :, 1, 0], u[0, :, 0, 1])               # symmetric
+    assert torch.equal(u[0, :, 1, 0], u[0, :, 0, 1])  # symmetric
     # collinear massless pair: dR = kT = m^2 = 0 -> clamped at 1e-8 before the log; z = 1/3
     assert np.allclose(u[1, :, 0, 1].numpy(), np.log([1e-8, 1e-8, 1 / 3, 1e-8]), atol=1e-6)
     # diagonal and every pair with the masked object are exactly zero
@@ -133,8 +158,9 @@ def test_raw_kinematics_inverts_the_normaliser(batch):
     rng = np.random.default_rng(0)
     raw = toy_objects(rng, 32, 2.0, 50.0, 0.3, 30.0)
     normed, _ = norm.apply(raw, evt.numpy())
-    p4 = raw_kinematics(torch.from_numpy(normed), torch.as_tensor(norm.obj_mean[:4]),
-                        torch.as_tensor(norm.obj_std[:4]))
+    p4 = raw_kinematics(
+        torch.from_numpy(normed), torch.as_tensor(norm.obj_mean[:4]), torch.as_tensor(norm.obj_std[:4])
+    )
     real = padding_mask(raw)
     assert np.allclose(p4.numpy()[real], raw[..., :4][real], rtol=1e-4, atol=1e-3)
     met = raw[..., 11] == 1
@@ -152,18 +178,20 @@ def test_particle_blocks_permutation_equivariant_with_bias(batch):
     bb = net.backbone
     assert torch.allclose(bb.kin_mean, torch.as_tensor(norm.obj_mean[:4]))
     perm = torch.randperm(obj.shape[1], generator=torch.Generator().manual_seed(3))
-    for mode in (net.train, net.eval):    # BatchNorm over real pairs: batch or running statistics
+    for mode in (net.train, net.eval):  # BatchNorm over real pairs: batch or running statistics
         mode()
         with torch.no_grad():
             bias = bb.pair_bias(obj, mask)
             assert bias.shape == (32, 2, 11, 11) and bias.abs().sum() > 0
-            assert torch.allclose(bb.pair_bias(obj[:, perm], mask[:, perm]), bias[:, :, perm][..., perm],
-                                  atol=1e-5)
+            assert torch.allclose(
+                bb.pair_bias(obj[:, perm], mask[:, perm]), bias[:, :, perm][..., perm], atol=1e-5
+            )
             x = bb.particles(obj, mask)
             assert torch.allclose(bb.particles(obj[:, perm], mask[:, perm]), x[:, perm], atol=1e-5)
-    with torch.no_grad():   # and the event representation is invariant
-        assert torch.allclose(net.encode(obj[:, perm], evt, mask[:, perm])[0], net.encode(obj, evt, mask)[0],
-                              atol=1e-5)
+    with torch.no_grad():  # and the event representation is invariant
+        assert torch.allclose(
+            net.encode(obj[:, perm], evt, mask[:, perm])[0], net.encode(obj, evt, mask)[0], atol=1e-5
+        )
 
 
 def test_interactions_switch(batch):
@@ -190,8 +218,9 @@ def test_interactions_switch(batch):
 # ---------------------------------------------------------------- DINO projection head (paper B)
 def test_dino_head_shapes_and_normalisation():
     from salad.encoder.models import DINOHead
+
     torch.manual_seed(0)
-    head = DINOHead(6, out_dim=64, hidden=256, bottleneck=64, layers=3)   # paper B Table V
+    head = DINOHead(6, out_dim=64, hidden=256, bottleneck=64, layers=3)  # paper B Table V
     linears = [m for m in head.mlp if isinstance(m, torch.nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(6, 256), (256, 256), (256, 64)]
     assert sum(isinstance(m, torch.nn.GELU) for m in head.mlp) == 2
@@ -204,7 +233,7 @@ def test_dino_head_shapes_and_normalisation():
     u = h / h.norm(dim=1, keepdim=True)
     v = head.last_layer.parametrizations.weight.original1
     g = head.last_layer.parametrizations.weight.original0
-    assert torch.equal(g, torch.ones(64, 1)) and g.requires_grad    # "normalize last layer: False"
+    assert torch.equal(g, torch.ones(64, 1)) and g.requires_grad  # "normalize last layer: False"
     expected = u @ (v / v.norm(dim=1, keepdim=True)).T
     assert torch.allclose(out, expected, atol=1e-6)
     # every output unit has a unit-norm weight row at init, so |out_k| <= 1
@@ -218,13 +247,22 @@ def test_dino_head_shapes_and_normalisation():
 
 def test_dino_projector_is_training_only(batch):
     obj, evt, mask, labels, norm = batch
-    cfg = dict(SMALL, model="transformer", loss="simclr_supervised", projector="dino",
-               proj_width=32, proj_bottleneck=8, proj_layers=3, variational=False)
+    cfg = dict(
+        SMALL,
+        model="transformer",
+        loss="simclr_supervised",
+        projector="dino",
+        proj_width=32,
+        proj_bottleneck=8,
+        proj_layers=3,
+        variational=False,
+    )
     torch.manual_seed(0)
     net = build_model(cfg, 4)
     from salad.encoder.data import EventTensors
     from salad.encoder.embed import encode_all
     from salad.encoder.models import DINOHead
+
     assert isinstance(net.projector, DINOHead)
     out = net.eval()(obj, evt, mask)
     assert out["proj"].shape == (32, cfg["proj_dim"]) and out["mu"].shape == (32, cfg["latent_dim"])
@@ -234,7 +272,7 @@ def test_dino_projector_is_training_only(batch):
         for p in net.projector.parameters():
             p.add_(torch.randn_like(p))
     after, _ = encode_all(net, tensors, 16, "cpu")
-    assert np.array_equal(before, after)              # the embedding never sees the head
+    assert np.array_equal(before, after)  # the embedding never sees the head
     assert np.allclose(before, out["mu"].detach().numpy(), atol=1e-6)
     # and the head gets gradients from the supervised SimCLR loss
     net.train()

@@ -1,4 +1,5 @@
 """Encoder setups from config, input reading, normalisation and the class-balanced sampler."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,9 +12,16 @@ from salad.encoder.setups import resolve_setup, seeds_for, setup_names
 from salad.errors import SaladError
 
 GROUPS = {"yy": 0, "ggH": 1, "ttH": 4, "C1N2_200": -1, "C1N2_300": -1, "Y400": -6}
-ENC = {"seeds": [1, 2], "defaults": {"width": 16, "heads": 2},
-       "setups": {"ID": {}, "IP": {"holdout_samples": ["C1N2_300"]}, "EP": {"holdout_groups": [-1]},
-                  "bkg": {"signals": False, "kl_weight": 0.01, "seeds": [5]}}}
+ENC = {
+    "seeds": [1, 2],
+    "defaults": {"width": 16, "heads": 2},
+    "setups": {
+        "ID": {},
+        "IP": {"holdout_samples": ["C1N2_300"]},
+        "EP": {"holdout_groups": [-1]},
+        "bkg": {"signals": False, "kl_weight": 0.01, "seeds": [5]},
+    },
+}
 
 
 def test_setups_select_training_samples():
@@ -32,10 +40,17 @@ def test_editing_one_setup_leaves_others_unchanged():
     assert resolve_setup(edited, "IP", GROUPS) != resolve_setup(ENC, "IP", GROUPS)
 
 
-@pytest.mark.parametrize("setup,message", [
-    ({"holdout_samples": ["Y999"]}, "'Y999'"), ({"holdout_groups": [-5]}, "group -5"),
-    ({"model": "cnn"}, "model"), ({"loss": "simclr"}, "augmentation"),
-    ({"augmentations": {"zoom": 0.1}}, "zoom"), ({"width": 10, "heads": 4}, "divisible")])
+@pytest.mark.parametrize(
+    "setup,message",
+    [
+        ({"holdout_samples": ["Y999"]}, "'Y999'"),
+        ({"holdout_groups": [-5]}, "group -5"),
+        ({"model": "cnn"}, "model"),
+        ({"loss": "simclr"}, "augmentation"),
+        ({"augmentations": {"zoom": 0.1}}, "zoom"),
+        ({"width": 10, "heads": 4}, "divisible"),
+    ],
+)
 def test_bad_setup_names_the_problem(setup, message):
     with pytest.raises(SaladError, match=message):
         resolve_setup({"setups": {"X": setup}}, "X", GROUPS)
@@ -80,7 +95,7 @@ def test_balanced_sampler():
     small = np.concatenate([b[labels[b] == 2] for b in batches])
     assert set(small) == set(np.flatnonzero(labels == 2))  # rare class cycles through all events
     first = np.concatenate(batches)[labels[np.concatenate(batches)] == 0]
-    assert len(np.unique(first)) == len(first)              # no repeats before a class is exhausted
+    assert len(np.unique(first)) == len(first)  # no repeats before a class is exhausted
     assert all(np.array_equal(a, b) for a, b in zip(batches, BalancedSampler(labels, 96, 3).epoch(0)))
     assert not all(np.array_equal(a, b) for a, b in zip(batches, sampler.epoch(1)))
 
@@ -89,8 +104,11 @@ def test_load_events_checks_inputs(tmp_path):
     groups = write_toy_inputs(tmp_path, {"yy": 50, "ttH": 40})
     pre, spl = toy_paths(tmp_path, groups)
     ev = load_events(pre, spl, groups)
-    assert len(ev) == 90 and ev.objects.shape == (90, 11, 12) and set(ev.subset) <= {"train", "val", "test",
-                                                                                     "data"}
+    assert (
+        len(ev) == 90
+        and ev.objects.shape == (90, 11, 12)
+        and set(ev.subset) <= {"train", "val", "test", "data"}
+    )
     with pytest.raises(SaladError, match="process table"):
         load_events(pre, spl, {"yy": 0, "ttH": 3})
     with pytest.raises(SaladError, match="not in this setup"):

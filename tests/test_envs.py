@@ -1,4 +1,5 @@
 """The conda environment files pin exactly the versions that `make setup` installs."""
+
 from pathlib import Path
 
 import yaml
@@ -39,8 +40,9 @@ def test_every_env_file_matches_requirements():
         assert pins, f"{path} pins nothing"
         for name, version in pins.items():
             assert name in required, f"{path}: {name} is not pinned in requirements.txt"
-            assert version == required[name], \
+            assert version == required[name], (
                 f"{path}: {name}={version}, requirements.txt has {required[name]}"
+            )
 
 
 def test_all_requirements_in_some_env():

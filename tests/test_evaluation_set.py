@@ -1,6 +1,7 @@
 """The evaluation set and paper A's ensemble: split shares, yields, working points with
 errors, held-out bookkeeping, pooled templates, ensembles across encoders, references as
 ceilings."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ SR = (120.0, 130.0)
 
 
 # ---------------------------------------------------------------- split shares
+
 
 def test_evaluation_fraction_takes_only_from_the_pseudodata_half():
     ids = np.arange(200_000, dtype=np.int64)
@@ -29,22 +31,31 @@ def test_evaluation_fraction_takes_only_from_the_pseudodata_half():
 
 def test_evaluation_only_sample_is_reference_or_eval():
     ids = np.arange(100_000, dtype=np.int64)
-    subset = split.split_frame(ids, {"seed": 1, "encoder_fraction": 0.5,
-                                     "train_val_test": [0.6, 0.2, 0.2]}, 6,
-                               {"reference_fraction": 0.1}, evaluation_only=True)["subset"]
+    subset = split.split_frame(
+        ids,
+        {"seed": 1, "encoder_fraction": 0.5, "train_val_test": [0.6, 0.2, 0.2]},
+        6,
+        {"reference_fraction": 0.1},
+        evaluation_only=True,
+    )["subset"]
     assert set(subset) == {"ref", "eval"}
     assert (subset == "ref").mean() == pytest.approx(0.1, abs=0.003)
 
 
 # ---------------------------------------------------------------- the evaluation-set stage
 
+
 def _sample(root, name, code, group, n, myy, weight, subsets):
     ids = code * 10**9 + np.arange(n)
     presel = root / f"{name}.parquet"
     splitp = root / f"{name}.split.parquet"
-    write_parquet(pd.DataFrame({"event_id": ids, "sample": name, "group": group,
-                                "weight": np.full(n, weight), "myy": myy}), presel,
-                  provenance("test"))
+    write_parquet(
+        pd.DataFrame(
+            {"event_id": ids, "sample": name, "group": group, "weight": np.full(n, weight), "myy": myy}
+        ),
+        presel,
+        provenance("test"),
+    )
     write_parquet(pd.DataFrame({"event_id": ids, "subset": subsets}), splitp, provenance("test"))
     return presel, splitp
 
@@ -53,17 +64,26 @@ def test_build_weights_stand_for_the_whole_sample(tmp_path):
     rng = np.random.default_rng(0)
     n = 4000
     # background: 1/4 of the events in `eval`, all at 125 GeV, 2 events per fb^-1 in all
-    bkg = _sample(tmp_path, "bkg", 1, 0, n, np.full(n, 125.0), 2.0 / n,
-                  rng.choice(["train", "data", "eval"], n, p=[0.5, 0.25, 0.25]))
-    sig = _sample(tmp_path, "SIG", 9, -1, 100, np.r_[np.full(50, 125.0), np.full(50, 140.0)],
-                  0.01, ["eval"] * 100)
+    bkg = _sample(
+        tmp_path,
+        "bkg",
+        1,
+        0,
+        n,
+        np.full(n, 125.0),
+        2.0 / n,
+        rng.choice(["train", "data", "eval"], n, p=[0.5, 0.25, 0.25]),
+    )
+    sig = _sample(
+        tmp_path, "SIG", 9, -1, 100, np.r_[np.full(50, 125.0), np.full(50, 140.0)], 0.01, ["eval"] * 100
+    )
     frame = evalset.build({"bkg": bkg}, {"SIG": sig}, SR)
     background = frame[~frame["is_signal"]]
-    assert background["weight"].sum() == pytest.approx(2.0)           # the whole sample's yield
+    assert background["weight"].sum() == pytest.approx(2.0)  # the whole sample's yield
     assert len(background) == int((pd.read_parquet(bkg[1])["subset"] == "eval").sum())
     signal = frame[frame["is_signal"]]
-    assert len(signal) == 50 and signal["myy"].between(*SR).all()     # SR rows only
-    assert signal["weight"].sum() == pytest.approx(0.5)               # 50 of 100 events x 0.01 x 100/100
+    assert len(signal) == 50 and signal["myy"].between(*SR).all()  # SR rows only
+    assert signal["weight"].sum() == pytest.approx(0.5)  # 50 of 100 events x 0.01 x 100/100
 
 
 def test_yield_check_pull_is_the_difference_over_its_error(tmp_path):
@@ -77,6 +97,7 @@ def test_yield_check_pull_is_the_difference_over_its_error(tmp_path):
 
 
 # ---------------------------------------------------------------- working points
+
 
 def test_working_points_hand_computed():
     # sorted by score: S B B S B B B B B B (weights 1). eps_B = 0.25 is the cut score >= 7
@@ -109,17 +130,32 @@ def test_working_point_error_is_binomial_for_a_fixed_cut():
 # ---------------------------------------------------------------- held-out bookkeeping
 
 GROUPS = {"yy": 0, "ggH": 1, "C1N2_200": -1, "C1N2_300": -1, "Y300": -6, "Y400": -6}
-ENCODER = {"defaults": {}, "setups": {
-    "ID": {}, "IP": {"holdout_samples": ["Y400"]}, "EP": {"holdout_groups": [-1]},
-    "bkg_only": {"signals": False}}}
+ENCODER = {
+    "defaults": {},
+    "setups": {
+        "ID": {},
+        "IP": {"holdout_samples": ["Y400"]},
+        "EP": {"holdout_groups": [-1]},
+        "bkg_only": {"signals": False},
+    },
+}
 
 
-@pytest.mark.parametrize("setup, signal, expected", [
-    ("ID", "C1N2_300", False), ("ID", "Y400", False),
-    ("IP", "Y400", True), ("IP", "Y300", False), ("IP", "C1N2_300", False),
-    ("EP", "C1N2_300", True), ("EP", "C1N2_200", True), ("EP", "Y400", False),
-    ("bkg_only", "C1N2_300", True), ("bkg_only", "Y400", True),
-])
+@pytest.mark.parametrize(
+    "setup, signal, expected",
+    [
+        ("ID", "C1N2_300", False),
+        ("ID", "Y400", False),
+        ("IP", "Y400", True),
+        ("IP", "Y300", False),
+        ("IP", "C1N2_300", False),
+        ("EP", "C1N2_300", True),
+        ("EP", "C1N2_200", True),
+        ("EP", "Y400", False),
+        ("bkg_only", "C1N2_300", True),
+        ("bkg_only", "Y400", True),
+    ],
+)
 def test_held_out_truth_table(setup, signal, expected):
     assert held_out(resolve_setup(ENCODER, setup, GROUPS), signal) is expected
 
@@ -130,8 +166,10 @@ def test_baselines_are_held_out():
 
 # ---------------------------------------------------------------- paper A's ensemble
 
+
 def test_template_pools_every_flow(monkeypatch):
     """Each flow samples every len(flows)-th template mass: one estimate from all flows."""
+
     def fake_sample(model, ckpt, masses, seed):
         return np.full((len(masses), 2), float(model))
 
@@ -139,8 +177,7 @@ def test_template_pools_every_flow(monkeypatch):
     rng = np.random.default_rng(0)
     sr_data = pd.DataFrame({"myy": rng.uniform(*SR, 500)})
     ckpt = {"latent_columns": ["z0", "z1"]}
-    out = template.build(sr_data, [(0, ckpt), (1, ckpt), (2, ckpt)], None, SR, 1.0,
-                         {"oversample": 3}, seed=1)
+    out = template.build(sr_data, [(0, ckpt), (1, ckpt), (2, ckpt)], None, SR, 1.0, {"oversample": 3}, seed=1)
     z = out.loc[out["source"] == "flow", "z0"].to_numpy()
     assert len(z) == 1500
     assert np.bincount(z.astype(int)).tolist() == [500, 500, 500]
@@ -162,9 +199,16 @@ def test_evaluation_rows_use_the_fold_mean():
     rng = np.random.default_rng(0)
     pos, neg = rng.normal(1.0, 1.0, (300, 2)), rng.normal(size=(600, 2))
     X_eval = rng.normal(size=(40, 2))
-    res = classify.kfold_scores(pos, neg, np.ones(600), {"folds": 3, "bdts": 1,
-                                "lightgbm": {"n_estimators": 30, "num_leaves": 5}},
-                                seeds=[5], fold_seed=2, keep_models=True, X_eval=X_eval)
+    res = classify.kfold_scores(
+        pos,
+        neg,
+        np.ones(600),
+        {"folds": 3, "bdts": 1, "lightgbm": {"n_estimators": 30, "num_leaves": 5}},
+        seeds=[5],
+        fold_seed=2,
+        keep_models=True,
+        X_eval=X_eval,
+    )
     mean = np.mean([m.predict_proba(X_eval)[:, 1] for m in res["models"][0]], axis=0)
     assert res["eval"][:, 0] == pytest.approx(mean)
 
@@ -183,8 +227,9 @@ def test_idealized_detector_is_a_ceiling_for_a_mismodelled_template():
     cfg = {"folds": 3, "bdts": 2, "lightgbm": {"n_estimators": 60, "num_leaves": 7}}
     sic = {}
     for name, negatives in (("cathode", template_x), ("iad", truth_x)):
-        res = classify.kfold_scores(data, negatives, np.ones(len(negatives)), cfg, seeds=[1, 2],
-                                    fold_seed=3, X_eval=eval_x)
+        res = classify.kfold_scores(
+            data, negatives, np.ones(len(negatives)), cfg, seeds=[1, 2], fold_seed=3, X_eval=eval_x
+        )
         sic[name] = metrics.working_points(res["eval"].mean(1), eval_y, [0.01], n_boot=30, seed=1)
     err = np.hypot(sic["cathode"]["sic_err"][0], sic["iad"]["sic_err"][0])
     assert sic["iad"]["sic"][0] >= sic["cathode"]["sic"][0] - 2 * err

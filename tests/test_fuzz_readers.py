@@ -4,6 +4,7 @@ column types, NaN, empty tables, duplicate names, bad metadata, garbage bytes) t
 salad.artifacts and the stage loaders. Every outcome is a valid result or a SaladError; a valid
 preselection result holds only finite numbers.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,21 @@ from salad.errors import SaladError
 from salad.preselect import FIELDS, FLOAT_COLUMNS, OPTIONAL_COLLECTIONS, preselect
 from salad.pseudodata import load_sample
 
-FUZZ = settings(max_examples=30, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-CFG = dict(chunk_size=4, n_photon_candidates=3, higgs_mass=125.0, diphoton_trigger_pt=[35.0, 25.0],
-           single_photon_trigger_pt=140.0, pt_over_myy=[0.4, 0.3], myy_range=[105.0, 160.0])
+FUZZ = settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+CFG = dict(
+    chunk_size=4,
+    n_photon_candidates=3,
+    higgs_mass=125.0,
+    diphoton_trigger_pt=[35.0, 25.0],
+    single_photon_trigger_pt=140.0,
+    pt_over_myy=[0.4, 0.3],
+    myy_range=[105.0, 160.0],
+)
 
 # ---------------------------------------------------------------------------- ROOT / preselect
 NASTY = [math.nan, math.inf, -math.inf, -50.0, 0.0, 1e30, -1e-30]
@@ -48,8 +60,12 @@ def objects(fields, max_size, numbers):
 def event(clean: bool):
     """(has a passing photon pair, collections, Event.Weight); clean: plain values only, else
     each collection is plain or malformed (NaN, inf, negative, huge) field by field."""
-    colls = {c: objects(f, 5 if c != "MissingET" else 2, _plain) if clean else
-             st.one_of(objects(f, 5, _plain), objects(f, 5, value)) for c, f in COLLECTIONS.items()}
+    colls = {
+        c: objects(f, 5 if c != "MissingET" else 2, _plain)
+        if clean
+        else st.one_of(objects(f, 5, _plain), objects(f, 5, value))
+        for c, f in COLLECTIONS.items()
+    }
     weights = [1.0] if clean else [1.0] * 4 + [0.5, 0.0, -1.0, math.nan]
     return st.tuples(st.booleans(), st.fixed_dictionaries(colls), st.sampled_from(weights))
 
@@ -68,8 +84,11 @@ def _build(evs):
     return out
 
 
-LEAVES = ([f"{c}/{c}.{f}" for c, fields in COLLECTIONS.items() for f in fields]
-          + ["Event/Event.Number", "Event/Event.Weight"] + [f"{c}_size" for c in COLLECTIONS])
+LEAVES = (
+    [f"{c}/{c}.{f}" for c, fields in COLLECTIONS.items() for f in fields]
+    + ["Event/Event.Number", "Event/Event.Weight"]
+    + [f"{c}_size" for c in COLLECTIONS]
+)
 
 
 def check_preselect(path):
@@ -90,30 +109,39 @@ def check_preselect(path):
 @FUZZ
 @given(evs=files)
 def test_preselect_survives_malformed_values(tmp_path_factory, evs):
-    path = write_delphes(tmp_path_factory.mktemp("fz") / "f.root", events_from_dicts(_build(evs)),
-                         basket_size=3)
+    path = write_delphes(
+        tmp_path_factory.mktemp("fz") / "f.root", events_from_dicts(_build(evs)), basket_size=3
+    )
     check_preselect(path)
 
 
 @FUZZ
-@given(evs=st.lists(event(clean=True), min_size=1, max_size=4),
-       drop=st.sets(st.sampled_from(LEAVES), min_size=1, max_size=4))
+@given(
+    evs=st.lists(event(clean=True), min_size=1, max_size=4),
+    drop=st.sets(st.sampled_from(LEAVES), min_size=1, max_size=4),
+)
 def test_preselect_missing_branches_are_named(tmp_path_factory, evs, drop):
-    path = write_delphes(tmp_path_factory.mktemp("fz") / "f.root", events_from_dicts(_build(evs)),
-                         drop=drop)
+    path = write_delphes(tmp_path_factory.mktemp("fz") / "f.root", events_from_dicts(_build(evs)), drop=drop)
     try:
         preselect([str(path)], "ggH", 2, 1, 10.0, CFG)
     except SaladError as exc:
         assert str(path) in str(exc)
     else:  # only leaves the preselection does not read may be dropped without error, or
         # every read leaf of an optional collection (read as zero objects, salad.delphes)
-        unread = {"Jet.Tau1", "Jet.Tau5", "FatJet.Tau1", "FatJet.Tau5", "Electron.Charge",
-                  "Muon.Charge", "MissingET.Eta"}
+        unread = {
+            "Jet.Tau1",
+            "Jet.Tau5",
+            "FatJet.Tau1",
+            "FatJet.Tau5",
+            "Electron.Charge",
+            "Muon.Charge",
+            "MissingET.Eta",
+        }
         leaves = {leaf.split("/")[-1] for leaf in drop}
-        absent = {c for c in OPTIONAL_COLLECTIONS
-                  if {f for f in FIELDS if f.startswith(c + ".")} <= leaves}
-        assert all(leaf in unread or leaf.split(".")[0] in absent or leaf.endswith("_size")
-                   for leaf in leaves), drop
+        absent = {c for c in OPTIONAL_COLLECTIONS if {f for f in FIELDS if f.startswith(c + ".")} <= leaves}
+        assert all(
+            leaf in unread or leaf.split(".")[0] in absent or leaf.endswith("_size") for leaf in leaves
+        ), drop
 
 
 def test_preselect_rejects_nan_jet_in_a_selected_event(tmp_path):
@@ -128,30 +156,55 @@ def test_preselect_rejects_nan_jet_in_a_selected_event(tmp_path):
 
 
 # ---------------------------------------------------------------------------- Parquet
-NAMES = ["event_id", "sample", "group", "weight", "myy", "subset", "objects", "dr_yy", "pt_yy",
-         "z0", "z1", "is_signal"]
+NAMES = [
+    "event_id",
+    "sample",
+    "group",
+    "weight",
+    "myy",
+    "subset",
+    "objects",
+    "dr_yy",
+    "pt_yy",
+    "z0",
+    "z1",
+    "is_signal",
+]
 KINDS = ["int", "float", "str", "bool", "list"]
 
 
 @st.composite
 def arrow_column(draw, n):
-    kind = draw(st.sampled_from(["int", "float", "str", "bool", "list", "null", "dict", "struct",
-                                 "ts", "nested", "ragged"]))
+    kind = draw(
+        st.sampled_from(
+            ["int", "float", "str", "bool", "list", "null", "dict", "struct", "ts", "nested", "ragged"]
+        )
+    )
     if kind == "int":
-        return pa.array(draw(st.lists(st.one_of(st.none(), st.integers(-2**63, 2**63 - 1)),
-                                      min_size=n, max_size=n)), pa.int64())
+        return pa.array(
+            draw(st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)), min_size=n, max_size=n)),
+            pa.int64(),
+        )
     if kind == "float":
-        return pa.array(draw(st.lists(st.one_of(st.none(), st.floats(width=32)), min_size=n,
-                                      max_size=n)), draw(st.sampled_from([pa.float32(), pa.float64()])))
+        return pa.array(
+            draw(st.lists(st.one_of(st.none(), st.floats(width=32)), min_size=n, max_size=n)),
+            draw(st.sampled_from([pa.float32(), pa.float64()])),
+        )
     if kind == "str":
         return pa.array(draw(st.lists(st.one_of(st.none(), st.text(max_size=4)), min_size=n, max_size=n)))
     if kind == "bool":
-        return pa.array(draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)),
-                        pa.bool_())
+        return pa.array(
+            draw(st.lists(st.one_of(st.none(), st.booleans()), min_size=n, max_size=n)), pa.bool_()
+        )
     if kind == "list":
         size = draw(st.sampled_from([0, 3, 132]))
-        return pa.array([None if draw(st.booleans()) and i == 0 else
-                         [draw(st.floats(width=32))] * size for i in range(n)], pa.list_(pa.float32()))
+        return pa.array(
+            [
+                None if draw(st.booleans()) and i == 0 else [draw(st.floats(width=32))] * size
+                for i in range(n)
+            ],
+            pa.list_(pa.float32()),
+        )
     if kind == "ragged":
         return pa.array([[1.0] * i for i in range(n)], pa.list_(pa.float32()))
     if kind == "nested":
@@ -168,7 +221,7 @@ def arrow_column(draw, n):
 @st.composite
 def arrow_table(draw):
     n = draw(st.integers(0, 4))
-    names = draw(st.lists(st.sampled_from(NAMES), max_size=6))   # duplicates allowed on purpose
+    names = draw(st.lists(st.sampled_from(NAMES), max_size=6))  # duplicates allowed on purpose
     table = pa.table([draw(arrow_column(n)) for _ in names], names=names) if names else pa.table({})
     meta = draw(st.sampled_from([None, b'{"stage": "x"}', b"{not json", b"[1, 2]", b"\xff\xfe"]))
     return table.replace_schema_metadata({PROVENANCE_KEY: meta} if meta is not None else None)
@@ -187,8 +240,9 @@ def expect_ok_or_salad(fn, *args):
 
 
 @FUZZ
-@given(table=arrow_table(), contract=st.dictionaries(st.sampled_from(NAMES), st.sampled_from(KINDS),
-                                                     max_size=4))
+@given(
+    table=arrow_table(), contract=st.dictionaries(st.sampled_from(NAMES), st.sampled_from(KINDS), max_size=4)
+)
 def test_read_parquet_and_provenance_on_random_tables(tmp_path_factory, table, contract):
     path = write_random(tmp_path_factory.mktemp("pq") / "t.parquet", table)
     frame = expect_ok_or_salad(read_parquet, path, contract)
@@ -211,33 +265,47 @@ def test_stage_loaders_on_random_tables(tmp_path_factory, table, split):
     root = tmp_path_factory.mktemp("pq")
     pre = write_random(root / "pre.parquet", table)
     spl = write_random(root / "spl.parquet", split)
-    for loader, args in ((read_preselected, (pre,)), (read_embeddings, (pre,)),
-                         (load_sample, (pre, spl))):
+    for loader, args in ((read_preselected, (pre,)), (read_embeddings, (pre,)), (load_sample, (pre, spl))):
         expect_ok_or_salad(loader, *args)
 
 
 @FUZZ
-@given(data=st.one_of(st.binary(max_size=300),
-                      st.binary(max_size=200).map(lambda b: b"PAR1" + b + b"PAR1"),
-                      st.integers(0, 2000).map(lambda k: k)))
+@given(
+    data=st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=200).map(lambda b: b"PAR1" + b + b"PAR1"),
+        st.integers(0, 2000).map(lambda k: k),
+    )
+)
 def test_garbage_bytes_are_a_named_error(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("pq") / "g.parquet"
-    if isinstance(data, int):   # a valid file cut short
+    if isinstance(data, int):  # a valid file cut short
         buf = pa.BufferOutputStream()
         pq.write_table(pa.table({"event_id": np.arange(200), "myy": np.ones(200)}), buf)
         full = buf.getvalue().to_pybytes()
         data = full[: data % len(full)]
     path.write_bytes(data)
-    for fn, args in ((read_parquet, (path, {"event_id": "int"})), (read_provenance, (path,)),
-                     (salad_inspect.describe, (str(path),))):
+    for fn, args in (
+        (read_parquet, (path, {"event_id": "int"})),
+        (read_provenance, (path,)),
+        (salad_inspect.describe, (str(path),)),
+    ):
         with pytest.raises(SaladError, match="g.parquet"):
             fn(*args)
 
 
 def test_empty_table_with_the_contract_columns_reads_as_empty(tmp_path):
     path = tmp_path / "e.parquet"
-    pq.write_table(pa.table({"event_id": pa.array([], pa.int64()), "myy": pa.array([], pa.float32()),
-                             "objects": pa.array([], pa.list_(pa.float32()))}), path)
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": pa.array([], pa.int64()),
+                "myy": pa.array([], pa.float32()),
+                "objects": pa.array([], pa.list_(pa.float32())),
+            }
+        ),
+        path,
+    )
     frame = read_parquet(path, {"event_id": "int", "myy": "float", "objects": "list"})
     assert len(frame) == 0
     assert list_column_to_array(path, frame["objects"], (11, 12)).shape == (0, 11, 12)

@@ -1,4 +1,5 @@
 """salad.generate: Pythia 8 + detector -> Delphes-layout ROOT (small runs, MPI off)."""
+
 import json
 import subprocess
 import sys
@@ -42,12 +43,21 @@ def test_delphes_layout_and_coffea(ggh):
     keys = set(tree.keys())
     for coll in COLLECTIONS:
         assert f"{coll}_size" in keys
-    for branch in ("Photon/Photon.PT", "Photon/Photon.E", "Electron/Electron.Charge",
-                   "Jet/Jet.BTag", "Jet/Jet.Tau[5]", "FatJet/FatJet.Tau[5]", "MissingET/MissingET.MET",
-                   "Event/Event.Number", "Event/Event.Weight"):
+    for branch in (
+        "Photon/Photon.PT",
+        "Photon/Photon.E",
+        "Electron/Electron.Charge",
+        "Jet/Jet.BTag",
+        "Jet/Jet.Tau[5]",
+        "FatJet/FatJet.Tau[5]",
+        "MissingET/MissingET.MET",
+        "Event/Event.Number",
+        "Event/Event.Weight",
+    ):
         assert branch in keys, branch
-    events = NanoEventsFactory.from_root({str(path): "Delphes"}, schemaclass=DelphesSchema,
-                                         mode="eager").events()
+    events = NanoEventsFactory.from_root(
+        {str(path): "Delphes"}, schemaclass=DelphesSchema, mode="eager"
+    ).events()
     assert set(COLLECTIONS) <= set(events.fields)
     assert ak.all(ak.num(events.Photon) == tree["Photon_size"].array())
     assert ak.all(ak.num(events.Jet.Tau_5, axis=2) == 5)
@@ -59,7 +69,7 @@ def test_ggh_diphoton_peak_and_objects(ggh):
     a = _arrays(ggh[0])
     pt, eta, phi = a["Photon/Photon.PT"], a["Photon/Photon.Eta"], a["Photon/Photon.Phi"]
     two = ak.num(pt) >= 2
-    assert 0.3 < ak.mean(two) < 0.6        # raw diphoton acceptance of H -> yy
+    assert 0.3 < ak.mean(two) < 0.6  # raw diphoton acceptance of H -> yy
     p1, p2 = ak.to_numpy(pt[two][:, 0]), ak.to_numpy(pt[two][:, 1])
     d_eta = ak.to_numpy(eta[two][:, 0] - eta[two][:, 1])
     d_phi = ak.to_numpy(phi[two][:, 0] - phi[two][:, 1])
@@ -68,7 +78,7 @@ def test_ggh_diphoton_peak_and_objects(ggh):
     assert np.mean(np.abs(myy - 125.0) < 5.0) > 0.8
     for coll in ("Photon", "Jet", "FatJet", "Electron", "Muon"):
         col_pt = a[f"{coll}/{coll}.PT"]
-        assert ak.all(col_pt[:, 1:] <= col_pt[:, :-1]), coll     # pT ordered
+        assert ak.all(col_pt[:, 1:] <= col_pt[:, :-1]), coll  # pT ordered
     assert ak.all(a["Jet/Jet.PT"] > 25.0)
     taus = ak.to_numpy(ak.flatten(a["FatJet/FatJet.Tau[5]"]))
     assert taus.shape[1] == 5 and len(taus) > 0
@@ -92,9 +102,10 @@ def test_deterministic(tmp_path):
 
 def test_yy_veto_and_biased_higgs_weights(tmp_path):
     path, summary = _run(tmp_path, "yy", 100)
-    assert summary["fraction_two_photons"] > 0.4        # veto keeps central diphoton events
+    assert summary["fraction_two_photons"] > 0.4  # veto keeps central diphoton events
     assert sample_xsec_fb(gen.process_spec(PROCESSES, "yy"), path) == pytest.approx(
-        summary["sigma_gen_pb"] * 1e3)
+        summary["sigma_gen_pb"] * 1e3
+    )
     path, _ = _run(tmp_path, "stopRPC", 60)
     weights = np.unique(ak.to_numpy(ak.flatten(_arrays(path)["Event/Event.Weight"])))
     expected = {(gen.BR_YY / 0.5) ** k * ((1 - gen.BR_YY) / 0.5) ** (2 - k) for k in range(3)}
@@ -115,8 +126,11 @@ def test_bad_specs_raise(tmp_path):
 
 def test_veto_guard_stops_impossible_process(tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "MAX_CONSECUTIVE_VETOES", 300)
-    gamma_jet = {**gen.process_spec(PROCESSES, "yy"), "name": "yj",
-                 "pythia": ["PromptPhoton:qg2qgamma = on", "PhaseSpace:pTHatMin = 30."]}
+    gamma_jet = {
+        **gen.process_spec(PROCESSES, "yy"),
+        "name": "yj",
+        "pythia": ["PromptPhoton:qg2qgamma = on", "PhaseSpace:pTHatMin = 30."],
+    }
     with pytest.raises(SaladError, match="in a row"):
         _run(tmp_path, "yj", 5, spec=gamma_jet)
 
@@ -124,14 +138,45 @@ def test_veto_guard_stops_impossible_process(tmp_path, monkeypatch):
 def test_cli(tmp_path):
     out = tmp_path / "Y300.root"
     cfg = json.dumps({"generate": {"events": 40, "batch_size": 20, "mpi": False, "seed": 3}})
-    proc = subprocess.run([sys.executable, "-m", "salad", "generate", "--sample", "Y300",
-                           "--processes", str(REPO / "config" / "processes.yaml"),
-                           "--output", str(out), "--config", cfg, "--threads", "1"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "salad",
+            "generate",
+            "--sample",
+            "Y300",
+            "--processes",
+            str(REPO / "config" / "processes.yaml"),
+            "--output",
+            str(out),
+            "--config",
+            cfg,
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     assert uproot.open(out)["Delphes"].num_entries == 40
     assert read_summary(out)["seed"] == 3 + 62
-    bad = subprocess.run([sys.executable, "-m", "salad", "generate", "--sample", "nope",
-                          "--processes", str(REPO / "config" / "processes.yaml"),
-                          "--output", str(out), "--config", cfg], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "salad",
+            "generate",
+            "--sample",
+            "nope",
+            "--processes",
+            str(REPO / "config" / "processes.yaml"),
+            "--output",
+            str(out),
+            "--config",
+            cfg,
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1 and "unknown process" in bad.stderr

@@ -10,6 +10,7 @@ The checks use each scheduled job's `reason:`. A job re-runs either because its 
 changed (the rules that read the edited section) or because an input is re-made by another
 scheduled job (downstream); nothing else may appear.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,8 +35,7 @@ def dry_run(workdir: Path, config: Path) -> list[tuple[str, str]]:
     Triggers: file times, parameters and inputs; the `code` trigger is left out so that an
     edit of a rule's source while the suite runs cannot mask what a config edit does.
     """
-    proc = run_snakemake(workdir, "--dry-run", "--rerun-triggers", "mtime", "params", "input",
-                         config=config)
+    proc = run_snakemake(workdir, "--dry-run", "--rerun-triggers", "mtime", "params", "input", config=config)
     return [(rule, reason) for rule, _, reason in JOB.findall(proc.stdout + proc.stderr)]
 
 
@@ -70,6 +70,7 @@ def test_unchanged_config_schedules_nothing(pipeline_run):
 def test_bdt_hyperparameter_reruns_only_classification(pipeline_run, tmp_path):
     def edit(config):
         config["classifier"]["lightgbm"]["num_leaves"] += 4
+
     jobs = dry_run(pipeline_run, edited_config(tmp_path, edit))
     rules = check_only_readers_and_downstream(jobs, readers={"cathode"})
     # every CATHODE job (flows + template + BDTs of one encoder and dataset: the BDTs share
@@ -85,14 +86,16 @@ def test_bdt_hyperparameter_reruns_only_classification(pipeline_run, tmp_path):
 def test_encoder_width_reruns_training_onward(pipeline_run, tmp_path):
     def edit(config):
         config["encoder"]["defaults"]["width"] *= 2
+
     jobs = dry_run(pipeline_run, edited_config(tmp_path, edit))
     # `information` trains its fully supervised reference with the encoder's architecture
     rules = check_only_readers_and_downstream(jobs, readers={"train_encoder", "information"})
     setups_without_own_width = [
-        name for name, setup in yaml.safe_load(TEST_CONFIG.read_text())["encoder"]["setups"].items()
-        if "width" not in (setup or {})]
-    trained = sum(count(pipeline_run, f"results/encoders/{s}/*/model.pt")
-                  for s in setups_without_own_width)
+        name
+        for name, setup in yaml.safe_load(TEST_CONFIG.read_text())["encoder"]["setups"].items()
+        if "width" not in (setup or {})
+    ]
+    trained = sum(count(pipeline_run, f"results/encoders/{s}/*/model.pt") for s in setups_without_own_width)
     assert rules["train_encoder"] == trained > 0
     assert rules["embed"] == trained
     for stage in ("cathode", "evaluate"):

@@ -6,6 +6,7 @@ config/paper.yaml <= 2,000 (many SLURM sites cap a user at a few thousand queued
 per-job start-up would dominate seconds-long jobs). The dry-run time and memory of the paper
 DAG are measured in docs/scaling.md, not asserted here (they depend on the machine's load).
 """
+
 from __future__ import annotations
 
 import re
@@ -19,8 +20,7 @@ LIMITS = {"config.yaml": 150, "paper.yaml": 2000}
 
 def planned_jobs(tmp_path, config: str) -> dict[str, int]:
     """{rule: planned job count} of a dry run of `config` in an empty working directory."""
-    proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", config=REPO / "config" / config,
-                         timeout=600)
+    proc = run_snakemake(tmp_path, "-n", "--quiet", "rules", config=REPO / "config" / config, timeout=600)
     counts = {}
     for line in (proc.stdout + proc.stderr).splitlines():
         m = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())

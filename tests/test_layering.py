@@ -12,6 +12,7 @@ Layers of salad (a module may import its own layer's helpers and any lower layer
 3. tools: __main__ (the dispatcher) and bench (benchmarks every stage) may import anything.
 `artifacts._open_parquet` (and any private name of a lower module) stays inside its module.
 """
+
 from __future__ import annotations
 
 import ast
@@ -43,14 +44,17 @@ def imports(name: str, path: Path) -> list[tuple[str, str | None, int]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
-            found += [(a.name[len("salad."):], None, node.lineno) for a in node.names
-                      if a.name.startswith("salad.")]
+            found += [
+                (a.name[len("salad.") :], None, node.lineno)
+                for a in node.names
+                if a.name.startswith("salad.")
+            ]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                base = package[: len(package) - node.level + 1] if node.level > 1 else package
                 target = ".".join([*base, *(node.module.split(".") if node.module else [])])
             elif node.module and node.module.startswith("salad"):
-                target = node.module[len("salad."):] if node.module != "salad" else ""
+                target = node.module[len("salad.") :] if node.module != "salad" else ""
             else:
                 continue
             for alias in node.names:
@@ -82,8 +86,12 @@ def violations(name: str, path: Path) -> list[str]:
     bad = []
     for target, _, line in imports(name, path):
         theirs, their_stage = layer(target)
-        ok = (mine == 3 or theirs < mine or (theirs == mine and mine in (0, 1))
-              or (theirs == mine == 2 and their_stage == my_stage))
+        ok = (
+            mine == 3
+            or theirs < mine
+            or (theirs == mine and mine in (0, 1))
+            or (theirs == mine == 2 and their_stage == my_stage)
+        )
         if not ok:
             bad.append(f"{path.name}:{line}: salad.{name} imports salad.{target}")
     return bad
@@ -98,8 +106,12 @@ def test_private_names_stay_in_their_module():
     bad = []
     for name, path in modules().items():
         for target, imported, line in imports(name, path):
-            if imported and imported.startswith("_") and not imported.startswith("__") \
-                    and target.split(".")[0] != name.split(".")[0]:
+            if (
+                imported
+                and imported.startswith("_")
+                and not imported.startswith("__")
+                and target.split(".")[0] != name.split(".")[0]
+            ):
                 bad.append(f"{path.relative_to(SRC.parent)}:{line}: {imported} from salad.{target}")
     assert not bad, "\n".join(bad)
 
@@ -107,11 +119,14 @@ def test_private_names_stay_in_their_module():
 def test_the_checker_finds_violations(tmp_path):
     """Guard: relative and absolute imports resolve (a broken resolver would pass everything)."""
     fake = tmp_path / "fake.py"
-    fake.write_text("from .baselines import build\nfrom ..contracts import SUBSETS\n"
-                    "import salad.scans\nfrom salad.cathode import flow\nfrom .cli import setup_logging\n")
+    fake.write_text(
+        "from .baselines import build\nfrom ..contracts import SUBSETS\n"
+        "import salad.scans\nfrom salad.cathode import flow\nfrom .cli import setup_logging\n"
+    )
     found = violations("nplm", fake)
     assert len(found) == 3 and "salad.baselines" in found[0] and "salad.cathode.flow" in found[2]
-    assert violations("contracts", fake)     # the foundation imports no stage
+    assert violations("contracts", fake)  # the foundation imports no stage
     assert [v.split(": ")[1] for v in violations("cathode.run", fake)] == [
-        "salad.cathode.run imports salad.scans"]   # cathode.flow: inside the package
+        "salad.cathode.run imports salad.scans"
+    ]  # cathode.flow: inside the package
     assert layer("cathode.flow") == (2, "cathode") and layer("contracts")[0] == 0

@@ -1,4 +1,5 @@
 """NPLM: solver against sklearn, the statistic on known cases, chi2 fit, CLI on synthetic files."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,9 @@ def test_newton_solver_matches_sklearn_on_nystrom_features():
     phi = model.features(x).numpy()
     # sklearn minimises 1/2 |b|^2 + C sum w BCE; ours (Falkon's convention)
     # (1/n) sum w BCE + (lam/2) |b|^2 -> C = 1/(n lam)
-    ref = LogisticRegression(C=1 / (len(x) * lam), fit_intercept=False, tol=1e-12, max_iter=200,
-                             solver="newton-cholesky")
+    ref = LogisticRegression(
+        C=1 / (len(x) * lam), fit_intercept=False, tol=1e-12, max_iter=200, solver="newton-cholesky"
+    )
     ref.fit(phi, y, sample_weight=w)
     np.testing.assert_allclose(model.beta.numpy(), ref.coef_[0], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model(x), ref.decision_function(phi), atol=1e-6)
@@ -43,6 +45,7 @@ def test_newton_solver_matches_sklearn_on_nystrom_features():
 def test_newton_on_extended_likelihood_matches_scipy():
     """loss='nplm': the minimiser of (1/n)[sum_R w (e^f - 1) - sum_D f] + (lam/2)|b|^2, and t = -2 n min."""
     from scipy.optimize import minimize
+
     rng = np.random.default_rng(2)
     x_ref, x_data = rng.normal(size=(300, 2)), rng.normal(0.4, 1.0, size=(100, 2))
     w_ref = rng.uniform(0.1, 0.6, size=300)
@@ -60,8 +63,9 @@ def test_newton_on_extended_likelihood_matches_scipy():
     ref = minimize(obj, np.zeros(phi_r.shape[1]), jac=grad, method="BFGS", options={"gtol": 1e-12})
     np.testing.assert_allclose(model.beta.numpy(), ref.x, atol=1e-4)
     t = nplm.test_statistic(model(x_ref), w_ref, model(x_data))
-    assert t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam / 2 * ref.x @ ref.x),
-                              rel=1e-3) and t > 0
+    assert (
+        t == pytest.approx(-2 * n * (obj(model.beta.numpy()) - lam / 2 * ref.x @ ref.x), rel=1e-3) and t > 0
+    )
 
 
 def test_tiny_weight_reference_region_keeps_t_sane_with_nplm_loss():
@@ -71,8 +75,10 @@ def test_tiny_weight_reference_region_keeps_t_sane_with_nplm_loss():
     w_ref = np.r_[np.full(1500, 400 / 1500), np.full(300, 1e-3)]
     sigma = nplm.kernel_width(x_ref, 90)
     cfg = {**CFG, "loss": "nplm"}
-    ts = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg,
-                        s).t for s in range(15)]
+    ts = [
+        nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, s).t
+        for s in range(15)
+    ]
     assert min(ts) > -1e-6 and max(ts) < 60
 
 
@@ -87,10 +93,14 @@ def _gauss_setup(n_ref=2000, n_exp=400, seed=0):
 def test_identical_samples_consistent_with_null_and_shift_is_large(loss):
     rng, x_ref, w_ref, sigma = _gauss_setup()
     cfg = {**CFG, "loss": loss}
-    null = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, s).t
-            for s in range(40)]
-    same = [nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, 99 + s).t
-            for s in range(12)]                 # independent data of the reference's law
+    null = [
+        nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, s).t
+        for s in range(40)
+    ]
+    same = [
+        nplm.run_test(x_ref, w_ref, rng.normal(size=(rng.poisson(400), 2)), sigma, cfg, 99 + s).t
+        for s in range(12)
+    ]  # independent data of the reference's law
     shifted = nplm.run_test(x_ref, w_ref, rng.normal(0.6, 1.0, size=(400, 2)), sigma, cfg, 99).t
     fit = nplm.chi2_fit(np.array(null))
     p_same = [nplm.significance(t, np.array(null), fit["dof"])["p"] for t in same]
@@ -114,20 +124,20 @@ def test_chi2_fit_recovers_dof():
     rng = np.random.default_rng(5)
     out = nplm.chi2_fit(rng.chisquare(7.0, size=2000))
     assert abs(out["dof"] - 7.0) < 0.3 and out["ks_pvalue"] > 0.01
-    bad = nplm.chi2_fit(rng.normal(20, 0.5, size=2000))      # far narrower than any chi2
+    bad = nplm.chi2_fit(rng.normal(20, 0.5, size=2000))  # far narrower than any chi2
     assert bad["ks_pvalue"] < 1e-6
 
 
 def test_p_value_counts_toys_as_k_plus_one_over_n_plus_one():
-    null = np.arange(1.0, 101.0)            # 100 toys, t = 1..100
-    sig = nplm.significance(95.5, null, 10.0)   # toys 96..100 reach it: k = 5
+    null = np.arange(1.0, 101.0)  # 100 toys, t = 1..100
+    sig = nplm.significance(95.5, null, 10.0)  # toys 96..100 reach it: k = 5
     assert sig["k_toys"] == 5 and sig["n_toys"] == 100 and sig["z_source"] == "toys"
     assert sig["p"] == pytest.approx(6 / 101)
     assert sig["z"] == pytest.approx(stats.norm.isf(6 / 101), rel=1e-10)
     assert sig["log10_p"] == pytest.approx(np.log10(6 / 101))
-    tie = nplm.significance(96.0, null, 10.0)   # t >= t_obs counts the tie
+    tie = nplm.significance(96.0, null, 10.0)  # t >= t_obs counts the tie
     assert tie["k_toys"] == 5 and tie["p"] == pytest.approx(6 / 101)
-    low = nplm.significance(-1.0, null, 10.0)   # every toy exceeds: p = 1, Z = -inf
+    low = nplm.significance(-1.0, null, 10.0)  # every toy exceeds: p = 1, Z = -inf
     assert low["p"] == 1.0 and low["z"] == -np.inf
     # pure chi2 columns from logsf, no floor: Z of a huge t is finite and grows with t
     big = nplm.significance(5000.0, null, 10.0)
@@ -139,7 +149,7 @@ def test_p_value_counts_toys_as_k_plus_one_over_n_plus_one():
 def test_chi2_logsf_deep_tail(dof):
     # where scipy is still finite the two agree; beyond, the tail keeps falling like the
     # leading term -t/2 + (dof/2 - 1) ln(t/2) - lgamma(dof/2)
-    for t in (5.0, 60.0, 800.0, 1100.0, 1250.0):   # 1250: continued fraction vs scipy
+    for t in (5.0, 60.0, 800.0, 1100.0, 1250.0):  # 1250: continued fraction vs scipy
         ref = stats.chi2.logsf(t, dof)
         if ref > -650:
             assert nplm.chi2_logsf(t, dof) == pytest.approx(ref, rel=1e-9)
@@ -166,15 +176,21 @@ def test_chi2_extrapolation_is_labelled_anchored_and_monotone():
         z = np.array([nplm.significance(t, null, fit_dof)["z"] for t in grid])
         assert np.all(np.diff(z) >= -1e-12) and np.isfinite(z[-1]) and z[-1] > 20
     just_above = nplm.significance(t_max + 1e-9, null, 20.0)
-    assert just_above["p"] == pytest.approx(1 / 201, rel=1e-6)   # continuous at the anchor
+    assert just_above["p"] == pytest.approx(1 / 201, rel=1e-6)  # continuous at the anchor
 
 
 def test_toy_draw_poisson_weighted_without_replacement():
     pool = np.arange(1000, dtype=float)[:, None]
-    p_a = np.r_[np.zeros(250), np.ones(250)] / 250          # sample A: rows 0..499, half weightless
-    p_b = np.ones(500) / 500                                 # sample B: rows 500..999
-    s = nplm.Samples(np.zeros((3, 1)), np.ones(3), pool, [(np.arange(500), p_a, 150.0),
-                     (np.arange(500, 1000), p_b, 50.0)], 1.0, (np.zeros(1), np.ones(1)))
+    p_a = np.r_[np.zeros(250), np.ones(250)] / 250  # sample A: rows 0..499, half weightless
+    p_b = np.ones(500) / 500  # sample B: rows 500..999
+    s = nplm.Samples(
+        np.zeros((3, 1)),
+        np.ones(3),
+        pool,
+        [(np.arange(500), p_a, 150.0), (np.arange(500, 1000), p_b, 50.0)],
+        1.0,
+        (np.zeros(1), np.ones(1)),
+    )
     assert s.n_expected == 200.0
     n_a, n_b = [], []
     for seed in range(50):
@@ -191,24 +207,33 @@ def synthetic_inputs(tmp_path):
     rng = np.random.default_rng(1)
     files = {"preselected": [], "split": []}
     ids_all, z_all = [], []
-    for code, (sample, group, n, shift) in enumerate([("bkgA", 0, 3000, 0.0), ("bkgB", 1, 1000, 1.0),
-                                                      ("sig", -1, 300, 3.0)], start=1):
+    for code, (sample, group, n, shift) in enumerate(
+        [("bkgA", 0, 3000, 0.0), ("bkgB", 1, 1000, 1.0), ("sig", -1, 300, 3.0)], start=1
+    ):
         ids = code * 10**9 + np.arange(n)
-        frame = pd.DataFrame({"event_id": ids, "sample": sample, "group": np.int8(group),
-                              "weight": np.full(n, 0.2 if group == 0 else 0.1),
-                              "myy": rng.uniform(105, 160, n).astype(np.float32)})
+        frame = pd.DataFrame(
+            {
+                "event_id": ids,
+                "sample": sample,
+                "group": np.int8(group),
+                "weight": np.full(n, 0.2 if group == 0 else 0.1),
+                "myy": rng.uniform(105, 160, n).astype(np.float32),
+            }
+        )
         write_parquet(frame, tmp_path / f"pre_{sample}.parquet", {})
         subset = rng.choice(["train", "val", "test", "data"], size=n, p=[0.3, 0.1, 0.1, 0.5])
-        write_parquet(pd.DataFrame({"event_id": ids, "subset": subset}),
-                      tmp_path / f"split_{sample}.parquet", {})
+        write_parquet(
+            pd.DataFrame({"event_id": ids, "subset": subset}), tmp_path / f"split_{sample}.parquet", {}
+        )
         if group >= 0:
             files["preselected"].append(str(tmp_path / f"pre_{sample}.parquet"))
             files["split"].append(str(tmp_path / f"split_{sample}.parquet"))
         ids_all.append(ids)
         z_all.append(rng.normal(shift, 1.0, size=(n, 2)))
     ids_all, z_all = np.concatenate(ids_all), np.concatenate(z_all)
-    emb = pd.DataFrame({"event_id": ids_all, "z0": z_all[:, 0].astype(np.float32),
-                        "z1": z_all[:, 1].astype(np.float32)})
+    emb = pd.DataFrame(
+        {"event_id": ids_all, "z0": z_all[:, 0].astype(np.float32), "z1": z_all[:, 1].astype(np.float32)}
+    )
     write_parquet(emb, tmp_path / "emb.parquet", {})
     return tmp_path, files
 
@@ -216,39 +241,81 @@ def synthetic_inputs(tmp_path):
 def test_cli_fit_toys_summary(synthetic_inputs):
     tmp, files = synthetic_inputs
     # expected background: L * sum(weight) = 1.0 * (3000*0.2 + 1000*0.1) = 700 events
-    cfg = {"nplm": {"reference_subsets": ["test"], "kernel_percentile": 90,
-                    "lambda": 1e-6, "n_centers": None, "max_iter": 100, "tol": 1e-10, "seed": 3,
-                    "toys_per_batch": 6, "z_threshold": 3.0, "standardize": True,
-                    "include_myy": False, "loss": "nplm",
-                    "max_reference": None},
-           "pseudodata": {"luminosity_ifb": 1.0}}
+    cfg = {
+        "nplm": {
+            "reference_subsets": ["test"],
+            "kernel_percentile": 90,
+            "lambda": 1e-6,
+            "n_centers": None,
+            "max_iter": 100,
+            "tol": 1e-10,
+            "seed": 3,
+            "toys_per_batch": 6,
+            "z_threshold": 3.0,
+            "standardize": True,
+            "include_myy": False,
+            "loss": "nplm",
+            "max_reference": None,
+        },
+        "pseudodata": {"luminosity_ifb": 1.0},
+    }
     split = read_parquet(files["split"][0], None)
     data_ids = split.loc[split["subset"] == "data", "event_id"].to_numpy()[:700]
     sig_ids = 3 * 10**9 + np.arange(150)
-    pseudo = pd.DataFrame({"event_id": np.r_[data_ids, sig_ids],
-                           "sample": ["bkgA"] * len(data_ids) + ["sig"] * 150,
-                           "myy": np.float32(125.0), "is_signal": np.r_[np.zeros(len(data_ids), bool),
-                                                                        np.ones(150, bool)],
-                           "group": np.int8(0)})
+    pseudo = pd.DataFrame(
+        {
+            "event_id": np.r_[data_ids, sig_ids],
+            "sample": ["bkgA"] * len(data_ids) + ["sig"] * 150,
+            "myy": np.float32(125.0),
+            "is_signal": np.r_[np.zeros(len(data_ids), bool), np.ones(150, bool)],
+            "group": np.int8(0),
+        }
+    )
     write_parquet(pseudo, tmp / "sig" / "5" / "0.parquet", {})
-    common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
-              "--split", *files["split"], "--config", json.dumps(cfg)]
-    nplm.cli(["fit", *common, "--data", str(tmp / "sig" / "5" / "0.parquet"),
-              "--output-dir", str(tmp / "fits")])
+    common = [
+        "--embedding",
+        str(tmp / "emb.parquet"),
+        "--preselected",
+        *files["preselected"],
+        "--split",
+        *files["split"],
+        "--config",
+        json.dumps(cfg),
+    ]
+    nplm.cli(
+        ["fit", *common, "--data", str(tmp / "sig" / "5" / "0.parquet"), "--output-dir", str(tmp / "fits")]
+    )
     for b in (0, 1):
         nplm.cli(["toys", *common, "--batch", str(b), "--output", str(tmp / f"toys{b}.parquet")])
-    toys = pd.concat([read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float",
-                                                              "n_data": "int"}) for b in (0, 1)])
+    toys = pd.concat(
+        [
+            read_parquet(tmp / f"toys{b}.parquet", {"toy": "int", "t": "float", "n_data": "int"})
+            for b in (0, 1)
+        ]
+    )
     assert sorted(toys["toy"]) == list(range(12)) and (toys["t"] > -1e-6).all()
     assert abs(toys["n_data"].mean() - 700) < 4 * np.sqrt(700 / 12) + 5
     scores = read_parquet(tmp / "fits/sig/5/0/scores.parquet", {"event_id": "int", "f": "float"})
     f_sig = scores.set_index("event_id").loc[sig_ids, "f"].mean()
-    assert f_sig > scores["f"].median() + 1.0          # f(x) is large where the excess sits
+    assert f_sig > scores["f"].median() + 1.0  # f(x) is large where the excess sits
     out = {k: str(tmp / f"{k}.out") for k in ("table", "power", "null", "markdown", "plot")}
-    nplm.cli(["summary", "--fits", str(tmp / "fits/sig/5/0/fit.parquet"), "--toys", str(tmp / "toys0.parquet"),
-              str(tmp / "toys1.parquet"), "--name", "synthetic", "--seed", "2",
-              *[a for k, v in out.items() for a in (f"--{k}", v)],
-              "--config", json.dumps(cfg)])
+    nplm.cli(
+        [
+            "summary",
+            "--fits",
+            str(tmp / "fits/sig/5/0/fit.parquet"),
+            "--toys",
+            str(tmp / "toys0.parquet"),
+            str(tmp / "toys1.parquet"),
+            "--name",
+            "synthetic",
+            "--seed",
+            "2",
+            *[a for k, v in out.items() for a in (f"--{k}", v)],
+            "--config",
+            json.dumps(cfg),
+        ]
+    )
     labelled = read_parquet(out["table"], None)
     assert not labelled["trained_on_signals"].any()
     assert set(labelled["z_source"]) <= {"toys", "chi2_extrapolation"}
@@ -256,15 +323,20 @@ def test_cli_fit_toys_summary(synthetic_inputs):
     assert table["t"].iloc[0] > toys["t"].max() and table["z"].iloc[0] > 3
     power = read_parquet(out["power"], {"representation": "str", "seed": "int", "power": "float"})
     assert power["power"].iloc[0] == 1.0 and power["seed"].iloc[0] == 2
-    assert read_parquet(out["power"], None)["dim"].iloc[0] == 2 == labelled["dim"].iloc[0]   # the 2-D latent
+    assert read_parquet(out["power"], None)["dim"].iloc[0] == 2 == labelled["dim"].iloc[0]  # the 2-D latent
     assert open(out["plot"], "rb").read(4) == b"\x89PNG"
 
 
 def test_tsne_plot(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 3))
-    nplm.plot_tsne(x, x[:, 0], str(tmp_path / "t.png"), {"seed": 0, "tsne": {
-        "method": "tsne", "max_points": 80, "perplexity": 10, "min_score": -1.0}}, "toy")
+    nplm.plot_tsne(
+        x,
+        x[:, 0],
+        str(tmp_path / "t.png"),
+        {"seed": 0, "tsne": {"method": "tsne", "max_points": 80, "perplexity": 10, "min_score": -1.0}},
+        "toy",
+    )
     assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -277,8 +349,10 @@ def test_umap_map_is_seeded_and_keeps_local_structure(tmp_path):
     np.testing.assert_allclose(a, b)
     centre = lambda e: e.mean(0)  # noqa: E731
     gap = np.linalg.norm(centre(a[:60]) - centre(a[60:]))
-    spread = max(np.linalg.norm(a[:60] - centre(a[:60]), axis=1).mean(),
-                 np.linalg.norm(a[60:] - centre(a[60:]), axis=1).mean())
+    spread = max(
+        np.linalg.norm(a[:60] - centre(a[:60]), axis=1).mean(),
+        np.linalg.norm(a[60:] - centre(a[60:]), axis=1).mean(),
+    )
     assert gap > 3 * spread
     f = np.r_[np.zeros(60), np.ones(60)]
     tsne = {"method": "umap", "max_points": 100, "n_neighbors": 10, "min_score": 0.5}
@@ -290,44 +364,98 @@ def test_umap_map_is_seeded_and_keeps_local_structure(tmp_path):
 
 def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
     from salad import scans
-    base = pd.DataFrame({"signal": "Y400", "method": ["cathode", "cathode", "iad", "cathode"],
-                         "eps_b": [0.001, 0.005, 0.001, 0.001], "strength": [5.0, 5.0, 5.0, 2.0],
-                         "sic": [4.0, 2.0, 9.0, 1.0], "sic_std": [0.5, 0.1, 0.1, 0.1]})
+
+    base = pd.DataFrame(
+        {
+            "signal": "Y400",
+            "method": ["cathode", "cathode", "iad", "cathode"],
+            "eps_b": [0.001, 0.005, 0.001, 0.001],
+            "strength": [5.0, 5.0, 5.0, 2.0],
+            "sic": [4.0, 2.0, 9.0, 1.0],
+            "sic_std": [0.5, 0.1, 0.1, 0.1],
+        }
+    )
     for i, (setup_col, sic_col) in enumerate([("setup", "sic_mean"), ("encoder", "SIC")]):
         frame = pd.concat([base.assign(s="ID_d2"), base.assign(s="ID", sic=base["sic"] * 2)])
         frame = frame.rename(columns={"s": setup_col, "sic": sic_col})
         write_parquet(frame, tmp_path / f"sic{i}.parquet", {})
         sic = scans.read_sic_table(str(tmp_path / f"sic{i}.parquet"), eps_b=0.001)
-        assert dict(zip(sic["setup"], sic["sic"])) == {"ID": 8.0, "ID_d2": 4.0}   # cathode, 1e-3, S=5
+        assert dict(zip(sic["setup"], sic["sic"])) == {"ID": 8.0, "ID_d2": 4.0}  # cathode, 1e-3, S=5
         assert (sic["sic_err"] == 0.5).all()
-    power = pd.DataFrame({"representation": ["ID", "ID_d2"], "seed": 1, "signal": "Y400", "strength": 5.0,
-                          "z_median": [3.5, 1.0], "power": [1.0, 0.0]})
+    power = pd.DataFrame(
+        {
+            "representation": ["ID", "ID_d2"],
+            "seed": 1,
+            "signal": "Y400",
+            "strength": 5.0,
+            "z_median": [3.5, 1.0],
+            "power": [1.0, 0.0],
+        }
+    )
     for i in range(2):
         write_parquet(power.iloc[[i]], tmp_path / f"p{i}.parquet", {})
     cfg = {"dimension_scan": {"setups": {"2": "ID_d2", "6": "ID"}, "eps_b": 0.001, "strength": None}}
     out = {k: str(tmp_path / f"scan.{k}") for k in ("table", "markdown", "plot")}
-    scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "p0.parquet"),
-               str(tmp_path / "p1.parquet"), *[a for k, v in out.items() for a in (f"--{k}", v)],
-               "--config", json.dumps(cfg), "--trained-on-signals", "ID"])
+    scans.cli(
+        [
+            "--sic",
+            str(tmp_path / "sic0.parquet"),
+            "--nplm",
+            str(tmp_path / "p0.parquet"),
+            str(tmp_path / "p1.parquet"),
+            *[a for k, v in out.items() for a in (f"--{k}", v)],
+            "--config",
+            json.dumps(cfg),
+            "--trained-on-signals",
+            "ID",
+        ]
+    )
     table = read_parquet(out["table"], None)
     assert list(table["dim"]) == [2, 6] and list(table["sic"]) == [4.0, 8.0]
-    assert list(table["trained_on_signals"]) == [False, True]       # every row says how it was trained
+    assert list(table["trained_on_signals"]) == [False, True]  # every row says how it was trained
     assert (table["family"] == "cathode").all() and table["z_median"].isna().all()  # SIC only
     # paper B families: NPLM Z and linear accuracy (mean +- SEM over seeds) of background-only setups
-    runs = pd.DataFrame({"representation": ["sim_d4", "sim_d4", "sim_d8"], "seed": [1, 2, 1],
-                         "trained_on_signals": False, "dim": [4, 4, 8], "accuracy": [0.5, 0.7, 0.8],
-                         "accuracy_sem": 0.01, "balanced_accuracy": 0.4, "balanced_accuracy_sem": 0.0})
+    runs = pd.DataFrame(
+        {
+            "representation": ["sim_d4", "sim_d4", "sim_d8"],
+            "seed": [1, 2, 1],
+            "trained_on_signals": False,
+            "dim": [4, 4, 8],
+            "accuracy": [0.5, 0.7, 0.8],
+            "accuracy_sem": 0.01,
+            "balanced_accuracy": 0.4,
+            "balanced_accuracy_sem": 0.0,
+        }
+    )
     lin = []
     for i in range(len(runs)):
         write_parquet(runs.iloc[[i]], tmp_path / f"l{i}.parquet", {})
         lin.append(str(tmp_path / f"l{i}.parquet"))
-    zf = pd.DataFrame({"representation": ["sim_d4", "sim_d8"], "seed": 1, "signal": "Y400", "strength": 5.0,
-                       "z_median": [2.0, 4.0], "power": [0.0, 1.0]})
+    zf = pd.DataFrame(
+        {
+            "representation": ["sim_d4", "sim_d8"],
+            "seed": 1,
+            "signal": "Y400",
+            "strength": 5.0,
+            "z_median": [2.0, 4.0],
+            "power": [0.0, 1.0],
+        }
+    )
     write_parquet(zf, tmp_path / "zf.parquet", {})
     cfg["dimension_scan"]["families"] = {"simclr": {"4": "sim_d4", "8": "sim_d8"}}
-    scans.cli(["--sic", str(tmp_path / "sic0.parquet"), "--nplm", str(tmp_path / "zf.parquet"),
-               "--linear", *lin, *[a for k, v in out.items() for a in (f"--{k}", v)],
-               "--config", json.dumps(cfg)])
+    scans.cli(
+        [
+            "--sic",
+            str(tmp_path / "sic0.parquet"),
+            "--nplm",
+            str(tmp_path / "zf.parquet"),
+            "--linear",
+            *lin,
+            *[a for k, v in out.items() for a in (f"--{k}", v)],
+            "--config",
+            json.dumps(cfg),
+        ]
+    )
     table = read_parquet(out["table"], None, finite=False)
     fam = table[table["family"] == "simclr"].sort_values("dim")
     assert table["trained_on_signals"].dtype == bool and not table["trained_on_signals"].any()
@@ -340,6 +468,7 @@ def test_dimension_scan_reads_sic_with_either_column_names(tmp_path):
 def test_reference_is_withheld_from_embedding_training(synthetic_inputs):
     """Reference event ids are disjoint from every id an encoder (or the VAE) trains on."""
     from salad.encoder.train import TRAINING_SUBSETS
+
     tmp, files = synthetic_inputs
     assert set(nplm.EMBEDDING_TRAINING_SUBSETS) == set(TRAINING_SUBSETS)
     cfg = {"reference_subsets": ["test"], "kernel_percentile": 90, "seed": 3, "max_reference": None}
@@ -349,19 +478,31 @@ def test_reference_is_withheld_from_embedding_training(synthetic_inputs):
     test_ids = set(split.loc[split["subset"] == "test", "event_id"])
     assert len(samples.ref_ids) == len(samples.x_ref) > 100
     assert not set(samples.ref_ids.tolist()) & training_ids
-    assert set(samples.ref_ids.tolist()) == test_ids          # every background test event, no signal
+    assert set(samples.ref_ids.tolist()) == test_ids  # every background test event, no signal
     for bad in (["train", "val", "test"], ["val"]):
         with pytest.raises(nplm.SaladError, match="nplm.reference_subsets"):
-            nplm.prepare(str(tmp / "emb.parquet"), files["preselected"], files["split"],
-                         {**cfg, "reference_subsets": bad}, 1.0)
+            nplm.prepare(
+                str(tmp / "emb.parquet"),
+                files["preselected"],
+                files["split"],
+                {**cfg, "reference_subsets": bad},
+                1.0,
+            )
 
 
 def test_kernel_rule_per_representation(synthetic_inputs):
     """nplm.kernel_widths: a fixed sigma or another percentile for the representations it names."""
     tmp, files = synthetic_inputs
-    base = {"reference_subsets": ["test"], "kernel_percentile": 90, "seed": 3, "max_reference": None,
-            "kernel_widths": {"baseline_vae": {"sigma": 0.7}, "simclr_mlp": {"percentile": 50}}}
-    assert nplm.kernel_rule(base, "baseline_leading") == {k: v for k, v in base.items() if k != "kernel_widths"}
+    base = {
+        "reference_subsets": ["test"],
+        "kernel_percentile": 90,
+        "seed": 3,
+        "max_reference": None,
+        "kernel_widths": {"baseline_vae": {"sigma": 0.7}, "simclr_mlp": {"percentile": 50}},
+    }
+    assert nplm.kernel_rule(base, "baseline_leading") == {
+        k: v for k, v in base.items() if k != "kernel_widths"
+    }
     assert nplm.kernel_rule(base, "baseline_vae")["kernel_sigma"] == 0.7
     assert nplm.kernel_rule(base, "simclr_mlp")["kernel_percentile"] == 50.0
     emb, pre, split = str(tmp / "emb.parquet"), files["preselected"], files["split"]
@@ -371,7 +512,7 @@ def test_kernel_rule_per_representation(synthetic_inputs):
     # by hand: percentiles of the pairwise distances of the (unstandardised) reference
     x = default.x_ref
     d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))[np.triu_indices(len(x), 1)]
-    assert len(x) <= 2000                                  # kernel_width uses every reference point
+    assert len(x) <= 2000  # kernel_width uses every reference point
     assert default.sigma == pytest.approx(np.percentile(d, 90), rel=1e-9)
     assert median.sigma == pytest.approx(np.percentile(d, 50), rel=1e-9)
     assert fixed.sigma == 0.7
@@ -382,18 +523,50 @@ def test_kernel_rule_per_representation(synthetic_inputs):
 
 def test_cli_applies_the_representation_kernel_rule(synthetic_inputs):
     tmp, files = synthetic_inputs
-    cfg = {"nplm": {"reference_subsets": ["test"], "kernel_percentile": 90, "lambda": 1e-6, "n_centers": 20,
-                    "max_iter": 50, "tol": 1e-10, "seed": 3, "toys_per_batch": 1, "max_reference": 300,
-                    "kernel_widths": {"baseline_vae": {"sigma": 0.5}}},
-           "pseudodata": {"luminosity_ifb": 1.0}}
-    common = ["--embedding", str(tmp / "emb.parquet"), "--preselected", *files["preselected"],
-              "--split", *files["split"], "--config", json.dumps(cfg)]
+    cfg = {
+        "nplm": {
+            "reference_subsets": ["test"],
+            "kernel_percentile": 90,
+            "lambda": 1e-6,
+            "n_centers": 20,
+            "max_iter": 50,
+            "tol": 1e-10,
+            "seed": 3,
+            "toys_per_batch": 1,
+            "max_reference": 300,
+            "kernel_widths": {"baseline_vae": {"sigma": 0.5}},
+        },
+        "pseudodata": {"luminosity_ifb": 1.0},
+    }
+    common = [
+        "--embedding",
+        str(tmp / "emb.parquet"),
+        "--preselected",
+        *files["preselected"],
+        "--split",
+        *files["split"],
+        "--config",
+        json.dumps(cfg),
+    ]
     for name in ("baseline_vae", "other"):
-        nplm.cli(["toys", *common, "--batch", "0", "--output", str(tmp / f"{name}.parquet"),
-                  "--representation", name])
-    sigma = {n: read_parquet(tmp / f"{n}.parquet", {"sigma": "float"})["sigma"].iloc[0]
-             for n in ("baseline_vae", "other")}
+        nplm.cli(
+            [
+                "toys",
+                *common,
+                "--batch",
+                "0",
+                "--output",
+                str(tmp / f"{name}.parquet"),
+                "--representation",
+                name,
+            ]
+        )
+    sigma = {
+        n: read_parquet(tmp / f"{n}.parquet", {"sigma": "float"})["sigma"].iloc[0]
+        for n in ("baseline_vae", "other")
+    }
     assert sigma["baseline_vae"] == 0.5
-    assert sigma["other"] == pytest.approx(nplm.prepare(
-        str(tmp / "emb.parquet"), files["preselected"], files["split"], cfg["nplm"], 1.0).sigma)
+    assert sigma["other"] == pytest.approx(
+        nplm.prepare(str(tmp / "emb.parquet"), files["preselected"], files["split"], cfg["nplm"], 1.0).sigma
+    )
     assert sigma["other"] != 0.5

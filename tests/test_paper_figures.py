@@ -1,4 +1,5 @@
 """Paper A's figure set: the leave-one-model-out EP family and the figure targets of config/paper.yaml."""
+
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_family_expansion_from_sample_groups():
     out = expand_setups(enc, groups)
     assert list(out["setups"]) == ["ID", "EP_m1", "EP_m6"]
     assert out["setups"]["EP_m6"] == {"kl_weight": 0.2, "holdout_groups": [-6]}
-    assert enc["setups"] == {"ID": {}}                                 # input untouched
+    assert enc["setups"] == {"ID": {}}  # input untouched
     assert family_groups(enc, groups) == {"EP_m1": -1, "EP_m6": -6}
     resolved = resolve_setup(out, "EP_m1", groups)
     assert set(resolved["train_samples"]) == {"yy", "ggH", "Y400"}
@@ -40,15 +41,15 @@ def test_paper_setups_hold_out_what_the_figures_need():
     bsm = sorted({g for g in GROUPS.values() if g < 0}, reverse=True)
     family = family_groups(PAPER["encoder"], GROUPS)
     assert family == {f"EP_m{-g}": g for g in bsm} and len(family) == 8
-    for name, group in family.items():                                   # fig. 7: each model left out once
+    for name, group in family.items():  # fig. 7: each model left out once
         assert {GROUPS[s] for s in GROUPS if s not in held[name]["train_samples"]} == {group}
     ep_out = {GROUPS[s] for s in GROUPS if s not in held["EP"]["train_samples"]}
-    assert ep_out == {-4, -8}                                            # fig. 6: RPV (chi1+- chi1^0), RPC stop
-    assert {s for s in GROUPS if s not in held["IP"]["train_samples"]} == {"Y400", "C1N2_200"}   # fig. 5
+    assert ep_out == {-4, -8}  # fig. 6: RPV (chi1+- chi1^0), RPC stop
+    assert {s for s in GROUPS if s not in held["IP"]["train_samples"]} == {"Y400", "C1N2_200"}  # fig. 5
     figs = PAPER["figures"]
     assert sorted(figs) == sorted(FIGURES)
     signals = PAPER["pseudodata"]["signals"]
-    assert {GROUPS[s] for s in signals} == set(bsm)                      # fig. 7: every model injected
+    assert {GROUPS[s] for s in signals} == set(bsm)  # fig. 7: every model injected
     for s in figs["fig6"]["signals"]:
         assert s not in held["EP"]["train_samples"] and s in signals
     for s in figs["fig5"]["signals"]:
@@ -84,16 +85,34 @@ def test_paper_dry_run_plans_the_figure_targets(tmp_path):
     path = tmp_path / "paper_small.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True))
     targets = [f"figure_{f}" for f in FIGURES] + ["results/tables/paper_comparison.md"]
-    proc = subprocess.run([sys.executable, "-m", "snakemake", *targets, "-n", "--quiet", "rules",
-                           "--cores", "1", "--snakefile", str(REPO / "Snakefile"),
-                           "--directory", str(tmp_path / "wd"), "--configfile", str(path)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            *targets,
+            "-n",
+            "--quiet",
+            "rules",
+            "--cores",
+            "1",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path / "wd"),
+            "--configfile",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     jobs = _job_counts(out)
     for f in FIGURES:
         assert jobs.get(f"figure_{f}") == 1, jobs
-    assert jobs["paper_figure_sic"] == 2 + 2 + 2 + 2            # figs. 4, 5, 6, ref22: two signals each
+    assert jobs["paper_figure_sic"] == 2 + 2 + 2 + 2  # figs. 4, 5, 6, ref22: two signals each
     assert jobs["paper_figure_required"] == 1 and jobs["paper_figure_sculpting"] == 1
     assert jobs["paper_comparison"] == 1
     # encoders: ID IP EP bkg_only ID_d2 ID_d4 + EP_m1..EP_m8 (one seed each)

@@ -4,6 +4,7 @@ One session-scoped run (tests/conftest.py::pipeline_run) generates events with P
 preselects, splits, builds pseudo-data, trains encoders, runs CATHODE, NPLM and the
 paper-B checks; the tests below check what a physicist would check in the outputs.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,9 +87,13 @@ def test_pseudodata_luminosity_and_injection(pipeline_run):
 
 
 def test_embeddings_cover_every_event(pipeline_run):
-    every_sample = SAMPLES + CONFIG["evaluation_set"]["samples"]   # evaluation-only samples too
-    ids = np.concatenate([pd.read_parquet(pipeline_run / f"results/preselected/{s}.parquet",
-                                          columns=["event_id"]).event_id for s in every_sample])
+    every_sample = SAMPLES + CONFIG["evaluation_set"]["samples"]  # evaluation-only samples too
+    ids = np.concatenate(
+        [
+            pd.read_parquet(pipeline_run / f"results/preselected/{s}.parquet", columns=["event_id"]).event_id
+            for s in every_sample
+        ]
+    )
     for setup in CONFIG["encoder"]["setups"]:
         frame = pd.read_parquet(pipeline_run / f"results/embeddings/{setup}/1.parquet")
         z = frame.filter(regex=r"^z\d+$").to_numpy()
@@ -100,8 +105,14 @@ def test_embeddings_cover_every_event(pipeline_run):
 
 def test_every_table_is_produced(pipeline_run):
     tables = pipeline_run / "results/tables"
-    for name in ("cathode_sensitivity", "cathode_required_injection", "cathode_sculpting",
-                 "nplm", "linear_eval", "information"):
+    for name in (
+        "cathode_sensitivity",
+        "cathode_required_injection",
+        "cathode_sculpting",
+        "nplm",
+        "linear_eval",
+        "information",
+    ):
         assert (tables / f"{name}.md").read_text().strip(), name
     sens = pd.read_parquet(tables / "cathode_sensitivity.parquet")
     assert set(sens.setup) == set((CONFIG.get("cathode") or {}).get("setups") or CONFIG["encoder"]["setups"])
@@ -149,7 +160,7 @@ def test_evaluation_set_is_disjoint_and_consistent(pipeline_run):
     for path in (results / "pseudodata").rglob("*.parquet"):
         data_ids |= set(pd.read_parquet(path).event_id)
     assert data_ids and not eval_ids & data_ids
-    trained = set()   # encoder train/val/test and the `ref` share (references' training)
+    trained = set()  # encoder train/val/test and the `ref` share (references' training)
     for path in (results / "split").glob("*.parquet"):
         split = pd.read_parquet(path)
         trained |= set(split.event_id[split.subset.isin(["train", "val", "test", "ref"])])

@@ -1,4 +1,5 @@
 """salad.preselect / salad.delphes on small synthetic Delphes files (tests/delphes_fixtures.py)."""
+
 import itertools
 import json
 import math
@@ -15,9 +16,15 @@ from salad.artifacts import list_column_to_array, read_parquet, read_provenance
 from salad.errors import SaladError
 from salad.preselect import FEATURES, N_FEATURES, N_OBJECTS, preselect, select
 
-CFG = dict(chunk_size=20000, n_photon_candidates=3, higgs_mass=125.0,
-           diphoton_trigger_pt=[35.0, 25.0], single_photon_trigger_pt=140.0,
-           pt_over_myy=[0.4, 0.3], myy_range=[105.0, 160.0])
+CFG = dict(
+    chunk_size=20000,
+    n_photon_candidates=3,
+    higgs_mass=125.0,
+    diphoton_trigger_pt=[35.0, 25.0],
+    single_photon_trigger_pt=140.0,
+    pt_over_myy=[0.4, 0.3],
+    myy_range=[105.0, 160.0],
+)
 CODE, GROUP, XSEC = 2, 1, 50.0
 
 
@@ -58,7 +65,7 @@ D = photon(30.0, math.acosh(125.0**2 / (2 * 100 * 30) - 1), math.pi)
 
 def test_candidate_pair_is_closest_to_higgs_mass_among_three_leading(tmp_path):
     assert abs(pair_mass(A, D) - 125.0) < 1e-9
-    events = events_from_dicts([{"Photon": [D, B, A, C]}])      # deliberately not pT ordered
+    events = events_from_dicts([{"Photon": [D, B, A, C]}])  # deliberately not pT ordered
     masks, cand = select(events_to_data(events), CFG)
     assert cand["myy"][0] == pytest.approx(pair_mass(A, C), rel=1e-6)
     assert (cand["pt_y1"][0], cand["pt_y2"][0]) == (pytest.approx(100.0), pytest.approx(40.0))
@@ -81,8 +88,10 @@ def events_to_data(events):
 def test_output_matches_reference_and_every_row_passes_each_cut(tmp_path):
     events = random_events(1500, seed=3)
     df, cutflow = run(tmp_path, events)
-    photons = [[dict(zip(("PT", "Eta", "Phi"), map(float, v))) for v in zip(p.PT, p.Eta, p.Phi)]
-               for p in events["Photon"]]
+    photons = [
+        [dict(zip(("PT", "Eta", "Phi"), map(float, v))) for v in zip(p.PT, p.Eta, p.Phi)]
+        for p in events["Photon"]
+    ]
     ref = {i: reference(ph) for i, ph in enumerate(photons)}
     expected = sorted(i for i, (ok, _) in ref.items() if ok)
     assert 100 < len(expected) < 1400
@@ -104,9 +113,10 @@ def test_output_matches_reference_and_every_row_passes_each_cut(tmp_path):
 
 
 def test_object_tensor_layout_on_hand_built_event(tmp_path):
-    jets = [dict(PT=pt, Eta=0.1 * k, Phi=0.2, Mass=5.0 + k, BTag=k % 2, Tau1=0.8, Tau2=0.4, Tau3=0.3,
-                 Tau4=0.15)
-            for k, pt in enumerate([50.0, 200.0, 30.0, 120.0, 90.0])]      # not pT ordered; 5 > 4 slots
+    jets = [
+        dict(PT=pt, Eta=0.1 * k, Phi=0.2, Mass=5.0 + k, BTag=k % 2, Tau1=0.8, Tau2=0.4, Tau3=0.3, Tau4=0.15)
+        for k, pt in enumerate([50.0, 200.0, 30.0, 120.0, 90.0])
+    ]  # not pT ordered; 5 > 4 slots
     fat = [dict(PT=300.0, Eta=-1.0, Phi=1.0, Mass=80.0, BTag=0, Tau1=0.6, Tau2=0.3, Tau3=0.0, Tau4=0.0)]
     ele = [dict(PT=45.0, Eta=0.5, Phi=-1.0, Charge=-1)]
     met = [dict(MET=70.0, Eta=2.0, Phi=-2.5)]
@@ -114,7 +124,7 @@ def test_object_tensor_layout_on_hand_built_event(tmp_path):
     df, _ = run(tmp_path, events_from_dicts([event]))
     obj = list_column_to_array("t", df["objects"], (N_OBJECTS, N_FEATURES))[0]
     col = {name: k for k, name in enumerate(FEATURES)}
-    onehot = obj[:, col["is_jet"]:]
+    onehot = obj[:, col["is_jet"] :]
     expected_types = [0, 0, 0, 0, 1, None, 2, None, None, None, 4]
     for row, t in enumerate(expected_types):
         if t is None:
@@ -122,15 +132,15 @@ def test_object_tensor_layout_on_hand_built_event(tmp_path):
         else:
             assert onehot[row].sum() == 1 and onehot[row, t] == 1
     np.testing.assert_allclose(obj[:4, col["pt"]], [200.0, 120.0, 90.0, 50.0])
-    np.testing.assert_allclose(obj[:4, col["mass"]], [6.0, 8.0, 9.0, 5.0])       # follow their jets
+    np.testing.assert_allclose(obj[:4, col["mass"]], [6.0, 8.0, 9.0, 5.0])  # follow their jets
     np.testing.assert_array_equal(obj[:4, col["btag"]], [1, 1, 0, 0])
     np.testing.assert_allclose(obj[:4, col["tau32"]], 0.75)
     np.testing.assert_allclose(obj[:4, col["tau43"]], 0.5)
     np.testing.assert_allclose(obj[4, :4], [300.0, -1.0, 1.0, 80.0])
-    assert obj[4, col["tau32"]] == 0.0 and obj[4, col["tau43"]] == 0.0           # τ3 = 0 -> τ43 := 0
+    assert obj[4, col["tau32"]] == 0.0 and obj[4, col["tau43"]] == 0.0  # τ3 = 0 -> τ43 := 0
     np.testing.assert_allclose(obj[6, :7], [45.0, 0.5, -1.0, 0, 0, 0, 0])
     np.testing.assert_allclose(obj[10, :7], [70.0, 0.0, -2.5, 0, 0, 0, 0])
-    assert not np.isin(obj[:, col["pt"]], [A["PT"], C["PT"]]).any()            # photons never in objects
+    assert not np.isin(obj[:, col["pt"]], [A["PT"], C["PT"]]).any()  # photons never in objects
 
 
 def test_weights_sum_to_expected_yield(tmp_path):
@@ -156,7 +166,7 @@ def test_chunked_equals_unchunked_and_event_layouts_agree(tmp_path):
 
 def test_several_files_get_unique_running_event_numbers(tmp_path):
     a = write_delphes(tmp_path / "a.root", random_events(600, seed=1))
-    b = write_delphes(tmp_path / "b.root", random_events(600, seed=2))       # Event.Number restarts at 0
+    b = write_delphes(tmp_path / "b.root", random_events(600, seed=2))  # Event.Number restarts at 0
     both, cutflow = preselect([str(a), str(b)], "ggH", CODE, GROUP, XSEC, {**CFG, "chunk_size": 250})
     single = [preselect([str(p)], "ggH", CODE, GROUP, XSEC, CFG)[0].num_rows for p in (a, b)]
     ids = both.column("event_id").to_numpy()
@@ -169,11 +179,35 @@ def test_cli_writes_contract_provenance_and_cutflow(tmp_path):
     procs = tmp_path / "processes.yaml"
     procs.write_text("processes:\n  ggH: {code: 2, group: 1, xsec_fb: 12.5}\n")
     out, flow = tmp_path / "out" / "ggH.parquet", tmp_path / "out" / "ggH.cutflow.json"
-    argv = ["preselect", "--input", str(path), "--sample", "ggH", "--processes", str(procs),
-            "--output", str(out), "--cutflow", str(flow), "--config", json.dumps({"preselect": CFG})]
+    argv = [
+        "preselect",
+        "--input",
+        str(path),
+        "--sample",
+        "ggH",
+        "--processes",
+        str(procs),
+        "--output",
+        str(out),
+        "--cutflow",
+        str(flow),
+        "--config",
+        json.dumps({"preselect": CFG}),
+    ]
     assert main(argv) == 0
-    df = read_parquet(out, {"event_id": "int", "sample": "str", "group": "int", "weight": "float",
-                            "myy": "float", "dr_yy": "float", "pt_yy": "float", "objects": "list"})
+    df = read_parquet(
+        out,
+        {
+            "event_id": "int",
+            "sample": "str",
+            "group": "int",
+            "weight": "float",
+            "myy": "float",
+            "dr_yy": "float",
+            "pt_yy": "float",
+            "objects": "list",
+        },
+    )
     schema = pq.read_schema(out)
     objects = schema.field("objects").type
     assert pa.types.is_list(objects) and objects.value_type == pa.float32()
@@ -187,14 +221,17 @@ def test_cli_writes_contract_provenance_and_cutflow(tmp_path):
 
 def test_fixture_reads_with_coffea_delphes_schema(tmp_path):
     from coffea.nanoevents import DelphesSchema, NanoEventsFactory
+
     path = write_delphes(tmp_path / "c.root", random_events(50, seed=1))
-    events = NanoEventsFactory.from_root({str(path): "Delphes"}, schemaclass=DelphesSchema,
-                                         mode="eager").events()
+    events = NanoEventsFactory.from_root(
+        {str(path): "Delphes"}, schemaclass=DelphesSchema, mode="eager"
+    ).events()
     assert len(events) == 50 and "Tau3" in events.FatJet.fields
     np.testing.assert_array_equal(ak.to_numpy(ak.flatten(events.Event.Number, axis=None)), np.arange(50))
 
 
 # ---- bad input: every case is a SaladError naming the file (and branch) ----
+
 
 def _fails(paths, match, cfg=CFG):
     with pytest.raises(SaladError, match=match):
@@ -220,10 +257,14 @@ def test_corrupt_and_truncated_files(tmp_path):
 def test_missing_tree_and_branch(tmp_path):
     events = random_events(100, seed=1)
     _fails([write_delphes(tmp_path / "t.root", events, tree="Events")], r"t\.root: no tree 'Delphes'")
-    _fails([write_delphes(tmp_path / "b.root", events, drop=["Photon/Photon.E"])],
-           r"b\.root: .*no branch Photon/Photon\.E")
-    _fails([write_delphes(tmp_path / "j.root", events, drop=[f"FatJet/FatJet.Tau{k}" for k in range(1, 6)])],
-           r"j\.root: .*no branch FatJet/FatJet\.Tau")
+    _fails(
+        [write_delphes(tmp_path / "b.root", events, drop=["Photon/Photon.E"])],
+        r"b\.root: .*no branch Photon/Photon\.E",
+    )
+    _fails(
+        [write_delphes(tmp_path / "j.root", events, drop=[f"FatJet/FatJet.Tau{k}" for k in range(1, 6)])],
+        r"j\.root: .*no branch FatJet/FatJet\.Tau",
+    )
 
 
 def test_no_event_passes(tmp_path):
@@ -235,9 +276,21 @@ def test_missing_cross_section_is_reported(tmp_path):
     path = write_delphes(tmp_path / "x.root", random_events(50, seed=1))
     procs = tmp_path / "p.yaml"
     procs.write_text("processes:\n  ggH: {code: 2, group: 1}\n")
-    argv = ["preselect", "--input", str(path), "--sample", "ggH", "--processes", str(procs),
-            "--output", str(tmp_path / "o.parquet"), "--cutflow", str(tmp_path / "o.json"),
-            "--config", json.dumps({"preselect": CFG})]
+    argv = [
+        "preselect",
+        "--input",
+        str(path),
+        "--sample",
+        "ggH",
+        "--processes",
+        str(procs),
+        "--output",
+        str(tmp_path / "o.parquet"),
+        "--cutflow",
+        str(tmp_path / "o.json"),
+        "--config",
+        json.dumps({"preselect": CFG}),
+    ]
     assert main(argv) == 1 and not (tmp_path / "o.parquet").exists()
     assert main(argv + ["--xsec-fb", "3.0"]) == 0
     assert read_parquet(tmp_path / "o.parquet", {"weight": "float"})["weight"].sum() < 3.0
@@ -245,10 +298,17 @@ def test_missing_cross_section_is_reported(tmp_path):
 
 def test_real_delphes_tau_array_layout_reads_the_same(tmp_path):
     events = random_events(900, seed=4)
-    split = preselect([str(write_delphes(tmp_path / "s.root", events))], "ggH", CODE, GROUP, XSEC,
-                      {**CFG, "chunk_size": 200})[0]
+    split = preselect(
+        [str(write_delphes(tmp_path / "s.root", events))],
+        "ggH",
+        CODE,
+        GROUP,
+        XSEC,
+        {**CFG, "chunk_size": 200},
+    )[0]
     array_path = write_delphes(tmp_path / "a.root", events, tau_array=True, basket_size=250)
     import uproot
+
     assert "FatJet/FatJet.Tau[5]" in uproot.open(array_path)["Delphes"].keys()
     array = preselect([str(array_path)], "ggH", CODE, GROUP, XSEC, {**CFG, "chunk_size": 200})[0]
     assert array.equals(split)
@@ -256,13 +316,27 @@ def test_real_delphes_tau_array_layout_reads_the_same(tmp_path):
 
 def test_null_xsec_uses_the_generator_cross_section(tmp_path):
     summary = json.dumps({"sigma_gen_pb": 0.02, "process": "ggH"})
-    path = write_delphes(tmp_path / "g.root", random_events(400, seed=1),
-                         metadata={"salad_generation": summary})
+    path = write_delphes(
+        tmp_path / "g.root", random_events(400, seed=1), metadata={"salad_generation": summary}
+    )
     procs = tmp_path / "p.yaml"
     procs.write_text("processes:\n  ggH: {code: 2, group: 1, xsec_fb: null, k_factor: 1.5}\n")
     out, flow = tmp_path / "o.parquet", tmp_path / "o.json"
-    argv = ["preselect", "--input", str(path), "--sample", "ggH", "--processes", str(procs),
-            "--output", str(out), "--cutflow", str(flow), "--config", json.dumps({"preselect": CFG})]
+    argv = [
+        "preselect",
+        "--input",
+        str(path),
+        "--sample",
+        "ggH",
+        "--processes",
+        str(procs),
+        "--output",
+        str(out),
+        "--cutflow",
+        str(flow),
+        "--config",
+        json.dumps({"preselect": CFG}),
+    ]
     assert main(argv) == 0
     cutflow = json.loads(flow.read_text())
     assert cutflow["xsec_fb"] == pytest.approx(0.02 * 1e3 * 1.5)
@@ -281,16 +355,20 @@ def _leading_awkward(data, coll, fields, n, pt="PT"):
 
 def test_vectorised_leading_and_object_tensor_equal_the_awkward_reference():
     from salad.preselect import _leading, object_tensor
+
     events = random_events(400, seed=11)
     data = events_to_data(events)
     # pT ties (rounded to 5 GeV) must keep the input order, as a stable descending argsort does
     data["Jet.PT"] = np.round(data["Jet.PT"] / 5) * 5
     # a sliced (ListArray, not ListOffsetArray) input takes the generic path
     data["Muon.PT"] = data["Muon.PT"][::-1][::-1]
-    for coll, fields, n, pt in (("Photon", ("PT", "Eta", "Phi", "E"), 3, "PT"),
-                                ("Jet", ("PT", "Eta", "BTag", "Tau3"), 4, "PT"),
-                                ("Muon", ("PT", "Phi"), 2, "PT"), ("FatJet", ("PT", "Mass"), 2, "PT"),
-                                ("MissingET", ("MET", "Phi"), 1, "MET")):
+    for coll, fields, n, pt in (
+        ("Photon", ("PT", "Eta", "Phi", "E"), 3, "PT"),
+        ("Jet", ("PT", "Eta", "BTag", "Tau3"), 4, "PT"),
+        ("Muon", ("PT", "Phi"), 2, "PT"),
+        ("FatJet", ("PT", "Mass"), 2, "PT"),
+        ("MissingET", ("MET", "Phi"), 1, "MET"),
+    ):
         got, got_mask = _leading(data, coll, fields, n, pt=pt)
         ref, ref_mask = _leading_awkward(data, coll, fields, n, pt=pt)
         np.testing.assert_array_equal(got_mask, ref_mask)

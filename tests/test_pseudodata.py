@@ -1,4 +1,5 @@
 """salad.pseudodata on synthetic preselected + split tables (no ROOT needed)."""
+
 import json
 
 import numpy as np
@@ -22,10 +23,16 @@ def sample_frame(name, code, group, n, xsec, myy, encoder_fraction=0.5, seed=0):
     rng = np.random.default_rng(seed)
     raw = rng.uniform(0.5, 1.5, n)
     ids = code * 10**9 + np.arange(n, dtype=np.int64)
-    return pd.DataFrame({"event_id": ids, "sample": name, "group": np.int8(group),
-                         "weight": xsec * raw / (raw.sum() / 0.8),      # 80 % pass "preselection"
-                         "myy": myy(rng, n).astype(np.float32),
-                         "subset": assign(ids, 1, code, encoder_fraction)})
+    return pd.DataFrame(
+        {
+            "event_id": ids,
+            "sample": name,
+            "group": np.int8(group),
+            "weight": xsec * raw / (raw.sum() / 0.8),  # 80 % pass "preselection"
+            "myy": myy(rng, n).astype(np.float32),
+            "subset": assign(ids, 1, code, encoder_fraction),
+        }
+    )
 
 
 def yy(**kw):
@@ -39,6 +46,7 @@ def ggh():
 def y400(n=4000):
     def myy(r, k):
         return np.where(r.random(k) < 0.8, r.normal(125, 2.0, k), r.uniform(105, 160, k))
+
     return sample_frame("Y400", 63, -6, n, 1.0, myy, 0.5, 3)
 
 
@@ -60,9 +68,9 @@ def test_background_yield_rescaled_to_whole_sample_and_drawn_by_weight():
     expected = lumi * b["weight"].sum()
     counts = np.array([(t["sample"] == "yy").sum() for t in drawn])
     assert abs(counts.mean() - expected) < 4 * np.sqrt(expected / len(counts))
-    assert counts.std() > 0.5 * np.sqrt(expected)                           # Poisson-fluctuated
+    assert counts.std() > 0.5 * np.sqrt(expected)  # Poisson-fluctuated
     ids = np.concatenate([t.loc[t["sample"] == "yy", "event_id"] for t in drawn])
-    assert (b.set_index("event_id").loc[ids, "subset"] == "data").all()   # only the data half
+    assert (b.set_index("event_id").loc[ids, "subset"] == "data").all()  # only the data half
     # draws ∝ weight: the mean weight of drawn events is Σw²/Σw (> the plain mean); at a low
     # luminosity (3 % of the pool drawn) the without-replacement bias is negligible
     low = {**CFG, "pseudodata": {"luminosity_ifb": 0.2, "seed": 2}}
@@ -79,8 +87,12 @@ def test_signal_injection_arithmetic():
     b_sr = 0.0
     for f in BKG:
         data = f[f["subset"] == "data"]
-        b_sr += lumi * data.loc[in_region(data["myy"], SR),
-                                "weight"].sum() * f["weight"].sum() / data["weight"].sum()
+        b_sr += (
+            lumi
+            * data.loc[in_region(data["myy"], SR), "weight"].sum()
+            * f["weight"].sum()
+            / data["weight"].sum()
+        )
     assert summary["B_SR_expected"] == pytest.approx(b_sr, rel=1e-9)
     assert summary["S_SR_target"] == pytest.approx(5.0 * np.sqrt(b_sr))
     sig = SIG[SIG["subset"] == "data"]
@@ -105,7 +117,7 @@ def test_background_shared_across_signals_and_strengths_signal_nested():
     other_instance, _ = build(BKG, SIG, 0.0, 2, CFG)
     assert set(other_instance["event_id"]) != bkg
     again, _ = build(BKG, SIG, 2.0, 1, CFG)
-    pd.testing.assert_frame_equal(again, t2)                               # deterministic
+    pd.testing.assert_frame_equal(again, t2)  # deterministic
 
 
 def test_output_columns_truth_and_row_order():
@@ -120,8 +132,9 @@ def test_output_columns_truth_and_row_order():
 
 
 def test_errors_name_the_sample():
-    with pytest.raises(SaladError,
-                       match=r"yy: pseudo-data at 100.0 fb\^-1 needs .*lower pseudodata.luminosity_ifb"):
+    with pytest.raises(
+        SaladError, match=r"yy: pseudo-data at 100.0 fb\^-1 needs .*lower pseudodata.luminosity_ifb"
+    ):
         build(BKG, SIG, 0.0, 0, {**CFG, "pseudodata": {"luminosity_ifb": 100.0, "seed": 2}})
     far = SIG.assign(myy=np.float32(150.0))
     with pytest.raises(SaladError, match=r"Y400: no events .*signal region"):
@@ -148,15 +161,32 @@ def test_cli_writes_table_and_summary(tmp_path):
     bkg = [_write(tmp_path, f) for f in BKG]
     sig = _write(tmp_path, SIG)
     out, summ = tmp_path / "pd" / "0.parquet", tmp_path / "pd" / "0.json"
-    argv = ["pseudodata", "--background", *bkg, "--signal", sig, "--strength", "5", "--instance", "0",
-            "--output", str(out), "--summary", str(summ), "--config", json.dumps(CFG)]
+    argv = [
+        "pseudodata",
+        "--background",
+        *bkg,
+        "--signal",
+        sig,
+        "--strength",
+        "5",
+        "--instance",
+        "0",
+        "--output",
+        str(out),
+        "--summary",
+        str(summ),
+        "--config",
+        json.dumps(CFG),
+    ]
     assert main(argv) == 0
-    table = read_parquet(out, {"event_id": "int", "sample": "str", "myy": "float",
-                               "is_signal": "bool", "group": "int"})
+    table = read_parquet(
+        out, {"event_id": "int", "sample": "str", "myy": "float", "is_signal": "bool", "group": "int"}
+    )
     summary = json.loads(summ.read_text())
     assert summary["n_events"] == len(table) and summary["n_signal"] == table["is_signal"].sum()
-    pd.testing.assert_frame_equal(table, build(BKG, SIG, 5.0, 0, CFG)[0].reset_index(drop=True),
-                                  check_dtype=False)
+    pd.testing.assert_frame_equal(
+        table, build(BKG, SIG, 5.0, 0, CFG)[0].reset_index(drop=True), check_dtype=False
+    )
     assert pq.read_schema(out).field("group").type == "int8"
     # a split file that does not belong to its preselected file is named in the error
     pre_yy, spl_yy = bkg[0].split(":")
@@ -164,5 +194,6 @@ def test_cli_writes_table_and_summary(tmp_path):
     wrong[2] = f"{pre_yy}:{bkg[1].split(':')[1]}"
     assert main(wrong) == 1
     from salad.pseudodata import cli
+
     with pytest.raises(SaladError, match=r"split_ggH\.parquet: event ids do not match"):
         cli(wrong[1:])

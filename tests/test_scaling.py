@@ -1,4 +1,5 @@
 """salad.scaling: the cost model's arithmetic on a hand-made job list, benchmark tree and rules."""
+
 import pytest
 
 from salad.errors import SaladError
@@ -28,7 +29,7 @@ Job stats:
 job           count
 """
 
-RULES = '''
+RULES = """
 rule generate:
     output: "x"
     threads: threads_for("generate")
@@ -44,7 +45,7 @@ rule cathode:
 
 rule all:
     input: "y"
-'''
+"""
 
 GRAPH = """digraph snakemake_dag {
 	0[label = "all", color = "0.00 0.6 0.85", style="rounded"];
@@ -68,18 +69,28 @@ def tree(tmp_path):
     (tmp_path / "rules" / "all.smk").write_text(RULES)
     root = tmp_path / "benchmarks"
     bench(root / "generate" / "a.tsv", 100, 300.0, 100.0)
-    bench(root / "generate" / "b.tsv", 300, 500.0, 300.0)     # generate: mean 200 CPU s, max 300
+    bench(root / "generate" / "b.tsv", 300, 500.0, 300.0)  # generate: mean 200 CPU s, max 300
     bench(root / "cathode" / "ID" / "1" / "x.tsv", 50, 2000.0, 40.0)
-    bench(root / "cathode" / "ID" / "1" / "y.tsv", 70, 1000.0, 80.0)   # cathode: mean 60, max 80
-    bench(root / "unrelated" / "z.tsv", 1, 1.0, 1e6)                  # matches no rule: ignored
+    bench(root / "cathode" / "ID" / "1" / "y.tsv", 70, 1000.0, 80.0)  # cathode: mean 60, max 80
+    bench(root / "unrelated" / "z.tsv", 1, 1.0, 1e6)  # matches no rule: ignored
     return tmp_path
 
 
-MEASURED = {"samples": ["a", "b"], "generate": {"events": 100}, "threads": {"flow": 1},
-            "flow": {"max_epochs": 10, "count": 1}, "pseudodata": {"luminosity_ifb": 5.0}}
-TARGET = {"samples": ["a", "b", "c"], "generate": {"events": 300, "events_per_sample": {"c": 600}},
-          "threads": {"flow": 4, "generate": 1}, "flow": {"max_epochs": 20, "count": 4},
-          "pseudodata": {"luminosity_ifb": 10.0}, "encoder": {"resources": {"gpu": True}}}
+MEASURED = {
+    "samples": ["a", "b"],
+    "generate": {"events": 100},
+    "threads": {"flow": 1},
+    "flow": {"max_epochs": 10, "count": 1},
+    "pseudodata": {"luminosity_ifb": 5.0},
+}
+TARGET = {
+    "samples": ["a", "b", "c"],
+    "generate": {"events": 300, "events_per_sample": {"c": 600}},
+    "threads": {"flow": 4, "generate": 1},
+    "flow": {"max_epochs": 20, "count": 4},
+    "pseudodata": {"luminosity_ifb": 10.0},
+    "encoder": {"resources": {"gpu": True}},
+}
 
 
 def test_job_counts_rules_and_benchmarks_are_parsed(tree):
@@ -105,8 +116,16 @@ def test_scale_factors_are_config_ratios():
 
 def test_estimate_arithmetic_by_hand(tree):
     rules = parse_rules(tree / "rules")
-    est = estimate(parse_job_counts(DRY_RUN), load_benchmarks(tree / "benchmarks", rules), rules,
-                   TARGET, MEASURED, nodes=2, cores=4, edges=parse_rulegraph(GRAPH))
+    est = estimate(
+        parse_job_counts(DRY_RUN),
+        load_benchmarks(tree / "benchmarks", rules),
+        rules,
+        TARGET,
+        MEASURED,
+        nodes=2,
+        cores=4,
+        edges=parse_rulegraph(GRAPH),
+    )
     rows = {r["rule"]: r for r in est["rows"]}
     # generate: 3 jobs x 200 s x 4 = 2400 CPU s; cathode: 4 x 60 x 16 = 3840 CPU s
     assert rows["generate"]["cpu_h"] == pytest.approx(2400 / 3600)
@@ -138,8 +157,7 @@ def test_bad_inputs_are_named(tree):
 def test_split_half_check_by_hand():
     # a: even files [10, 30] -> mean 20, odd files [20] -> predicted 20, measured 20;
     # b: even [1] -> predicted 1 x 1 = 1, odd [3]; c (one file) is skipped
-    bench = {"a": Measured(cpu=[10.0, 20.0, 30.0]), "b": Measured(cpu=[1.0, 3.0]),
-             "c": Measured(cpu=[100.0])}
+    bench = {"a": Measured(cpu=[10.0, 20.0, 30.0]), "b": Measured(cpu=[1.0, 3.0]), "c": Measured(cpu=[100.0])}
     chk = split_half_check(bench)
     assert (chk["predicted_s"], chk["measured_s"]) == (21.0, 23.0)
     assert chk["error"] == pytest.approx(21 / 23 - 1)
@@ -156,6 +174,7 @@ def test_split_half_check_per_sample_rules_use_events():
 
 def test_sets_per_job_size_keys():
     from salad.scaling import config_size
+
     cfg = {"pseudodata": {"signals": ["A", "B"], "strengths": [0.0, 1.0, 5.0], "instances": 3}}
     # cathode: all sets of one stored signal (2 injected strengths x 3 instances) unless capped
     assert config_size(cfg, "@cathode_sets_per_job") == 6

@@ -1,5 +1,6 @@
 """Security (issue 14): checkpoints cannot carry code; config values reaching a shell are
 quoted (a checkout path with a space and a `;`); a moved checkout re-runs nothing."""
+
 import os
 import subprocess
 import sys
@@ -41,8 +42,9 @@ def test_the_crafted_payload_is_real(crafted):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("loader", [flow.load, load_encoder, load_checkpoint],
-                         ids=["flow", "encoder", "generic"])
+@pytest.mark.parametrize(
+    "loader", [flow.load, load_encoder, load_checkpoint], ids=["flow", "encoder", "generic"]
+)
 def test_crafted_checkpoint_is_refused_and_never_runs(crafted, loader):
     path, marker = crafted
     with pytest.raises(SaladError) as err:
@@ -55,8 +57,12 @@ def test_crafted_checkpoint_is_refused_and_never_runs(crafted, loader):
 
 def test_crafted_checkpoint_through_the_cli_is_one_line(crafted):
     path, marker = crafted
-    out = subprocess.run([sys.executable, "-m", "salad", "inspect", str(path)],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": "src"})
+    out = subprocess.run(
+        [sys.executable, "-m", "salad", "inspect", str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": "src"},
+    )
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("salad: error: ")
     assert "refused to load" in out.stderr
@@ -66,8 +72,16 @@ def test_crafted_checkpoint_through_the_cli_is_one_line(crafted):
 def test_checkpoint_round_trip_is_plain_data(tmp_path):
     """numpy values are stored as lists / Python numbers, tensors as tensors, provenance kept."""
     path = tmp_path / "c.pt"
-    save_checkpoint({"w": torch.arange(3.0), "mean": np.array([1.5, 2.5]), "n": np.int64(7),
-                     "pair": (np.float32(0.5), "a")}, path, {"stage": "x"})
+    save_checkpoint(
+        {
+            "w": torch.arange(3.0),
+            "mean": np.array([1.5, 2.5]),
+            "n": np.int64(7),
+            "pair": (np.float32(0.5), "a"),
+        },
+        path,
+        {"stage": "x"},
+    )
     ckpt = load_checkpoint(path)
     assert torch.equal(ckpt["w"], torch.arange(3.0))
     assert ckpt["mean"] == [1.5, 2.5] and ckpt["n"] == 7 and type(ckpt["n"]) is int
@@ -82,7 +96,7 @@ def test_flow_checkpoint_loads_weights_only(tmp_path):
     z = rng.normal(size=(600, 2))
     ckpt = flow.fit(z, m, (105.0, 160.0), {"max_epochs": 2, "transforms": 1, "hidden": 8}, seed=1)
     flow.save(ckpt, tmp_path / "f.pt", ["z0", "z1"])
-    raw = torch.load(tmp_path / "f.pt", weights_only=True)   # would raise if anything needed code
+    raw = torch.load(tmp_path / "f.pt", weights_only=True)  # would raise if anything needed code
     assert raw["latent_columns"] == ["z0", "z1"] and raw["provenance"]["stage"] == "fit-flow"
     model, loaded = flow.load(tmp_path / "f.pt")
     np.testing.assert_allclose(loaded["z_mean"], ckpt["z_mean"])
@@ -95,19 +109,26 @@ def _checkout(dest):
     import shutil
 
     from conftest import REPO
+
     dest.mkdir(parents=True)
     shutil.copy(REPO / "Snakefile", dest)
     for folder in ("rules", "workflow", "config", "src", "envs"):
-        shutil.copytree(REPO / folder, dest / folder,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        shutil.copytree(
+            REPO / folder, dest / folder, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+        )
     return dest
 
 
 def _snakemake(checkout, *args):
     env = {**os.environ, "PYTHONPATH": str(checkout / "src"), "PYTHONHASHSEED": "0"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1",
-                           "--configfile=config/t.yaml", *args], cwd=checkout, env=env, capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile=config/t.yaml", *args],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 TARGET = "results/split/ggH.parquet"
@@ -120,6 +141,7 @@ def odd_checkout(tmp_path_factory):
     import shutil
 
     import yaml
+
     root = _checkout(tmp_path_factory.mktemp("odd") / "a b;c")
     shutil.copy(root / "config" / "processes.yaml", root / "config" / "p;touch INJECTED;.yaml")
     cfg = yaml.safe_load((root / "config" / "test.yaml").read_text())
@@ -144,6 +166,7 @@ def test_dry_run_and_real_jobs_from_a_path_with_space_and_semicolon(odd_checkout
 def test_moved_checkout_reruns_nothing(odd_checkout, tmp_path):
     """Copy the finished checkout elsewhere (every absolute path changes): nothing to do."""
     import shutil
+
     root, _, run = odd_checkout
     assert run.returncode == 0
     moved = tmp_path / "elsewhere" / "copy"
@@ -159,6 +182,7 @@ def test_moved_project_folder_reruns_nothing(pipeline_run, tmp_path):
     import shutil
 
     from conftest import run_snakemake
+
     moved = tmp_path / "moved project"
     shutil.copytree(pipeline_run, moved, symlinks=True)
     proc = run_snakemake(moved, "--dry-run")

@@ -1,4 +1,5 @@
 """salad.split: disjoint halves, fractions, determinism, stability under added events."""
+
 import json
 
 import numpy as np
@@ -34,8 +35,8 @@ def test_deterministic_and_order_independent():
     np.testing.assert_array_equal(a, assign(IDS, 1, 7, 0.5))
     perm = np.random.default_rng(0).permutation(len(IDS))
     np.testing.assert_array_equal(assign(IDS[perm], 1, 7, 0.5), a[perm])
-    assert (assign(IDS, 2, 7, 0.5) != a).mean() > 0.4          # another seed reshuffles
-    assert (assign(IDS, 1, 8, 0.5) != a).mean() > 0.4          # so does another sample code
+    assert (assign(IDS, 2, 7, 0.5) != a).mean() > 0.4  # another seed reshuffles
+    assert (assign(IDS, 1, 8, 0.5) != a).mean() > 0.4  # so does another sample code
 
 
 def test_adding_events_does_not_move_existing_ones():
@@ -46,9 +47,9 @@ def test_adding_events_does_not_move_existing_ones():
 
 def test_halves_are_not_correlated_with_event_number():
     data = assign(IDS, 1, 7, 0.5) == "data"
-    first, second = data[: len(IDS) // 2].mean(), data[len(IDS) // 2:].mean()
+    first, second = data[: len(IDS) // 2].mean(), data[len(IDS) // 2 :].mean()
     assert abs(first - second) < 0.02
-    assert abs(np.corrcoef(data, IDS % 2)[0, 1]) < 0.03       # no parity pattern
+    assert abs(np.corrcoef(data, IDS % 2)[0, 1]) < 0.03  # no parity pattern
 
 
 def test_bad_fractions_are_errors():
@@ -60,11 +61,21 @@ def test_bad_fractions_are_errors():
 
 def test_cli(tmp_path):
     pre = tmp_path / "pre.parquet"
-    write_parquet(pd.DataFrame({"event_id": IDS[:2000], "myy": np.full(2000, 125.0)}), pre,
-                  provenance("preselect"))
+    write_parquet(
+        pd.DataFrame({"event_id": IDS[:2000], "myy": np.full(2000, 125.0)}), pre, provenance("preselect")
+    )
     out = tmp_path / "split" / "s.parquet"
-    argv = ["split", "--input", str(pre), "--code", "7", "--output", str(out),
-            "--config", json.dumps({"split": CFG})]
+    argv = [
+        "split",
+        "--input",
+        str(pre),
+        "--code",
+        "7",
+        "--output",
+        str(out),
+        "--config",
+        json.dumps({"split": CFG}),
+    ]
     assert main(argv) == 0
     frame = read_parquet(out, {"event_id": "int", "subset": "str"})
     np.testing.assert_array_equal(frame["event_id"], IDS[:2000])
@@ -75,4 +86,5 @@ def test_cli(tmp_path):
     assert main(missing) == 1
     with pytest.raises(SaladError, match=r"absent\.parquet: file not found"):
         from salad.split import cli
+
         cli(missing[1:])

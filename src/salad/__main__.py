@@ -4,6 +4,7 @@ Each stage module defines `cli(argv)`. Errors meant for users (SaladError) and o
 system errors (OSError: disk full, permission denied) print one line,
 `salad: error: <message>`, and exit with status 1.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         # one line, whatever a wrapped library message holds (e.g. uproot's multi-line errors)
         print(f"salad: error: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except OSError as exc:   # disk full, permission denied, ... outside an atomic write
+    except OSError as exc:  # disk full, permission denied, ... outside an atomic write
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"salad: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ Torch checkpoints (`save_checkpoint` / `load_checkpoint`) hold only tensors and 
 (dicts, lists, str, numbers, None): they load with `torch.load(weights_only=True)`, so a
 crafted checkpoint cannot run code; one that tries is refused with a one-line SaladError.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -42,14 +43,18 @@ def config_hash(config: Mapping | None) -> str:
 
 def provenance(stage: str, config: Mapping | None = None, **extra) -> dict:
     """Provenance record stored with an artifact (the writers add `code_version` and `inputs`)."""
-    return {"salad_version": __version__, "stage": stage, "config_hash": config_hash(config),
-            **{k: v for k, v in extra.items()}}
+    return {
+        "salad_version": __version__,
+        "stage": stage,
+        "config_hash": config_hash(config),
+        **{k: v for k, v in extra.items()},
+    }
 
 
 # ------------------------------------------------------------------ code version, input hashes
 _REPO = Path(__file__).resolve().parents[2]
 _CODE_PATHS = ("src", "rules", "Snakefile", "workflow", "envs")
-_INPUTS: dict[str, None] = {}      # files read by this process, in order (see note_input)
+_INPUTS: dict[str, None] = {}  # files read by this process, in order (see note_input)
 _HASHES: dict[tuple, str] = {}
 
 
@@ -61,8 +66,10 @@ def code_version() -> dict:
     import subprocess
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(_REPO), *args], capture_output=True, text=True,
-                              timeout=30, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(_REPO), *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+
     try:
         if not (_REPO / ".git").exists():
             raise FileNotFoundError
@@ -134,7 +141,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     path = Path(path)
     stale = []
     for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp*"):
-        pid = tmp.name[len(path.name) + 5:]
+        pid = tmp.name[len(path.name) + 5 :]
         if pid.isdigit() and not _alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
@@ -184,6 +191,7 @@ def save_checkpoint(checkpoint: Mapping, path: str | os.PathLike, prov: dict | N
     numpy arrays become lists and numpy scalars Python numbers; `prov` (if given) is stored
     under the key "provenance"."""
     import torch
+
     payload = _plain(checkpoint)
     if prov is not None or "provenance" in payload:
         payload["provenance"] = _full_provenance(prov if prov is not None else payload["provenance"])
@@ -199,6 +207,7 @@ def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint", map_locat
     import pickle
 
     import torch
+
     path = Path(path)
     if not path.exists():
         raise SaladError(f"{path}: file not found")
@@ -208,19 +217,23 @@ def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint", map_locat
     except pickle.UnpicklingError as exc:
         found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:
-            raise SaladError(f"{path}: refused to load {what}: it would call {found.group(1)} "
-                             "(a checkpoint may hold only tensors and plain data; it is loaded "
-                             "weights-only and nothing in it was run)") from None
+            raise SaladError(
+                f"{path}: refused to load {what}: it would call {found.group(1)} "
+                "(a checkpoint may hold only tensors and plain data; it is loaded "
+                "weights-only and nothing in it was run)"
+            ) from None
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
         detail = next((ln for ln in lines if ln.startswith("Unsupported")), lines[-1] if lines else "")
-        raise SaladError(f"{path}: not a readable {what} (weights-only unpickler: {detail}; "
-                         "nothing in the file was run)") from None
+        raise SaladError(
+            f"{path}: not a readable {what} (weights-only unpickler: {detail}; nothing in the file was run)"
+        ) from None
     except Exception as exc:
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise SaladError(f"{path}: not a readable {what} ({first.strip()})") from None
     if not isinstance(ckpt, dict):
-        raise SaladError(f"{path}: not a readable {what} (top level is {type(ckpt).__name__}, "
-                         "expected a dict)")
+        raise SaladError(
+            f"{path}: not a readable {what} (top level is {type(ckpt).__name__}, expected a dict)"
+        )
     return ckpt
 
 
@@ -270,8 +283,9 @@ def parquet_columns(path: str | os.PathLike) -> list[str]:
     return _open_parquet(path).schema_arrow.names
 
 
-def read_parquet(path: str | os.PathLike, columns: Mapping[str, str] | None = None,
-                 finite: bool = True) -> pd.DataFrame:
+def read_parquet(
+    path: str | os.PathLike, columns: Mapping[str, str] | None = None, finite: bool = True
+) -> pd.DataFrame:
     """Read a Parquet artifact and check it against a data contract.
 
     columns: {name: kind} with kind one of 'int', 'float', 'str', 'bool', 'list' (any
@@ -301,8 +315,9 @@ _KIND_CHECK = {
     "int": pd.api.types.is_integer_dtype,
     "float": pd.api.types.is_float_dtype,
     "bool": pd.api.types.is_bool_dtype,
-    "str": lambda s: pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype)
-    or s.dtype == object,
+    "str": lambda s: (
+        pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object
+    ),
     "list": lambda s: s.dtype == object,
 }
 
@@ -321,8 +336,9 @@ def list_column_to_array(path, series: pd.Series, shape: tuple[int, ...]) -> np.
     """Stack a list-valued column into a float32 array of shape (len(series), *shape)."""
     size = int(np.prod(shape))
     try:
-        flat = np.concatenate(series.to_numpy()).astype(np.float32) if len(series) else \
-            np.zeros(0, np.float32)
+        flat = (
+            np.concatenate(series.to_numpy()).astype(np.float32) if len(series) else np.zeros(0, np.float32)
+        )
     except ValueError as exc:
         raise SaladError(f"{path}: column {series.name!r} is not a list column ({exc})") from None
     if flat.size != len(series) * size:

@@ -25,6 +25,7 @@ downstream steps (CATHODE, NPLM, linear evaluation) as encoder latents. Names:
 Every baseline is standardised with the mean/std of background (group >= 0) events of the
 encoder-half `train` split. Photon four-momenta and m_yy never enter (as for encoders).
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,9 @@ class VAE(torch.nn.Module):
         self.encoder = torch.nn.Sequential(*[m for a, b in zip(widths, widths[1:]) for m in block(a, b)])
         self.head = torch.nn.Linear(widths[-1], 2 * latent_dim)
         back = [latent_dim, *reversed(hidden)]
-        self.decoder = torch.nn.Sequential(*[m for a, b in zip(back, back[1:]) for m in block(a, b)],
-                                           torch.nn.Linear(back[-1], n_in))
+        self.decoder = torch.nn.Sequential(
+            *[m for a, b in zip(back, back[1:]) for m in block(a, b)], torch.nn.Linear(back[-1], n_in)
+        )
         self.latent_dim = latent_dim
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,7 +87,7 @@ def vae_loss(model: VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
     """(1-beta) * MSE (mean over features) + beta * KL (sum over latent), averaged over the batch."""
     recon, mu, logvar = model(x)
     mse = ((recon - x) ** 2).mean(dim=1)
-    kl = -0.5 * (1 + logvar - mu ** 2 - logvar.exp()).sum(dim=1)
+    kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(dim=1)
     return ((1 - beta) * mse + beta * kl).mean()
 
 
@@ -107,8 +109,8 @@ def train_vae(x_train: np.ndarray, x_val: np.ndarray, cfg: Mapping, seed: int) -
         perm = torch.randperm(len(xt), generator=gen)
         total = 0.0
         for start in range(0, len(xt), bs):
-            idx = perm[start:start + bs]
-            if len(idx) < 2:        # BatchNorm needs 2 rows
+            idx = perm[start : start + bs]
+            if len(idx) < 2:  # BatchNorm needs 2 rows
                 continue
             loss = vae_loss(model, xt[idx], beta)
             opt.zero_grad()
@@ -137,8 +139,9 @@ def vae_embed(model: VAE, x: np.ndarray, output: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- build
-def build(name: str, events: pd.DataFrame, objects: np.ndarray, hl: np.ndarray, cfg: Mapping,
-          seed: int) -> np.ndarray:
+def build(
+    name: str, events: pd.DataFrame, objects: np.ndarray, hl: np.ndarray, cfg: Mapping, seed: int
+) -> np.ndarray:
     """The standardised baseline `name` for every event: float32 (n, d)."""
     train_bkg = ((events["subset"] == "train") & (events["group"] >= 0)).to_numpy()
     if name == "source":
@@ -175,6 +178,9 @@ def cli(argv: list[str]) -> None:
     cfg = parse_stage_config(args.config)["baselines"]
     events, objects, hl = read_objects(args.preselected, args.split)
     z = build(args.name, events, objects, hl, cfg, int(cfg.get("seed", 0)) + args.seed)
-    write_parquet(embedding_frame(events["event_id"].to_numpy(), z), args.output,
-                  provenance("embed-baseline", cfg, name=args.name, seed=args.seed))
+    write_parquet(
+        embedding_frame(events["event_id"].to_numpy(), z),
+        args.output,
+        provenance("embed-baseline", cfg, name=args.name, seed=args.seed),
+    )
     log.info("wrote %s: %d events x %d dims", args.output, *z.shape)

@@ -28,6 +28,7 @@ Each timed call is repeated `--repeat` times (the minimum is reported: the machi
 shared). Cost growth per stage: exponent b of seconds ~ events^b from the smallest and
 largest size (b = 1: linear; < 1: fixed costs dominate at small sizes).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,14 +49,33 @@ ROOT = Path(__file__).resolve().parents[2]
 MAKE_RUN_FILE = ROOT / "results" / "benchmarks" / "make_run.txt"
 STAGES = ("generate", "preselect", "encoder", "flow", "bdt", "nplm")
 
-FULL = {"generate": [500, 2000, 8000], "preselect": [10000, 40000, 120000],
-        "encoder": [20], "flow": [5000, 20000], "sample": [20000, 80000],
-        "bdt": [5000, 20000], "nplm": [4000, 16000]}
-QUICK = {"generate": [50, 100], "preselect": [200, 400], "encoder": [2], "flow": [300, 600],
-         "sample": [500, 1000], "bdt": [300, 600], "nplm": [200, 400]}
-PRESELECT_CFG = {"chunk_size": 20000, "n_photon_candidates": 3, "higgs_mass": 125.0,
-                 "diphoton_trigger_pt": [35.0, 25.0], "single_photon_trigger_pt": 140.0,
-                 "pt_over_myy": [0.4, 0.3], "myy_range": [105.0, 160.0]}
+FULL = {
+    "generate": [500, 2000, 8000],
+    "preselect": [10000, 40000, 120000],
+    "encoder": [20],
+    "flow": [5000, 20000],
+    "sample": [20000, 80000],
+    "bdt": [5000, 20000],
+    "nplm": [4000, 16000],
+}
+QUICK = {
+    "generate": [50, 100],
+    "preselect": [200, 400],
+    "encoder": [2],
+    "flow": [300, 600],
+    "sample": [500, 1000],
+    "bdt": [300, 600],
+    "nplm": [200, 400],
+}
+PRESELECT_CFG = {
+    "chunk_size": 20000,
+    "n_photon_candidates": 3,
+    "higgs_mass": 125.0,
+    "diphoton_trigger_pt": [35.0, 25.0],
+    "single_photon_trigger_pt": 140.0,
+    "pt_over_myy": [0.4, 0.3],
+    "myy_range": [105.0, 160.0],
+}
 WINDOW, SIGNAL_REGION = (105.0, 160.0), (120.0, 130.0)
 
 
@@ -69,15 +89,29 @@ def timed(fn: Callable, repeat: int = 1):
     return best, out
 
 
-def row(stage: str, variant: str, events: int, seconds: float, threads: str = "torch 1",
-        note: str = "", rate: float | None = None) -> dict:
-    return {"stage": stage, "variant": variant, "events": int(events), "seconds": float(seconds),
-            "events_per_s": float(rate if rate is not None else events / seconds),
-            "threads": threads, "note": note}
+def row(
+    stage: str,
+    variant: str,
+    events: int,
+    seconds: float,
+    threads: str = "torch 1",
+    note: str = "",
+    rate: float | None = None,
+) -> dict:
+    return {
+        "stage": stage,
+        "variant": variant,
+        "events": int(events),
+        "seconds": float(seconds),
+        "events_per_s": float(rate if rate is not None else events / seconds),
+        "threads": threads,
+        "note": note,
+    }
 
 
 def _torch_threads() -> str:
     import torch
+
     return f"torch {torch.get_num_threads()}"
 
 
@@ -86,16 +120,22 @@ def bench_generate(sizes: Sequence[int], workdir: Path, repeat: int = 1) -> tupl
     """Rows, and {process: path of the largest generated file} (inputs of later stages)."""
     from .config import load_processes
     from .generate import DEFAULTS, generate, process_spec
+
     procs = load_processes(ROOT / "config" / "processes.yaml")
     rows, files = [], {}
     for name in ("ggH", "yy"):
         spec = process_spec(procs, name)
         for n in sizes:
             path = workdir / f"{name}_{n}.root"
-            seconds, _ = timed(lambda: generate(spec, n, DEFAULTS["seed"] + int(spec["code"]),
-                                                DEFAULTS["batch_size"], False, path), repeat)
-            rows.append(row("generate", f"{name}, MPI off", n, seconds, "1 (single-threaded)",
-                            "incl. Pythia init"))
+            seconds, _ = timed(
+                lambda: generate(
+                    spec, n, DEFAULTS["seed"] + int(spec["code"]), DEFAULTS["batch_size"], False, path
+                ),
+                repeat,
+            )
+            rows.append(
+                row("generate", f"{name}, MPI off", n, seconds, "1 (single-threaded)", "incl. Pythia init")
+            )
             files[name] = path
     return rows, files
 
@@ -108,14 +148,14 @@ def tile_delphes(src: Path, dst: Path, n_events: int) -> Path:
     import uproot
 
     from . import generate as gen
+
     with uproot.open(src) as f:
         tree = f[gen.TREE]
         colls = list(dict.fromkeys(k.split("/")[0] for k in tree.keys() if "/" in k))
         base = {}
         for c in colls:
             arrays = tree.arrays(filter_name=f"{c}/{c}.*", library="ak")
-            base[c] = ak.zip({name.split(".", 1)[1]: arrays[name] for name in arrays.fields},
-                             depth_limit=2)
+            base[c] = ak.zip({name.split(".", 1)[1]: arrays[name] for name in arrays.fields}, depth_limit=2)
     n0 = len(base["Event"])
     with uproot.recreate(dst) as root, gen._fixed_size_members():
         tree, done = None, 0
@@ -135,6 +175,7 @@ def raw_read(path: Path, chunk_size: int) -> int:
     """uproot's chunked read of exactly the branches the preselection reads."""
     from . import delphes
     from .preselect import FIELDS
+
     ttree = delphes.open_tree(path)
     branches = sorted({found[0] for f in FIELDS if (found := delphes._resolve(ttree, f))})
     n = 0
@@ -146,18 +187,34 @@ def raw_read(path: Path, chunk_size: int) -> int:
 def bench_preselect(source: Path, sizes: Sequence[int], workdir: Path, repeat: int = 3) -> list:
     """salad.preselect vs the raw read, on `source` tiled to each size."""
     from .preselect import preselect
+
     rows = []
     for n in sizes:
         path = tile_delphes(source, workdir / f"tiled_{n}.root", n)
         t_raw, got = timed(lambda: raw_read(path, PRESELECT_CFG["chunk_size"]), repeat)
         assert got == n, (got, n)
-        t_sel, (table, _) = timed(lambda: preselect([str(path)], "yy", 1, 0, 1.0, PRESELECT_CFG),
-                                  repeat)
+        t_sel, (table, _) = timed(lambda: preselect([str(path)], "yy", 1, 0, 1.0, PRESELECT_CFG), repeat)
         mb = path.stat().st_size / 1e6
-        rows.append(row("preselect", "uproot raw read (I/O limit)", n, t_raw, "1",
-                        f"{mb:.1f} MB file, chunk {PRESELECT_CFG['chunk_size']}"))
-        rows.append(row("preselect", "salad.preselect", n, t_sel, "1",
-                        f"{len(table)} pass; {100 * t_raw / t_sel:.0f} % of the raw read rate"))
+        rows.append(
+            row(
+                "preselect",
+                "uproot raw read (I/O limit)",
+                n,
+                t_raw,
+                "1",
+                f"{mb:.1f} MB file, chunk {PRESELECT_CFG['chunk_size']}",
+            )
+        )
+        rows.append(
+            row(
+                "preselect",
+                "salad.preselect",
+                n,
+                t_sel,
+                "1",
+                f"{len(table)} pass; {100 * t_raw / t_sel:.0f} % of the raw read rate",
+            )
+        )
         path.unlink()
     return rows
 
@@ -168,51 +225,80 @@ def preselected_events(files: Mapping[str, Path], seed: int = 0):
     from .config import load_processes
     from .encoder.data import N_FEATURES, N_OBJECTS, RawEvents
     from .preselect import preselect
+
     procs = load_processes(ROOT / "config" / "processes.yaml")
     parts = []
     for name, path in files.items():
-        table, _ = preselect([str(path)], name, int(procs[name]["code"]), int(procs[name]["group"]),
-                             1.0, PRESELECT_CFG)
+        table, _ = preselect(
+            [str(path)], name, int(procs[name]["code"]), int(procs[name]["group"]), 1.0, PRESELECT_CFG
+        )
         frame = table.to_pandas()
         objects = np.stack(frame["objects"].to_numpy()).astype(np.float32)
-        parts.append(RawEvents(objects.reshape(-1, N_OBJECTS, N_FEATURES),
-                               frame[["dr_yy", "pt_yy"]].to_numpy(np.float32),
-                               frame["event_id"].to_numpy(np.int64), frame["group"].to_numpy(np.int64)))
+        parts.append(
+            RawEvents(
+                objects.reshape(-1, N_OBJECTS, N_FEATURES),
+                frame[["dr_yy", "pt_yy"]].to_numpy(np.float32),
+                frame["event_id"].to_numpy(np.int64),
+                frame["group"].to_numpy(np.int64),
+            )
+        )
     cat = lambda k: np.concatenate([getattr(p, k) for p in parts])  # noqa: E731
     rng = np.random.default_rng(seed)
     subset = np.where(rng.random(sum(len(p) for p in parts)) < 0.6, "train", "val")
     return RawEvents(cat("objects"), cat("event"), cat("event_id"), cat("group"), subset)
 
 
-ENCODER_WIDTHS = {"laptop": {"width": 32, "heads": 4, "hl_width": 32, "head_width": 64},
-                  "paper": {"width": 120, "heads": 8, "hl_width": 64, "head_width": 128}}
-QUICK_WIDTHS = {"laptop": {"width": 8, "heads": 2, "hl_width": 8, "head_width": 8},
-                "paper": {"width": 16, "heads": 2, "hl_width": 8, "head_width": 8}}
+ENCODER_WIDTHS = {
+    "laptop": {"width": 32, "heads": 4, "hl_width": 32, "head_width": 64},
+    "paper": {"width": 120, "heads": 8, "hl_width": 64, "head_width": 128},
+}
+QUICK_WIDTHS = {
+    "laptop": {"width": 8, "heads": 2, "hl_width": 8, "head_width": 8},
+    "paper": {"width": 16, "heads": 2, "hl_width": 8, "head_width": 8},
+}
 
 
-def bench_encoder(events, steps: int, batch_size: int = 512,
-                  widths: Mapping[str, Mapping] = ENCODER_WIDTHS, device: str | None = None) -> list:
+def bench_encoder(
+    events,
+    steps: int,
+    batch_size: int = 512,
+    widths: Mapping[str, Mapping] = ENCODER_WIDTHS,
+    device: str | None = None,
+) -> list:
     from .encoder.bench import benchmark
     from .encoder.models import count_parameters
     from .encoder.setups import resolve_setup
     from .encoder.train import Trainer, prepare_data
+
     rows = []
     groups = {f"g{g}": int(g) for g in np.unique(events.group)}
     for name, width in widths.items():
-        enc = {"defaults": {**width, "batch_size": batch_size,
-                            "max_events_per_sample": None}, "setups": {"bench": {}}}
+        enc = {
+            "defaults": {**width, "batch_size": batch_size, "max_events_per_sample": None},
+            "setups": {"bench": {}},
+        }
         cfg = resolve_setup(enc, "bench", groups)
         train, val, norm, grp, _ = prepare_data(cfg, events, 1)
         trainer = Trainer(cfg, train, val, norm, grp, 1, os.devnull, device=device)
         res = benchmark(trainer, steps)
         npar = count_parameters(trainer.model)
         note = f"{npar / 1e6:.2f}M params, batch {res['batch_size']}, {steps} steps, {trainer.device}"
-        for kind, key in (("sampler batches", "sampler_events_per_s"),
-                          ("random tensors", "random_events_per_s")):
+        for kind, key in (
+            ("sampler batches", "sampler_events_per_s"),
+            ("random tensors", "random_events_per_s"),
+        ):
             rate = res[key]
-            rows.append(row("encoder", f"width {width['width']} ({name}), {kind}",
-                            res["batch_size"] * steps, res["batch_size"] * steps / rate,
-                            _torch_threads(), note, rate))
+            rows.append(
+                row(
+                    "encoder",
+                    f"width {width['width']} ({name}), {kind}",
+                    res["batch_size"] * steps,
+                    res["batch_size"] * steps / rate,
+                    _torch_threads(),
+                    note,
+                    rate,
+                )
+            )
     return rows
 
 
@@ -238,7 +324,7 @@ def latent_toy(myy: np.ndarray, seed: int = 0, d: int = 6) -> np.ndarray:
     if d != 6:
         raise ValueError("latent_toy is 6-d")
     rng = np.random.default_rng(seed)
-    t = (np.asarray(myy, np.float64) - 132.5) / 27.5          # -1 .. 1 over the window
+    t = (np.asarray(myy, np.float64) - 132.5) / 27.5  # -1 .. 1 over the window
     n = len(t)
     u = rng.normal(size=(n, 6))
     x = np.empty((n, 6))
@@ -259,8 +345,9 @@ def toy_masses(n: int, lo: float, hi: float, seed: int = 0) -> np.ndarray:
     return WINDOW[0] - 25.0 * np.log(a - u * (a - b))
 
 
-def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
-             hidden: Sequence[int] = (64, 64)) -> dict:
+def fit_zuko(
+    z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1, hidden: Sequence[int] = (64, 64)
+) -> dict:
     """The reference: zuko's MAF (cfg transforms, `hidden` MLP, context = scaled mass) trained
     with salad.cathode.flow.fit's recipe (same split and standardisation, batches, Adam,
     clipping, cfg max_epochs and patience; the returned model is the last epoch's). {seconds,
@@ -270,6 +357,7 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
     import zuko
 
     from .cathode import flow as flowmod
+
     cfg = flowmod.settings(cfg)
     torch.set_num_threads(1)
     z = np.asarray(z, np.float64)
@@ -277,8 +365,7 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
     zs = torch.as_tensor(((z - mean) / std).astype(np.float32))
     ctx = torch.as_tensor(flowmod.scale_mass(myy, WINDOW))
     torch.manual_seed(seed)
-    model = zuko.flows.MAF(z.shape[1], 1, transforms=int(cfg["transforms"]),
-                           hidden_features=tuple(hidden))
+    model = zuko.flows.MAF(z.shape[1], 1, transforms=int(cfg["transforms"]), hidden_features=tuple(hidden))
     opt = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
     gen = torch.Generator().manual_seed(seed)
     tr_t, va_t = torch.as_tensor(tr), torch.as_tensor(va)
@@ -288,7 +375,7 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
     for _ in range(int(cfg["max_epochs"])):
         order = tr_t[torch.randperm(len(tr_t), generator=gen)]
         for i in range(0, len(order), bs):
-            idx = order[i:i + bs]
+            idx = order[i : i + bs]
             loss = -model(ctx[idx]).log_prob(zs[idx]).mean()
             opt.zero_grad()
             loss.backward()
@@ -296,15 +383,23 @@ def fit_zuko(z: np.ndarray, myy: np.ndarray, cfg: Mapping, seed: int = 1,
             opt.step()
         with torch.no_grad():
             vals.append(-model(ctx[va_t]).log_prob(zs[va_t]).mean().item())
-        if vals[-1] < best - 1e-4:                 # salad.cathode.flow.fit's early stopping
+        if vals[-1] < best - 1e-4:  # salad.cathode.flow.fit's early stopping
             best, best_epoch, wait = vals[-1], len(vals) - 1, 0
         else:
             wait += 1
             if wait >= cfg["patience"]:
                 break
-    return {"seconds": time.perf_counter() - start, "epochs": len(vals), "val_nll": vals[-1],
-            "best_val_nll": best, "best_epoch": best_epoch, "history": vals,
-            "model": model, "mean": mean, "std": std}
+    return {
+        "seconds": time.perf_counter() - start,
+        "epochs": len(vals),
+        "val_nll": vals[-1],
+        "best_val_nll": best,
+        "best_epoch": best_epoch,
+        "history": vals,
+        "model": model,
+        "mean": mean,
+        "std": std,
+    }
 
 
 def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
@@ -312,13 +407,15 @@ def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
     of `b`, 2-fold cross-fitted (0.5: indistinguishable)."""
     import lightgbm as lgb
     from sklearn.metrics import roc_auc_score
+
     x = np.concatenate([a, b])
     y = np.r_[np.zeros(len(a)), np.ones(len(b))]
     fold = np.random.default_rng(seed).permutation(len(x)) % 2
     score = np.empty(len(x))
     for k in (0, 1):
-        clf = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=31,
-                                 n_jobs=1, verbose=-1, random_state=seed)
+        clf = lgb.LGBMClassifier(
+            n_estimators=200, learning_rate=0.05, num_leaves=31, n_jobs=1, verbose=-1, random_state=seed
+        )
         clf.fit(x[fold != k], y[fold != k])
         score[fold == k] = clf.predict_proba(x[fold == k])[:, 1]
     return float(roc_auc_score(y, score))
@@ -327,45 +424,76 @@ def two_sample_auc(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
 def toy_sets(n_sb: int, n_sr: int):
     """latent_toy samples: (z_sb, m_sb) sidebands (half below, half above the SR), (z_sr, m_sr)
     signal region and z_sr_twin, an independent draw at the same SR masses."""
-    m_sb = np.concatenate([toy_masses(n_sb // 2, WINDOW[0], SIGNAL_REGION[0], 1),
-                           toy_masses(n_sb - n_sb // 2, SIGNAL_REGION[1], WINDOW[1], 2)])
+    m_sb = np.concatenate(
+        [
+            toy_masses(n_sb // 2, WINDOW[0], SIGNAL_REGION[0], 1),
+            toy_masses(n_sb - n_sb // 2, SIGNAL_REGION[1], WINDOW[1], 2),
+        ]
+    )
     m_sr = toy_masses(n_sr, *SIGNAL_REGION, seed=4)
     return latent_toy(m_sb, seed=3), m_sb, latent_toy(m_sr, seed=5), m_sr, latent_toy(m_sr, seed=6)
 
 
-def flow_convergence(n_sb: int = 20000, cfg: Mapping | None = None,
-                     log: Callable = lambda line: None) -> list[dict]:
+def flow_convergence(
+    n_sb: int = 20000, cfg: Mapping | None = None, log: Callable = lambda line: None
+) -> list[dict]:
     """Fits to convergence (early stopping, laptop recipe by default: batch 1024, lr 3e-3,
     max 80 epochs, patience 6) of salad's flow (density orientation) and zuko's MAF on the
     latent_toy sidebands: total seconds, epochs, seconds per epoch, best val NLL."""
     from .cathode import flow as flowmod
+
     cfg = {**FLOW_COMPARE_CFG, "max_epochs": 80, "patience": 6, **(cfg or {})}
     z_sb, m_sb = toy_sets(n_sb, 1)[:2]
     out = []
     res = flowmod.fit(z_sb, m_sb, WINDOW, cfg, seed=1, threads=1, device="cpu")
-    out.append({"variant": "salad flow, density orientation", "seconds": res["fit_seconds"],
-                "epochs": len(res["history"]), "best_epoch": res["best_epoch"],
-                "best_val_nll": min(h["val_nll"] for h in res["history"])})
+    out.append(
+        {
+            "variant": "salad flow, density orientation",
+            "seconds": res["fit_seconds"],
+            "epochs": len(res["history"]),
+            "best_epoch": res["best_epoch"],
+            "best_val_nll": min(h["val_nll"] for h in res["history"]),
+        }
+    )
     log(str(out[-1]))
     for hidden in ((64, 64), (64,) * 5):
         ref = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
-        out.append({"variant": f"zuko MAF, hidden {hidden}", "seconds": ref["seconds"],
-                    "epochs": ref["epochs"], "best_epoch": ref["best_epoch"],
-                    "best_val_nll": ref["best_val_nll"]})
+        out.append(
+            {
+                "variant": f"zuko MAF, hidden {hidden}",
+                "seconds": ref["seconds"],
+                "epochs": ref["epochs"],
+                "best_epoch": ref["best_epoch"],
+                "best_val_nll": ref["best_val_nll"],
+            }
+        )
         log(str(out[-1]))
     for r in out:
         r["s_per_epoch"] = r["seconds"] / r["epochs"]
     return out
 
 
-NORMFLOWS_MADE = {"layer": "normflows", "autoregressive": "density"}   # the flow before the masked layer
-FLOW_COMPARE_CFG = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 1024,
-                    "learning_rate": 3e-3, "val_fraction": 0.2}
+NORMFLOWS_MADE = {"layer": "normflows", "autoregressive": "density"}  # the flow before the masked layer
+FLOW_COMPARE_CFG = {
+    "transforms": 4,
+    "hidden": 64,
+    "blocks": 2,
+    "batch_size": 1024,
+    "learning_rate": 3e-3,
+    "val_fraction": 0.2,
+}
 
 
-def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repeat: int = 3,
-                    legacy_repeat: int = 1, cfg: Mapping | None = None, auc: bool = True,
-                    log: Callable = lambda line: None) -> list[dict]:
+def flow_comparison(
+    n_sb: int = 20000,
+    n_sr: int = 20000,
+    epochs: int = 20,
+    repeat: int = 3,
+    legacy_repeat: int = 1,
+    cfg: Mapping | None = None,
+    auc: bool = True,
+    log: Callable = lambda line: None,
+) -> list[dict]:
     """salad's flow in both orientations vs zuko's MAF on latent_toy: fit on n_sb sideband events
     for a fixed `epochs` (no early stopping), `repeat` times (seconds per epoch: min and max);
     val NLL (standardised units, last and best epoch); and, with `auc`, the two-sample AUC of
@@ -377,20 +505,22 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     import zuko  # noqa: F401
 
     from .cathode import flow as flowmod
+
     cfg = {**FLOW_COMPARE_CFG, **(cfg or {}), "max_epochs": epochs, "patience": epochs + 1}
     z_sb, m_sb, z_sr, m_sr, z_sr_twin = toy_sets(n_sb, n_sr)
-    variants = [("salad flow, masked layer (new)", {"layer": "masked"}, None),
-                ("salad flow, normflows MADE, density (before)", NORMFLOWS_MADE, None),
-                ("zuko MAF, hidden (64, 64)", None, (64, 64))]
+    variants = [
+        ("salad flow, masked layer (new)", {"layer": "masked"}, None),
+        ("salad flow, normflows MADE, density (before)", NORMFLOWS_MADE, None),
+        ("zuko MAF, hidden (64, 64)", None, (64, 64)),
+    ]
     secs, cpu, fits = {v[0]: [] for v in variants}, {v[0]: [] for v in variants}, {}
-    for rep in range(max(1, repeat)):          # round robin: a load change hits every variant
+    for rep in range(max(1, repeat)):  # round robin: a load change hits every variant
         for name, orientation, hidden in variants:
             if orientation == NORMFLOWS_MADE and rep >= legacy_repeat:
                 continue
-            cpu0 = time.process_time()         # CPU seconds: robust on a shared machine
+            cpu0 = time.process_time()  # CPU seconds: robust on a shared machine
             if orientation:
-                res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, **orientation},
-                                  seed=1, threads=1, device="cpu")
+                res = flowmod.fit(z_sb, m_sb, WINDOW, {**cfg, **orientation}, seed=1, threads=1, device="cpu")
                 secs[name].append(res["fit_seconds"] / epochs)
             else:
                 res = fit_zuko(z_sb, m_sb, cfg, seed=1, hidden=hidden)
@@ -401,9 +531,15 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
     out = []
     for name, orientation, _hidden in variants:
         res = fits[name]
-        r = {"variant": name, "s_per_epoch_min": min(secs[name]),
-             "s_per_epoch_max": max(secs[name]), "cpu_s_per_epoch_min": min(cpu[name]),
-             "cpu_s_per_epoch_max": max(cpu[name]), "repeats": len(secs[name]), "epochs": epochs}
+        r = {
+            "variant": name,
+            "s_per_epoch_min": min(secs[name]),
+            "s_per_epoch_max": max(secs[name]),
+            "cpu_s_per_epoch_min": min(cpu[name]),
+            "cpu_s_per_epoch_max": max(cpu[name]),
+            "repeats": len(secs[name]),
+            "epochs": epochs,
+        }
         if orientation:
             vals = [h["val_nll"] for h in res["history"]]
             r.update(val_nll=vals[-1], best_val_nll=min(vals))
@@ -419,15 +555,13 @@ def flow_comparison(n_sb: int = 20000, n_sr: int = 20000, epochs: int = 20, repe
                 with torch.no_grad():
                     torch.manual_seed(7)
                     ctx = torch.as_tensor(flowmod.scale_mass(m_sr, WINDOW))
-                    samples = (res["model"](ctx).sample().double().numpy() * res["std"]
-                               + res["mean"])
+                    samples = res["model"](ctx).sample().double().numpy() * res["std"] + res["mean"]
             r["sample_s"] = time.perf_counter() - start
             r["auc"] = two_sample_auc(samples, z_sr)
         out.append(r)
         log(str(r))
     if auc:
-        out.append({"variant": "truth vs independent truth (floor)",
-                    "auc": two_sample_auc(z_sr_twin, z_sr)})
+        out.append({"variant": "truth vs independent truth (floor)", "auc": two_sample_auc(z_sr_twin, z_sr)})
     return out
 
 
@@ -435,32 +569,60 @@ def _last_val(ckpt: Mapping) -> float:
     return ckpt["history"][-1]["val_nll"]
 
 
-def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 5,
-               device: str | None = None) -> list:
+def bench_flow(
+    sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 5, device: str | None = None
+) -> list:
     from .cathode import flow as flowmod
+
     rows, ckpt = [], None
     cfg = {"max_epochs": epochs, "patience": epochs + 1}
     for n in sizes:
         z, myy = synthetic_latent(n, seed=n)
         sb = (myy < SIGNAL_REGION[0]) | (myy >= SIGNAL_REGION[1])
-        seconds, ckpt = timed(lambda: flowmod.fit(z[sb], myy[sb], WINDOW, cfg, seed=1, threads=1,
-                                                  device=device))
-        rows.append(row("flow", f"fit, {epochs} epochs", ckpt["n_train"] * epochs, seconds,
-                        _torch_threads(), f"{int(sb.sum())} SB events; "
-                        f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(ckpt):.3f}; "
-                        "events = train x epochs"))
+        seconds, ckpt = timed(
+            lambda: flowmod.fit(z[sb], myy[sb], WINDOW, cfg, seed=1, threads=1, device=device)
+        )
+        rows.append(
+            row(
+                "flow",
+                f"fit, {epochs} epochs",
+                ckpt["n_train"] * epochs,
+                seconds,
+                _torch_threads(),
+                f"{int(sb.sum())} SB events; "
+                f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(ckpt):.3f}; "
+                "events = train x epochs",
+            )
+        )
     # The same fit of the largest size: normflows' MADE layer (before) and zuko's MAF.
-    seconds, old = timed(lambda: flowmod.fit(z[sb], myy[sb], WINDOW,
-                                             {**cfg, **NORMFLOWS_MADE}, seed=1,
-                                             threads=1, device="cpu"))
-    rows.append(row("flow", f"fit, normflows MADE (before), {epochs} epochs", old["n_train"] * epochs,
-                    seconds, _torch_threads(), "normflows MaskedAffineAutoregressive, density side; "
-                    f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(old):.3f}; cpu"))
+    seconds, old = timed(
+        lambda: flowmod.fit(
+            z[sb], myy[sb], WINDOW, {**cfg, **NORMFLOWS_MADE}, seed=1, threads=1, device="cpu"
+        )
+    )
+    rows.append(
+        row(
+            "flow",
+            f"fit, normflows MADE (before), {epochs} epochs",
+            old["n_train"] * epochs,
+            seconds,
+            _torch_threads(),
+            "normflows MaskedAffineAutoregressive, density side; "
+            f"{seconds / epochs:.2f} s/epoch; val NLL {_last_val(old):.3f}; cpu",
+        )
+    )
     seconds, ref = timed(lambda: fit_zuko(z[sb], myy[sb], cfg, seed=1))
-    rows.append(row("flow", f"zuko MAF (64, 64) reference, {epochs} epochs",
-                    old["n_train"] * epochs, seconds, _torch_threads(),
-                    f"same split/batches/optimiser; {seconds / epochs:.2f} s/epoch; "
-                    f"val NLL {ref['val_nll']:.3f}; cpu"))
+    rows.append(
+        row(
+            "flow",
+            f"zuko MAF (64, 64) reference, {epochs} epochs",
+            old["n_train"] * epochs,
+            seconds,
+            _torch_threads(),
+            f"same split/batches/optimiser; {seconds / epochs:.2f} s/epoch; "
+            f"val NLL {ref['val_nll']:.3f}; cpu",
+        )
+    )
     model = flowmod.build_flow(ckpt["arch"])
     model.load_state_dict(ckpt["state_dict"])
     model.eval()
@@ -474,21 +636,32 @@ def bench_flow(sizes: Sequence[int], sample_sizes: Sequence[int], epochs: int = 
 
 def bench_bdt(sizes: Sequence[int], repeat: int = 1) -> list:
     from .cathode.classify import kfold_scores
+
     rows = []
     cfg = {"folds": 5, "early_stopping_rounds": 0}
     for n in sizes:
         rng = np.random.default_rng(n)
         x_neg = rng.normal(size=(n, 6))
         x_pos = rng.normal(size=(n, 6)) + np.r_[0.3, 0, 0, 0, 0, 0]
-        seconds, _ = timed(lambda: kfold_scores(x_pos, x_neg, np.ones(n), cfg, seeds=[1],
-                                                fold_seed=0, threads=1), repeat)
-        rows.append(row("bdt", "5-fold CWoLa, 1 BDT, 300 trees", 2 * n, seconds, "lightgbm 1",
-                        "events = SR data + template"))
+        seconds, _ = timed(
+            lambda: kfold_scores(x_pos, x_neg, np.ones(n), cfg, seeds=[1], fold_seed=0, threads=1), repeat
+        )
+        rows.append(
+            row(
+                "bdt",
+                "5-fold CWoLa, 1 BDT, 300 trees",
+                2 * n,
+                seconds,
+                "lightgbm 1",
+                "events = SR data + template",
+            )
+        )
     return rows
 
 
 def bench_nplm(sizes: Sequence[int], repeat: int = 1, device: str | None = None) -> list:
     from . import nplm
+
     rows = []
     cfg = {"n_centers": None, "lambda": 1e-6, "max_iter": 100, "tol": 1e-12, "loss": "nplm"}
     for n in sizes:
@@ -497,10 +670,19 @@ def bench_nplm(sizes: Sequence[int], repeat: int = 1, device: str | None = None)
         x_data = rng.normal(size=(n // 2, 6))
         w_ref = np.full(n, 0.5)
         sigma = nplm.kernel_width(x_ref, 90.0, seed=0)
-        seconds, res = timed(lambda: nplm.run_test(x_ref, w_ref, x_data, sigma, cfg, seed=1,
-                                                   device=device), repeat)
-        rows.append(row("nplm", "one fit (ref + data)", n + n // 2, seconds, _torch_threads(),
-                        f"M = {res.n_centers} centres, {res.iterations} Newton steps"))
+        seconds, res = timed(
+            lambda: nplm.run_test(x_ref, w_ref, x_data, sigma, cfg, seed=1, device=device), repeat
+        )
+        rows.append(
+            row(
+                "nplm",
+                "one fit (ref + data)",
+                n + n // 2,
+                seconds,
+                _torch_threads(),
+                f"M = {res.n_centers} centres, {res.iterations} Newton steps",
+            )
+        )
     return rows
 
 
@@ -515,9 +697,16 @@ def scaling(rows: Sequence[dict]) -> list[dict]:
             continue
         a, b = rs[0], rs[-1]
         ratio = b["seconds"] / a["seconds"]
-        out.append({"stage": key[0], "variant": key[1], "events": f"{a['events']} -> {b['events']}",
-                    "events_ratio": b["events"] / a["events"], "time_ratio": ratio,
-                    "exponent": math.log(ratio) / math.log(b["events"] / a["events"])})
+        out.append(
+            {
+                "stage": key[0],
+                "variant": key[1],
+                "events": f"{a['events']} -> {b['events']}",
+                "events_ratio": b["events"] / a["events"],
+                "time_ratio": ratio,
+                "exponent": math.log(ratio) / math.log(b["events"] / a["events"]),
+            }
+        )
     return out
 
 
@@ -539,6 +728,7 @@ def machine() -> str:
         pass
     try:
         import torch
+
         gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     except Exception:
         gpu = "no GPU"
@@ -554,23 +744,36 @@ def _fmt(x: float) -> str:
 
 
 def markdown(rows: Sequence[dict], scale: Sequence[dict], meta: Mapping) -> str:
-    lines = [f"Measured {meta['date']} on {meta['machine']}; load average at start "
-             f"{meta['load']}; mode `{meta['mode']}`, repeats {meta['repeat']} (minimum kept); "
-             f"torch {meta['torch']}, lightgbm {meta['lightgbm']}.", "",
-             "| stage | variant | events | seconds | events/s | threads | note |",
-             "|---|---|---:|---:|---:|---|---|"]
+    lines = [
+        f"Measured {meta['date']} on {meta['machine']}; load average at start "
+        f"{meta['load']}; mode `{meta['mode']}`, repeats {meta['repeat']} (minimum kept); "
+        f"torch {meta['torch']}, lightgbm {meta['lightgbm']}.",
+        "",
+        "| stage | variant | events | seconds | events/s | threads | note |",
+        "|---|---|---:|---:|---:|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['stage']} | {r['variant']} | {r['events']} | {_fmt(r['seconds'])} | "
-                     f"{_fmt(r['events_per_s'])} | {r['threads']} | {r['note']} |")
-    lines.append(f"| make run | end-to-end, config/config.yaml | | {make_run_row()} | | "
-                 "`--cores all` | from results/benchmarks/make_run.txt |")
+        lines.append(
+            f"| {r['stage']} | {r['variant']} | {r['events']} | {_fmt(r['seconds'])} | "
+            f"{_fmt(r['events_per_s'])} | {r['threads']} | {r['note']} |"
+        )
+    lines.append(
+        f"| make run | end-to-end, config/config.yaml | | {make_run_row()} | | "
+        "`--cores all` | from results/benchmarks/make_run.txt |"
+    )
     if scale:
-        lines += ["", "Cost growth (seconds ~ events^b, smallest to largest size):", "",
-                  "| stage | variant | events | events ratio | time ratio | b |",
-                  "|---|---|---|---:|---:|---:|"]
+        lines += [
+            "",
+            "Cost growth (seconds ~ events^b, smallest to largest size):",
+            "",
+            "| stage | variant | events | events ratio | time ratio | b |",
+            "|---|---|---|---:|---:|---:|",
+        ]
         for s in scale:
-            lines.append(f"| {s['stage']} | {s['variant']} | {s['events']} | "
-                         f"{s['events_ratio']:.1f} | {s['time_ratio']:.2f} | {s['exponent']:.2f} |")
+            lines.append(
+                f"| {s['stage']} | {s['variant']} | {s['events']} | "
+                f"{s['events_ratio']:.1f} | {s['time_ratio']:.2f} | {s['exponent']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -584,24 +787,38 @@ def _parse_sizes(items: Sequence[str] | None, base: Mapping) -> dict:
     return sizes
 
 
-def run(quick: bool = False, sizes: Mapping | None = None, stages: Sequence[str] = STAGES,
-        repeat: int | None = None, device: str | None = None,
-        log: Callable = lambda line: print(line, flush=True)) -> tuple[list, list, dict]:
+def run(
+    quick: bool = False,
+    sizes: Mapping | None = None,
+    stages: Sequence[str] = STAGES,
+    repeat: int | None = None,
+    device: str | None = None,
+    log: Callable = lambda line: print(line, flush=True),
+) -> tuple[list, list, dict]:
     """Run the benchmarks; returns (rows, scaling, meta)."""
     import lightgbm
     import torch
+
     torch.set_num_threads(1)
     sizes = {**(QUICK if quick else FULL), **(sizes or {})}
     repeat = repeat or (1 if quick else 2)
-    meta = {"date": datetime.date.today().isoformat(), "machine": machine(),
-            "load": " ".join(f"{x:.1f}" for x in os.getloadavg()), "mode": "quick" if quick else "full",
-            "repeat": repeat, "torch": torch.__version__, "lightgbm": lightgbm.__version__}
+    meta = {
+        "date": datetime.date.today().isoformat(),
+        "machine": machine(),
+        "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "mode": "quick" if quick else "full",
+        "repeat": repeat,
+        "torch": torch.__version__,
+        "lightgbm": lightgbm.__version__,
+    }
     rows: list[dict] = []
 
     def done(new):
         for r in new:
-            log(f"{r['stage']:9s} {r['variant']:45s} {r['events']:>8d} events "
-                f"{r['seconds']:9.3f} s {r['events_per_s']:12.1f} ev/s  {r['note']}")
+            log(
+                f"{r['stage']:9s} {r['variant']:45s} {r['events']:>8d} events "
+                f"{r['seconds']:9.3f} s {r['events_per_s']:12.1f} ev/s  {r['note']}"
+            )
         rows.extend(new)
 
     with tempfile.TemporaryDirectory(prefix="salad-bench-") as tmp:
@@ -616,8 +833,15 @@ def run(quick: bool = False, sizes: Mapping | None = None, stages: Sequence[str]
             done(bench_preselect(files["yy"], sizes["preselect"], work, 1 if quick else 3))
         if "encoder" in stages:
             events = preselected_events(files)
-            done(bench_encoder(events, sizes["encoder"][0], 16 if quick else 512,
-                               QUICK_WIDTHS if quick else ENCODER_WIDTHS, device))
+            done(
+                bench_encoder(
+                    events,
+                    sizes["encoder"][0],
+                    16 if quick else 512,
+                    QUICK_WIDTHS if quick else ENCODER_WIDTHS,
+                    device,
+                )
+            )
         if "flow" in stages:
             done(bench_flow(sizes["flow"], sizes["sample"], 1 if quick else 5, device))
         if "bdt" in stages:
@@ -631,8 +855,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m salad.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="tiny sizes (seconds; for the tests)")
     p.add_argument("--sizes", nargs="*", help="STAGE=N,N,... (stages: " + ", ".join(FULL) + ")")
-    p.add_argument("--stages", default=",".join(STAGES),
-                   help="comma-separated subset of " + ", ".join(STAGES))
+    p.add_argument(
+        "--stages", default=",".join(STAGES), help="comma-separated subset of " + ", ".join(STAGES)
+    )
     p.add_argument("--repeat", type=int, help="timed repeats, minimum kept (default 2; quick 1)")
     p.add_argument("--device", help="torch device for encoder/flow/NPLM (default: cuda if available)")
     p.add_argument("--output", help="also write the Markdown table to this file")
@@ -641,8 +866,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     unknown = sorted(set(stages) - set(STAGES))
     if unknown:
         raise SystemExit(f"--stages: unknown {unknown}; known: {', '.join(STAGES)}")
-    rows, scale, meta = run(args.quick, _parse_sizes(args.sizes, QUICK if args.quick else FULL),
-                            stages, args.repeat, args.device)
+    rows, scale, meta = run(
+        args.quick, _parse_sizes(args.sizes, QUICK if args.quick else FULL), stages, args.repeat, args.device
+    )
     text = markdown(rows, scale, meta)
     print("\n" + text)
     if args.output:

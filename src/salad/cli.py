@@ -3,6 +3,7 @@ argument parser, logging, torch device, seed derivation, Markdown tables.
 
 Figures are saved atomically by `salad.plotstyle.save` (PNG + PDF), the one figure writer.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,6 +35,7 @@ def stage_parser(description: str, prog: str | None = None) -> argparse.Argument
 def parse_stage_args(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, dict]:
     """(arguments, decoded --config) of a stage_parser command line; logging set up (--log)."""
     from .config import parse_stage_config
+
     args = parser.parse_args(argv)
     setup_logging(args.log)
     return args, parse_stage_config(args.config)
@@ -52,6 +54,7 @@ def setup_logging(path: str | Path | None = None, append: bool = False) -> None:
 def pick_device(device: str | None = None):
     """torch device: `device`, else cuda if available, else cpu."""
     import torch
+
     return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -83,15 +86,19 @@ def hash_uniform(event_ids, *keys: int) -> np.ndarray:
     for key in keys:
         state = _mix(state ^ np.uint64(int(key) & 0xFFFFFFFFFFFFFFFF))
     x = _mix(np.asarray(event_ids, dtype=np.int64).view(np.uint64) ^ state)
-    return (x >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def write_markdown(frames: Mapping[str, pd.DataFrame], path: str) -> None:
     """Tables as Markdown sections (plain text, no extra dependency), written atomically."""
     lines = []
     for title, frame in frames.items():
-        lines += [f"## {title}", "", "| " + " | ".join(map(str, frame.columns)) + " |",
-                  "|" + "---|" * len(frame.columns)]
+        lines += [
+            f"## {title}",
+            "",
+            "| " + " | ".join(map(str, frame.columns)) + " |",
+            "|" + "---|" * len(frame.columns),
+        ]
         for row in frame.itertuples(index=False):
             cells = (f"{v:.4g}" if isinstance(v, float) else str(v) for v in row)
             lines.append("| " + " | ".join(cells) + " |")

@@ -26,6 +26,7 @@ Kinds (n = claim `n_sigma`, default 2):
 
 Outputs: results/tables/paper_comparison.{parquet,md}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,26 @@ from .errors import SaladError
 from .tables import fmt, md_table, number, percent, signal_label
 
 AGREES, DIFFERS, NOT_COVERED = "agrees", "differs", "not covered by this config"
-COLUMNS = ["paper", "claim", "source", "paper_value", "run_value", "stat", "syst", "pull",
-           "conditions", "verdict"]
+COLUMNS = [
+    "paper",
+    "claim",
+    "source",
+    "paper_value",
+    "run_value",
+    "stat",
+    "syst",
+    "pull",
+    "conditions",
+    "verdict",
+]
 KINDS = ("value", "ratio", "ordering", "greater", "majority", "trend")
-HEADER = ("Our detector simulation (Delphes) and generator (Pythia 8, LO) differ from the papers', "
-          "and the laptop configurations are far smaller: absolute SIC, AUC and Z values are not "
-          "expected to match; ratios and orderings are the comparable quantities. Errors: "
-          "stat (finite evaluation set, pseudo-data instances, NPLM/linear-probe seeds) and "
-          "syst (training of the ML models: spread over classifier ensembles).")
+HEADER = (
+    "Our detector simulation (Delphes) and generator (Pythia 8, LO) differ from the papers', "
+    "and the laptop configurations are far smaller: absolute SIC, AUC and Z values are not "
+    "expected to match; ratios and orderings are the comparable quantities. Errors: "
+    "stat (finite evaluation set, pseudo-data instances, NPLM/linear-probe seeds) and "
+    "syst (training of the ML models: spread over classifier ensembles)."
+)
 
 
 class _NotCovered(Exception):
@@ -114,8 +127,11 @@ def _sic_rows(tables, claim, setup=None, signal=None) -> pd.DataFrame:
 def _sic_point(row: pd.Series) -> tuple[float, float, float]:
     """(SIC, stat, syst): stat = evaluation-set error (+) instance x ensemble spread / sqrt(n)."""
     n = max(int(row.get("n", 1)), 1)
-    return (float(row["sic_mean"]), _q(row.get("sic_err"), row.get("sic_std", 0.0) / math.sqrt(n)),
-            _q(row.get("sic_syst")))
+    return (
+        float(row["sic_mean"]),
+        _q(row.get("sic_err"), row.get("sic_std", 0.0) / math.sqrt(n)),
+        _q(row.get("sic_syst")),
+    )
 
 
 def _where(claim, frame: pd.DataFrame | None = None) -> str:
@@ -135,31 +151,43 @@ def _value(claim, tables) -> dict:
         if not len(frame):
             raise _NotCovered(f"no sculpting rows of {sel.get('setup', 'ID')}")
         row = frame.iloc[0]
-        return {"run_value": float(row["auc_mean"]), "stat": _q(row.get("auc_boot_std")),
-                "syst": _q(row.get("auc_std")),
-                "conditions": f"{sel.get('setup', 'ID')}, no injection, {int(row.get('datasets', 0))} "
-                              f"data set(s) x {int(row.get('classifiers', 0) or 0)} classifiers"}
+        return {
+            "run_value": float(row["auc_mean"]),
+            "stat": _q(row.get("auc_boot_std")),
+            "syst": _q(row.get("auc_std")),
+            "conditions": f"{sel.get('setup', 'ID')}, no injection, {int(row.get('datasets', 0))} "
+            f"data set(s) x {int(row.get('classifiers', 0) or 0)} classifiers",
+        }
     frame = _sic_rows(tables, claim, sel.get("setup"), sel.get("signal"))
     if not len(frame):
         raise _NotCovered(f"no SIC of {sel.get('setup')} on {sel.get('signal')} at {_where(claim)}")
     value, stat, syst = _sic_point(frame.iloc[0])
-    return {"run_value": value, "stat": stat, "syst": syst,
-            "conditions": f"{sel.get('setup')}, {signal_label(sel.get('signal'))}, {_where(claim)}"}
+    return {
+        "run_value": value,
+        "stat": stat,
+        "syst": syst,
+        "conditions": f"{sel.get('setup')}, {signal_label(sel.get('signal'))}, {_where(claim)}",
+    }
 
 
 def _matched_sic(frame: pd.DataFrame, instances) -> tuple[float, float, float]:
     """Mean SIC over the given instances of per-instance rows, with stat and syst errors."""
     g = frame[frame["instance"].isin(instances)]
     spread = float(g["sic_mean"].std(ddof=1) / math.sqrt(len(g))) if len(g) > 1 else 0.0
-    return (float(g["sic_mean"].mean()), _q(float(g["sic_err"].mean()), spread),
-            _q(float(g["sic_syst"].mean())) if g["sic_syst"].notna().any() else 0.0)
+    return (
+        float(g["sic_mean"].mean()),
+        _q(float(g["sic_err"].mean()), spread),
+        _q(float(g["sic_syst"].mean())) if g["sic_syst"].notna().any() else 0.0,
+    )
 
 
 def _ratio(claim, tables) -> dict:
     num, den = claim["numerator"], claim["denominator"]
     frame = _table(tables, "cathode_sensitivity_instances")
     frame = _near(frame[frame["method"] == "cathode"], "eps_b", claim.get("eps_b", 0.005))
-    common = set(frame.loc[frame["setup"] == num, "strength"]) & set(frame.loc[frame["setup"] == den, "strength"])
+    common = set(frame.loc[frame["setup"] == num, "strength"]) & set(
+        frame.loc[frame["setup"] == den, "strength"]
+    )
     common = {s for s in common if s > 0}
     if not common:
         raise _NotCovered(f"no injected pseudo-data set with both {num} and {den}")
@@ -181,9 +209,13 @@ def _ratio(claim, tables) -> dict:
         raise _NotCovered(f"no matched pseudo-data set with a positive SIC of {den}")
     r = np.array(ratios)
     n = len(r)
-    return {"run_value": float(r[:, 0].mean()), "stat": _q(*r[:, 1]) / n, "syst": _q(*r[:, 2]) / n,
-            "conditions": f"SIC {num} / {den}, S/√B = {strength:g}, εB = {percent(claim.get('eps_b', 0.005))}, "
-                          f"same data: {'; '.join(parts)}"}
+    return {
+        "run_value": float(r[:, 0].mean()),
+        "stat": _q(*r[:, 1]) / n,
+        "syst": _q(*r[:, 2]) / n,
+        "conditions": f"SIC {num} / {den}, S/√B = {strength:g}, εB = {percent(claim.get('eps_b', 0.005))}, "
+        f"same data: {'; '.join(parts)}",
+    }
 
 
 def _holds(a: float, sa: float, b: float, sb: float, relation: str, n_sigma: float) -> bool:
@@ -204,8 +236,11 @@ def _ordering(claim, tables) -> dict:
     checks, parts = [], []
     for signal in sorted(set(frame["signal"])):
         rows = {r["setup"]: r for _, r in frame[frame["signal"] == signal].iterrows()}
-        present = [i for i, s in enumerate(chain) if s in rows
-                   and (i in (0, len(chain) - 1) or bool(rows[s]["held_out"]))]
+        present = [
+            i
+            for i, s in enumerate(chain)
+            if s in rows and (i in (0, len(chain) - 1) or bool(rows[s]["held_out"]))
+        ]
         if len(present) < 3 or present[0] != 0 or present[-1] != len(chain) - 1:
             continue
         text = []
@@ -217,10 +252,14 @@ def _ordering(claim, tables) -> dict:
             text.append(f"{chain[i]} {number(a)} {rel if ok else 'NOT ' + rel} {chain[j]} {number(b)}")
         parts.append(f"{signal_label(signal)}: " + ", ".join(text))
     if not checks:
-        raise _NotCovered(f"no signal held out by any of {', '.join(chain[1:-1])} with rows of "
-                          f"{chain[0]} and {chain[-1]}")
-    return {"run_value": float(np.mean(checks)), "conditions": f"{_where(claim, frame)}; " + "; ".join(parts),
-            "verdict": AGREES if all(checks) else DIFFERS}
+        raise _NotCovered(
+            f"no signal held out by any of {', '.join(chain[1:-1])} with rows of {chain[0]} and {chain[-1]}"
+        )
+    return {
+        "run_value": float(np.mean(checks)),
+        "conditions": f"{_where(claim, frame)}; " + "; ".join(parts),
+        "verdict": AGREES if all(checks) else DIFFERS,
+    }
 
 
 def _metric_points(claim, tables) -> dict[tuple, tuple[float, float]]:
@@ -243,7 +282,10 @@ def _metric_points(claim, tables) -> dict[tuple, tuple[float, float]]:
         out = {}
         for (rep, sig), g in frame.groupby(["representation", "signal"]):
             z = g["z_median"].astype(float)
-            out[(rep, sig)] = (float(z.mean()), float(z.std(ddof=1) / math.sqrt(len(z))) if len(z) > 1 else 0.0)
+            out[(rep, sig)] = (
+                float(z.mean()),
+                float(z.std(ddof=1) / math.sqrt(len(z))) if len(z) > 1 else 0.0,
+            )
         return out
     raise SaladError(f"claim {claim['id']}: unknown metric {metric!r} (accuracy, z)")
 
@@ -263,38 +305,58 @@ def _greater(claim, tables) -> dict:
                     parts.append(f"{where}{a} {fmt(va, sa)} {'>' if ok else 'NOT >'} {b} {fmt(vb, sb)}")
     if not checks:
         raise _NotCovered(f"no pair of ({', '.join(claim['better'])}) and ({', '.join(claim['worse'])})")
-    return {"run_value": float(np.mean(checks)), "conditions": "; ".join(parts),
-            "verdict": AGREES if all(checks) else DIFFERS}
+    return {
+        "run_value": float(np.mean(checks)),
+        "conditions": "; ".join(parts),
+        "verdict": AGREES if all(checks) else DIFFERS,
+    }
 
 
 def _majority(claim, tables) -> dict:
     frame = _table(tables, "cathode_required_injection")
     frame = frame[frame["method"] == "cathode"]
-    frame = _near(frame, "eps_b", claim.get("eps_b", "min") if claim.get("eps_b", "min") != "min"
-                  else frame["eps_b"].astype(float).min())
+    frame = _near(
+        frame,
+        "eps_b",
+        claim.get("eps_b", "min")
+        if claim.get("eps_b", "min") != "min"
+        else frame["eps_b"].astype(float).min(),
+    )
     ref = claim["reference"]
     wins, parts = [], []
     for signal in sorted(set(frame["signal"])):
         rows = frame[frame["signal"] == signal]
         held = rows[rows["held_out"].astype(bool)]
-        cand = next((s for pat in claim["setups"] for s in sorted(held["setup"])
-                     if fnmatch.fnmatchcase(s, pat) and s != ref), None)
+        cand = next(
+            (
+                s
+                for pat in claim["setups"]
+                for s in sorted(held["setup"])
+                if fnmatch.fnmatchcase(s, pat) and s != ref
+            ),
+            None,
+        )
         base = rows[rows["setup"] == ref]
         if cand is None or not len(base):
             continue
         c, b = held[held["setup"] == cand].iloc[0], base.iloc[0]
-        better = bool(c["reached"]) and (not bool(b["reached"])
-                                         or float(c["required_strength"]) < float(b["required_strength"]))
+        better = bool(c["reached"]) and (
+            not bool(b["reached"]) or float(c["required_strength"]) < float(b["required_strength"])
+        )
         wins.append(better)
         show = lambda r: number(r["required_strength"]) + ("" if r["reached"] else "↑")  # noqa: E731
         parts.append(f"{signal_label(signal)}: {cand} {show(c)} vs {ref} {show(b)}")
     if len(wins) < int(claim.get("min_signals", 2)):
-        raise _NotCovered(f"{len(wins)} signal(s) with a held-out setup and {ref} "
-                          f"(needs {claim.get('min_signals', 2)})")
+        raise _NotCovered(
+            f"{len(wins)} signal(s) with a held-out setup and {ref} (needs {claim.get('min_signals', 2)})"
+        )
     f = float(np.mean(wins))
-    return {"run_value": f, "stat": math.sqrt(f * (1 - f) / len(wins)),
-            "conditions": f"{sum(wins)}/{len(wins)} signals; " + "; ".join(parts),
-            "verdict": AGREES if f > 0.5 else DIFFERS}
+    return {
+        "run_value": f,
+        "stat": math.sqrt(f * (1 - f) / len(wins)),
+        "conditions": f"{sum(wins)}/{len(wins)} signals; " + "; ".join(parts),
+        "verdict": AGREES if f > 0.5 else DIFFERS,
+    }
 
 
 def _trend(claim, tables) -> dict:
@@ -307,23 +369,35 @@ def _trend(claim, tables) -> dict:
     lo, hi = g.iloc[0], g.iloc[-1]
     errs = [float(r[err]) if err in r and np.isfinite(r[err]) else 0.0 for r in (lo, hi)]
     diff = float(hi[metric] - lo[metric])
-    return {"run_value": diff, "stat": _q(*errs),
-            "conditions": f"{claim['family']}: {metric} " + ", ".join(
-                f"D={int(r['dim'])}: {number(r[metric])}" for _, r in g.iterrows()),
-            "verdict": AGREES if diff > 0 else DIFFERS}
+    return {
+        "run_value": diff,
+        "stat": _q(*errs),
+        "conditions": f"{claim['family']}: {metric} "
+        + ", ".join(f"D={int(r['dim'])}: {number(r[metric])}" for _, r in g.iterrows()),
+        "verdict": AGREES if diff > 0 else DIFFERS,
+    }
 
 
-_KIND = {"value": _value, "ratio": _ratio, "ordering": _ordering, "greater": _greater,
-         "majority": _majority, "trend": _trend}
+_KIND = {
+    "value": _value,
+    "ratio": _ratio,
+    "ordering": _ordering,
+    "greater": _greater,
+    "majority": _majority,
+    "trend": _trend,
+}
 
 
-def verdict(run: float, stat: float, syst: float, paper: float, paper_err: float = 0.0,
-            n_sigma: float = 2.0) -> tuple[str, float]:
+def verdict(
+    run: float, stat: float, syst: float, paper: float, paper_err: float = 0.0, n_sigma: float = 2.0
+) -> tuple[str, float]:
     """(verdict, pull) of a value: pull = (run - paper) / sqrt(stat^2 + syst^2 + paper_err^2);
     agrees if |pull| <= n_sigma (no error at all: agrees only if equal)."""
     sigma = _q(stat, syst, paper_err)
     if sigma == 0:
-        return (AGREES if run == paper else DIFFERS), (0.0 if run == paper else math.copysign(math.inf, run - paper))
+        return (AGREES if run == paper else DIFFERS), (
+            0.0 if run == paper else math.copysign(math.inf, run - paper)
+        )
     pull = (run - paper) / sigma
     return (AGREES if abs(pull) <= n_sigma else DIFFERS), pull
 
@@ -333,9 +407,18 @@ def evaluate_claim(claim: Mapping, tables: Mapping[str, pd.DataFrame]) -> dict:
     paper_value = str(claim["paper_value"])
     if claim.get("paper_err"):
         paper_value += f" ± {claim['paper_err']}"
-    row = {"paper": str(claim["paper"]), "claim": claim["claim"], "source": claim["source"],
-           "paper_value": paper_value, "run_value": math.nan, "stat": math.nan,
-           "syst": math.nan, "pull": math.nan, "conditions": "", "verdict": NOT_COVERED}
+    row = {
+        "paper": str(claim["paper"]),
+        "claim": claim["claim"],
+        "source": claim["source"],
+        "paper_value": paper_value,
+        "run_value": math.nan,
+        "stat": math.nan,
+        "syst": math.nan,
+        "pull": math.nan,
+        "conditions": "",
+        "verdict": NOT_COVERED,
+    }
     try:
         result = _KIND[claim["kind"]](claim, tables)
     except _NotCovered as exc:
@@ -344,9 +427,14 @@ def evaluate_claim(claim: Mapping, tables: Mapping[str, pd.DataFrame]) -> dict:
     row.update(result)
     if "verdict" not in result:
         paper = float(claim["paper_value"])
-        row["verdict"], row["pull"] = verdict(row["run_value"], row["stat"], row["syst"], paper,
-                                              float(claim.get("paper_err", 0.0)),
-                                              float(claim.get("n_sigma", 2.0)))
+        row["verdict"], row["pull"] = verdict(
+            row["run_value"],
+            row["stat"],
+            row["syst"],
+            paper,
+            float(claim.get("paper_err", 0.0)),
+            float(claim.get("n_sigma", 2.0)),
+        )
     return row
 
 
@@ -358,16 +446,34 @@ def compare(claims: Sequence[Mapping], tables: Mapping[str, pd.DataFrame]) -> pd
 # ---------------------------------------------------------------- output
 def markdown(frame: pd.DataFrame, header: str = HEADER) -> str:
     """The paper-vs-run table: header paragraph, counts per verdict, one row per claim."""
-    show = pd.DataFrame({
-        "paper": frame["paper"], "claim": frame["claim"], "where": frame["source"],
-        "paper value": frame["paper_value"],
-        "this run ± stat ± syst": [fmt(v, s, y) if np.isfinite(v) else "–"
-                                    for v, s, y in zip(frame["run_value"], frame["stat"], frame["syst"])],
-        "verdict": frame["verdict"], "conditions": frame["conditions"]})
+    show = pd.DataFrame(
+        {
+            "paper": frame["paper"],
+            "claim": frame["claim"],
+            "where": frame["source"],
+            "paper value": frame["paper_value"],
+            "this run ± stat ± syst": [
+                fmt(v, s, y) if np.isfinite(v) else "–"
+                for v, s, y in zip(frame["run_value"], frame["stat"], frame["syst"])
+            ],
+            "verdict": frame["verdict"],
+            "conditions": frame["conditions"],
+        }
+    )
     counts = frame["verdict"].value_counts()
     summary = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in (AGREES, DIFFERS, NOT_COVERED))
-    return "\n".join(["# Papers A and B: claims vs this run", "", header.strip(), "",
-                      f"Claims: {summary}.", "", md_table(show), ""])
+    return "\n".join(
+        [
+            "# Papers A and B: claims vs this run",
+            "",
+            header.strip(),
+            "",
+            f"Claims: {summary}.",
+            "",
+            md_table(show),
+            "",
+        ]
+    )
 
 
 def write_outputs(frame: pd.DataFrame, parquet: str, md: str, header: str = HEADER, cfg=None) -> None:
@@ -377,11 +483,19 @@ def write_outputs(frame: pd.DataFrame, parquet: str, md: str, header: str = HEAD
 
 
 def cli(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="salad paper-comparison", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="salad paper-comparison",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--claims", required=True, help="claims YAML (config/paper_claims.yaml)")
-    parser.add_argument("--table", nargs="*", default=[], metavar="NAME=PATH",
-                        help="run tables, e.g. cathode_sensitivity=results/tables/cathode_sensitivity.parquet")
+    parser.add_argument(
+        "--table",
+        nargs="*",
+        default=[],
+        metavar="NAME=PATH",
+        help="run tables, e.g. cathode_sensitivity=results/tables/cathode_sensitivity.parquet",
+    )
     parser.add_argument("--output", required=True, help="Parquet output")
     parser.add_argument("--markdown", required=True, help="Markdown output")
     args = parser.parse_args(argv)
@@ -392,5 +506,6 @@ def cli(argv=None) -> None:
             raise SaladError(f"--table {item!r}: expected NAME=PATH")
         tables[name] = read_parquet(path, None, finite=False)
     header, claims = load_claims(args.claims)
-    write_outputs(compare(claims, tables), args.output, args.markdown, header,
-                  {"claims": str(Path(args.claims).name)})
+    write_outputs(
+        compare(claims, tables), args.output, args.markdown, header, {"claims": str(Path(args.claims).name)}
+    )

@@ -5,6 +5,7 @@ The Snakefile validates the whole config against `workflow/schemas/config.schema
 config subsection it depends on, as a JSON string, so editing a setting invalidates
 exactly the steps that read it.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,12 +36,13 @@ class _StrictLoader(yaml.SafeLoader):
                 key = self.construct_object(key_node, deep=True)
                 try:
                     first = seen.setdefault(key, key_node.start_mark)
-                except TypeError:   # unhashable key: SafeLoader reports it
+                except TypeError:  # unhashable key: SafeLoader reports it
                     continue
                 if first is not key_node.start_mark:
                     raise yaml.MarkedYAMLError(
                         problem=f"duplicate key {key!r} (first given on line {first.line + 1})",
-                        problem_mark=key_node.start_mark)
+                        problem_mark=key_node.start_mark,
+                    )
         return super().construct_mapping(node, deep)
 
 
@@ -127,23 +129,30 @@ def cross_check(config: dict, processes: dict, source: str = "config") -> None:
     for name in config["regions"]:
         a, b = _ordered_range(config, f"regions.{name}", source)
         if not lo < a < b < hi:
-            raise SaladError(f"{source}: key regions.{name}: [{a}, {b}] must lie strictly inside "
-                             f"preselect.myy_range [{lo}, {hi}] (sidebands on both sides)")
+            raise SaladError(
+                f"{source}: key regions.{name}: [{a}, {b}] must lie strictly inside "
+                f"preselect.myy_range [{lo}, {hi}] (sidebands on both sides)"
+            )
     unknown = [s for s in config["samples"] if s not in processes]
     if unknown:
-        raise SaladError(f"{source}: key samples: unknown process(es) {', '.join(unknown)}; "
-                         f"defined in {config['processes']}")
+        raise SaladError(
+            f"{source}: key samples: unknown process(es) {', '.join(unknown)}; "
+            f"defined in {config['processes']}"
+        )
     for sample in config.get("delphes_inputs") or {}:
         if sample not in processes:
-            raise SaladError(f"{source}: key delphes_inputs.{sample}: unknown process; "
-                             f"defined in {config['processes']}: {', '.join(processes)}")
+            raise SaladError(
+                f"{source}: key delphes_inputs.{sample}: unknown process; "
+                f"defined in {config['processes']}: {', '.join(processes)}"
+            )
         if sample not in config["samples"]:
-            raise SaladError(f"{source}: key delphes_inputs.{sample}: not one of config key "
-                             f"samples ({', '.join(config['samples'])}); its files would be ignored")
+            raise SaladError(
+                f"{source}: key delphes_inputs.{sample}: not one of config key "
+                f"samples ({', '.join(config['samples'])}); its files would be ignored"
+            )
 
 
-def merge_defaults(section: str, cfg: Mapping | None, defaults: Mapping,
-                   ignore: Sequence[str] = ()) -> dict:
+def merge_defaults(section: str, cfg: Mapping | None, defaults: Mapping, ignore: Sequence[str] = ()) -> dict:
     """The one defaults merge of every stage: `defaults` (the stage module's DEFAULTS, the only
     place a default lives) overridden by the config section `cfg`; a dict-valued default is
     merged one level deeper the same way. A key that is neither a default nor in `ignore`
@@ -151,8 +160,10 @@ def merge_defaults(section: str, cfg: Mapping | None, defaults: Mapping,
     cfg = dict(cfg or {})
     unknown = sorted(set(cfg) - set(defaults) - set(ignore))
     if unknown:
-        raise SaladError(f"config: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}"
-                         f" (known: {', '.join(sorted(defaults))})")
+        raise SaladError(
+            f"config: unknown key(s) {', '.join(f'{section}.{k}' for k in unknown)}"
+            f" (known: {', '.join(sorted(defaults))})"
+        )
     out = {**defaults, **{k: v for k, v in cfg.items() if k in defaults}}
     for key, value in defaults.items():
         if isinstance(value, Mapping) and cfg.get(key) is not None:
@@ -180,6 +191,7 @@ def cli(argv: list[str]) -> None:
     """`python -m salad check-config FILE...`: strict YAML (file and line of a syntax error or a
     duplicate key), schema and cross-checks, as `snakemake` applies them at parse time."""
     import argparse
+
     parser = argparse.ArgumentParser(prog="salad check-config", description=cli.__doc__)
     parser.add_argument("files", nargs="+", help="pipeline config YAML file(s)")
     for path in parser.parse_args(argv).files:

@@ -23,6 +23,7 @@ other; tests/test_layering.py):
   `read_pseudodata`, `read_template`, `read_evaluation_set`, `read_summary` /
   `sample_xsec_fb` (generated ROOT files).
 """
+
 from __future__ import annotations
 
 import re
@@ -40,6 +41,7 @@ from .errors import SaladError
 @dataclass(frozen=True)
 class Column:
     """One column of an artifact: its name, stored type and meaning (units in brackets)."""
+
     name: str
     dtype: str
     meaning: str
@@ -48,6 +50,7 @@ class Column:
 @dataclass(frozen=True)
 class Artifact:
     """A tabular artifact: path pattern, writing module, columns."""
+
     path: str
     module: str
     columns: tuple[Column, ...]
@@ -63,14 +66,33 @@ class Artifact:
 
 
 #: stored type -> kind checked by salad.artifacts.read_parquet
-_KIND = {"int64": "int", "int8": "int", "float32": "float", "float64": "float", "string": "str",
-         "bool": "bool", "list<float32>[132]": "list"}
+_KIND = {
+    "int64": "int",
+    "int8": "int",
+    "float32": "float",
+    "float64": "float",
+    "string": "str",
+    "bool": "bool",
+    "list<float32>[132]": "list",
+}
 
 EVENT_ID_STRIDE = 10**9
 #: Object tensor rows: (Delphes collection, number of rows), pT ordered within each type.
 OBJECT_SLOTS = (("Jet", 4), ("FatJet", 2), ("Electron", 2), ("Muon", 2), ("MissingET", 1))
-FEATURES = ("pt", "eta", "phi", "mass", "btag", "tau32", "tau43",
-            "is_jet", "is_fatjet", "is_electron", "is_muon", "is_met")
+FEATURES = (
+    "pt",
+    "eta",
+    "phi",
+    "mass",
+    "btag",
+    "tau32",
+    "tau43",
+    "is_jet",
+    "is_fatjet",
+    "is_electron",
+    "is_muon",
+    "is_met",
+)
 N_OBJECTS, N_FEATURES = sum(n for _, n in OBJECT_SLOTS), len(FEATURES)
 PT, ETA, PHI, MASS, BTAG = range(5)
 #: one-hot feature column of each object type (all zero on padding rows)
@@ -83,55 +105,111 @@ REFERENCE_SUBSETS = ("train", "val", "test", "ref")
 LATENT_PREFIX = "z"
 MEAN_PREFIX = "mu"
 
-_ID = Column("event_id", "int64", "unique over all samples: `code * 10**9 + Event.Number` "
-             "(`code` from the process table)")
+_ID = Column(
+    "event_id",
+    "int64",
+    "unique over all samples: `code * 10**9 + Event.Number` (`code` from the process table)",
+)
 _SAMPLE = Column("sample", "string", "sample name (process table key)")
-_GROUP = Column("group", "int8", "process group id of paper A table I (0 γγ, 1 ggF, 2 VBF, 3 VH, "
-                "4 ttH, <0 BSM)")
+_GROUP = Column(
+    "group", "int8", "process group id of paper A table I (0 γγ, 1 ggF, 2 VBF, 3 VH, 4 ttH, <0 BSM)"
+)
 _MYY32 = Column("myy", "float32", "diphoton invariant mass [GeV]")
 _LATENT = Column("z0..z{d-1}", "float32", "the latent")
 ARTIFACTS: dict[str, Artifact] = {
-    "preselected": Artifact("results/preselected/{sample}.parquet", "salad.preselect", (
-        _ID, _SAMPLE, _GROUP,
-        Column("weight", "float64", "expected events per fb⁻¹: σ×BR [fb] × generator weight / "
-               "Σ generator weights of all generated events"),
-        _MYY32,
-        *(Column(f"{v}_y{i}", "float32", f"{'leading' if i == 1 else 'subleading'} photon "
-                 f"{v} [{'GeV' if v == 'pt' else 'rad' if v == 'phi' else '1'}]")
-          for i in (1, 2) for v in ("pt", "eta", "phi")),
-        Column("pt_yy", "float32", "diphoton pT [GeV]"),
-        Column("dr_yy", "float32", "ΔR between the two photons"),
-        Column("objects", "list<float32>[132]", "the 11×12 object tensor, row-major (object, "
-               "feature)"))),
-    "split": Artifact("results/split/{sample}.parquet", "salad.split", (
-        Column("event_id", "int64", "the preselected event"),
-        Column("subset", "string", "one of " + ", ".join(f"`{s}`" for s in SUBSETS)))),
-    "evaluation_set": Artifact("results/evaluation/set.parquet", "salad.evalset", (
-        Column("event_id", "int64", "the preselected event"), _SAMPLE,
-        Column("group", "int64", "process group id (truth)"),
-        Column("is_signal", "bool", "truth: an injected signal event"),
-        Column("myy", "float64", "diphoton invariant mass [GeV]"),
-        Column("weight", "float64", "expected SR events per fb⁻¹ the event stands for")),),
-    "pseudodata": Artifact("results/pseudodata/{signal}/{strength}/{instance}.parquet",
-                           "salad.pseudodata", (
-        Column("event_id", "int64", "the preselected event (at most once)"), _SAMPLE, _MYY32,
-        Column("is_signal", "bool", "truth; evaluation only"),
-        Column("group", "int8", "truth; evaluation only"))),
-    "embeddings": Artifact("results/embeddings/{setup}/{seed}.parquet", "salad.encoder.embed", (
-        Column("event_id", "int64", "every preselected event of every sample"), _LATENT,
-        Column("mu0..mu{d-1}", "float32", "latent means (only next to a sampled z)"))),
-    "template": Artifact("results/cathode/templates/{dataset}.parquet", "salad.cathode.template", (
-        _LATENT, _MYY32, Column("weight", "float64", "template weight [events]"),
-        Column("source", "string", "`flow` or an SM Higgs sample"))),
-    "nplm_toys": Artifact("results/nplm/{setup}/{seed}/toys/{batch}.parquet", "salad.nplm", (
-        Column("toy", "int64", "pseudo-experiment index"),
-        Column("t", "float64", "test statistic"),
-        Column("n_data", "int64", "background-only data events of the toy"),
-        Column("n_ref", "int64", "reference events"),
-        Column("n_centers", "int64", "kernel centres"),
-        Column("iterations", "int64", "Newton steps"),
-        Column("converged", "bool", "the fit converged"),
-        Column("seconds", "float64", "fit time [s]"))),
+    "preselected": Artifact(
+        "results/preselected/{sample}.parquet",
+        "salad.preselect",
+        (
+            _ID,
+            _SAMPLE,
+            _GROUP,
+            Column(
+                "weight",
+                "float64",
+                "expected events per fb⁻¹: σ×BR [fb] × generator weight / "
+                "Σ generator weights of all generated events",
+            ),
+            _MYY32,
+            *(
+                Column(
+                    f"{v}_y{i}",
+                    "float32",
+                    f"{'leading' if i == 1 else 'subleading'} photon "
+                    f"{v} [{'GeV' if v == 'pt' else 'rad' if v == 'phi' else '1'}]",
+                )
+                for i in (1, 2)
+                for v in ("pt", "eta", "phi")
+            ),
+            Column("pt_yy", "float32", "diphoton pT [GeV]"),
+            Column("dr_yy", "float32", "ΔR between the two photons"),
+            Column("objects", "list<float32>[132]", "the 11×12 object tensor, row-major (object, feature)"),
+        ),
+    ),
+    "split": Artifact(
+        "results/split/{sample}.parquet",
+        "salad.split",
+        (
+            Column("event_id", "int64", "the preselected event"),
+            Column("subset", "string", "one of " + ", ".join(f"`{s}`" for s in SUBSETS)),
+        ),
+    ),
+    "evaluation_set": Artifact(
+        "results/evaluation/set.parquet",
+        "salad.evalset",
+        (
+            Column("event_id", "int64", "the preselected event"),
+            _SAMPLE,
+            Column("group", "int64", "process group id (truth)"),
+            Column("is_signal", "bool", "truth: an injected signal event"),
+            Column("myy", "float64", "diphoton invariant mass [GeV]"),
+            Column("weight", "float64", "expected SR events per fb⁻¹ the event stands for"),
+        ),
+    ),
+    "pseudodata": Artifact(
+        "results/pseudodata/{signal}/{strength}/{instance}.parquet",
+        "salad.pseudodata",
+        (
+            Column("event_id", "int64", "the preselected event (at most once)"),
+            _SAMPLE,
+            _MYY32,
+            Column("is_signal", "bool", "truth; evaluation only"),
+            Column("group", "int8", "truth; evaluation only"),
+        ),
+    ),
+    "embeddings": Artifact(
+        "results/embeddings/{setup}/{seed}.parquet",
+        "salad.encoder.embed",
+        (
+            Column("event_id", "int64", "every preselected event of every sample"),
+            _LATENT,
+            Column("mu0..mu{d-1}", "float32", "latent means (only next to a sampled z)"),
+        ),
+    ),
+    "template": Artifact(
+        "results/cathode/templates/{dataset}.parquet",
+        "salad.cathode.template",
+        (
+            _LATENT,
+            _MYY32,
+            Column("weight", "float64", "template weight [events]"),
+            Column("source", "string", "`flow` or an SM Higgs sample"),
+        ),
+    ),
+    "nplm_toys": Artifact(
+        "results/nplm/{setup}/{seed}/toys/{batch}.parquet",
+        "salad.nplm",
+        (
+            Column("toy", "int64", "pseudo-experiment index"),
+            Column("t", "float64", "test statistic"),
+            Column("n_data", "int64", "background-only data events of the toy"),
+            Column("n_ref", "int64", "reference events"),
+            Column("n_centers", "int64", "kernel centres"),
+            Column("iterations", "int64", "Newton steps"),
+            Column("converged", "bool", "the fit converged"),
+            Column("seconds", "float64", "fit time [s]"),
+        ),
+    ),
 }
 PRESELECTED, SPLIT = ARTIFACTS["preselected"], ARTIFACTS["split"]
 EVALUATION_SET_COLUMNS = ARTIFACTS["evaluation_set"].kinds()
@@ -175,6 +253,7 @@ def cli(argv: list[str]) -> None:
     import argparse
 
     from .artifacts import atomic_output
+
     parser = argparse.ArgumentParser(prog="salad contracts", description=cli.__doc__)
     parser.add_argument("--markdown", action="store_true", help="print the column tables")
     parser.add_argument("--write", help="regenerate the generated blocks of this Markdown file")
@@ -184,6 +263,7 @@ def cli(argv: list[str]) -> None:
             print(f"## {name}: `{art.path}` ({art.module})\n\n{markdown_table(name)}\n")
     if args.write:
         from pathlib import Path
+
         text = Path(args.write).read_text()
         with atomic_output(args.write) as tmp:
             tmp.write_text(render_doc(text))
@@ -202,14 +282,16 @@ def in_signal_region(myy, signal_region: Sequence[float]) -> np.ndarray:
     return (myy >= lo) & (myy < hi)
 
 
-def region_masks(myy, signal_region: Sequence[float],
-                 window: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def region_masks(
+    myy, signal_region: Sequence[float], window: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (SR, SB) for masses in GeV: SR = [lo, hi), SB = rest of the window."""
     lo, hi = signal_region
     wlo, whi = window
     if not (wlo < lo < hi < whi):
-        raise SaladError(f"regions.signal_region: {list(signal_region)} must lie inside "
-                         f"preselect.myy_range {list(window)}")
+        raise SaladError(
+            f"regions.signal_region: {list(signal_region)} must lie inside preselect.myy_range {list(window)}"
+        )
     myy = np.asarray(myy)
     sr = in_signal_region(myy, signal_region)
     return sr, (myy >= wlo) & (myy <= whi) & ~sr
@@ -230,16 +312,17 @@ def join_subsets(events: pd.DataFrame, split: Sequence, preselected: Sequence) -
     missing = int(merged["subset"].isna().sum())
     other = len(subsets) - (len(events) - missing)
     if other:
-        raise SaladError(f"{names}: event ids do not match {pre} ({missing} event(s) without a "
-                         f"subset, {other} split row(s) of other events); re-run the split")
+        raise SaladError(
+            f"{names}: event ids do not match {pre} ({missing} event(s) without a "
+            f"subset, {other} split row(s) of other events); re-run the split"
+        )
     if missing:
         raise SaladError(f"{names}: {missing} event(s) of {pre} have no subset; re-run the split")
     merged["subset"] = merged["subset"].astype(str)
     return merged
 
 
-def read_events(preselected: Sequence, split: Sequence | None,
-                columns: Mapping[str, str]) -> pd.DataFrame:
+def read_events(preselected: Sequence, split: Sequence | None, columns: Mapping[str, str]) -> pd.DataFrame:
     """Preselected files (concatenated; `columns` {name: kind}, event_id always) joined with
     their split file(s) on event_id: one row per preselected event, plus `subset`. Every event
     must have exactly one split row and every split row an event (`split` None: no join)."""
@@ -257,16 +340,16 @@ def read_events(preselected: Sequence, split: Sequence | None,
 EVENT_COLUMNS = PRESELECTED.kinds("event_id", "sample", "group", "weight")
 
 
-def read_objects(preselected: Sequence, split: Sequence) -> tuple[pd.DataFrame, np.ndarray,
-                                                                   np.ndarray]:
+def read_objects(preselected: Sequence, split: Sequence) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Events table (EVENT_COLUMNS + subset; group int64), object tensors (n, 11, 12) float32 and the
     high-level (dR_yy, pT_yy [GeV]) (n, 2) float32 of the preselected files, in file order."""
-    frame = read_events(preselected, split, {**EVENT_COLUMNS, "dr_yy": "float", "pt_yy": "float",
-                                             "objects": "list"})
+    frame = read_events(
+        preselected, split, {**EVENT_COLUMNS, "dr_yy": "float", "pt_yy": "float", "objects": "list"}
+    )
     source = ", ".join(map(str, preselected))
     objects = list_column_to_array(source, frame["objects"], (N_OBJECTS, N_FEATURES))
     hl = frame[["dr_yy", "pt_yy"]].to_numpy(np.float32)
-    frame["group"] = frame["group"].astype(int)   # int64, as the tables built from it store
+    frame["group"] = frame["group"].astype(int)  # int64, as the tables built from it store
     return frame.drop(columns=["objects", "dr_yy", "pt_yy"]), objects, hl
 
 
@@ -301,8 +384,9 @@ def latent_columns(names, source="embeddings", prefix: str = LATENT_PREFIX) -> l
     pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
     idx = sorted(int(m.group(1)) for c in names if (m := pattern.match(str(c))))
     if not idx or idx != list(range(len(idx))):
-        raise SaladError(f"{source}: expected latent columns {prefix}0..{prefix}{{d-1}}, "
-                         f"found {idx or 'none'}")
+        raise SaladError(
+            f"{source}: expected latent columns {prefix}0..{prefix}{{d-1}}, found {idx or 'none'}"
+        )
     return [f"{prefix}{i}" for i in idx]
 
 
@@ -350,8 +434,10 @@ def attach_latent(events: pd.DataFrame, emb: pd.DataFrame, source: str) -> pd.Da
     cols = latent_columns(emb.columns)
     missing = merged[cols[0]].isna()
     if missing.any():
-        raise SaladError(f"{source}: {int(missing.sum())} event(s) have no embedding "
-                         f"(e.g. event_id {int(merged.loc[missing, 'event_id'].iloc[0])})")
+        raise SaladError(
+            f"{source}: {int(missing.sum())} event(s) have no embedding "
+            f"(e.g. event_id {int(merged.loc[missing, 'event_id'].iloc[0])})"
+        )
     return merged
 
 
@@ -379,8 +465,10 @@ def sample_xsec_fb(spec: Mapping, root_path=None) -> float:
     if spec.get("xsec_fb") is not None:
         return float(spec["xsec_fb"])
     if root_path is None:
-        raise SaladError(f"processes: {spec.get('name', '?')}: xsec_fb is null; "
-                         "the generated file is needed for the generator cross section")
+        raise SaladError(
+            f"processes: {spec.get('name', '?')}: xsec_fb is null; "
+            "the generated file is needed for the generator cross section"
+        )
     return read_summary(root_path)["sigma_gen_pb"] * 1e3 * float(spec.get("k_factor", 1.0))
 
 

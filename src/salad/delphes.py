@@ -19,6 +19,7 @@ the requested fields exists is read as empty in every event (zero objects, i.e. 
 downstream), with one warning per file naming it; ``Chunk.missing`` lists such collections. Any
 other absent field fails with one SaladError listing *all* missing branches of the file.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,11 +44,12 @@ _TAU = re.compile(r"^Tau([1-5])$")
 @dataclass
 class Chunk:
     """One chunk of one file: `data[field]` holds one array per requested field."""
+
     path: str
     file_index: int
     entry_start: int
     data: dict[str, ak.Array]
-    missing: tuple[str, ...] = ()   # optional collections absent from this file (read as empty)
+    missing: tuple[str, ...] = ()  # optional collections absent from this file (read as empty)
 
     def __len__(self) -> int:
         return len(next(iter(self.data.values())))
@@ -105,16 +107,21 @@ def _locate(tree, path, fields: Sequence[str], optional: Sequence[str]):
     that are absent as a whole."""
     where = {field: _resolve(tree, field) for field in fields}
     colls = {f.partition(".")[0] for f in fields}
-    absent = sorted(c for c in colls if c in optional
-                    and all(where[f] is None for f in fields if f.partition(".")[0] == c))
+    absent = sorted(
+        c
+        for c in colls
+        if c in optional and all(where[f] is None for f in fields if f.partition(".")[0] == c)
+    )
     missing = [f for f, w in where.items() if w is None and f.partition(".")[0] not in absent]
     if missing:
         names = ", ".join(f"{c}/{c}.{leaf}" for c, _, leaf in (f.partition(".") for f in missing))
-        raise SaladError(f"{path}: tree {TREE!r} has no branch {names} "
-                         f"({len(missing)} missing branch(es))")
+        raise SaladError(f"{path}: tree {TREE!r} has no branch {names} ({len(missing)} missing branch(es))")
     if absent:
-        LOG.warning("%s: warning: no %s collection; read as zero objects in every event (zero padding)",
-                    path, " / ".join(absent))
+        LOG.warning(
+            "%s: warning: no %s collection; read as zero objects in every event (zero padding)",
+            path,
+            " / ".join(absent),
+        )
     return {f: w for f, w in where.items() if w is not None}, tuple(absent)
 
 
@@ -127,11 +134,13 @@ def _normalise(path, field: str, array: ak.Array, index: int | None) -> ak.Array
     """Event.* -> one value per event; τ arrays -> the requested component."""
     if index is not None:
         layout = array.layout
-        if (isinstance(layout, ak.contents.ListOffsetArray)    # var * n: one numpy column
-                and isinstance(layout.content, ak.contents.RegularArray)
-                and isinstance(layout.content.content, ak.contents.NumpyArray)):
+        if (
+            isinstance(layout, ak.contents.ListOffsetArray)  # var * n: one numpy column
+            and isinstance(layout.content, ak.contents.RegularArray)
+            and isinstance(layout.content.content, ak.contents.NumpyArray)
+        ):
             inner = layout.content
-            flat = inner.content.data[:len(inner) * inner.size].reshape(len(inner), inner.size)
+            flat = inner.content.data[: len(inner) * inner.size].reshape(len(inner), inner.size)
             column = ak.contents.NumpyArray(np.ascontiguousarray(flat[:, index]))
             return ak.Array(ak.contents.ListOffsetArray(layout.offsets, column))
         return array[..., index]
@@ -148,8 +157,13 @@ def n_entries(path: str | os.PathLike, tree: str = TREE) -> int:
     return int(open_tree(path, tree).num_entries)
 
 
-def iterate(paths: Sequence[str | os.PathLike], fields: Sequence[str], step_size: int,
-            tree: str = TREE, optional: Sequence[str] = ()) -> Iterator[Chunk]:
+def iterate(
+    paths: Sequence[str | os.PathLike],
+    fields: Sequence[str],
+    step_size: int,
+    tree: str = TREE,
+    optional: Sequence[str] = (),
+) -> Iterator[Chunk]:
     """Yield Chunks of at most `step_size` events over `paths` in order (files never mixed).
 
     optional: collections that may be absent from a file (read as empty, see module doc)."""
@@ -169,7 +183,9 @@ def iterate(paths: Sequence[str | os.PathLike], fields: Sequence[str], step_size
         except SaladError:
             raise
         except Exception as exc:
-            raise SaladError(f"{path}: cannot read entries from {start} on "
-                             f"({type(exc).__name__}: {exc}); truncated or corrupt file?") from None
+            raise SaladError(
+                f"{path}: cannot read entries from {start} on "
+                f"({type(exc).__name__}: {exc}); truncated or corrupt file?"
+            ) from None
         if start != ttree.num_entries:
             raise SaladError(f"{path}: read {start} of {ttree.num_entries} entries; truncated file?")

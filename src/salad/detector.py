@@ -6,6 +6,7 @@ Delphes-like collections (`Collection`: flat float arrays per field + per-event 
 pT ordered within each event. Units GeV. Simplifications (documented in docs/generation.md):
 truth-particle isolation, flat efficiencies, Gaussian resolutions, no pileup, no fakes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,16 +26,17 @@ INVISIBLE = np.array([12, 14, 16, 1000012, 1000014, 1000016, 1000022, 1000039])
 @dataclass(frozen=True)
 class DetectorConfig:
     """Detector parameters (config `generate.detector`); defaults are ATLAS-like."""
+
     visible_eta_max: float = 4.9
     # photons: ECAL sigma_E/E = sampling/sqrt(E) (+) constant; constant tuned to ATLAS's
     # ~1.6 GeV (68 % half width) H->yy peak
     photon_pt_min: float = 20.0
     photon_eta_max: float = 2.37
     em_crack: tuple = (1.37, 1.52)
-    photon_eff: tuple = (0.95, 0.85)           # |eta| <= 1.5 / above
-    photon_iso: tuple = (0.065, 0.05)          # calo (dR 0.2, pT>0.5) / track (dR 0.2, pT>1) per pT
-    em_sampling: float = 0.10                  # sqrt(GeV)
-    em_constant: float = 0.015                 # tuned: ggH m_yy 68 % half width 1.62 GeV
+    photon_eff: tuple = (0.95, 0.85)  # |eta| <= 1.5 / above
+    photon_iso: tuple = (0.065, 0.05)  # calo (dR 0.2, pT>0.5) / track (dR 0.2, pT>1) per pT
+    em_sampling: float = 0.10  # sqrt(GeV)
+    em_constant: float = 0.015  # tuned: ggH m_yy 68 % half width 1.62 GeV
     electron_pt_min: float = 10.0
     electron_eta_max: float = 2.47
     electron_eff: tuple = (0.95, 0.85)
@@ -43,23 +45,23 @@ class DetectorConfig:
     muon_eta_max: float = 2.7
     muon_eff: tuple = (0.95, 0.85)
     muon_iso: tuple = (0.30, 0.15)
-    muon_resolution: tuple = (0.01, 1e-4)       # sigma(pT)/pT = a (+) b*pT
+    muon_resolution: tuple = (0.01, 1e-4)  # sigma(pT)/pT = a (+) b*pT
     iso_cone: float = 0.2
     # jets: sigma(pT)/pT = N/pT (+) S/sqrt(pT) (+) C
     jet_radius: float = 0.4
     jet_pt_min: float = 25.0
     jet_eta_max: float = 4.4
     jet_resolution: tuple = (3.0, 0.75, 0.05)
-    jet_overlap_dr: float = 0.4                # jets near selected photons/electrons removed
+    jet_overlap_dr: float = 0.4  # jets near selected photons/electrons removed
     fatjet_radius: float = 1.0
     fatjet_pt_min: float = 100.0
     fatjet_eta_max: float = 2.5
     # b-tagging by truth label (B hadron within dR, else C hadron, else light)
-    btag_eff: tuple = (0.77, 0.20, 0.008)      # b / c / light
+    btag_eff: tuple = (0.77, 0.20, 0.008)  # b / c / light
     btag_eta_max: float = 2.5
     btag_dr: float = 0.3
     btag_hadron_pt_min: float = 5.0
-    met_soft_term: float = 0.5                 # sigma per MET component = k * sqrt(sum ET)
+    met_soft_term: float = 0.5  # sigma per MET component = k * sqrt(sum ET)
     nsub_beta: float = 1.0
     # False: small-R Jet.Tau[5] written as zeros, as Delphes' stock cards do (they compute
     # N-subjettiness for fat jets only), so generated and user samples share tau32/tau43 = 0
@@ -79,15 +81,16 @@ class DetectorConfig:
 @dataclass
 class FinalState:
     """Flat final-state particles of a batch of events (event-major)."""
-    counts: np.ndarray        # (n_events,) particles per event
-    pid: np.ndarray           # PDG id
-    charge: np.ndarray        # electric charge
+
+    counts: np.ndarray  # (n_events,) particles per event
+    pid: np.ndarray  # PDG id
+    charge: np.ndarray  # electric charge
     px: np.ndarray
     py: np.ndarray
     pz: np.ndarray
     e: np.ndarray
-    hf_counts: np.ndarray     # (n_events,) heavy-flavour hadrons per event
-    hf_flavour: np.ndarray    # 5 (B hadron) or 4 (C hadron)
+    hf_counts: np.ndarray  # (n_events,) heavy-flavour hadrons per event
+    hf_flavour: np.ndarray  # 5 (B hadron) or 4 (C hadron)
     hf_eta: np.ndarray
     hf_phi: np.ndarray
 
@@ -95,6 +98,7 @@ class FinalState:
 @dataclass
 class Collection:
     """Flat per-object fields (float or int arrays of equal length) and per-event counts."""
+
     counts: np.ndarray
     fields: dict = field(default_factory=dict)
 
@@ -127,14 +131,14 @@ def _same_event_pairs(evt_a, counts_b):
 def _cone_sum(evt, eta, phi, counts_b, eta_b, phi_b, pt_b, radius):
     """Sum of pt_b within `radius` of each object (the object itself included if in B)."""
     ia, ib = _same_event_pairs(evt, counts_b)
-    near = (eta[ia] - eta_b[ib]) ** 2 + delta_phi(phi[ia], phi_b[ib]) ** 2 < radius ** 2
+    near = (eta[ia] - eta_b[ib]) ** 2 + delta_phi(phi[ia], phi_b[ib]) ** 2 < radius**2
     return np.bincount(ia, weights=np.where(near, pt_b[ib], 0.0), minlength=len(evt))
 
 
 def _any_within(evt, eta, phi, counts_b, eta_b, phi_b, radius, select_b=None):
     """True for objects of A with an object of B (optionally masked) within `radius`."""
     ia, ib = _same_event_pairs(evt, counts_b)
-    near = (eta[ia] - eta_b[ib]) ** 2 + delta_phi(phi[ia], phi_b[ib]) ** 2 < radius ** 2
+    near = (eta[ia] - eta_b[ib]) ** 2 + delta_phi(phi[ia], phi_b[ib]) ** 2 < radius**2
     if select_b is not None:
         near &= select_b[ib]
     return np.bincount(ia, weights=near.astype(float), minlength=len(evt)) > 0
@@ -158,14 +162,16 @@ def em_resolution(cfg: DetectorConfig, energy):
 def jet_resolution(cfg: DetectorConfig, pt):
     n, s, c = cfg.jet_resolution
     pt = np.maximum(pt, 1e-6)
-    return np.sqrt((n / pt) ** 2 + s ** 2 / pt + c ** 2)
+    return np.sqrt((n / pt) ** 2 + s**2 / pt + c**2)
 
 
 def _sorted_collection(evt, n_events, key, fields):
     """Collection of objects in event `evt`, ordered by event then descending `key`."""
     order = np.lexsort((-key, evt))
-    return Collection(np.bincount(evt, minlength=n_events).astype(np.int64),
-                      {name: np.asarray(v)[order] for name, v in fields.items()})
+    return Collection(
+        np.bincount(evt, minlength=n_events).astype(np.int64),
+        {name: np.asarray(v)[order] for name, v in fields.items()},
+    )
 
 
 class Detector:
@@ -190,18 +196,25 @@ class Detector:
         # isolation inputs: calorimeter-like (all visible) and tracks (charged, |eta|<2.5)
         calo = visible & (pt > 0.5)
         track = calo & (fs.charge != 0) & (pt > 1.0) & (np.abs(eta) < 2.5)
-        iso_sets = {name: (np.bincount(evt[m], minlength=nev), eta[m], phi[m], pt[m])
-                    for name, m in (("calo", calo), ("track", track))}
+        iso_sets = {
+            name: (np.bincount(evt[m], minlength=nev), eta[m], phi[m], pt[m])
+            for name, m in (("calo", calo), ("track", track))
+        }
 
-        used = np.zeros(len(pt), bool)         # selected objects are not jet inputs
+        used = np.zeros(len(pt), bool)  # selected objects are not jet inputs
         met_x = np.bincount(evt[invisible], weights=fs.px[invisible], minlength=nev).astype(float)
         met_y = np.bincount(evt[invisible], weights=fs.py[invisible], minlength=nev).astype(float)
         sum_et = np.bincount(evt[visible], weights=pt[visible], minlength=nev).astype(float)
 
         def leptons_photons(mask, pt_min, eta_max, crack, eff, iso, resolution):
             ae = np.abs(eta)
-            cand = np.flatnonzero(mask & visible & (pt > pt_min) & (ae < eta_max)
-                                  & ~(crack & (ae > cfg.em_crack[0]) & (ae < cfg.em_crack[1])))
+            cand = np.flatnonzero(
+                mask
+                & visible
+                & (pt > pt_min)
+                & (ae < eta_max)
+                & ~(crack & (ae > cfg.em_crack[0]) & (ae < cfg.em_crack[1]))
+            )
             ce, cp, ct = eta[cand], phi[cand], pt[cand]
             iso_calo = _cone_sum(evt[cand], ce, cp, *iso_sets["calo"], cfg.iso_cone) - ct
             iso_trk = _cone_sum(evt[cand], ce, cp, *iso_sets["track"], cfg.iso_cone)
@@ -222,28 +235,56 @@ class Detector:
         def mu(sel):
             return np.hypot(cfg.muon_resolution[0], cfg.muon_resolution[1] * pt[sel])
 
-        g_sel, g_pt = leptons_photons(apid == 22, cfg.photon_pt_min, cfg.photon_eta_max, True,
-                                      cfg.photon_eff, cfg.photon_iso, em)
-        e_sel, e_pt = leptons_photons(apid == 11, cfg.electron_pt_min, cfg.electron_eta_max, True,
-                                      cfg.electron_eff, cfg.electron_iso, em)
-        m_sel, m_pt = leptons_photons(apid == 13, cfg.muon_pt_min, cfg.muon_eta_max, False,
-                                      cfg.muon_eff, cfg.muon_iso, mu)
+        g_sel, g_pt = leptons_photons(
+            apid == 22, cfg.photon_pt_min, cfg.photon_eta_max, True, cfg.photon_eff, cfg.photon_iso, em
+        )
+        e_sel, e_pt = leptons_photons(
+            apid == 11,
+            cfg.electron_pt_min,
+            cfg.electron_eta_max,
+            True,
+            cfg.electron_eff,
+            cfg.electron_iso,
+            em,
+        )
+        m_sel, m_pt = leptons_photons(
+            apid == 13, cfg.muon_pt_min, cfg.muon_eta_max, False, cfg.muon_eff, cfg.muon_iso, mu
+        )
         out = {
-            "Photon": _sorted_collection(evt[g_sel], nev, g_pt, {
-                "PT": g_pt, "Eta": eta[g_sel], "Phi": phi[g_sel], "E": g_pt * np.cosh(eta[g_sel])}),
-            "Electron": _sorted_collection(evt[e_sel], nev, e_pt, {
-                "PT": e_pt, "Eta": eta[e_sel], "Phi": phi[e_sel], "Charge": fs.charge[e_sel]}),
-            "Muon": _sorted_collection(evt[m_sel], nev, m_pt, {
-                "PT": m_pt, "Eta": eta[m_sel], "Phi": phi[m_sel], "Charge": fs.charge[m_sel]}),
+            "Photon": _sorted_collection(
+                evt[g_sel],
+                nev,
+                g_pt,
+                {"PT": g_pt, "Eta": eta[g_sel], "Phi": phi[g_sel], "E": g_pt * np.cosh(eta[g_sel])},
+            ),
+            "Electron": _sorted_collection(
+                evt[e_sel],
+                nev,
+                e_pt,
+                {"PT": e_pt, "Eta": eta[e_sel], "Phi": phi[e_sel], "Charge": fs.charge[e_sel]},
+            ),
+            "Muon": _sorted_collection(
+                evt[m_sel],
+                nev,
+                m_pt,
+                {"PT": m_pt, "Eta": eta[m_sel], "Phi": phi[m_sel], "Charge": fs.charge[m_sel]},
+            ),
         }
 
         # jets from visible particles that are not selected photons / leptons
         jet_in = visible & ~used
         counts_in = np.bincount(evt[jet_in], minlength=nev)
-        inputs = ak.zip({k: ak.unflatten(v[jet_in], counts_in)
-                         for k, v in (("px", fs.px), ("py", fs.py), ("pz", fs.pz), ("E", fs.e))})
-        overlap = (np.concatenate([evt[g_sel], evt[e_sel]]), np.concatenate([eta[g_sel], eta[e_sel]]),
-                   np.concatenate([phi[g_sel], phi[e_sel]]))
+        inputs = ak.zip(
+            {
+                k: ak.unflatten(v[jet_in], counts_in)
+                for k, v in (("px", fs.px), ("py", fs.py), ("pz", fs.pz), ("E", fs.e))
+            }
+        )
+        overlap = (
+            np.concatenate([evt[g_sel], evt[e_sel]]),
+            np.concatenate([eta[g_sel], eta[e_sel]]),
+            np.concatenate([phi[g_sel], phi[e_sel]]),
+        )
         order = np.argsort(overlap[0], kind="stable")
         overlap = tuple(x[order] for x in overlap)
         jets, dmx, dmy = self._jets(inputs, nev, fs, rng, overlap)
@@ -256,8 +297,10 @@ class Detector:
         sigma = cfg.met_soft_term * np.sqrt(sum_et)
         met_x += sigma * rng.standard_normal(nev)
         met_y += sigma * rng.standard_normal(nev)
-        out["MissingET"] = Collection(np.ones(nev, np.int64), {
-            "MET": np.hypot(met_x, met_y), "Eta": np.zeros(nev), "Phi": np.arctan2(met_y, met_x)})
+        out["MissingET"] = Collection(
+            np.ones(nev, np.int64),
+            {"MET": np.hypot(met_x, met_y), "Eta": np.zeros(nev), "Phi": np.arctan2(met_y, met_x)},
+        )
         return out
 
     def _jets(self, inputs, nev, fs, rng, overlap):
@@ -271,10 +314,12 @@ class Detector:
         jets = cs.inclusive_jets(min_pt=pt_cluster)
         counts = ak.to_numpy(ak.num(jets)).astype(np.int64)
         evt = np.repeat(np.arange(nev), counts)
-        px, py, pz, e = (ak.to_numpy(ak.flatten(jets[k]), allow_missing=False).astype(float)
-                         for k in ("px", "py", "pz", "E"))
+        px, py, pz, e = (
+            ak.to_numpy(ak.flatten(jets[k]), allow_missing=False).astype(float)
+            for k in ("px", "py", "pz", "E")
+        )
         pt, eta, phi = pt_eta_phi(px, py, pz)
-        mass = np.sqrt(np.clip(e ** 2 - px ** 2 - py ** 2 - pz ** 2, 0.0, None))
+        mass = np.sqrt(np.clip(e**2 - px**2 - py**2 - pz**2, 0.0, None))
         scale = _smear(rng, np.ones_like(pt), jet_resolution(cfg, pt))
         reco_pt = pt * scale
         dmx = np.bincount(evt, weights=(pt - reco_pt) * np.cos(phi), minlength=nev)
@@ -284,8 +329,9 @@ class Detector:
         btag = np.zeros(len(pt), np.uint32)
         if small:
             ov_evt, ov_eta, ov_phi = overlap
-            keep &= ~_any_within(evt, eta, phi, np.bincount(ov_evt, minlength=nev), ov_eta, ov_phi,
-                                 cfg.jet_overlap_dr)
+            keep &= ~_any_within(
+                evt, eta, phi, np.bincount(ov_evt, minlength=nev), ov_eta, ov_phi, cfg.jet_overlap_dr
+            )
             hf_args = (fs.hf_counts, fs.hf_eta, fs.hf_phi, cfg.btag_dr)
             is_b = _any_within(evt, eta, phi, *hf_args, select_b=fs.hf_flavour == 5)
             is_c = _any_within(evt, eta, phi, *hf_args, select_b=fs.hf_flavour == 4) & ~is_b
@@ -297,9 +343,19 @@ class Detector:
         else:
             taus = self._nsubjettiness(cs.constituents(min_pt=pt_cluster), keep, radius)
         k = keep
-        coll = _sorted_collection(evt[k], nev, reco_pt[k], {
-            "PT": reco_pt[k], "Eta": eta[k], "Phi": phi[k], "Mass": mass[k] * scale[k],
-            "BTag": btag[k], "Tau[5]": taus})
+        coll = _sorted_collection(
+            evt[k],
+            nev,
+            reco_pt[k],
+            {
+                "PT": reco_pt[k],
+                "Eta": eta[k],
+                "Phi": phi[k],
+                "Mass": mass[k] * scale[k],
+                "BTag": btag[k],
+                "Tau[5]": taus,
+            },
+        )
         return coll, dmx, dmy
 
     def _nsubjettiness(self, constituents, keep, radius):
@@ -308,9 +364,10 @@ class Detector:
         flat = ak.flatten(constituents, axis=1)[keep]
         if len(flat) == 0:
             return np.zeros((0, 5))
-        cs = fastjet.ClusterSequence(flat, self._kt_dummy)   # one "event" per jet
-        taus = cs.njettiness(njets=[1, 2, 3, 4, 5], beta=self.cfg.nsub_beta, R0=radius,
-                             axes_definition="OnePass_KT_Axes")
+        cs = fastjet.ClusterSequence(flat, self._kt_dummy)  # one "event" per jet
+        taus = cs.njettiness(
+            njets=[1, 2, 3, 4, 5], beta=self.cfg.nsub_beta, R0=radius, axes_definition="OnePass_KT_Axes"
+        )
         taus = ak.to_numpy(taus).reshape(-1, 5)
         # the exact tau_N is non-increasing in N; the one-pass minimiser occasionally misses
         # the minimum (tau_N+1 > tau_N), so keep the best (smallest) value found so far

@@ -11,6 +11,7 @@ appended to the tree `Delphes` (one extend per batch, so memory stays flat). Con
 docs/data-contracts.md; the ROOT file also holds a TObjString `salad_generation` (JSON:
 process, seed, event counts, generator cross section in pb).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,20 +35,48 @@ from .errors import SaladError
 TREE = "Delphes"
 
 #: Settings shared by every process: 13 TeV, A14 tune, quiet, seeded.
-COMMON_SETTINGS = ("Beams:eCM = 13000.", "Tune:pp = 21", "Next:numberCount = 0",
-                   "Next:numberShowEvent = 0", "Next:numberShowInfo = 0",
-                   "Next:numberShowProcess = 0", "Init:showChangedSettings = off",
-                   "Init:showChangedParticleData = off", "Init:showProcesses = off",
-                   "Print:quiet = on", "Random:setSeed = on")
+COMMON_SETTINGS = (
+    "Beams:eCM = 13000.",
+    "Tune:pp = 21",
+    "Next:numberCount = 0",
+    "Next:numberShowEvent = 0",
+    "Next:numberShowInfo = 0",
+    "Next:numberShowProcess = 0",
+    "Init:showChangedSettings = off",
+    "Init:showChangedParticleData = off",
+    "Init:showProcesses = off",
+    "Print:quiet = on",
+    "Random:setSeed = on",
+)
 
 #: YR4 branching ratios of a 125 GeV Higgs (the channels Pythia decays it to).
-HIGGS_BR = {(5, -5): 0.5824, (24, -24): 0.2137, (21, 21): 0.08187, (15, -15): 0.06272,
-            (4, -4): 0.02891, (23, 23): 0.02619, (22, 22): 0.00227, (22, 23): 0.001533,
-            (13, -13): 0.0002176, (3, -3): 0.000246}
+HIGGS_BR = {
+    (5, -5): 0.5824,
+    (24, -24): 0.2137,
+    (21, 21): 0.08187,
+    (15, -15): 0.06272,
+    (4, -4): 0.02891,
+    (23, 23): 0.02619,
+    (22, 22): 0.00227,
+    (22, 23): 0.001533,
+    (13, -13): 0.0002176,
+    (3, -3): 0.000246,
+}
 BR_YY = HIGGS_BR[(22, 22)]
 HIGGS_MODES = ("forced_yy", "biased_yy", "none")
-SPEC_KEYS = {"code", "group", "label", "pythia", "higgs", "biased_br_yy", "slha", "hook",
-             "xsec_fb", "k_factor", "note"}
+SPEC_KEYS = {
+    "code",
+    "group",
+    "label",
+    "pythia",
+    "higgs",
+    "biased_br_yy",
+    "slha",
+    "hook",
+    "xsec_fb",
+    "k_factor",
+    "note",
+}
 #: Give up when the process-level veto rejects this many trials in a row.
 MAX_CONSECUTIVE_VETOES = 200_000
 #: Code-level defaults of config `generate` (the schema documents the same values).
@@ -70,7 +99,7 @@ def process_spec(processes: Mapping, name: str, source: str = "processes") -> di
         if key not in spec:
             raise SaladError(f"{where}: missing key {key!r}")
     lines = spec["pythia"]
-    if isinstance(lines, list):   # YAML anchors give nested lists: flatten one level
+    if isinstance(lines, list):  # YAML anchors give nested lists: flatten one level
         lines = [s for item in lines for s in (item if isinstance(item, list) else [item])]
     if not isinstance(lines, list) or not all(isinstance(s, str) for s in lines):
         raise SaladError(f"{where}: 'pythia' must be a list of Pythia setting strings")
@@ -89,8 +118,11 @@ def higgs_settings(mode: str, biased_br_yy: float = 0.5) -> list[str]:
     if mode == "biased_yy":
         scale = (1 - biased_br_yy) / (1 - BR_YY)
         lines = ["25:m0 = 125.0", f"25:oneChannel = 1 {biased_br_yy:.6f} 100 22 22"]
-        return lines + [f"25:addChannel = 1 {br * scale:.8f} 100 {a} {b}"
-                        for (a, b), br in HIGGS_BR.items() if (a, b) != (22, 22)]
+        return lines + [
+            f"25:addChannel = 1 {br * scale:.8f} 100 {a} {b}"
+            for (a, b), br in HIGGS_BR.items()
+            if (a, b) != (22, 22)
+        ]
     return []
 
 
@@ -114,21 +146,27 @@ def _diphoton_veto_class():
             return True
 
         def doVetoProcessLevel(self, process):
-            photons = [process[i] for i in range(process.size())
-                       if process[i].id() == 22 and process[i].isFinal()
-                       and abs(process[i].eta()) < self.eta_max]
+            photons = [
+                process[i]
+                for i in range(process.size())
+                if process[i].id() == 22 and process[i].isFinal() and abs(process[i].eta()) < self.eta_max
+            ]
             for i, a in enumerate(photons):
-                for b in photons[i + 1:]:
-                    m2 = ((a.e() + b.e()) ** 2 - (a.px() + b.px()) ** 2
-                          - (a.py() + b.py()) ** 2 - (a.pz() + b.pz()) ** 2)
+                for b in photons[i + 1 :]:
+                    m2 = (
+                        (a.e() + b.e()) ** 2
+                        - (a.px() + b.px()) ** 2
+                        - (a.py() + b.py()) ** 2
+                        - (a.pz() + b.pz()) ** 2
+                    )
                     if self.m2_lo < m2 < self.m2_hi:
                         hi, lo = max(a.pT(), b.pT()), min(a.pT(), b.pT())
-                        if hi > self.r1 * m2 ** 0.5 and lo > self.r2 * m2 ** 0.5:
+                        if hi > self.r1 * m2**0.5 and lo > self.r2 * m2**0.5:
                             self.in_a_row = 0
                             return False
             self.in_a_row += 1
             if self.in_a_row >= MAX_CONSECUTIVE_VETOES:
-                self.stuck = True      # let events through; the caller raises SaladError
+                self.stuck = True  # let events through; the caller raises SaladError
                 return False
             return True
 
@@ -169,8 +207,10 @@ def make_pythia(spec: Mapping, seed: int, mpi: bool, workdir: Path):
             raise SaladError(f"processes: {name}: bad diphoton_veto options ({exc})") from None
         pythia.setUserHooksPtr(hook)
     if not pythia.init():
-        raise SaladError(f"processes: {name}: Pythia initialisation failed "
-                         "(no process switched on, vanishing cross section or bad SLHA)")
+        raise SaladError(
+            f"processes: {name}: Pythia initialisation failed "
+            "(no process switched on, vanishing cross section or bad SLHA)"
+        )
     return pythia, hook
 
 
@@ -214,10 +254,19 @@ def final_state(prt, charge: _ChargeTable, hadron_pt_min: float) -> FinalState:
     hpt, heta, hphi = pt_eta_phi(flat(prt.p.px), flat(prt.p.py), flat(prt.p.pz))
     hf = (flavour > 0) & (hpt > hadron_pt_min)
     all_evt = np.repeat(np.arange(len(prt)), ak.to_numpy(ak.num(prt)))
-    return FinalState(counts=ak.to_numpy(ak.num(fs)).astype(np.int64), pid=pid, charge=charge(pid),
-                      px=flat(fs.p.px), py=flat(fs.p.py), pz=flat(fs.p.pz), e=flat(fs.p.e),
-                      hf_counts=np.bincount(all_evt[hf], minlength=len(prt)),
-                      hf_flavour=flavour[hf], hf_eta=heta[hf], hf_phi=hphi[hf])
+    return FinalState(
+        counts=ak.to_numpy(ak.num(fs)).astype(np.int64),
+        pid=pid,
+        charge=charge(pid),
+        px=flat(fs.p.px),
+        py=flat(fs.p.py),
+        pz=flat(fs.p.pz),
+        e=flat(fs.p.e),
+        hf_counts=np.bincount(all_evt[hf], minlength=len(prt)),
+        hf_flavour=flavour[hf],
+        hf_eta=heta[hf],
+        hf_phi=hphi[hf],
+    )
 
 
 # --------------------------------------------------------------------------- Delphes writer
@@ -262,13 +311,19 @@ def _fixed_size_members():
         datum = branch_np(self, branch_name, *args, **kwargs)
         if branch_name.endswith("]") and datum["shape"]:
             datum["fName"] = _ArrayMemberName(branch_name)
-            datum["fTitle"] = datum["fName"] + datum["fTitle"][len(branch_name):]
+            datum["fTitle"] = datum["fName"] + datum["fTitle"][len(branch_name) :]
         return datum
 
     def patched_jagged_basket(self, sink, branch_name, compression, array, offsets):
         shape = self._branch_data[self._branch_lookup[branch_name]]["shape"]
-        return jagged_basket(self, sink, branch_name, compression, array,
-                             (offsets * int(np.prod(shape))).astype(offsets.dtype) if shape else offsets)
+        return jagged_basket(
+            self,
+            sink,
+            branch_name,
+            compression,
+            array,
+            (offsets * int(np.prod(shape))).astype(offsets.dtype) if shape else offsets,
+        )
 
     tree_cls._branch_np, tree_cls.write_jagged_basket = patched_branch_np, patched_jagged_basket
     try:
@@ -279,14 +334,24 @@ def _fixed_size_members():
 
 def _mktree(root, branches: Mapping):
     """Create the Delphes tree (collections as records: `<C>_size`, `<C>/<C>.<Field>`)."""
-    return root.mktree(TREE, _tree_types(branches),
-                       field_name=lambda outer, inner: f"{outer}/{outer}.{inner}",
-                       counter_name=lambda counted: f"{counted}_size")
+    return root.mktree(
+        TREE,
+        _tree_types(branches),
+        field_name=lambda outer, inner: f"{outer}/{outer}.{inner}",
+        counter_name=lambda counted: f"{counted}_size",
+    )
 
 
 # --------------------------------------------------------------------------- generation
-def generate(spec: Mapping, n_events: int, seed: int, batch_size: int, mpi: bool,
-             output_path: str | Path, detector: Mapping | None = None) -> dict:
+def generate(
+    spec: Mapping,
+    n_events: int,
+    seed: int,
+    batch_size: int,
+    mpi: bool,
+    output_path: str | Path,
+    detector: Mapping | None = None,
+) -> dict:
     """Generate `n_events` events of process `spec` (from `process_spec`) into a Delphes ROOT
     file at `output_path` (atomic). Returns the run summary also stored in the file."""
     import uproot
@@ -301,9 +366,12 @@ def generate(spec: Mapping, n_events: int, seed: int, batch_size: int, mpi: bool
     output_path.parent.mkdir(parents=True, exist_ok=True)
     biased = spec.get("higgs") == "biased_yy"
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".slha-") as workdir, \
-            atomic_output(output_path) as tmp, uproot.recreate(tmp) as root, \
-            _fixed_size_members():
+    with (
+        tempfile.TemporaryDirectory(dir=output_path.parent, prefix=".slha-") as workdir,
+        atomic_output(output_path) as tmp,
+        uproot.recreate(tmp) as root,
+        _fixed_size_members(),
+    ):
         pythia, hook = make_pythia(spec, seed, mpi, Path(workdir))
         charge = _ChargeTable(pythia)
         done, tree = 0, None
@@ -313,8 +381,10 @@ def generate(spec: Mapping, n_events: int, seed: int, batch_size: int, mpi: bool
             want = min(batch_size, n_events - done)
             batch = pythia.nextBatch(want)
             if hook is not None and hook.stuck:
-                raise SaladError(f"processes: {spec['name']}: diphoton_veto rejected "
-                                 f"{MAX_CONSECUTIVE_VETOES} events in a row; process cannot pass it")
+                raise SaladError(
+                    f"processes: {spec['name']}: diphoton_veto rejected "
+                    f"{MAX_CONSECUTIVE_VETOES} events in a row; process cannot pass it"
+                )
             if len(batch) == 0:
                 raise SaladError(f"processes: {spec['name']}: Pythia produced no events")
             n = len(batch)
@@ -327,21 +397,35 @@ def generate(spec: Mapping, n_events: int, seed: int, batch_size: int, mpi: bool
             info = pythia.infoPython()
             sigma_pb, sigma_err_pb = info.sigmaGen() * 1e9, info.sigmaErr() * 1e9
             ones = np.ones(n, np.int64)
-            event = Collection(ones, {
-                "Number": np.arange(done, done + n), "Weight": weights,
-                "CrossSection": np.full(n, sigma_pb), "CrossSectionError": np.full(n, sigma_err_pb)})
+            event = Collection(
+                ones,
+                {
+                    "Number": np.arange(done, done + n),
+                    "Weight": weights,
+                    "CrossSection": np.full(n, sigma_pb),
+                    "CrossSectionError": np.full(n, sigma_err_pb),
+                },
+            )
             branches = delphes_branches(collections, event)
             if tree is None:
                 tree = _mktree(root, branches)
             tree.extend(branches)
             done += n
         summary = {
-            "process": spec["name"], "code": int(spec["code"]), "seed": seed, "mpi": mpi,
-            "events": done, "tried": int(info.nTried()), "accepted": int(info.nAccepted()),
-            "sigma_gen_pb": sigma_pb, "sigma_gen_err_pb": sigma_err_pb,
-            "xsec_fb": spec.get("xsec_fb"), "k_factor": spec.get("k_factor", 1.0),
+            "process": spec["name"],
+            "code": int(spec["code"]),
+            "seed": seed,
+            "mpi": mpi,
+            "events": done,
+            "tried": int(info.nTried()),
+            "accepted": int(info.nAccepted()),
+            "sigma_gen_pb": sigma_pb,
+            "sigma_gen_err_pb": sigma_err_pb,
+            "xsec_fb": spec.get("xsec_fb"),
+            "k_factor": spec.get("k_factor", 1.0),
             "fraction_two_photons": n_two_photons / done,
-            "seconds": round(time.perf_counter() - start, 3), "salad_version": __version__,
+            "seconds": round(time.perf_counter() - start, 3),
+            "salad_version": __version__,
             "spec_hash": config_hash({k: v for k, v in spec.items()}),
             "detector": dict(det.cfg.__dict__),
         }
@@ -355,23 +439,38 @@ def sample_events(cfg: Mapping, sample: str) -> int:
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad generate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="salad generate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sample", required=True, help="process name in the process table")
     parser.add_argument("--processes", help="process table YAML (or --spec)")
     parser.add_argument("--spec", help="the sample's process-table entry as JSON (or --processes)")
     parser.add_argument("--output", required=True, help="output ROOT file")
     parser.add_argument("--config", default=None, help='JSON {"generate": {...}}')
-    parser.add_argument("--threads", type=int, default=1,
-                        help="accepted for the rule interface; generation is single-threaded")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="accepted for the rule interface; generation is single-threaded",
+    )
     args = parser.parse_args(argv)
     cfg = parse_stage_config(args.config).get("generate")
     if not isinstance(cfg, dict) or "events" not in cfg:
-        raise SaladError("--config: expected {\"generate\": {\"events\": ..., ...}}")
+        raise SaladError('--config: expected {"generate": {"events": ..., ...}}')
     cfg = {**DEFAULTS, **cfg}
     table, source = process_table_arg(args.processes, args.spec, args.sample)
     spec = process_spec(table, args.sample, source)
-    summary = generate(spec, sample_events(cfg, args.sample), int(cfg["seed"]) + int(spec["code"]),
-                       int(cfg["batch_size"]), bool(cfg["mpi"]), args.output, cfg.get("detector"))
-    print(json.dumps({k: summary[k] for k in ("process", "events", "sigma_gen_pb",
-                                              "fraction_two_photons", "seconds")}))
+    summary = generate(
+        spec,
+        sample_events(cfg, args.sample),
+        int(cfg["seed"]) + int(spec["code"]),
+        int(cfg["batch_size"]),
+        bool(cfg["mpi"]),
+        args.output,
+        cfg.get("detector"),
+    )
+    print(
+        json.dumps(
+            {k: summary[k] for k in ("process", "events", "sigma_gen_pb", "fraction_two_photons", "seconds")}
+        )
+    )

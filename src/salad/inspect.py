@@ -3,6 +3,7 @@
 Parquet artifacts: rows, provenance JSON, column types. Torch checkpoints (`.pt`, loaded
 weights-only: a file that would run code is refused): provenance JSON and every top-level key
 with its type (tensors: shape and dtype; state dicts: tensor and parameter counts)."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ from .artifacts import load_checkpoint, parquet_file, read_provenance
 
 def _summary(value) -> str:
     import torch
+
     if isinstance(value, torch.Tensor):
         return f"tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
     if isinstance(value, dict):
@@ -31,8 +33,11 @@ def _summary(value) -> str:
 def describe_checkpoint(path: str) -> str:
     """Human-readable summary of a checkpoint: provenance JSON and its top-level keys."""
     ckpt = load_checkpoint(path)
-    lines = [f"{path}", "  kind: torch checkpoint (weights-only)",
-             "  provenance: " + json.dumps(ckpt.get("provenance", {}), sort_keys=True, default=str)]
+    lines = [
+        f"{path}",
+        "  kind: torch checkpoint (weights-only)",
+        "  provenance: " + json.dumps(ckpt.get("provenance", {}), sort_keys=True, default=str),
+    ]
     lines += [f"  key {k}: {_summary(v)}" for k, v in ckpt.items() if k != "provenance"]
     return "\n".join(lines)
 
@@ -42,8 +47,11 @@ def describe(path: str) -> str:
     if str(path).endswith(".pt"):
         return describe_checkpoint(path)
     pf: pq.ParquetFile = parquet_file(path)
-    lines = [f"{path}", f"  rows: {pf.metadata.num_rows}",
-             "  provenance: " + json.dumps(read_provenance(path), sort_keys=True)]
+    lines = [
+        f"{path}",
+        f"  rows: {pf.metadata.num_rows}",
+        "  provenance: " + json.dumps(read_provenance(path), sort_keys=True),
+    ]
     lines += [f"  column {f.name}: {f.type}" for f in pf.schema_arrow]
     return "\n".join(lines)
 

@@ -11,6 +11,7 @@ SEMs over the probe folds). The collected table (`summarize_runs`) reports, per
 representation, plain accuracy as mean +- standard error over the encoder trainings (seeds),
 as paper B does over its 5 cross-validated encoders; balanced accuracy is an extra column.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,20 +34,34 @@ from .tables import linear_eval_md, summarize_runs, write
 log = logging.getLogger("salad.linear_eval")
 
 
-def train_linear(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float = 1e-4,
-                 balanced: bool = True, max_iter: int = 200) -> torch.nn.Linear:
+def train_linear(
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    weight_decay: float = 1e-4,
+    balanced: bool = True,
+    max_iter: int = 200,
+) -> torch.nn.Linear:
     """Fit a linear softmax classifier on standardised x (n, d) with labels y (n,) in 0..C-1."""
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.long)
     counts = np.bincount(y, minlength=n_classes).astype(float)
-    cw = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0) if balanced \
+    cw = (
+        np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0)
+        if balanced
         else np.ones(n_classes)
+    )
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.as_tensor(cw, dtype=torch.float64))
     layer = torch.nn.Linear(x.shape[1], n_classes).double()
     torch.nn.init.zeros_(layer.weight)
     torch.nn.init.zeros_(layer.bias)
-    opt = torch.optim.LBFGS(layer.parameters(), max_iter=max_iter, tolerance_grad=1e-9,
-                            tolerance_change=1e-12, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(
+        layer.parameters(),
+        max_iter=max_iter,
+        tolerance_grad=1e-9,
+        tolerance_change=1e-12,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure():
         opt.zero_grad()
@@ -60,7 +75,7 @@ def train_linear(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: flo
 
 def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict:
     """k-fold linear evaluation of latent z (n, d) with integer class labels (n,)."""
-    z = np.asarray(z, np.float64)      # float32 latents too: the probe is fitted in float64
+    z = np.asarray(z, np.float64)  # float32 latents too: the probe is fitted in float64
     classes, y = np.unique(labels, return_inverse=True)
     folds = int(cfg["folds"])
     if len(classes) < 2:
@@ -70,16 +85,29 @@ def evaluate(z: np.ndarray, labels: np.ndarray, cfg: Mapping, seed: int) -> dict
     acc, bacc = [], []
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y):
         scaler = Standardiser.fit(z[train])
-        layer = train_linear(scaler.transform(z[train]), y[train], len(classes),
-                             float(cfg["weight_decay"]), bool(cfg["balanced"]), int(cfg["max_iter"]))
+        layer = train_linear(
+            scaler.transform(z[train]),
+            y[train],
+            len(classes),
+            float(cfg["weight_decay"]),
+            bool(cfg["balanced"]),
+            int(cfg["max_iter"]),
+        )
         with torch.no_grad():
             pred = layer(torch.as_tensor(scaler.transform(z[test]))).argmax(1).numpy()
         acc.append(float((pred == y[test]).mean()))
         bacc.append(float(np.mean([(pred[y[test] == c] == c).mean() for c in np.unique(y[test])])))
     sem = lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))  # noqa: E731
-    return {"dim": z.shape[1], "n_events": len(z), "n_classes": len(classes), "folds": folds,
-            "accuracy": float(np.mean(acc)), "accuracy_sem": sem(acc),
-            "balanced_accuracy": float(np.mean(bacc)), "balanced_accuracy_sem": sem(bacc)}
+    return {
+        "dim": z.shape[1],
+        "n_events": len(z),
+        "n_classes": len(classes),
+        "folds": folds,
+        "accuracy": float(np.mean(acc)),
+        "accuracy_sem": sem(acc),
+        "balanced_accuracy": float(np.mean(bacc)),
+        "balanced_accuracy_sem": sem(bacc),
+    }
 
 
 def cli(argv: list[str]) -> None:
@@ -93,8 +121,11 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--markdown", help="collect mode: Markdown output")
     parser.add_argument("--output", required=True)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--trained-on-signals", action="store_true",
-                        help="label the representation as trained on signal samples")
+    parser.add_argument(
+        "--trained-on-signals",
+        action="store_true",
+        help="label the representation as trained on signal samples",
+    )
     parser.add_argument("--config", help="JSON: {linear_eval: {...}}")
     args = parser.parse_args(argv)
     setup_logging()
@@ -117,8 +148,11 @@ def cli(argv: list[str]) -> None:
     if cfg.get("max_events") and len(events) > cfg["max_events"]:
         events = events.sample(n=int(cfg["max_events"]), random_state=int(cfg["seed"]))
     z = latent_for(args.embedding, events["event_id"].to_numpy(), means=True)
-    row = {"representation": args.name, "seed": args.seed,
-           "trained_on_signals": bool(args.trained_on_signals),
-           **evaluate(z, events["group"].to_numpy(), cfg, int(cfg["seed"]) + args.seed)}
+    row = {
+        "representation": args.name,
+        "seed": args.seed,
+        "trained_on_signals": bool(args.trained_on_signals),
+        **evaluate(z, events["group"].to_numpy(), cfg, int(cfg["seed"]) + args.seed),
+    }
     log.info("%s/%d: accuracy %.4f +- %.4f", args.name, args.seed, row["accuracy"], row["accuracy_sem"])
     write_parquet(pd.DataFrame([row]), args.output, provenance("linear-eval", cfg, name=args.name))

@@ -30,6 +30,7 @@ its deterministic means (`mu*` columns, salad.encoder.embed). Its null distribut
 toys: data drawn from data-half background events only (Poisson(N_exp) events, probability
 proportional to weight, without replacement).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,7 @@ EMBEDDING_TRAINING_SUBSETS = ("train", "val")
 
 
 # ---------------------------------------------------------------- kernel machinery
-def kernel_width(x_ref: np.ndarray, percentile: float = 90.0, max_points: int = 2000,
-                 seed: int = 0) -> float:
+def kernel_width(x_ref: np.ndarray, percentile: float = 90.0, max_points: int = 2000, seed: int = 0) -> float:
     """The `percentile`-th percentile of pairwise Euclidean distances in x_ref (n, d)."""
     rng = np.random.default_rng(seed)
     x = x_ref if len(x_ref) <= max_points else x_ref[rng.choice(len(x_ref), max_points, replace=False)]
@@ -92,10 +92,12 @@ def kernel_rule(cfg: Mapping, representation: str) -> dict:
     where = f"nplm.kernel_widths.{representation}"
     if not isinstance(rule, Mapping) or len(rule) != 1 or set(rule) - {"percentile", "sigma"}:
         raise SaladError(f"{where}: give exactly one of percentile, sigma (got {rule!r})")
-    (key, value), = rule.items()
+    ((key, value),) = rule.items()
     value = float(value)
     if not (value > 0 and (key == "sigma" or value <= 100) and math.isfinite(value)):
-        raise SaladError(f"{where}.{key}: {value} is out of range ({'(0, 100]' if key == 'percentile' else '> 0'})")
+        raise SaladError(
+            f"{where}.{key}: {value} is out of range ({'(0, 100]' if key == 'percentile' else '> 0'})"
+        )
     if key == "percentile":
         out["kernel_percentile"] = value
     else:
@@ -105,7 +107,7 @@ def kernel_rule(cfg: Mapping, representation: str) -> dict:
 
 def gaussian_kernel(x: torch.Tensor, c: torch.Tensor, sigma: float) -> torch.Tensor:
     """k(x, c) = exp(-|x - c|^2 / (2 sigma^2)): (n, M)."""
-    return torch.exp(-torch.cdist(x, c).pow(2) / (2.0 * sigma ** 2))
+    return torch.exp(-torch.cdist(x, c).pow(2) / (2.0 * sigma**2))
 
 
 def nystrom_map(centers: torch.Tensor, sigma: float, rel_eps: float = 1e-10) -> torch.Tensor:
@@ -119,6 +121,7 @@ def nystrom_map(centers: torch.Tensor, sigma: float, rel_eps: float = 1e-10) -> 
 @dataclass
 class Fit:
     """A fitted model: f(x) = phi(x) . beta with phi = k(x, centers) T."""
+
     centers: torch.Tensor
     transform: torch.Tensor
     beta: torch.Tensor
@@ -141,11 +144,12 @@ class Fit:
 
 def logistic_terms(y: torch.Tensor, w: torch.Tensor):
     """Per-point weighted BCE(y, f): f -> (loss (n,), dloss/df, d2loss/df2). Falkon's loss."""
-    sign = 1.0 - 2.0 * y                     # BCE(y, f) = softplus(sign * f)
+    sign = 1.0 - 2.0 * y  # BCE(y, f) = softplus(sign * f)
 
     def terms(f):
         p = torch.sigmoid(f)
         return w * torch.nn.functional.softplus(sign * f), w * (p - y), w * p * (1 - p)
+
     return terms
 
 
@@ -157,11 +161,13 @@ def nplm_terms(y: torch.Tensor, w: torch.Tensor):
     def terms(f):
         e = torch.where(ref, w * torch.exp(torch.clamp(f, max=700.0)), torch.zeros_like(f))
         return torch.where(ref, e - w, -f), torch.where(ref, e, -torch.ones_like(f)), e
+
     return terms
 
 
-def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
-           tol: float = 1e-12) -> tuple[torch.Tensor, int, bool]:
+def newton(
+    phi: torch.Tensor, terms, lam: float, max_iter: int = 100, tol: float = 1e-12
+) -> tuple[torch.Tensor, int, bool]:
     """Minimise (1/n) sum_i loss_i(phi_i . beta) + (lam/2) |beta|^2 by damped Newton (Cholesky).
 
     phi (n, r); terms(f) -> per-point (loss, first, second derivative), convex in f.
@@ -182,7 +188,7 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
         hess = (phi.T * d2) @ phi / n + lam * eye
         chol, info = torch.linalg.cholesky_ex(hess)
         jitter = 1e-12 * float(hess.diagonal().mean())
-        while int(info) != 0:                # numerically indefinite: add jitter
+        while int(info) != 0:  # numerically indefinite: add jitter
             jitter *= 10
             chol, info = torch.linalg.cholesky_ex(hess + jitter * eye)
         step = torch.cholesky_solve(grad[:, None], chol)[:, 0]
@@ -190,7 +196,7 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
         if decrement / 2 < tol:
             return beta, it, True
         size = 1.0
-        while size > 1e-10:                  # backtracking (Armijo) line search
+        while size > 1e-10:  # backtracking (Armijo) line search
             trial = beta - size * step
             new = objective(trial)
             if new <= value - 1e-4 * size * decrement:
@@ -205,9 +211,19 @@ def newton(phi: torch.Tensor, terms, lam: float, max_iter: int = 100,
 LOSSES = {"logistic": logistic_terms, "nplm": nplm_terms}
 
 
-def fit(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, n_centers: int,
-        lam: float, seed: int, max_iter: int = 100, tol: float = 1e-12, loss: str = "logistic",
-        device: str | None = None) -> Fit:
+def fit(
+    x_ref: np.ndarray,
+    w_ref: np.ndarray,
+    x_data: np.ndarray,
+    sigma: float,
+    n_centers: int,
+    lam: float,
+    seed: int,
+    max_iter: int = 100,
+    tol: float = 1e-12,
+    loss: str = "logistic",
+    device: str | None = None,
+) -> Fit:
     """Fit f on reference (label 0, weights w_ref) vs data (label 1, weight 1).
 
     x_ref (N_R, d), x_data (N_D, d); centres: n_centers points drawn from R u D with `seed`;
@@ -246,19 +262,37 @@ class Result:
     converged: bool
 
 
-def run_test(x_ref: np.ndarray, w_ref: np.ndarray, x_data: np.ndarray, sigma: float, cfg: Mapping,
-             seed: int, device: str | None = None) -> Result:
+def run_test(
+    x_ref: np.ndarray,
+    w_ref: np.ndarray,
+    x_data: np.ndarray,
+    sigma: float,
+    cfg: Mapping,
+    seed: int,
+    device: str | None = None,
+) -> Result:
     """One NPLM test: fit and evaluate t; cfg keys n_centers (null: sqrt(N)), lambda, max_iter, tol.
     device: torch device of the fit (default cuda if available)."""
     start = time.perf_counter()
     n_centers = cfg.get("n_centers") or math.ceil(math.sqrt(len(x_ref) + len(x_data)))
-    model = fit(x_ref, w_ref, x_data, sigma, n_centers, float(cfg["lambda"]), seed,
-                int(cfg.get("max_iter", 100)), float(cfg.get("tol", 1e-12)), cfg.get("loss", "logistic"),
-                device)
+    model = fit(
+        x_ref,
+        w_ref,
+        x_data,
+        sigma,
+        n_centers,
+        float(cfg["lambda"]),
+        seed,
+        int(cfg.get("max_iter", 100)),
+        float(cfg.get("tol", 1e-12)),
+        cfg.get("loss", "logistic"),
+        device,
+    )
     f_ref, f_data = model(x_ref), model(x_data)
     t = test_statistic(f_ref, w_ref, f_data)
-    return Result(t, f_data, time.perf_counter() - start, len(model.centers), model.iterations,
-                  model.converged)
+    return Result(
+        t, f_data, time.perf_counter() - start, len(model.centers), model.iterations, model.converged
+    )
 
 
 # ---------------------------------------------------------------- samples
@@ -269,13 +303,14 @@ class Samples:
     pool: per background sample (row indices into x_pool, draw probabilities, expected
     events L * sum_all weight); n_expected is their sum.
     """
+
     x_ref: np.ndarray
     w_ref: np.ndarray
     x_pool: np.ndarray
     pool: list[tuple[np.ndarray, np.ndarray, float]]
     sigma: float
     scale: tuple[np.ndarray, np.ndarray]
-    ref_ids: np.ndarray | None = None     # event_id of every reference event
+    ref_ids: np.ndarray | None = None  # event_id of every reference event
 
     @property
     def n_expected(self) -> float:
@@ -291,8 +326,9 @@ def features(embedding: str, ids: np.ndarray, myy: np.ndarray | None) -> np.ndar
     return z if myy is None else np.column_stack([z, myy])
 
 
-def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cfg: Mapping,
-            luminosity: float) -> Samples:
+def prepare(
+    embedding: str, preselected: Sequence[str], split: Sequence[str], cfg: Mapping, luminosity: float
+) -> Samples:
     """Reference and toy pool from the background files; cfg is the `nplm` section."""
     events = read_events(preselected, split, {**EVENT_COLUMNS, "myy": "float"})
     events["group"] = events["group"].astype(int)
@@ -302,8 +338,10 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     n_expected = float(luminosity * bkg["weight"].sum())
     overlap = sorted(set(cfg["reference_subsets"]) & set(EMBEDDING_TRAINING_SUBSETS))
     if overlap:
-        raise SaladError(f"nplm.reference_subsets: {overlap} train the embeddings; the reference "
-                         "must be withheld from embedding training (use [test])")
+        raise SaladError(
+            f"nplm.reference_subsets: {overlap} train the embeddings; the reference "
+            "must be withheld from embedding training (use [test])"
+        )
     ref = bkg[bkg["subset"].isin(cfg["reference_subsets"])]
     if cfg.get("max_reference") and len(ref) > cfg["max_reference"]:
         ref = ref.sample(n=int(cfg["max_reference"]), random_state=int(cfg["seed"]))
@@ -331,10 +369,19 @@ def prepare(embedding: str, preselected: Sequence[str], split: Sequence[str], cf
     else:
         scale = (np.zeros(x_ref.shape[1]), np.ones(x_ref.shape[1]))
     x_ref, x_pool = (x_ref - scale[0]) / scale[1], (x_pool - scale[0]) / scale[1]
-    sigma = (float(cfg["kernel_sigma"]) if cfg.get("kernel_sigma") is not None
-             else kernel_width(x_ref, float(cfg["kernel_percentile"]), seed=int(cfg["seed"])))
-    log.info("nplm: N_ref=%d (sum w = N_exp = %.1f), pool=%d, sigma=%.3f, d=%d", len(x_ref),
-             n_expected, len(data), sigma, x_ref.shape[1])
+    sigma = (
+        float(cfg["kernel_sigma"])
+        if cfg.get("kernel_sigma") is not None
+        else kernel_width(x_ref, float(cfg["kernel_percentile"]), seed=int(cfg["seed"]))
+    )
+    log.info(
+        "nplm: N_ref=%d (sum w = N_exp = %.1f), pool=%d, sigma=%.3f, d=%d",
+        len(x_ref),
+        n_expected,
+        len(data),
+        sigma,
+        x_ref.shape[1],
+    )
     return Samples(x_ref, w_ref, x_pool, pool, sigma, scale, ref["event_id"].to_numpy(np.int64))
 
 
@@ -346,8 +393,11 @@ def draw_toy(samples: Samples, rng: np.random.Generator) -> np.ndarray:
         n = int(rng.poisson(expected))
         available = int((prob > 0).sum())
         if n > available:
-            log.warning("nplm: toy needs %d events of a sample whose data half has %d; drawing "
-                        "with replacement", n, available)
+            log.warning(
+                "nplm: toy needs %d events of a sample whose data half has %d; drawing with replacement",
+                n,
+                available,
+            )
         parts.append(rows[rng.choice(len(rows), n, replace=n > available, p=prob)])
     return samples.x_pool[np.concatenate(parts)]
 
@@ -360,11 +410,28 @@ def run_toys(samples: Samples, cfg: Mapping, batch: int) -> pd.DataFrame:
         rng = np.random.default_rng([int(cfg["seed"]), 1, toy])
         x_data = draw_toy(samples, rng)
         res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg, int(rng.integers(2**31)))
-        rows.append({"toy": toy, "t": res.t, "n_data": len(x_data), "n_ref": len(samples.x_ref),
-                     "n_centers": res.n_centers, "sigma": samples.sigma, "iterations": res.iterations,
-                     "converged": res.converged, "seconds": res.seconds})
-        log.info("toy %d: t=%.2f N_D=%d M=%d iters=%d %.2fs", toy, res.t, len(x_data), res.n_centers,
-                 res.iterations, res.seconds)
+        rows.append(
+            {
+                "toy": toy,
+                "t": res.t,
+                "n_data": len(x_data),
+                "n_ref": len(samples.x_ref),
+                "n_centers": res.n_centers,
+                "sigma": samples.sigma,
+                "iterations": res.iterations,
+                "converged": res.converged,
+                "seconds": res.seconds,
+            }
+        )
+        log.info(
+            "toy %d: t=%.2f N_D=%d M=%d iters=%d %.2fs",
+            toy,
+            res.t,
+            len(x_data),
+            res.n_centers,
+            res.iterations,
+            res.seconds,
+        )
     return pd.DataFrame(rows)
 
 
@@ -376,13 +443,20 @@ def chi2_fit(t_null: np.ndarray) -> dict:
         raise SaladError(f"nplm: {len(t_null)} toys are too few for a chi2 fit")
     dof, _, _ = stats.chi2.fit(t_null, floc=0, fscale=1)
     ks = stats.kstest(t_null, stats.chi2(dof).cdf)
-    return {"dof": float(dof), "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
-            "n_toys": len(t_null), "t_median": float(np.median(t_null)), "t_mean": float(t_null.mean())}
+    return {
+        "dof": float(dof),
+        "ks_statistic": float(ks.statistic),
+        "ks_pvalue": float(ks.pvalue),
+        "n_toys": len(t_null),
+        "t_median": float(np.median(t_null)),
+        "t_mean": float(t_null.mean()),
+    }
 
 
 def z_from_logp(log_p: float) -> float:
     """Z = Phi^-1(1 - p) (paper B eq. 10) from log p, exact for any p > 0 (no underflow floor)."""
     from scipy.special import ndtri_exp
+
     return float(-ndtri_exp(min(float(log_p), 0.0)))
 
 
@@ -407,20 +481,29 @@ def significance(t_obs: float, t_null: np.ndarray, dof: float) -> dict:
         tail = chi2_logsf(t_obs, dof) - chi2_logsf(float(t_null.max()), dof)
         log_p, source = -math.log(n + 1) + min(tail, 0.0), "chi2_extrapolation"
     log_p_chi2 = chi2_logsf(t_obs, dof)
-    return {"k_toys": k, "n_toys": n, "p": math.exp(log_p), "log10_p": log_p / math.log(10),
-            "z": z_from_logp(log_p), "z_source": source,
-            "p_chi2": math.exp(log_p_chi2), "z_chi2": z_from_logp(log_p_chi2)}
+    return {
+        "k_toys": k,
+        "n_toys": n,
+        "p": math.exp(log_p),
+        "log10_p": log_p / math.log(10),
+        "z": z_from_logp(log_p),
+        "z_source": source,
+        "p_chi2": math.exp(log_p_chi2),
+        "z_chi2": z_from_logp(log_p_chi2),
+    }
 
 
-def summarize(fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0) -> tuple[pd.DataFrame,
-                                                                                         pd.DataFrame, dict]:
+def summarize(
+    fits: pd.DataFrame, t_null: np.ndarray, z_threshold: float = 3.0
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Per-instance significances, per-(signal, strength) median Z and power at z_threshold."""
     null = chi2_fit(t_null)
     rows = [{**row, **significance(row["t"], t_null, null["dof"])} for row in fits.to_dict("records")]
     per = pd.DataFrame(rows)
     grouped = per.groupby(["signal", "strength"], sort=True)
-    power = grouped.agg(t_median=("t", "median"), z_median=("z", "median"),
-                        instances=("t", "size")).reset_index()
+    power = grouped.agg(
+        t_median=("t", "median"), z_median=("z", "median"), instances=("t", "size")
+    ).reset_index()
     power["power"] = grouped["z"].apply(lambda z: float((z >= z_threshold).mean())).to_numpy()
     power["z_threshold"] = z_threshold
     return per, power, null
@@ -430,6 +513,7 @@ def chi2_logsf(t: np.ndarray, dof: float) -> np.ndarray:
     """log P(chi2_dof >= t), also where the survival function underflows (large t: the leading
     terms of the asymptotic series of the upper incomplete gamma function)."""
     from scipy.special import gammaln
+
     t = np.asarray(t, float)
     with np.errstate(divide="ignore"):
         out = np.asarray(stats.chi2(dof).logsf(t), float)
@@ -442,6 +526,7 @@ def observed_z(t_obs: np.ndarray, t_null: np.ndarray, dof: float) -> tuple[np.nd
     """(Z, extrapolated) per observed t: empirical Z where some toy reaches t, else Z from the
     log of the fitted chi^2 tail probability (no floor: -ndtri_exp(log p); `extrapolated` True)."""
     from scipy.special import ndtri_exp
+
     t_obs, t_null = np.asarray(t_obs, float), np.sort(np.asarray(t_null, float))
     k = len(t_null) - np.searchsorted(t_null, t_obs, side="left")
     with np.errstate(divide="ignore"):
@@ -450,18 +535,21 @@ def observed_z(t_obs: np.ndarray, t_null: np.ndarray, dof: float) -> tuple[np.nd
     return np.where(k > 0, z_emp, z_chi2), k == 0
 
 
-def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, title: str,
-              lumi: float | None = None) -> None:
+def plot_null(
+    t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, title: str, lumi: float | None = None
+) -> None:
     """Left: the null toys (step histogram, Poisson errors) with the fitted chi^2, zoomed on the
     null (observed t beyond the range are listed, not drawn). Right: one panel per signal with the
     observed Z per instance against the injected strength (filled: from toys; open: chi^2
     extrapolated) and the largest Z the toys can measure."""
     from . import plotstyle as ps
+
     plt = ps.pyplot()
     t_null = np.asarray(t_null, float)
     signals = sorted(fits["signal"].unique()) if len(fits) else []
-    fig, axes = plt.subplots(1, 1 + max(1, len(signals)), figsize=(6.5 * (1 + max(1, len(signals))), 5.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, 1 + max(1, len(signals)), figsize=(6.5 * (1 + max(1, len(signals))), 5.4), squeeze=False
+    )
     ax = axes[0, 0]
     dist = stats.chi2(null["dof"])
     hi = max(np.percentile(t_null, 99.5), dist.ppf(0.999)) * 1.15
@@ -473,16 +561,25 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
     ax.stairs(counts / norm, edges, color=ps.PALETTE[3], lw=1.8, label=f"null toys ({len(t_null)})")
     ax.errorbar(centers, counts / norm, yerr=np.sqrt(counts) / norm, fmt="none", color=ps.PALETTE[3])
     grid = np.linspace(max(lo, 1e-3), hi, 400)
-    ax.plot(grid, dist.pdf(grid), "k-",
-            label=f"$\\chi^2$ fit: ndf = {null['dof']:.1f}\nKS p = {null['ks_pvalue']:.2f}")
+    ax.plot(
+        grid,
+        dist.pdf(grid),
+        "k-",
+        label=f"$\\chi^2$ fit: ndf = {null['dof']:.1f}\nKS p = {null['ks_pvalue']:.2f}",
+    )
     above = fits[fits["t"] > hi] if len(fits) else fits
     inside = fits[fits["t"] <= hi] if len(fits) else fits
     if len(inside):
-        ax.vlines(inside["t"], 0, ax.get_ylim()[1] * 0.25, colors="grey", lw=1,
-                  label="observed t (in range)")
+        ax.vlines(inside["t"], 0, ax.get_ylim()[1] * 0.25, colors="grey", lw=1, label="observed t (in range)")
     if len(above):
-        ax.text(0.97, 0.45, f"{len(above)} observed t > {hi:.0f}\n(max {above['t'].max():.0f})",
-                transform=ax.transAxes, ha="right", fontsize=11)
+        ax.text(
+            0.97,
+            0.45,
+            f"{len(above)} observed t > {hi:.0f}\n(max {above['t'].max():.0f})",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=11,
+        )
     ax.set_xlim(lo, hi)
     ax.set_xlabel("NPLM test statistic $t$")
     ax.set_ylabel("density")
@@ -497,8 +594,15 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
         s = g["strength"].to_numpy(float)
         zax.plot(s[~ext], z[~ext], "o", color=ps.PALETTE[0], ms=6, label="Z from toys")
         if ext.any():
-            zax.plot(s[ext], z[ext], "o", mfc="none", color=ps.PALETTE[5], ms=7,
-                     label="Z from $\\chi^2$ fit (extrapolated)")
+            zax.plot(
+                s[ext],
+                z[ext],
+                "o",
+                mfc="none",
+                color=ps.PALETTE[5],
+                ms=7,
+                label="Z from $\\chi^2$ fit (extrapolated)",
+            )
         zax.axhline(z_max, color="grey", ls=":", label=f"toy reach (1/{len(t_null)})")
         zax.axhline(3.0, color="grey", ls="--", lw=1, label="Z = 3")
         zax.set_xlabel(r"injected $S/\sqrt{B}$")
@@ -508,31 +612,42 @@ def plot_null(t_null: np.ndarray, null: dict, fits: pd.DataFrame, path: str, tit
         zax.legend(loc="center right", fontsize=10)
         ps.exp_label(zax, lumi)
         if np.isnan(z).any():
-            zax.text(0.03, 0.85, f"{int(np.isnan(z).sum())} with p = 1 (Z = -inf) not drawn",
-                     transform=zax.transAxes, va="top", fontsize=10)
-    for extra in axes[0, 1 + len(signals):]:
+            zax.text(
+                0.03,
+                0.85,
+                f"{int(np.isnan(z).sum())} with p = 1 (Z = -inf) not drawn",
+                transform=zax.transAxes,
+                va="top",
+                fontsize=10,
+            )
+    for extra in axes[0, 1 + len(signals) :]:
         extra.axis("off")
     fig.tight_layout()
     ps.save(fig, path)
 
 
-def embed_2d(xs: np.ndarray, method: str, seed: int, perplexity: float = 30.0,
-             n_neighbors: int = 15) -> np.ndarray:
+def embed_2d(
+    xs: np.ndarray, method: str, seed: int, perplexity: float = 30.0, n_neighbors: int = 15
+) -> np.ndarray:
     """2-D map of standardised points xs (n, d): `umap` (umap-learn, paper B fig. V; fixed seed,
     one thread: deterministic) or `tsne` (sklearn). Returns (n, 2)."""
     if method == "umap":
         import umap
-        return umap.UMAP(n_components=2, n_neighbors=int(min(n_neighbors, len(xs) - 1)),
-                         random_state=seed, n_jobs=1).fit_transform(xs)
+
+        return umap.UMAP(
+            n_components=2, n_neighbors=int(min(n_neighbors, len(xs) - 1)), random_state=seed, n_jobs=1
+        ).fit_transform(xs)
     if method == "tsne":
         from sklearn.manifold import TSNE
+
         perplexity = min(float(perplexity), (len(xs) - 1) / 3)
         return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(xs)
     raise SaladError(f"nplm.tsne.method: {method!r} is not one of umap, tsne")
 
 
-def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
-              lumi: float | None = None) -> None:
+def plot_tsne(
+    x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str, lumi: float | None = None
+) -> None:
     """2-D map (nplm.tsne.method: umap, paper B, or t-SNE) of data points x (n, d) coloured by
     the NPLM score f(x) (n,).
 
@@ -540,13 +655,15 @@ def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
     null: all), drawn in increasing f so the most anomalous points are on top.
     """
     from . import plotstyle as ps
+
     plt = ps.pyplot()
     tcfg = cfg.get("tsne", {})
     keep = np.ones(len(f), bool) if tcfg.get("min_score") is None else f > float(tcfg["min_score"])
     cut = "" if tcfg.get("min_score") is None else f", f > {tcfg['min_score']}"
-    if keep.sum() < 20:          # too few anomalous-looking points for a map: show them all, say so
-        log.warning("nplm map: only %d data points with f > %s; mapping all points", keep.sum(),
-                    tcfg.get("min_score"))
+    if keep.sum() < 20:  # too few anomalous-looking points for a map: show them all, say so
+        log.warning(
+            "nplm map: only %d data points with f > %s; mapping all points", keep.sum(), tcfg.get("min_score")
+        )
         cut = f", all points (only {int(keep.sum())} with f > {tcfg.get('min_score')})"
         keep = np.ones(len(f), bool)
     idx = np.flatnonzero(keep)
@@ -557,8 +674,9 @@ def plot_tsne(x: np.ndarray, f: np.ndarray, path: str, cfg: Mapping, title: str,
         raise SaladError(f"nplm map: only {len(idx)} data points")
     xs = Standardiser.fit(x[idx], min_std=0.0).transform(x[idx])
     method = tcfg.get("method", "umap")
-    emb = embed_2d(xs, method, int(cfg["seed"]), float(tcfg.get("perplexity", 30)),
-                   int(tcfg.get("n_neighbors", 15)))
+    emb = embed_2d(
+        xs, method, int(cfg["seed"]), float(tcfg.get("perplexity", 30)), int(tcfg.get("n_neighbors", 15))
+    )
     order = np.argsort(f[idx])
     fig, ax = plt.subplots(figsize=(7.5, 6.2))
     sc = ax.scatter(emb[order, 0], emb[order, 1], c=f[idx][order], s=7, cmap="plasma")
@@ -580,8 +698,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", nargs="+", required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--config", help="JSON: {nplm: {...}, pseudodata: {...}}")
-    parser.add_argument("--representation", default="",
-                        help="its name (nplm.kernel_widths may set its kernel-width rule)")
+    parser.add_argument(
+        "--representation", default="", help="its name (nplm.kernel_widths may set its kernel-width rule)"
+    )
 
 
 def _setup(args) -> tuple[dict, Samples]:
@@ -598,11 +717,18 @@ def cli(argv: list[str]) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     p_fit = sub.add_parser("fit", help="observed test on a batch of pseudo-data samples")
     _common(p_fit)
-    p_fit.add_argument("--data", nargs="+", required=True,
-                       help="pseudo-data Parquet files .../{signal}/{strength}/{instance}.parquet")
-    p_fit.add_argument("--output-dir", required=True,
-                       help="writes {signal}/{strength}/{instance}/{scores,fit}.parquet (f per data "
-                            "event; one-row fit summary)")
+    p_fit.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="pseudo-data Parquet files .../{signal}/{strength}/{instance}.parquet",
+    )
+    p_fit.add_argument(
+        "--output-dir",
+        required=True,
+        help="writes {signal}/{strength}/{instance}/{scores,fit}.parquet (f per data "
+        "event; one-row fit summary)",
+    )
     p_toy = sub.add_parser("toys", help="one batch of background-only toys")
     _common(p_toy)
     p_toy.add_argument("--batch", type=int, required=True)
@@ -617,8 +743,11 @@ def cli(argv: list[str]) -> None:
     p_sum.add_argument("--null", required=True)
     p_sum.add_argument("--markdown", required=True)
     p_sum.add_argument("--plot", required=True)
-    p_sum.add_argument("--trained-on-signals", action="store_true",
-                       help="label the representation as trained on signal samples")
+    p_sum.add_argument(
+        "--trained-on-signals",
+        action="store_true",
+        help="label the representation as trained on signal samples",
+    )
     p_sum.add_argument("--config")
     p_sum.add_argument("--lumi", type=float, default=None, help="luminosity label [fb^-1]")
     p_tsne = sub.add_parser("tsne", help="t-SNE of data coloured by f(x)")
@@ -644,6 +773,7 @@ def cli(argv: list[str]) -> None:
         cfg = parse_stage_config(args.config).get("nplm", {})
         write_parquet(power, args.output, provenance("nplm-collect", cfg))
         from .tables import nplm_md, write
+
         write(nplm_md(power, null), args.markdown)
         return
     if args.command == "summary":
@@ -672,20 +802,54 @@ def fit_dataset(path, embedding: str, samples: Samples, cfg: dict, out_dir: Path
     data = read_parquet(path, {"event_id": "int", "myy": "float"})
     myy = data["myy"].to_numpy() if cfg.get("include_myy") else None
     x_data = samples.transform(features(embedding, data["event_id"].to_numpy(), myy))
-    res = run_test(samples.x_ref, samples.w_ref, x_data, samples.sigma, cfg,
-                   stable_seed(cfg["seed"], signal, strength, instance))
-    log.info("%s: observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)", path, res.t,
-             len(samples.x_ref), len(x_data), res.n_centers, res.iterations, res.seconds)
+    res = run_test(
+        samples.x_ref,
+        samples.w_ref,
+        x_data,
+        samples.sigma,
+        cfg,
+        stable_seed(cfg["seed"], signal, strength, instance),
+    )
+    log.info(
+        "%s: observed t=%.3f (N_ref=%d, N_data=%d, M=%d, %d Newton steps, %.2fs)",
+        path,
+        res.t,
+        len(samples.x_ref),
+        len(x_data),
+        res.n_centers,
+        res.iterations,
+        res.seconds,
+    )
     prov = provenance("nplm-fit", cfg, data=str(path))
     out = out_dir / signal / strength / instance
-    write_parquet(pd.DataFrame({"event_id": data["event_id"].to_numpy(np.int64), "f": res.f_data}),
-                  out / "scores.parquet", prov)
-    write_parquet(pd.DataFrame([{"signal": signal, "strength": float(strength), "instance": int(instance),
-                                 "t": res.t, "dim": samples.x_ref.shape[1], "n_ref": len(samples.x_ref),
-                                 "n_data": len(x_data),
-                                 "n_expected": samples.n_expected, "n_centers": res.n_centers,
-                                 "sigma": samples.sigma, "iterations": res.iterations,
-                                 "converged": res.converged, "seconds": res.seconds}]), out / "fit.parquet", prov)
+    write_parquet(
+        pd.DataFrame({"event_id": data["event_id"].to_numpy(np.int64), "f": res.f_data}),
+        out / "scores.parquet",
+        prov,
+    )
+    write_parquet(
+        pd.DataFrame(
+            [
+                {
+                    "signal": signal,
+                    "strength": float(strength),
+                    "instance": int(instance),
+                    "t": res.t,
+                    "dim": samples.x_ref.shape[1],
+                    "n_ref": len(samples.x_ref),
+                    "n_data": len(x_data),
+                    "n_expected": samples.n_expected,
+                    "n_centers": res.n_centers,
+                    "sigma": samples.sigma,
+                    "iterations": res.iterations,
+                    "converged": res.converged,
+                    "seconds": res.seconds,
+                }
+            ]
+        ),
+        out / "fit.parquet",
+        prov,
+    )
 
 
 FIT_COLUMNS = {"signal": "str", "strength": "float", "instance": "int", "t": "float"}
@@ -697,14 +861,20 @@ def _summary_cli(args) -> None:
     fits = pd.concat([read_parquet(p, None) for p in args.fits], ignore_index=True)
     for p in args.fits:
         read_parquet(p, FIT_COLUMNS)
-    toys = pd.concat([read_parquet(p, {"toy": "int", "t": "float", "seconds": "float"}) for p in args.toys],
-                     ignore_index=True)
+    toys = pd.concat(
+        [read_parquet(p, {"toy": "int", "t": "float", "seconds": "float"}) for p in args.toys],
+        ignore_index=True,
+    )
     per, power, null = summarize(fits, toys["t"].to_numpy(), float(cfg["z_threshold"]))
-    null = {"representation": args.name, "seed": args.seed, **null,
-            "seconds_per_toy": float(toys["seconds"].mean()),
-            "seconds_per_fit": float(fits["seconds"].mean())}
+    null = {
+        "representation": args.name,
+        "seed": args.seed,
+        **null,
+        "seconds_per_toy": float(toys["seconds"].mean()),
+        "seconds_per_fit": float(fits["seconds"].mean()),
+    }
     null["trained_on_signals"] = bool(args.trained_on_signals)
-    if "dim" in fits:                # NPLM input dimension (latent size, + 1 with include_myy)
+    if "dim" in fits:  # NPLM input dimension (latent size, + 1 with include_myy)
         power.insert(0, "dim", int(fits["dim"].iloc[0]))
     for frame in (per, power):
         frame.insert(0, "trained_on_signals", bool(args.trained_on_signals))
@@ -715,7 +885,15 @@ def _summary_cli(args) -> None:
     write_parquet(power, args.power, prov)
     write_parquet(pd.DataFrame([null]), args.null, prov)
     from .tables import nplm_md, write
+
     write(nplm_md(power, pd.DataFrame([null]), per), args.markdown)
     from .plotstyle import setup_label
-    plot_null(toys["t"].to_numpy(), null, fits, args.plot,
-              f"{setup_label(args.name)}, encoder seed {args.seed}", args.lumi)
+
+    plot_null(
+        toys["t"].to_numpy(),
+        null,
+        fits,
+        args.plot,
+        f"{setup_label(args.name)}, encoder seed {args.seed}",
+        args.lumi,
+    )

@@ -6,6 +6,7 @@ the "Simulation, √s = 13 TeV, L fb⁻¹" label, the fixed colours/labels/order
 to it). Histogram helpers: `step_hist` (step line with Poisson/√Σw² band and under/overflow
 folded into the edge bins), `ratio_axes`/`ratio` (ratio panel), `sr_band`, `limit_arrow`.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,20 @@ from .artifacts import atomic_output
 DPI = 200
 SQRT_S_TEV = 13
 # Okabe-Ito + tab10 leftovers: colour-blind safe, fixed per name in every figure.
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-           "#000000", "#999999", "#8C564B", "#17BECF", "#BCBD22"]
+PALETTE = [
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
+    "#999999",
+    "#8C564B",
+    "#17BECF",
+    "#BCBD22",
+]
 # setup name -> (label, colour); the order here is the order of every legend and table.
 SETUPS = {
     "ID": ("ID (all signals in training)", PALETTE[0]),
@@ -48,23 +61,47 @@ METHODS = {
 }
 # process group of paper A table I -> readable name
 # (plain characters the plot font has: no combining tildes or sub/superscript digits)
-GROUPS = {0: "γγ + jets", 1: "ggF H", 2: "VBF H", 3: "VH", 4: "ttH",
-          -1: "χ±χ0 (C1N2) → Wh", -2: "X → S(ℓℓ)H", -3: "stop pair RPV", -4: "χ±χ0 (C1N1) RPV",
-          -5: "sbottom pair → hh", -6: "Y → Hγ", -7: "top FCNC (tH)", -8: "stop pair RPC"}
+GROUPS = {
+    0: "γγ + jets",
+    1: "ggF H",
+    2: "VBF H",
+    3: "VH",
+    4: "ttH",
+    -1: "χ±χ0 (C1N2) → Wh",
+    -2: "X → S(ℓℓ)H",
+    -3: "stop pair RPV",
+    -4: "χ±χ0 (C1N1) RPV",
+    -5: "sbottom pair → hh",
+    -6: "Y → Hγ",
+    -7: "top FCNC (tH)",
+    -8: "stop pair RPC",
+}
 
 
 @lru_cache(maxsize=1)
 def _style():
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mplhep
+
     plt.style.use(mplhep.style.ROOT)
-    plt.rcParams.update({"font.size": 14, "axes.labelsize": 16, "axes.titlesize": 15,
-                         "xtick.labelsize": 14, "ytick.labelsize": 14,
-                         "legend.fontsize": 12, "figure.dpi": 100, "savefig.dpi": DPI,
-                         "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
-                         "legend.frameon": False, "mathtext.fontset": "dejavusans"})
+    plt.rcParams.update(
+        {
+            "font.size": 14,
+            "axes.labelsize": 16,
+            "axes.titlesize": 15,
+            "xtick.labelsize": 14,
+            "ytick.labelsize": 14,
+            "legend.fontsize": 12,
+            "figure.dpi": 100,
+            "savefig.dpi": DPI,
+            "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+            "legend.frameon": False,
+            "mathtext.fontset": "dejavusans",
+        }
+    )
     return plt
 
 
@@ -104,6 +141,7 @@ def _process_labels() -> dict:
     path = Path(__file__).resolve().parents[2] / "config" / "processes.yaml"
     try:
         import yaml
+
         return {k: v.get("label", k) for k, v in yaml.safe_load(path.read_text())["processes"].items()}
     except (OSError, KeyError, TypeError, AttributeError):
         return {}
@@ -126,10 +164,18 @@ def lumi_text(lumi: float | None) -> str:
 
 def exp_label(ax, lumi: float | None = None) -> None:
     """'Simulation' (left) and '√s = 13 TeV, L fb⁻¹' (right) above the axes."""
-    ax.text(0.0, 1.01, "Simulation", transform=ax.transAxes, ha="left", va="bottom",
-            fontstyle="italic", fontweight="bold", fontsize=13)
-    ax.text(1.0, 1.01, lumi_text(lumi), transform=ax.transAxes, ha="right", va="bottom",
-            fontsize=13)
+    ax.text(
+        0.0,
+        1.01,
+        "Simulation",
+        transform=ax.transAxes,
+        ha="left",
+        va="bottom",
+        fontstyle="italic",
+        fontweight="bold",
+        fontsize=13,
+    )
+    ax.text(1.0, 1.01, lumi_text(lumi), transform=ax.transAxes, ha="right", va="bottom", fontsize=13)
 
 
 def save(fig, path) -> list[Path]:
@@ -161,12 +207,13 @@ def hist_counts(values, edges, weights=None, overflow: bool = True) -> tuple[np.
     if overflow:
         values = np.clip(values, edges[0], edges[-1] - 1e-9 * (edges[-1] - edges[0]))
     counts, _ = np.histogram(values, edges, weights=weights)
-    sumw2, _ = np.histogram(values, edges, weights=weights ** 2)
+    sumw2, _ = np.histogram(values, edges, weights=weights**2)
     return counts, np.sqrt(sumw2)
 
 
-def step_hist(ax, values, edges, weights=None, density: bool = True, overflow: bool = True,
-              fill: bool = False, **kw) -> tuple[np.ndarray, np.ndarray]:
+def step_hist(
+    ax, values, edges, weights=None, density: bool = True, overflow: bool = True, fill: bool = False, **kw
+) -> tuple[np.ndarray, np.ndarray]:
     """Step histogram with a ±1σ statistical band; returns (heights, errors) as drawn.
 
     density: normalised to unit area (entries per unit x). Overflow folded into the edge bins.
@@ -177,27 +224,33 @@ def step_hist(ax, values, edges, weights=None, density: bool = True, overflow: b
         norm = np.where(norm > 0, norm, 1.0)
         counts, err = counts / norm, err / norm
     color = kw.pop("color", None)
-    line = ax.stairs(counts, edges, color=color, fill=fill, alpha=0.35 if fill else 1.0,
-                     lw=0 if fill else 1.8, **kw)
+    line = ax.stairs(
+        counts, edges, color=color, fill=fill, alpha=0.35 if fill else 1.0, lw=0 if fill else 1.8, **kw
+    )
     color = line.get_edgecolor() if not fill else line.get_facecolor()
-    ax.stairs(counts + err, edges, baseline=counts - err, fill=True, color=color, alpha=0.25,
-              lw=0)
+    ax.stairs(counts + err, edges, baseline=counts - err, fill=True, color=color, alpha=0.25, lw=0)
     return counts, err
 
 
 def ratio_axes(ncols: int = 1, width: float = 6.0, height: float = 6.0, squeeze: bool = True):
     """Figure with a main panel over a ratio panel (3:1) per column; (fig, axes, ratio axes)."""
     plt = pyplot()
-    fig, axes = plt.subplots(2, ncols, figsize=(width * ncols, height), sharex="col",
-                             gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06})
+    fig, axes = plt.subplots(
+        2,
+        ncols,
+        figsize=(width * ncols, height),
+        sharex="col",
+        gridspec_kw={"height_ratios": [3, 1], "hspace": 0.06},
+    )
     axes = np.asarray(axes).reshape(2, ncols)
     if squeeze and ncols == 1:
         return fig, axes[0, 0], axes[1, 0]
     return fig, axes[0], axes[1]
 
 
-def ratio(rax, edges, num, num_err, den, den_err=None, color="k", label=None,
-          ylabel: str = "ratio", ylim=(0.5, 1.5)) -> np.ndarray:
+def ratio(
+    rax, edges, num, num_err, den, den_err=None, color="k", label=None, ylabel: str = "ratio", ylim=(0.5, 1.5)
+) -> np.ndarray:
     """num/den per bin with the propagated statistical error of both; returns the ratio."""
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(den > 0, num / den, np.nan)
@@ -206,8 +259,7 @@ def ratio(rax, edges, num, num_err, den, den_err=None, color="k", label=None,
             rel = rel + (den_err / np.where(den > 0, den, np.nan)) ** 2
         e = np.abs(r) * np.sqrt(rel)
     centers = 0.5 * (edges[1:] + edges[:-1])
-    rax.errorbar(centers, r, yerr=e, xerr=np.diff(edges) / 2, fmt="o", ms=3, color=color,
-                 label=label)
+    rax.errorbar(centers, r, yerr=e, xerr=np.diff(edges) / 2, fmt="o", ms=3, color=color, label=label)
     rax.axhline(1.0, color="grey", lw=1, ls="--")
     rax.set_ylim(*ylim)
     rax.set_ylabel(ylabel)
@@ -226,8 +278,7 @@ def limit_arrow(ax, x, y, color, up: bool = True, frac: float = 0.25, log: bool 
     end = y * (1 + frac) if up else y / (1 + frac)
     if not log:
         end = y + frac * abs(y or 1) * (1 if up else -1)
-    ax.annotate("", xy=(x, end), xytext=(x, y),
-                arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.5})
+    ax.annotate("", xy=(x, end), xytext=(x, y), arrowprops={"arrowstyle": "-|>", "color": color, "lw": 1.5})
 
 
 def legend(ax_or_fig, *args, **kw):

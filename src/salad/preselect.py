@@ -26,6 +26,7 @@ running entry index over the files in the given order (unique by construction).
 Memory: input is read in chunks of `chunk_size` events (salad.delphes); only the compact
 per-event output of passing events (≈ 0.6 kB each) is kept until the final write.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,11 +59,13 @@ PHOTON_COLUMNS = ("pt_y1", "eta_y1", "phi_y1", "pt_y2", "eta_y2", "phi_y2")
 FLOAT_COLUMNS = ("myy",) + PHOTON_COLUMNS + ("pt_yy", "dr_yy")
 
 _JET_FIELDS = ("PT", "Eta", "Phi", "Mass", "BTag", "Tau2", "Tau3", "Tau4")
-FIELDS = (["Event.Number", "Event.Weight"]
-          + [f"Photon.{f}" for f in ("PT", "Eta", "Phi", "E")]
-          + [f"{c}.{f}" for c in ("Jet", "FatJet") for f in _JET_FIELDS]
-          + [f"{c}.{f}" for c in ("Electron", "Muon") for f in ("PT", "Eta", "Phi")]
-          + ["MissingET.MET", "MissingET.Phi"])
+FIELDS = (
+    ["Event.Number", "Event.Weight"]
+    + [f"Photon.{f}" for f in ("PT", "Eta", "Phi", "E")]
+    + [f"{c}.{f}" for c in ("Jet", "FatJet") for f in _JET_FIELDS]
+    + [f"{c}.{f}" for c in ("Electron", "Muon") for f in ("PT", "Eta", "Phi")]
+    + ["MissingET.MET", "MissingET.Phi"]
+)
 #: Collections a Delphes card may leave out (stock ATLAS/CMS cards have no FatJet): read as
 #: zero objects, i.e. zero padding in the object tensor. All other FIELDS are required.
 OPTIONAL_COLLECTIONS = ("FatJet", "Electron", "Muon")
@@ -71,16 +74,27 @@ OPTIONAL_COLLECTIONS = ("FatJet", "Electron", "Muon")
 def _jagged(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     """(counts (events,) int64, flat values in their stored dtype) of a var-length array."""
     layout = ak.to_layout(array)
-    if (isinstance(layout, ak.contents.ListOffsetArray)    # what uproot reads: no awkward calls
-            and isinstance(layout.content, ak.contents.NumpyArray) and layout.content.data.ndim == 1):
+    if (
+        isinstance(layout, ak.contents.ListOffsetArray)  # what uproot reads: no awkward calls
+        and isinstance(layout.content, ak.contents.NumpyArray)
+        and layout.content.data.ndim == 1
+    ):
         offsets = np.asarray(layout.offsets.data, np.int64)
-        return np.diff(offsets), np.asarray(layout.content.data[offsets[0]:offsets[-1]])
-    return (np.asarray(ak.to_numpy(ak.num(array, axis=1)), np.int64),
-            np.asarray(ak.to_numpy(ak.flatten(array, axis=None))))
+        return np.diff(offsets), np.asarray(layout.content.data[offsets[0] : offsets[-1]])
+    return (
+        np.asarray(ak.to_numpy(ak.num(array, axis=1)), np.int64),
+        np.asarray(ak.to_numpy(ak.flatten(array, axis=None))),
+    )
 
 
-def _leading(data: Mapping[str, ak.Array], coll: str, fields: Sequence[str], n: int,
-             pt: str = "PT", rows: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def _leading(
+    data: Mapping[str, ak.Array],
+    coll: str,
+    fields: Sequence[str],
+    n: int,
+    pt: str = "PT",
+    rows: np.ndarray | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The `n` highest-pT objects of `coll` as (events, n) float64 arrays, NaN padded, + mask;
     only the events selected by the bool mask `rows` (all when None).
 
@@ -93,9 +107,9 @@ def _leading(data: Mapping[str, ak.Array], coll: str, fields: Sequence[str], n: 
         counts, key = counts[rows], key[objects]
     n_events = len(counts)
     event = np.repeat(np.arange(n_events), counts)
-    order = np.lexsort((-key, event))                       # within each event: pT descending
+    order = np.lexsort((-key, event))  # within each event: pT descending
     starts = np.cumsum(counts) - counts
-    rank = np.arange(len(order)) - starts[event]           # event[order] == event (sorted by event)
+    rank = np.arange(len(order)) - starts[event]  # event[order] == event (sorted by event)
     take = rank < n
     ev, slot, src = event[take], rank[take], order[take]
     out = {}
@@ -104,7 +118,7 @@ def _leading(data: Mapping[str, ak.Array], coll: str, fields: Sequence[str], n: 
         if objects is not None and field != pt:
             values = values[objects]
         grid = np.full((n_events, n), np.nan)
-        grid[ev, slot] = values[src]                        # float64 as ak.values_astype gives
+        grid[ev, slot] = values[src]  # float64 as ak.values_astype gives
         out[field] = grid
     return out, ~np.isnan(out[pt])
 
@@ -132,21 +146,20 @@ def select(data: Mapping[str, ak.Array], cfg: Mapping) -> tuple[dict[str, np.nda
     """
     n_cand = int(cfg["n_photon_candidates"])
     ph, present = _leading(data, "Photon", ("PT", "Eta", "Phi", "E"), n_cand)
-    p4 = _four_vector(ph["PT"], ph["Eta"], ph["Phi"], ph["E"])           # (events, n, 4)
-    pairs = np.array(list(itertools.combinations(range(n_cand), 2)))     # (pairs, 2), i < j
-    pair_p4 = p4[:, pairs[:, 0]] + p4[:, pairs[:, 1]]                     # (events, pairs, 4)
+    p4 = _four_vector(ph["PT"], ph["Eta"], ph["Phi"], ph["E"])  # (events, n, 4)
+    pairs = np.array(list(itertools.combinations(range(n_cand), 2)))  # (pairs, 2), i < j
+    pair_p4 = p4[:, pairs[:, 0]] + p4[:, pairs[:, 1]]  # (events, pairs, 4)
     distance = np.abs(_mass(pair_p4) - float(cfg["higgs_mass"]))
     distance[np.isnan(distance)] = np.inf
-    best = np.argmin(distance, axis=1)                                   # first pair on ties
+    best = np.argmin(distance, axis=1)  # first pair on ties
     rows = np.arange(len(best))
-    i, j = pairs[best, 0], pairs[best, 1]            # photons are pT sorted: i is the leader
+    i, j = pairs[best, 0], pairs[best, 1]  # photons are pT sorted: i is the leader
     cand = {"myy": _mass(pair_p4[rows, best])}
     for tag, k in (("y1", i), ("y2", j)):
         for col, field in (("pt", "PT"), ("eta", "Eta"), ("phi", "Phi")):
             cand[f"{col}_{tag}"] = ph[field][rows, k]
     cand["pt_yy"] = np.hypot(pair_p4[rows, best, 0], pair_p4[rows, best, 1])
-    cand["dr_yy"] = np.hypot(cand["eta_y1"] - cand["eta_y2"],
-                             delta_phi(cand["phi_y1"], cand["phi_y2"]))
+    cand["dr_yy"] = np.hypot(cand["eta_y1"] - cand["eta_y2"], delta_phi(cand["phi_y1"], cand["phi_y2"]))
 
     two = present[:, :2].all(axis=1) if n_cand >= 2 else np.zeros(len(best), bool)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -154,8 +167,13 @@ def select(data: Mapping[str, ak.Array], cfg: Mapping) -> tuple[dict[str, np.nda
         trigger = ((cand["pt_y1"] > lead_trig) & (cand["pt_y2"] > sub_trig)) | (ph["PT"][:, 0] > single)
         lead_frac, sub_frac = cfg["pt_over_myy"]
         lo, hi = cfg["myy_range"]
-        steps = (two, trigger, cand["pt_y1"] / cand["myy"] > lead_frac,
-                 cand["pt_y2"] / cand["myy"] > sub_frac, (cand["myy"] > lo) & (cand["myy"] < hi))
+        steps = (
+            two,
+            trigger,
+            cand["pt_y1"] / cand["myy"] > lead_frac,
+            cand["pt_y2"] / cand["myy"] > sub_frac,
+            (cand["myy"] > lo) & (cand["myy"] < hi),
+        )
     masks, mask = {"all": np.ones(len(best), bool)}, np.ones(len(best), bool)
     for name, step in zip(CUTS[1:], steps):
         mask = mask & step
@@ -170,16 +188,16 @@ def object_tensor(data: Mapping[str, ak.Array], rows: np.ndarray | None = None) 
     out = np.zeros((n_events, N_OBJECTS, N_FEATURES), np.float32)
     row = 0
     for type_index, (coll, n) in enumerate(OBJECT_SLOTS):
-        block = out[:, row:row + n]
+        block = out[:, row : row + n]
         if coll == "MissingET":
             obj, present = _leading(data, coll, ("MET", "Phi"), n, pt="MET", rows=rows)
-            block[..., 0], block[..., 2] = obj["MET"], obj["Phi"]      # eta, mass stay 0
+            block[..., 0], block[..., 2] = obj["MET"], obj["Phi"]  # eta, mass stay 0
         else:
             jets = coll in ("Jet", "FatJet")
             fields = _JET_FIELDS if jets else ("PT", "Eta", "Phi")
             obj, present = _leading(data, coll, fields, n, rows=rows)
             block[..., 0], block[..., 1], block[..., 2] = obj["PT"], obj["Eta"], obj["Phi"]
-            if jets:   # leptons keep mass 0 (Delphes P4), btag 0, tau 0
+            if jets:  # leptons keep mass 0 (Delphes P4), btag 0, tau 0
                 block[..., 3] = obj["Mass"]
                 block[..., 4] = np.where(present, np.nan_to_num(obj["BTag"]).astype(np.int64) & 1, 0)
                 with np.errstate(invalid="ignore", divide="ignore"):
@@ -202,8 +220,9 @@ def _process_entry(table: Mapping, processes_path, sample: str) -> dict:
     return entry
 
 
-def resolve_xsec(sample: str, entry: Mapping, explicit: float | None, processes_path,
-                 root_path=None) -> tuple[float, str]:
+def resolve_xsec(
+    sample: str, entry: Mapping, explicit: float | None, processes_path, root_path=None
+) -> tuple[float, str]:
     """σ×BR [fb] and its source: --xsec-fb, else the process table's `xsec_fb`, else (null)
     the generator's σ stored in the generated ROOT file × `k_factor` (salad.generate)."""
     if explicit is not None:
@@ -214,12 +233,15 @@ def resolve_xsec(sample: str, entry: Mapping, explicit: float | None, processes_
         try:
             read_summary(root_path)
         except SaladError as exc:
-            raise SaladError(f"{processes_path}: process {sample!r} has xsec_fb null and {exc}; "
-                             "set xsec_fb (σ×BR in fb) or pass --xsec-fb") from None
+            raise SaladError(
+                f"{processes_path}: process {sample!r} has xsec_fb null and {exc}; "
+                "set xsec_fb (σ×BR in fb) or pass --xsec-fb"
+            ) from None
         value, source = sample_xsec_fb(entry, root_path), f"{root_path}: generator σ × k_factor"
     else:
-        raise SaladError(f"{processes_path}: process {sample!r} has no xsec_fb; set it (σ×BR in fb) "
-                         "or pass --xsec-fb")
+        raise SaladError(
+            f"{processes_path}: process {sample!r} has no xsec_fb; set it (σ×BR in fb) or pass --xsec-fb"
+        )
     if not np.isfinite(value) or value <= 0:
         raise SaladError(f"{source}: σ×BR for {sample!r} must be a positive number of fb, got {value}")
     return value, source
@@ -231,20 +253,28 @@ def _check_finite(where, cols: Mapping[str, np.ndarray]) -> None:
     for col in FLOAT_COLUMNS:
         bad = ~np.isfinite(cols[col])
         if bad.any():
-            raise SaladError(f"{where}: {col} is NaN/inf in {int(bad.sum())} passing event(s); "
-                             "the input holds non-finite photon values")
+            raise SaladError(
+                f"{where}: {col} is NaN/inf in {int(bad.sum())} passing event(s); "
+                "the input holds non-finite photon values"
+            )
     objects = cols["objects"].reshape(-1, N_OBJECTS, N_FEATURES)
     bad = ~np.isfinite(objects)
     if bad.any():
         _, row, feature = np.argwhere(bad)[0]
-        coll = next(c for c, end in zip((c for c, _ in OBJECT_SLOTS),
-                                        np.cumsum([n for _, n in OBJECT_SLOTS])) if row < end)
-        raise SaladError(f"{where}: NaN/inf in {coll} {FEATURES[feature]} of "
-                         f"{int(bad.any(axis=(1, 2)).sum())} passing event(s)")
+        coll = next(
+            c
+            for c, end in zip((c for c, _ in OBJECT_SLOTS), np.cumsum([n for _, n in OBJECT_SLOTS]))
+            if row < end
+        )
+        raise SaladError(
+            f"{where}: NaN/inf in {coll} {FEATURES[feature]} of "
+            f"{int(bad.any(axis=(1, 2)).sum())} passing event(s)"
+        )
 
 
-def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb: float,
-              cfg: Mapping) -> tuple[pa.Table, dict]:
+def preselect(
+    paths: Sequence[str], sample: str, code: int, group: int, xsec_fb: float, cfg: Mapping
+) -> tuple[pa.Table, dict]:
     """Run the preselection over `paths` (chunked); return (output table, cut-flow dict)."""
     chunk_size = int(cfg["chunk_size"])
     parts: dict[str, list] = {k: [] for k in ("number", "raw_weight", "objects", *FLOAT_COLUMNS)}
@@ -278,8 +308,7 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
     if counts["all"] == 0:
         raise SaladError(f"{where}: no events in tree {delphes.TREE!r}")
     if counts[CUTS[-1]] == 0:
-        raise SaladError(f"{where}: 0 of {counts['all']} events passed the preselection "
-                         f"(cut flow: {counts})")
+        raise SaladError(f"{where}: 0 of {counts['all']} events passed the preselection (cut flow: {counts})")
     total_w = wsums["all"]
     if not np.isfinite(total_w) or total_w <= 0:
         raise SaladError(f"{where}: sum of Event.Weight over all events is {total_w}; must be > 0")
@@ -294,34 +323,47 @@ def preselect(paths: Sequence[str], sample: str, code: int, group: int, xsec_fb:
     n = len(event_id)
     flat = cols.pop("objects").reshape(-1)
     offsets = np.arange(0, n * N_OBJECTS * N_FEATURES + 1, N_OBJECTS * N_FEATURES, dtype=np.int32)
-    table = pa.table({
-        "event_id": pa.array(event_id, pa.int64()),
-        "sample": pa.array([sample] * n, pa.string()),
-        "group": pa.array(np.full(n, group, np.int8)),
-        "weight": pa.array(xsec_fb * cols.pop("raw_weight") / total_w, pa.float64()),
-        **{c: pa.array(cols[c], pa.float32()) for c in FLOAT_COLUMNS},
-        "objects": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())),
-    })
-    cutflow = {"sample": sample, "files": [str(p) for p in paths], "xsec_fb": xsec_fb,
-               "n_events": counts["all"], "sum_generator_weights": total_w,
-               "missing_collections": missing,
-               "cuts": [{"cut": c, "events": counts[c],
-                         "expected_per_ifb": xsec_fb * wsums[c] / total_w} for c in CUTS]}
+    table = pa.table(
+        {
+            "event_id": pa.array(event_id, pa.int64()),
+            "sample": pa.array([sample] * n, pa.string()),
+            "group": pa.array(np.full(n, group, np.int8)),
+            "weight": pa.array(xsec_fb * cols.pop("raw_weight") / total_w, pa.float64()),
+            **{c: pa.array(cols[c], pa.float32()) for c in FLOAT_COLUMNS},
+            "objects": pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, pa.float32())),
+        }
+    )
+    cutflow = {
+        "sample": sample,
+        "files": [str(p) for p in paths],
+        "xsec_fb": xsec_fb,
+        "n_events": counts["all"],
+        "sum_generator_weights": total_w,
+        "missing_collections": missing,
+        "cuts": [
+            {"cut": c, "events": counts[c], "expected_per_ifb": xsec_fb * wsums[c] / total_w} for c in CUTS
+        ],
+    }
     return table, cutflow
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad preselect", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="salad preselect", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--input", nargs="+", required=True, help="Delphes ROOT file(s) of the sample")
     parser.add_argument("--sample", required=True, help="process table key")
     parser.add_argument("--processes", help="process table YAML (or --spec)")
     parser.add_argument("--spec", help="the sample's process-table entry as JSON (or --processes)")
     parser.add_argument("--output", required=True, help="results/preselected/{sample}.parquet")
     parser.add_argument("--cutflow", required=True, help="results/preselected/{sample}.cutflow.json")
-    parser.add_argument("--xsec-fb", type=float, default=None,
-                        help="σ×BR in fb; overrides the process table's xsec_fb and the "
-                        "generator σ (used when xsec_fb is null)")
+    parser.add_argument(
+        "--xsec-fb",
+        type=float,
+        default=None,
+        help="σ×BR in fb; overrides the process table's xsec_fb and the "
+        "generator σ (used when xsec_fb is null)",
+    )
     parser.add_argument("--config", required=True, help='JSON {"preselect": {...}}')
     args = parser.parse_args(argv)
     stage_cfg = parse_stage_config(args.config)
@@ -336,10 +378,11 @@ def cli(argv: list[str]) -> None:
     table, cutflow = preselect(args.input, args.sample, entry["code"], entry["group"], xsec, cfg)
     seconds = time.perf_counter() - start
     cutflow.update(xsec_source=source, seconds=round(seconds, 3))
-    write_parquet(table, args.output, provenance("preselect", stage_cfg, sample=args.sample,
-                                                  xsec_fb=xsec))
+    write_parquet(table, args.output, provenance("preselect", stage_cfg, sample=args.sample, xsec_fb=xsec))
     with atomic_output(args.cutflow) as tmp:
         Path(tmp).write_text(json.dumps(cutflow, indent=1) + "\n")
     passed = cutflow["cuts"][-1]["events"]
-    print(f"preselect {args.sample}: {passed} of {cutflow['n_events']} events passed "
-          f"({cutflow['n_events'] / max(seconds, 1e-9):.0f} events/s); σ×BR = {xsec} fb ({source})")
+    print(
+        f"preselect {args.sample}: {passed} of {cutflow['n_events']} events passed "
+        f"({cutflow['n_events'] / max(seconds, 1e-9):.0f} events/s); σ×BR = {xsec} fb ({source})"
+    )

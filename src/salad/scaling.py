@@ -23,6 +23,7 @@ Model (all stated in the output):
   the rule graph weighted by each rule's longest job (without --rulegraph: the sum of every
   rule's longest job, i.e. the rules run one after another).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,8 @@ from .errors import SaladError
 #: the generated samples (config `samples` + the extra keys of events_per_sample);
 #: "@generated_events": their sum; "@cathode_sets_per_job" / "@nplm_sets_per_job": pseudo-data sets
 #: per `cathode` / `nplm_fit` job (cathode.datasets_per_job / nplm.datasets_per_job, or when null
-#: all sets of one stored signal / of the configuration). Not scaled: model width (the paper encoder is ~5x slower per
+#: all sets of one stored signal / of the configuration). Not scaled: model width (the paper
+#: encoder is ~5x slower per
 #: event on CPU, docs/benchmarks.md), early stopping (epochs = max_epochs assumed).
 SCALES: dict[str, tuple[str, ...]] = {
     "generate": ("@events_per_generated_sample",),
@@ -61,19 +63,21 @@ SCALES: dict[str, tuple[str, ...]] = {
 @dataclass
 class Rule:
     """What the rule files say about one rule."""
+
     name: str
-    benchmark: str | None = None        # path pattern, {wildcards} kept
-    threads_key: str | None = None      # config `threads` key (threads_for("...")), None: 1 thread
+    benchmark: str | None = None  # path pattern, {wildcards} kept
+    threads_key: str | None = None  # config `threads` key (threads_for("...")), None: 1 thread
     gpu: bool = False
 
 
 @dataclass
 class Measured:
     """Benchmark rows of one rule: cpu_time [s], s [wall s], max_rss [MB] per job."""
+
     cpu: list = field(default_factory=list)
     wall: list = field(default_factory=list)
     rss: list = field(default_factory=list)
-    paths: list = field(default_factory=list)   # benchmark file of each row
+    paths: list = field(default_factory=list)  # benchmark file of each row
 
 
 def parse_job_counts(text: str, where: str = "job list") -> dict[str, int]:
@@ -84,7 +88,7 @@ def parse_job_counts(text: str, where: str = "job list") -> dict[str, int]:
     except StopIteration:
         raise SaladError(f"{where}: no 'Job stats:' table (output of snakemake -n --quiet rules?)") from None
     counts = {}
-    for line in lines[start + 3:]:
+    for line in lines[start + 3 :]:
         parts = line.split()
         if len(parts) != 2 or not parts[1].isdigit():
             break
@@ -108,7 +112,7 @@ def parse_rules(rules_dir: str | Path) -> dict[str, Rule]:
         text = path.read_text()
         heads = list(_RULE.finditer(text))
         for head, nxt in zip(heads, heads[1:] + [None]):
-            block = text[head.end():nxt.start() if nxt else len(text)]
+            block = text[head.end() : nxt.start() if nxt else len(text)]
             rule = Rule(head.group(1))
             bench = re.search(r"benchmark:\s*f?[\"']([^\"']+)[\"']", block)
             rule.benchmark = bench.group(1) if bench else None
@@ -131,8 +135,10 @@ def load_benchmarks(root: str | Path, rules: Mapping[str, Rule]) -> dict[str, Me
     files = sorted(root.rglob("*.tsv"))
     if not files:
         raise SaladError(f"{root}: no benchmark .tsv files")
-    patterns = sorted(((r.name, r.benchmark) for r in rules.values() if r.benchmark),
-                      key=lambda nb: -len(re.sub(r"\{[^}]*\}", "", nb[1])))
+    patterns = sorted(
+        ((r.name, r.benchmark) for r in rules.values() if r.benchmark),
+        key=lambda nb: -len(re.sub(r"\{[^}]*\}", "", nb[1])),
+    )
     compiled = [(name, _pattern(b)) for name, b in patterns]
     out: dict[str, Measured] = {}
     for path in files:
@@ -145,7 +151,7 @@ def load_benchmarks(root: str | Path, rules: Mapping[str, Rule]) -> dict[str, Me
         if not {"s", "cpu_time", "max_rss"} <= set(head) or len(rows) < 2:
             raise SaladError(f"{path}: not a Snakemake benchmark TSV (columns s, cpu_time, max_rss)")
         m = out.setdefault(name, Measured())
-        for line in rows[1:]:   # one row per benchmark repeat
+        for line in rows[1:]:  # one row per benchmark repeat
             vals = dict(zip(head, line.split("\t")))
             m.cpu.append(float(vals["cpu_time"]))
             m.paths.append(path)
@@ -181,8 +187,7 @@ def config_size(cfg: Mapping, key: str) -> float | None:
         if not strengths or not signals:
             return None
         per_signal = injected * int(pd_cfg.get("instances", 1))
-        every = (per_signal * len(signals)
-                 + (len(strengths) - injected) * int(pd_cfg.get("instances", 1)))
+        every = per_signal * len(signals) + (len(strengths) - injected) * int(pd_cfg.get("instances", 1))
         section = "cathode" if key == "@cathode_sets_per_job" else "nplm"
         size = (cfg.get(section) or {}).get("datasets_per_job")
         whole = per_signal if section == "cathode" else every
@@ -219,25 +224,35 @@ def critical_path(durations: Mapping[str, float], edges: Sequence[tuple[str, str
         if n in stack:
             raise SaladError(f"rule graph has a cycle through {n}")
         if n not in memo:
-            memo[n] = durations.get(n, 0.0) + max((finish(p, stack + (n,)) for p in preds[n]),
-                                                  default=0.0)
+            memo[n] = durations.get(n, 0.0) + max((finish(p, stack + (n,)) for p in preds[n]), default=0.0)
         return memo[n]
+
     return max((finish(n) for n in nodes), default=0.0)
 
 
 def parse_rulegraph(text: str) -> list[tuple[str, str]]:
     """(upstream, downstream) rule pairs from `snakemake --rulegraph` (dot) output."""
     labels = dict(re.findall(r"^\s*(\d+)\[label = \"([^\"]+)\"", text, re.M))
-    edges = [(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", text, re.M)
-             if a in labels and b in labels]
+    edges = [
+        (labels[a], labels[b])
+        for a, b in re.findall(r"^\s*(\d+) -> (\d+)", text, re.M)
+        if a in labels and b in labels
+    ]
     if not labels:
         raise SaladError("rule graph: no nodes (output of snakemake --rulegraph?)")
     return edges
 
 
-def estimate(jobs: Mapping[str, int], bench: Mapping[str, Measured], rules: Mapping[str, Rule],
-             target: Mapping, measured: Mapping, nodes: int, cores: int,
-             edges: Sequence[tuple[str, str]] | None = None) -> dict:
+def estimate(
+    jobs: Mapping[str, int],
+    bench: Mapping[str, Measured],
+    rules: Mapping[str, Rule],
+    target: Mapping,
+    measured: Mapping,
+    nodes: int,
+    cores: int,
+    edges: Sequence[tuple[str, str]] | None = None,
+) -> dict:
     """Per-rule and total cost of the planned `jobs` (see module doc); times in s, memory in MB."""
     if nodes < 1 or cores < 1:
         raise SaladError(f"nodes and cores must be >= 1 (got {nodes}, {cores})")
@@ -254,46 +269,80 @@ def estimate(jobs: Mapping[str, int], bench: Mapping[str, Measured], rules: Mapp
         threads = min(int(threads_cfg.get(rule.threads_key, 1)) if rule.threads_key else 1, cores)
         mean_cpu, max_cpu = float(np.mean(m.cpu)) * f, float(np.max(m.cpu)) * f
         gpu = use_gpu and rule.gpu
-        rows.append({"rule": name, "jobs": n, "measured_jobs": len(m.cpu), "cpu_s_per_job": mean_cpu,
-                     "factor": f, "notes": notes, "cpu_h": n * mean_cpu / 3600,
-                     "max_rss_mb": float(np.nanmax(m.rss)) if np.isfinite(m.rss).any() else math.nan,
-                     "threads": threads, "gpu_h": n * mean_cpu / threads / 3600 if gpu else 0.0,
-                     "max_job_cpu_s": max_cpu})
+        rows.append(
+            {
+                "rule": name,
+                "jobs": n,
+                "measured_jobs": len(m.cpu),
+                "cpu_s_per_job": mean_cpu,
+                "factor": f,
+                "notes": notes,
+                "cpu_h": n * mean_cpu / 3600,
+                "max_rss_mb": float(np.nanmax(m.rss)) if np.isfinite(m.rss).any() else math.nan,
+                "threads": threads,
+                "gpu_h": n * mean_cpu / threads / 3600 if gpu else 0.0,
+                "max_job_cpu_s": max_cpu,
+            }
+        )
         longest[name] = max_cpu / threads
     core_s = sum(r["cpu_h"] * 3600 for r in rows)
     cp = critical_path(longest, edges)
     p = nodes * cores
     big = max(rows, key=lambda r: r["max_job_cpu_s"], default=None)
     fat = max(rows, key=lambda r: r["max_rss_mb"] if np.isfinite(r["max_rss_mb"]) else -1, default=None)
-    return {"rows": rows, "unmeasured": unmeasured, "jobs": sum(jobs.values()),
-            "cpu_h": core_s / 3600, "gpu_h": sum(r["gpu_h"] for r in rows),
-            "critical_path_s": cp, "nodes": nodes, "cores": cores,
-            "wall_lower_s": max(core_s / p, cp), "wall_upper_s": core_s / p + cp,
-            "largest_job": big, "largest_memory": fat, "rulegraph": edges is not None}
+    return {
+        "rows": rows,
+        "unmeasured": unmeasured,
+        "jobs": sum(jobs.values()),
+        "cpu_h": core_s / 3600,
+        "gpu_h": sum(r["gpu_h"] for r in rows),
+        "critical_path_s": cp,
+        "nodes": nodes,
+        "cores": cores,
+        "wall_lower_s": max(core_s / p, cp),
+        "wall_upper_s": core_s / p + cp,
+        "largest_job": big,
+        "largest_memory": fat,
+        "rulegraph": edges is not None,
+    }
 
 
 def to_markdown(est: Mapping) -> str:
     """The estimate as a Markdown table plus totals."""
-    out = ["| rule | jobs | measured jobs | CPU s/job | scale | CPU-h | max RSS (GB) | threads | GPU-h | size ratios |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    out = [
+        "| rule | jobs | measured jobs | CPU s/job | scale | CPU-h | max RSS (GB) | threads | GPU-h "
+        "| size ratios |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in sorted(est["rows"], key=lambda r: -r["cpu_h"]):
         rss = f"{r['max_rss_mb'] / 1000:.2f}" if np.isfinite(r["max_rss_mb"]) else "n/a"
-        out.append(f"| {r['rule']} | {r['jobs']} | {r['measured_jobs']} | {r['cpu_s_per_job']:.1f} | "
-                   f"{r['factor']:.3g} | {r['cpu_h']:.2f} | {rss} | {r['threads']} | {r['gpu_h']:.2f} | "
-                   f"{'; '.join(r['notes']) or '-'} |")
+        out.append(
+            f"| {r['rule']} | {r['jobs']} | {r['measured_jobs']} | {r['cpu_s_per_job']:.1f} | "
+            f"{r['factor']:.3g} | {r['cpu_h']:.2f} | {rss} | {r['threads']} | {r['gpu_h']:.2f} | "
+            f"{'; '.join(r['notes']) or '-'} |"
+        )
     big, fat = est["largest_job"], est["largest_memory"]
-    out += ["", f"- planned jobs: {est['jobs']}; no benchmark (cost 0 in the totals): "
-            f"{', '.join(est['unmeasured']) or 'none'}",
-            f"- total CPU: {est['cpu_h']:.1f} CPU-h; GPU: {est['gpu_h']:.1f} GPU-h (upper bound, CPU-measured durations)",
-            f"- critical path: {est['critical_path_s'] / 3600:.2f} h "
-            f"({'rule graph' if est['rulegraph'] else 'no rule graph: all rules in sequence'})",
-            f"- wall time on {est['nodes']} node(s) x {est['cores']} cores: between "
-            f"{est['wall_lower_s'] / 3600:.2f} h and {est['wall_upper_s'] / 3600:.2f} h (list scheduling)"]
+    out += [
+        "",
+        f"- planned jobs: {est['jobs']}; no benchmark (cost 0 in the totals): "
+        f"{', '.join(est['unmeasured']) or 'none'}",
+        f"- total CPU: {est['cpu_h']:.1f} CPU-h; GPU: {est['gpu_h']:.1f} GPU-h "
+        "(upper bound, CPU-measured durations)",
+        f"- critical path: {est['critical_path_s'] / 3600:.2f} h "
+        f"({'rule graph' if est['rulegraph'] else 'no rule graph: all rules in sequence'})",
+        f"- wall time on {est['nodes']} node(s) x {est['cores']} cores: between "
+        f"{est['wall_lower_s'] / 3600:.2f} h and {est['wall_upper_s'] / 3600:.2f} h (list scheduling)",
+    ]
     if big:
-        out.append(f"- largest single job: {big['rule']}, {big['max_job_cpu_s'] / 3600:.2f} CPU-h "
-                   f"(its rule's max RSS {big['max_rss_mb'] / 1000:.2f} GB)")
+        out.append(
+            f"- largest single job: {big['rule']}, {big['max_job_cpu_s'] / 3600:.2f} CPU-h "
+            f"(its rule's max RSS {big['max_rss_mb'] / 1000:.2f} GB)"
+        )
     if fat:
-        out.append(f"- largest memory: {fat['rule']}, {fat['max_rss_mb'] / 1000:.2f} GB max RSS (measured, not scaled)")
+        out.append(
+            f"- largest memory: {fat['rule']}, {fat['max_rss_mb'] / 1000:.2f} GB max RSS "
+            "(measured, not scaled)"
+        )
     return "\n".join(out) + "\n"
 
 
@@ -311,8 +360,10 @@ def split_half_check(bench: Mapping[str, Measured], cfg: Mapping | None = None) 
         per_sample = cfg is not None and SCALES.get(name) == ("@events_per_generated_sample",)
         if per_sample:
             gen = cfg.get("generate", {})
-            events = [float((gen.get("events_per_sample") or {}).get(Path(p).stem, gen.get("events", 0)))
-                      for p in m.paths]
+            events = [
+                float((gen.get("events_per_sample") or {}).get(Path(p).stem, gen.get("events", 0)))
+                for p in m.paths
+            ]
             rate = float(np.sum(even)) / max(sum(events[0::2]), 1.0)
             pred += rate * sum(events[1::2])
         else:
@@ -334,9 +385,12 @@ def _load_yaml(path) -> dict:
 
 
 def cli(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="salad scaling", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--jobs", required=True, help="output of snakemake -n --quiet rules --configfile TARGET")
+    parser = argparse.ArgumentParser(
+        prog="salad scaling", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--jobs", required=True, help="output of snakemake -n --quiet rules --configfile TARGET"
+    )
     parser.add_argument("--config", required=True, help="the target config (e.g. config/paper.yaml)")
     parser.add_argument("--benchmarks", required=True, help="results/benchmarks of a measured run")
     parser.add_argument("--measured-config", required=True, help="the config of the measured run")
@@ -344,8 +398,11 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--rulegraph", help="snakemake --rulegraph output (dot) for the critical path")
     parser.add_argument("--nodes", type=int, default=1)
     parser.add_argument("--cores", type=int, default=64, help="cores per node")
-    parser.add_argument("--check", action="store_true",
-                        help="also print the split-half check of the measured run (see split_half_check)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="also print the split-half check of the measured run (see split_half_check)",
+    )
     args = parser.parse_args(argv)
     try:
         jobs_text = Path(args.jobs).read_text()
@@ -354,11 +411,20 @@ def cli(argv: list[str]) -> None:
         raise SaladError(f"{exc.filename}: {exc.strerror}") from None
     rules = parse_rules(args.rules)
     bench = load_benchmarks(args.benchmarks, rules)
-    est = estimate(parse_job_counts(jobs_text, args.jobs), bench, rules, _load_yaml(args.config),
-                   _load_yaml(args.measured_config), args.nodes, args.cores,
-                   parse_rulegraph(graph) if graph else None)
+    est = estimate(
+        parse_job_counts(jobs_text, args.jobs),
+        bench,
+        rules,
+        _load_yaml(args.config),
+        _load_yaml(args.measured_config),
+        args.nodes,
+        args.cores,
+        parse_rulegraph(graph) if graph else None,
+    )
     print(to_markdown(est), end="")
     if args.check:
         chk = split_half_check(bench, _load_yaml(args.measured_config))
-        print(f"- split-half check of {args.benchmarks}: predicted {chk['predicted_s'] / 3600:.3f} CPU-h, "
-              f"measured {chk['measured_s'] / 3600:.3f} CPU-h, error {100 * chk['error']:+.1f} %")
+        print(
+            f"- split-half check of {args.benchmarks}: predicted {chk['predicted_s'] / 3600:.3f} CPU-h, "
+            f"measured {chk['measured_s'] / 3600:.3f} CPU-h, error {100 * chk['error']:+.1f} %"
+        )

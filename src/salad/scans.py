@@ -9,6 +9,7 @@ linear-evaluation accuracy, mean +- SEM over encoder seeds (results/tables/linea
 {setup}/{seed}.parquet). Output: one table (family, dim, setup, signal, sic, sic_err,
 z_median, z_err, power, accuracy, accuracy_sem, trained_on_signals) and one figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,13 +39,16 @@ def _first(frame: pd.DataFrame, names: Sequence[str], what: str, path, required:
         if name.lower() in lower:
             return lower[name.lower()]
     if required:
-        raise SaladError(f"{path}: no {what} column (looked for {', '.join(names)}); "
-                         f"columns: {', '.join(map(str, frame.columns))}")
+        raise SaladError(
+            f"{path}: no {what} column (looked for {', '.join(names)}); "
+            f"columns: {', '.join(map(str, frame.columns))}"
+        )
     return None
 
 
-def read_sic_table(path: str, eps_b: float | None = None, strength: float | None = None,
-                   method: str = "cathode") -> pd.DataFrame:
+def read_sic_table(
+    path: str, eps_b: float | None = None, strength: float | None = None, method: str = "cathode"
+) -> pd.DataFrame:
     """CATHODE SIC per (setup, signal) from its summary table, whatever its final column names.
 
     Recognised: setup column (setup|encoder|representation), SIC (sic_mean|sic|sic_median),
@@ -69,10 +73,14 @@ def read_sic_table(path: str, eps_b: float | None = None, strength: float | None
     if stren is not None and len(frame):
         target = frame[stren].astype(float).max() if strength is None else strength
         frame = frame[np.isclose(frame[stren].astype(float), target)]
-    out = pd.DataFrame({"setup": frame[setup].astype(str),
-                        "signal": frame[signal].astype(str) if signal else "all",
-                        "sic": frame[sic].astype(float),
-                        "sic_err": frame[err].astype(float) if err else np.nan})
+    out = pd.DataFrame(
+        {
+            "setup": frame[setup].astype(str),
+            "signal": frame[signal].astype(str) if signal else "all",
+            "sic": frame[sic].astype(float),
+            "sic_err": frame[err].astype(float) if err else np.nan,
+        }
+    )
     return out.groupby(["setup", "signal"], as_index=False).mean()
 
 
@@ -80,21 +88,35 @@ def read_nplm(paths: Sequence[str], strength: float | None) -> pd.DataFrame:
     """NPLM median Z and power per (representation, signal) at `strength` (None: the largest),
     averaged over seeds (z_err: their standard error; 0 with one seed)."""
     # Z is -inf where every toy exceeds the observed t (p = 1): legitimate, e.g. at strength 0.
-    frame = pd.concat([read_parquet(p, {"representation": "str", "signal": "str", "strength": "float",
-                                        "z_median": "float", "power": "float"}, finite=False)
-                       for p in paths], ignore_index=True)
+    frame = pd.concat(
+        [
+            read_parquet(
+                p,
+                {
+                    "representation": "str",
+                    "signal": "str",
+                    "strength": "float",
+                    "z_median": "float",
+                    "power": "float",
+                },
+                finite=False,
+            )
+            for p in paths
+        ],
+        ignore_index=True,
+    )
     target = frame["strength"].max() if strength is None else strength
     frame = frame[np.isclose(frame["strength"], target)]
     if frame["z_median"].isna().any():
         raise SaladError(f"{', '.join(map(str, paths))}: NaN NPLM Z at strength {target:g}")
     return frame.groupby(["representation", "signal"], as_index=False).agg(
-        z_median=("z_median", "mean"), z_err=("z_median", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v)))
-                                            if len(v) > 1 else 0.0),
-        power=("power", "mean"))
+        z_median=("z_median", "mean"),
+        z_err=("z_median", lambda v: float(np.std(v, ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0),
+        power=("power", "mean"),
+    )
 
 
-def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame,
-               family: str = "cathode") -> pd.DataFrame:
+def scan_table(setups: Mapping, sic: pd.DataFrame, z: pd.DataFrame, family: str = "cathode") -> pd.DataFrame:
     """One row per (dim, signal) of one family: sic, sic_err, z_median, z_err, power (NaN where missing)."""
     dims = pd.DataFrame({"dim": [int(d) for d in setups], "setup": list(setups.values())})
     a = dims.merge(sic, on="setup", how="left")
@@ -111,8 +133,15 @@ def _empty(**dtypes) -> pd.DataFrame:
 def read_linear(paths: Sequence[str]) -> pd.DataFrame:
     """Linear-evaluation accuracy per representation: mean and SEM over encoder seeds."""
     from .tables import summarize_runs
-    contract = {"representation": "str", "dim": "int", "accuracy": "float", "accuracy_sem": "float",
-                "balanced_accuracy": "float", "balanced_accuracy_sem": "float"}
+
+    contract = {
+        "representation": "str",
+        "dim": "int",
+        "accuracy": "float",
+        "accuracy_sem": "float",
+        "balanced_accuracy": "float",
+        "balanced_accuracy_sem": "float",
+    }
     for p in paths:
         read_parquet(p, contract, finite=False)
     runs = pd.concat([read_parquet(p, None, finite=False) for p in paths], ignore_index=True)
@@ -134,12 +163,14 @@ def family_table(families: Mapping, z: pd.DataFrame, linear: pd.DataFrame | None
 def label_signal_training(table: pd.DataFrame, aware: Sequence[str]) -> pd.DataFrame:
     """Every row's `trained_on_signals`: its setup is in `aware` (trained on BSM samples) or its
     linear-evaluation runs say so; CATHODE rows (no linear evaluation) included."""
-    own = table["trained_on_signals"] if "trained_on_signals" in table else pd.Series(False, index=table.index)
+    own = (
+        table["trained_on_signals"] if "trained_on_signals" in table else pd.Series(False, index=table.index)
+    )
     flag = table["setup"].isin(list(aware)) | own.astype("boolean").fillna(False).astype(bool)
     return table.assign(trained_on_signals=flag.astype(bool))
 
 
-Z_FLOOR = float(stats.norm.isf(1e-300))   # Z of a p clipped at 1e-300: not a measurement
+Z_FLOOR = float(stats.norm.isf(1e-300))  # Z of a p clipped at 1e-300: not a measurement
 
 
 def plot(table: pd.DataFrame, path: str, title: str) -> None:
@@ -148,46 +179,81 @@ def plot(table: pd.DataFrame, path: str, title: str) -> None:
     norm.isf(1e-300), or infinite, is a lower limit: drawn as an open up-triangle at the top of
     its panel, never as a value."""
     from . import plotstyle as ps
+
     plt = ps.pyplot()
     table = table if "family" in table else table.assign(family="scan")
     sic = table[table["sic"].notna()] if "sic" in table else table.iloc[:0]
     zs = table[table["z_median"].notna()] if "z_median" in table else table.iloc[:0]
-    acc = (table[table["accuracy"].notna()].drop_duplicates(["family", "dim"])
-           if "accuracy" in table else table.iloc[:0])
+    acc = (
+        table[table["accuracy"].notna()].drop_duplicates(["family", "dim"])
+        if "accuracy" in table
+        else table.iloc[:0]
+    )
     panels = [k for k, part in (("sic", sic), ("z", zs), ("acc", acc)) if len(part)]
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 5.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 5.4), squeeze=False)
     axes = dict(zip(panels, axes[0]))
     styles = {f: s for f, s in zip(table["family"].unique(), ["-", "--", ":", "-."] * 4)}
     signals = sorted(table["signal"].dropna().unique())
     color = {sig: ps.PALETTE[i % len(ps.PALETTE)] for i, sig in enumerate(signals)}
     for signal, g in sic.groupby("signal"):
         g = g.sort_values("dim")
-        axes["sic"].errorbar(g["dim"], g["sic"], yerr=g.get("sic_err"), color=color[signal],
-                             marker="o", label=ps.signal_label(signal))
+        axes["sic"].errorbar(
+            g["dim"],
+            g["sic"],
+            yerr=g.get("sic_err"),
+            color=color[signal],
+            marker="o",
+            label=ps.signal_label(signal),
+        )
     if len(zs):
         z_all = zs["z_median"].to_numpy(float)
         measured = np.isfinite(z_all) & (z_all < Z_FLOOR - 1e-6)
-        top = (np.nanmax(np.where(measured, z_all + zs["z_err"].fillna(0).to_numpy(float), np.nan))
-               if measured.any() else 5.0) * 1.3 + 1
+        top = (
+            np.nanmax(np.where(measured, z_all + zs["z_err"].fillna(0).to_numpy(float), np.nan))
+            if measured.any()
+            else 5.0
+        ) * 1.3 + 1
         for (signal, family), h in zs.groupby(["signal", "family"]):
             h = h.sort_values("dim")
             z = h["z_median"].to_numpy(float)
             ok = np.isfinite(z) & (z < Z_FLOOR - 1e-6)
             label = ps.signal_label(signal) + ("" if family == "scan" else f" ({family})")
-            axes["z"].errorbar(h["dim"][ok], z[ok], yerr=h["z_err"].to_numpy(float)[ok],
-                               color=color[signal], marker="s", ls=styles[family], label=label)
+            axes["z"].errorbar(
+                h["dim"][ok],
+                z[ok],
+                yerr=h["z_err"].to_numpy(float)[ok],
+                color=color[signal],
+                marker="s",
+                ls=styles[family],
+                label=label,
+            )
             if (~ok).any():
-                axes["z"].plot(h["dim"][~ok], np.full(int((~ok).sum()), top * 0.93), "^",
-                               mfc="none", color=color[signal], ms=9,
-                               label=f"{label}: beyond reach (lower limit)")
+                axes["z"].plot(
+                    h["dim"][~ok],
+                    np.full(int((~ok).sum()), top * 0.93),
+                    "^",
+                    mfc="none",
+                    color=color[signal],
+                    ms=9,
+                    label=f"{label}: beyond reach (lower limit)",
+                )
         axes["z"].set_ylim(min(0.0, np.nanmin(np.where(measured, z_all, 0.0))) - 0.5, top)
     for family, h in acc.groupby("family"):
         h = h.sort_values("dim")
-        axes["acc"].errorbar(h["dim"], h["accuracy"], yerr=h.get("accuracy_sem"), marker="o",
-                             ls=styles[family], color="k", label=family)
-    labels = {"sic": r"CATHODE SIC = $\epsilon_S/\sqrt{\epsilon_B}$", "z": "NPLM median Z",
-              "acc": "linear-evaluation accuracy"}
+        axes["acc"].errorbar(
+            h["dim"],
+            h["accuracy"],
+            yerr=h.get("accuracy_sem"),
+            marker="o",
+            ls=styles[family],
+            color="k",
+            label=family,
+        )
+    labels = {
+        "sic": r"CATHODE SIC = $\epsilon_S/\sqrt{\epsilon_B}$",
+        "z": "NPLM median Z",
+        "acc": "linear-evaluation accuracy",
+    }
     for key, ax in axes.items():
         ax.set_xlabel("latent dimension D")
         ax.set_ylabel(labels[key])
@@ -208,8 +274,13 @@ def cli(argv: list[str]) -> None:
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--plot", required=True)
     parser.add_argument("--config", help="JSON: {dimension_scan: {...}}")
-    parser.add_argument("--trained-on-signals", nargs="*", default=[], metavar="SETUP",
-                        help="setups whose training included BSM samples (their rows say so)")
+    parser.add_argument(
+        "--trained-on-signals",
+        nargs="*",
+        default=[],
+        metavar="SETUP",
+        help="setups whose training included BSM samples (their rows say so)",
+    )
     args = parser.parse_args(argv)
     setup_logging()
     cfg = parse_stage_config(args.config)["dimension_scan"]
@@ -221,8 +292,13 @@ def cli(argv: list[str]) -> None:
         if not args.sic:
             raise SaladError("dimension_scan.setups: --sic (CATHODE sensitivity table) is required")
         sic = read_sic_table(args.sic, cfg.get("eps_b"), cfg.get("strength"))
-        parts.append(scan_table(cfg["setups"], sic, _empty(representation=str, signal=str, z_median=float,
-                                                           z_err=float, power=float)))
+        parts.append(
+            scan_table(
+                cfg["setups"],
+                sic,
+                _empty(representation=str, signal=str, z_median=float, z_err=float, power=float),
+            )
+        )
     if families:
         if not args.nplm:
             raise SaladError("dimension_scan.families: --nplm power tables are required")
@@ -230,7 +306,9 @@ def cli(argv: list[str]) -> None:
         parts.append(family_table(families, read_nplm(args.nplm, cfg.get("strength")), linear))
     table = label_signal_training(pd.concat(parts, ignore_index=True), args.trained_on_signals)
     write_parquet(table, args.table, provenance("dimension-scan", cfg))
-    sections = {f"Latent dimension scan: {f}": g.drop(columns="family")
-                for f, g in table.groupby("family", sort=False)}
+    sections = {
+        f"Latent dimension scan: {f}": g.drop(columns="family")
+        for f, g in table.groupby("family", sort=False)
+    }
     write_markdown(sections, args.markdown)
     plot(table, args.plot, f"εB = {cfg.get('eps_b')} (SIC); largest injection (Z)")

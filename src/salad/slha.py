@@ -4,6 +4,7 @@ Pythia needs MODSEL + MINPAR (tan beta) to treat a file as SUSY; MASS, the mixin
 matrices (NMIX, UMIX, VMIX, sfermion mixing) and DECAY tables complete it. Every
 sparticle not named in a spectrum spec sits at `heavy` GeV (decoupled). Masses in GeV.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -14,11 +15,39 @@ import numpy as np
 from .errors import SaladError
 
 #: Sparticle and heavy-Higgs PDG ids written to BLOCK MASS (decoupled unless overridden).
-SPARTICLES = (35, 36, 37,
-              1000001, 2000001, 1000002, 2000002, 1000003, 2000003, 1000004, 2000004,
-              1000005, 2000005, 1000006, 2000006, 1000011, 2000011, 1000012, 1000013,
-              2000013, 1000014, 1000015, 2000015, 1000016, 1000021,
-              1000022, 1000023, 1000025, 1000035, 1000024, 1000037)
+SPARTICLES = (
+    35,
+    36,
+    37,
+    1000001,
+    2000001,
+    1000002,
+    2000002,
+    1000003,
+    2000003,
+    1000004,
+    2000004,
+    1000005,
+    2000005,
+    1000006,
+    2000006,
+    1000011,
+    2000011,
+    1000012,
+    1000013,
+    2000013,
+    1000014,
+    1000015,
+    2000015,
+    1000016,
+    1000021,
+    1000022,
+    1000023,
+    1000025,
+    1000035,
+    1000024,
+    1000037,
+)
 
 #: Neutralino mixing (rows chi1..chi4, columns bino, wino, higgsino_d, higgsino_u).
 _S = 1.0 / np.sqrt(2.0)
@@ -32,8 +61,7 @@ _SMINPUTS = {1: 127.934, 2: 1.16637e-5, 3: 0.118, 4: 91.1876, 5: 4.18, 6: 172.5,
 
 def _matrix(name: str, rows: Sequence[Sequence[float]]) -> str:
     lines = [f"BLOCK {name}"]
-    lines += [f"  {i + 1}  {j + 1}  {float(v): .8e}" for i, row in enumerate(rows)
-              for j, v in enumerate(row)]
+    lines += [f"  {i + 1}  {j + 1}  {float(v): .8e}" for i, row in enumerate(rows) for j, v in enumerate(row)]
     return "\n".join(lines)
 
 
@@ -72,20 +100,27 @@ def render(spec: Mapping, source: str = "slha") -> str:
         tan_beta = float(spec.get("tan_beta", 10.0))
     except (KeyError, TypeError, ValueError) as exc:
         raise SaladError(f"{source}: bad SLHA spectrum spec ({exc})") from None
-    blocks = ["# salad minimal SLHA1 spectrum (hand-written; not a model-consistent RGE output)",
-              "BLOCK MODSEL\n    1    0    # general MSSM" + ("\n    4    1    # R-parity violation"
-                                                             if spec.get("rpv") else ""),
-              "BLOCK SMINPUTS\n" + "\n".join(f"    {k}  {v:.6e}" for k, v in _SMINPUTS.items()),
-              f"BLOCK MINPAR\n    3  {tan_beta:.6e}  # tan beta",
-              "BLOCK MASS\n" + "\n".join(f"  {pid:9d}  {m: .6e}" for pid, m in masses.items()),
-              _matrix("NMIX", nmix), _matrix("UMIX", _IDENTITY2), _matrix("VMIX", _IDENTITY2),
-              _matrix("STOPMIX", _IDENTITY2), _matrix("SBOTMIX", _IDENTITY2),
-              _matrix("STAUMIX", _IDENTITY2),
-              "BLOCK ALPHA\n  -1.00000000e-01",
-              f"BLOCK HMIX Q= 1.0e+03\n  1  {heavy:.6e}  # mu\n  2  {tan_beta:.6e}  # tan beta\n"
-              f"  3  2.45000000e+02  # v\n  4  {heavy ** 2:.6e}  # mA^2"]
-    blocks += [_decay_block(pid, float(dec.get("width", 0.0)), dec.get("channels", []))
-               for pid, dec in decays.items()]
+    blocks = [
+        "# salad minimal SLHA1 spectrum (hand-written; not a model-consistent RGE output)",
+        "BLOCK MODSEL\n    1    0    # general MSSM"
+        + ("\n    4    1    # R-parity violation" if spec.get("rpv") else ""),
+        "BLOCK SMINPUTS\n" + "\n".join(f"    {k}  {v:.6e}" for k, v in _SMINPUTS.items()),
+        f"BLOCK MINPAR\n    3  {tan_beta:.6e}  # tan beta",
+        "BLOCK MASS\n" + "\n".join(f"  {pid:9d}  {m: .6e}" for pid, m in masses.items()),
+        _matrix("NMIX", nmix),
+        _matrix("UMIX", _IDENTITY2),
+        _matrix("VMIX", _IDENTITY2),
+        _matrix("STOPMIX", _IDENTITY2),
+        _matrix("SBOTMIX", _IDENTITY2),
+        _matrix("STAUMIX", _IDENTITY2),
+        "BLOCK ALPHA\n  -1.00000000e-01",
+        f"BLOCK HMIX Q= 1.0e+03\n  1  {heavy:.6e}  # mu\n  2  {tan_beta:.6e}  # tan beta\n"
+        f"  3  2.45000000e+02  # v\n  4  {heavy**2:.6e}  # mA^2",
+    ]
+    blocks += [
+        _decay_block(pid, float(dec.get("width", 0.0)), dec.get("channels", []))
+        for pid, dec in decays.items()
+    ]
     return "\n".join(blocks) + "\n"
 
 

@@ -21,6 +21,7 @@ Two checks, both must pass (exit 0), else a list of problems and exit 1:
    (creation dates in their metadata) only have to exist in both. Measured run times
    (columns/keys named like `seconds`, `fit_seconds`, `time_s`) are the only values skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,14 +40,14 @@ import uproot
 
 from salad.scaling import parse_job_counts
 
-SKIP_DIRS = {"logs", "benchmarks"}           # wall times and host names differ by design
+SKIP_DIRS = {"logs", "benchmarks"}  # wall times and host names differ by design
 EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metadata
 # Measured run times (a column, JSON key or checkpoint entry named like `seconds`,
 # `fit_seconds`, `seconds_per_toy`, `time_s`, `events_per_s`) legitimately differ between runs.
 TIMING = re.compile(r"(^|_)(seconds|time_s|per_s|elapsed|wall)(_|$)")
 # "Job N has been submitted ..."; a group job's N is a UUID
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
-RULE_LINE = re.compile(r"^( *)(local)?rule (\w+):", re.M)   # indented: a job inside a group job
+RULE_LINE = re.compile(r"^( *)(local)?rule (\w+):", re.M)  # indented: a job inside a group job
 
 
 def result_files(workdir: Path) -> dict[str, Path]:
@@ -123,8 +124,9 @@ def same_value(x, y, path="") -> str | None:
     if isinstance(x, (list, tuple)):
         if not isinstance(y, (list, tuple)) or len(x) != len(y):
             return path or "lengths differ"
-        return next((d for i, (u, v) in enumerate(zip(x, y)) if (d := same_value(u, v, f"{path}[{i}]"))),
-                    None)
+        return next(
+            (d for i, (u, v) in enumerate(zip(x, y)) if (d := same_value(u, v, f"{path}[{i}]"))), None
+        )
     if isinstance(x, torch.Tensor):
         return None if isinstance(y, torch.Tensor) and torch.equal(x, y) else path or "tensor"
     if isinstance(x, np.ndarray):
@@ -140,7 +142,7 @@ def masked_markdown(text: str) -> list[str]:
             timing_cols = set()
             continue
         cells = line.strip("|").split("|")
-        if i + 1 < len(lines) and lines[i + 1].startswith("|---"):   # header row
+        if i + 1 < len(lines) and lines[i + 1].startswith("|---"):  # header row
             timing_cols = {j for j, cell in enumerate(cells) if TIMING.search(cell.strip())}
         lines[i] = "|".join("" if j in timing_cols else c for j, c in enumerate(cells))
     return lines
@@ -201,8 +203,12 @@ def rule_counts(log: str) -> tuple[collections.Counter, collections.Counter, col
     return every, +local, +grouped
 
 
-def check_planned(planned: Mapping[str, int], by_rule: Mapping[str, int],
-                  on_host: Mapping[str, int], grouped: Mapping[str, int]) -> list[str]:
+def check_planned(
+    planned: Mapping[str, int],
+    by_rule: Mapping[str, int],
+    on_host: Mapping[str, int],
+    grouped: Mapping[str, int],
+) -> list[str]:
     """Problems unless each rule's planned jobs = its own sbatch submissions + jobs run on the
     host (localrules) + jobs inside group submissions; the total is printed."""
     problems = []
@@ -212,30 +218,38 @@ def check_planned(planned: Mapping[str, int], by_rule: Mapping[str, int],
             continue
         got = by_rule.get(rule, 0) + on_host.get(rule, 0) + grouped.get(rule, 0)
         if got != planned.get(rule, 0):
-            problems.append(f"rule {rule}: {planned.get(rule, 0)} jobs planned by the dry run, but "
-                            f"{by_rule.get(rule, 0)} sbatch submissions + {on_host.get(rule, 0)} on the "
-                            f"host + {grouped.get(rule, 0)} in group jobs")
+            problems.append(
+                f"rule {rule}: {planned.get(rule, 0)} jobs planned by the dry run, but "
+                f"{by_rule.get(rule, 0)} sbatch submissions + {on_host.get(rule, 0)} on the "
+                f"host + {grouped.get(rule, 0)} in group jobs"
+            )
     total = sum(planned.values())
-    print(f"planned jobs (dry run): {total}; sbatch submissions: {submitted} single + "
-          f"{sum(n for r, n in by_rule.items() if r.startswith('group_'))} group; "
-          f"on the host: {sum(on_host.values())}")
+    print(
+        f"planned jobs (dry run): {total}; sbatch submissions: {submitted} single + "
+        f"{sum(n for r, n in by_rule.items() if r.startswith('group_'))} group; "
+        f"on the host: {sum(on_host.values())}"
+    )
     return problems
 
 
-def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
-                      slurmctld_offset: int = 0,
-                      planned: Mapping[str, int] | None = None) -> tuple[list[str], dict]:
+def check_submissions(
+    local: Path,
+    slurm: Path,
+    slurmctld_log: Path | None,
+    slurmctld_offset: int = 0,
+    planned: Mapping[str, int] | None = None,
+) -> tuple[list[str], dict]:
     """Problems with the evidence that every non-local job ran as a SLURM job."""
     problems = []
-    expected, _, _ = rule_counts(snakemake_log(local))   # a --cores run shows all as localrule
+    expected, _, _ = rule_counts(snakemake_log(local))  # a --cores run shows all as localrule
     slurm_text = snakemake_log(slurm)
     executed, on_host, grouped = rule_counts(slurm_text)
-    remote = executed - on_host - grouped                # each submitted on its own
+    remote = executed - on_host - grouped  # each submitted on its own
     submissions = SUBMITTED.findall(slurm_text)
     by_rule = collections.Counter()
     controller = None
     if slurmctld_log:
-        with open(slurmctld_log, "rb") as handle:   # only what this run logged
+        with open(slurmctld_log, "rb") as handle:  # only what this run logged
             handle.seek(slurmctld_offset)
             controller = handle.read().decode(errors="replace")
     for _jobid, slurm_id, log in submissions:
@@ -243,14 +257,20 @@ def check_submissions(local: Path, slurm: Path, slurmctld_log: Path | None,
         log_path = slurm / ".snakemake" / "slurm_logs" / log.split("/.snakemake/slurm_logs/", 1)[-1]
         # .snakemake/slurm_logs/rule_<rule>[/<wildcard values>]/<slurm id>.log, or
         # .snakemake/slurm_logs/group_<group>/<slurm id>.log for a group job
-        rule = next((part.removeprefix("rule_") if part.startswith("rule_") else part
-                     for part in reversed(log_path.parts)
-                     if part.startswith(("rule_", "group_"))), "?")
+        rule = next(
+            (
+                part.removeprefix("rule_") if part.startswith("rule_") else part
+                for part in reversed(log_path.parts)
+                if part.startswith(("rule_", "group_"))
+            ),
+            "?",
+        )
         by_rule[rule] += 1
         if log_path.name != f"{slurm_id}.log" or not log_path.is_file():
             problems.append(f"SLURM job {slurm_id} ({rule}): no SLURM output file {log_path}")
         if controller is not None and not re.search(
-                rf"_job_complete: JobId={slurm_id} WEXITSTATUS 0\b", controller):
+            rf"_job_complete: JobId={slurm_id} WEXITSTATUS 0\b", controller
+        ):
             problems.append(f"SLURM job {slurm_id} ({rule}): slurmctld logged no exit status 0")
     if not submissions:
         problems.append("no job was submitted with sbatch")
@@ -273,20 +293,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("local", type=Path, help="workdir of the local run")
     parser.add_argument("slurm", type=Path, help="workdir of the SLURM run")
-    parser.add_argument("--slurmctld-log", type=Path, default=None,
-                        help="controller log to cross-check job completions (optional)")
-    parser.add_argument("--slurmctld-offset", type=int, default=0,
-                        help="size of that log before the SLURM run (job ids restart after a purge)")
-    parser.add_argument("--planned", type=Path, default=None,
-                        help="output of `snakemake -n --quiet rules` for the same config/targets")
+    parser.add_argument(
+        "--slurmctld-log",
+        type=Path,
+        default=None,
+        help="controller log to cross-check job completions (optional)",
+    )
+    parser.add_argument(
+        "--slurmctld-offset",
+        type=int,
+        default=0,
+        help="size of that log before the SLURM run (job ids restart after a purge)",
+    )
+    parser.add_argument(
+        "--planned",
+        type=Path,
+        default=None,
+        help="output of `snakemake -n --quiet rules` for the same config/targets",
+    )
     args = parser.parse_args(argv)
     planned = parse_job_counts(args.planned.read_text(), str(args.planned)) if args.planned else None
     ctl = args.slurmctld_log if args.slurmctld_log and args.slurmctld_log.is_file() else None
     problems, by_rule = check_submissions(args.local, args.slurm, ctl, args.slurmctld_offset, planned)
     diffs, kinds = compare_results(args.local, args.slurm)
     problems += diffs
-    print(f"SLURM jobs per rule: {by_rule} (total {sum(by_rule.values())})"
-          + ("; slurmctld completion records checked" if ctl else ""))
+    print(
+        f"SLURM jobs per rule: {by_rule} (total {sum(by_rule.values())})"
+        + ("; slurmctld completion records checked" if ctl else "")
+    )
     print(f"compared {sum(kinds.values())} result files: {dict(kinds)}")
     for problem in problems:
         print(f"FAIL: {problem}")

@@ -1,4 +1,5 @@
 """CATHODE's inputs, read through salad.contracts: pseudo-data with latents, simulation events."""
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,10 @@ def simulation_events(presel_path, split_path, subsets: Sequence[str]) -> pd.Dat
     events."""
     bad = set(subsets) - set(REFERENCE_SUBSETS)
     if bad:
-        raise SaladError(f"simulation subsets {sorted(bad)}: only {'/'.join(REFERENCE_SUBSETS)} "
-                         "(encoder half, reference share) allowed")
+        raise SaladError(
+            f"simulation subsets {sorted(bad)}: only {'/'.join(REFERENCE_SUBSETS)} "
+            "(encoder half, reference share) allowed"
+        )
     chosen = select_subsets(read_split_sample(presel_path, split_path), subsets, str(presel_path))
     if "sample" not in chosen:
         chosen["sample"] = str(presel_path)

@@ -32,6 +32,7 @@ lists on disk), `mass_window` (GeV), `history` (per-epoch train/val NLL), `best_
 `fit_seconds`, `n_train`, `n_val`, `seed`, `provenance`.
 `CathodeFlow` wraps fit / sample / log_prob / save / load as one estimator object.
 """
+
 from __future__ import annotations
 
 import functools
@@ -50,11 +51,22 @@ from ..errors import SaladError
 from ..features import Standardiser
 from .data import LOG, read_job
 
-DEFAULTS = {"transforms": 4, "hidden": 64, "blocks": 2, "batch_size": 256,
-            "learning_rate": 1e-3, "weight_decay": 0.0, "max_epochs": 100, "patience": 10,
-            "val_fraction": 0.2, "max_skipped_fraction": 0.1, "seed": 0,
-            "autoregressive": "density", "layer": "masked"}
-MAX_RESTARTS = 3   # restarts from the best weights after a diverged epoch
+DEFAULTS = {
+    "transforms": 4,
+    "hidden": 64,
+    "blocks": 2,
+    "batch_size": 256,
+    "learning_rate": 1e-3,
+    "weight_decay": 0.0,
+    "max_epochs": 100,
+    "patience": 10,
+    "val_fraction": 0.2,
+    "max_skipped_fraction": 0.1,
+    "seed": 0,
+    "autoregressive": "density",
+    "layer": "masked",
+}
+MAX_RESTARTS = 3  # restarts from the best weights after a diverged epoch
 
 
 def settings(cfg: Mapping | None) -> dict:
@@ -69,7 +81,7 @@ def scale_mass(myy, window) -> np.ndarray:
     return (2.0 * (np.asarray(myy, np.float64) - lo) / (hi - lo) - 1.0).astype(np.float32)[:, None]
 
 
-ORIENTATIONS = ("density", "sampling")   # which direction is the single MADE pass
+ORIENTATIONS = ("density", "sampling")  # which direction is the single MADE pass
 
 
 @functools.cache
@@ -92,8 +104,8 @@ def density_maf():
     return DensityMAF
 
 
-LAYERS = ("masked", "normflows")   # our masked affine layer; normflows' MADE (older fits)
-LOG_SCALE_BOUND = math.log(1e3)    # |log scale| of the masked layer stays below this (soft)
+LAYERS = ("masked", "normflows")  # our masked affine layer; normflows' MADE (older fits)
+LOG_SCALE_BOUND = math.log(1e3)  # |log scale| of the masked layer stays below this (soft)
 
 
 @functools.cache
@@ -114,17 +126,17 @@ def masked_affine():
             deg_in = torch.arange(1, dims + 1)
             sizes, masks, prev = [], [], torch.cat([torch.zeros(context, dtype=torch.long), deg_in])
             for _ in range(layers):
-                deg = torch.arange(hidden) % max(dims - 1, 1) + 1       # degrees 1..d-1
+                deg = torch.arange(hidden) % max(dims - 1, 1) + 1  # degrees 1..d-1
                 masks.append((deg[:, None] >= prev[None, :]).float())
                 sizes.append((len(prev), hidden))
                 prev = deg
-            out = deg_in.repeat_interleave(2)                          # (shift, log-scale) per dim
+            out = deg_in.repeat_interleave(2)  # (shift, log-scale) per dim
             masks.append((out[:, None] > prev[None, :]).float())
             sizes.append((len(prev), 2 * dims))
             self.linears = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in sizes)
             for k, m in enumerate(masks):
                 self.register_buffer(f"mask{k}", m)
-            torch.nn.init.zeros_(self.linears[-1].weight)               # starts as the identity
+            torch.nn.init.zeros_(self.linears[-1].weight)  # starts as the identity
             torch.nn.init.zeros_(self.linears[-1].bias)
             self.dims = dims
 
@@ -148,11 +160,11 @@ def masked_affine():
             s = out[..., 1]
             return out[..., 0], s / (1 + s.abs() / LOG_SCALE_BOUND)
 
-        def inverse(self, x, context=None):           # density direction: one pass
+        def inverse(self, x, context=None):  # density direction: one pass
             shift, log_scale = self._params(x, context)
             return x * log_scale.exp() + shift, log_scale.sum(1)
 
-        def forward(self, u, context=None):           # sampling direction: d passes
+        def forward(self, u, context=None):  # sampling direction: d passes
             x = torch.zeros_like(u)
             for _ in range(self.dims):
                 shift, log_scale = self._params(x, context)
@@ -170,6 +182,7 @@ def build_flow(arch: Mapping):
     its `autoregressive` is "density" (one-pass log_prob) or "sampling" (one-pass sampling; the
     default for checkpoints without the key)."""
     import normflows as nf
+
     dims = int(arch["dims"])
     kind = arch.get("layer", "normflows")
     if kind not in LAYERS:
@@ -179,13 +192,16 @@ def build_flow(arch: Mapping):
         raise SaladError(f"flow arch: autoregressive={orientation!r}, expected one of {ORIENTATIONS}")
     if kind == "masked":
         if orientation != "density":
-            raise SaladError("flow arch: layer='masked' exists in the density orientation only "
-                             f"(got autoregressive={orientation!r})")
+            raise SaladError(
+                "flow arch: layer='masked' exists in the density orientation only "
+                f"(got autoregressive={orientation!r})"
+            )
         make = functools.partial(masked_affine(), dims, int(arch["hidden"]), int(arch["blocks"]))
     else:
         layer = density_maf() if orientation == "density" else nf.flows.MaskedAffineAutoregressive
-        make = functools.partial(layer, dims, int(arch["hidden"]), context_features=1,
-                                 num_blocks=int(arch["blocks"]))
+        make = functools.partial(
+            layer, dims, int(arch["hidden"]), context_features=1, num_blocks=int(arch["blocks"])
+        )
     layers = []
     for _ in range(int(arch["transforms"])):
         layers.append(make())
@@ -194,8 +210,11 @@ def build_flow(arch: Mapping):
     # Conditional Gaussian base: location and log-scale of every dimension are an MLP of the
     # mass. (In MADE the first feature of each layer cannot see the context, so without this a
     # dimension could stay unconditional.) Zero-initialised output: starts as N(0, 1).
-    encoder = torch.nn.Sequential(torch.nn.Linear(1, int(arch["hidden"])), torch.nn.Tanh(),
-                                  torch.nn.Linear(int(arch["hidden"]), 2 * dims))
+    encoder = torch.nn.Sequential(
+        torch.nn.Linear(1, int(arch["hidden"])),
+        torch.nn.Tanh(),
+        torch.nn.Linear(int(arch["hidden"]), 2 * dims),
+    )
     torch.nn.init.zeros_(encoder[-1].weight)
     torch.nn.init.zeros_(encoder[-1].bias)
     base = nf.distributions.base.ConditionalDiagGaussian(dims, encoder)
@@ -228,8 +247,15 @@ def split_and_scale(z: np.ndarray, myy, val_fraction: float, seed: int):
     return tr, va, scaler.mean, scaler.std
 
 
-def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
-        seed: int = 0, threads: int = 1, device: str | None = None) -> dict:
+def fit(
+    z: np.ndarray,
+    myy: np.ndarray,
+    window,
+    cfg: Mapping | None = None,
+    seed: int = 0,
+    threads: int = 1,
+    device: str | None = None,
+) -> dict:
     """Fit p(z | m_yy) to sideband events. z: (n, d) latent, myy: (n,) GeV. Returns checkpoint
     (weights on the CPU). Always float32 (no autocast: density estimation is precision-sensitive).
     Batch order comes from a CPU generator, so cpu and cuda runs see the same batches."""
@@ -240,8 +266,10 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
     tr, va, mean, std = split_and_scale(z, myy, cfg["val_fraction"], seed)
     zs = torch.as_tensor(((z - mean) / std).astype(np.float32), device=dev)
     ctx = torch.as_tensor(scale_mass(myy, window), device=dev)
-    arch = {"dims": z.shape[1],
-            **{k: cfg[k] for k in ("transforms", "hidden", "blocks", "autoregressive", "layer")}}
+    arch = {
+        "dims": z.shape[1],
+        **{k: cfg[k] for k in ("transforms", "hidden", "blocks", "autoregressive", "layer")},
+    }
     torch.manual_seed(seed)
     model = build_flow(arch).to(dev)
     opt = _adam(model, cfg["learning_rate"], cfg["weight_decay"])
@@ -256,7 +284,7 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
         order = tr_t[torch.randperm(len(tr_t), generator=gen)]
         losses, skipped, batches = [], 0, 0
         for i in range(0, len(order), int(cfg["batch_size"])):
-            idx = order[i:i + int(cfg["batch_size"])].to(dev)
+            idx = order[i : i + int(cfg["batch_size"])].to(dev)
             batches += 1
             loss = _nll(model, zs[idx], ctx[idx])
             if not torch.isfinite(loss):
@@ -269,12 +297,21 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
             losses.append(loss.item())
         if skipped > cfg["max_skipped_fraction"] * batches:
             if best_state is None or restarts >= MAX_RESTARTS:
-                raise SaladError(f"flow training diverged: {skipped}/{batches} batches with "
-                                 f"non-finite loss in epoch {epoch}")
+                raise SaladError(
+                    f"flow training diverged: {skipped}/{batches} batches with "
+                    f"non-finite loss in epoch {epoch}"
+                )
             restarts, lr = restarts + 1, lr / 2
-            LOG.warning("epoch %d: %d/%d batches with non-finite loss; restart %d from the best "
-                        "epoch %d at learning rate %.3g", epoch, skipped, batches, restarts,
-                        best_epoch, lr)
+            LOG.warning(
+                "epoch %d: %d/%d batches with non-finite loss; restart %d from the best "
+                "epoch %d at learning rate %.3g",
+                epoch,
+                skipped,
+                batches,
+                restarts,
+                best_epoch,
+                lr,
+            )
             model.load_state_dict(best_state)
             opt = _adam(model, lr, cfg["weight_decay"])
             wait = 0
@@ -284,27 +321,48 @@ def fit(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
             val = _nll(model, zs[va_t.to(dev)], ctx[va_t.to(dev)]).item()
         if not np.isfinite(val):
             raise SaladError(f"flow training diverged: non-finite validation loss in epoch {epoch}")
-        history.append({"epoch": epoch, "train_nll": float(np.mean(losses)), "val_nll": val,
-                        "skipped_batches": skipped})
-        LOG.info("epoch %3d  train NLL %.4f  val NLL %.4f%s", epoch, history[-1]["train_nll"],
-                 val, f"  ({skipped} batches skipped)" if skipped else "")
+        history.append(
+            {"epoch": epoch, "train_nll": float(np.mean(losses)), "val_nll": val, "skipped_batches": skipped}
+        )
+        LOG.info(
+            "epoch %3d  train NLL %.4f  val NLL %.4f%s",
+            epoch,
+            history[-1]["train_nll"],
+            val,
+            f"  ({skipped} batches skipped)" if skipped else "",
+        )
         if val < best - 1e-4:
             best, best_epoch, wait = val, epoch, 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             wait += 1
             if wait >= cfg["patience"]:
-                LOG.info("early stop at epoch %d; best epoch %d (val NLL %.4f)", epoch,
-                         best_epoch, best)
+                LOG.info("early stop at epoch %d; best epoch %d (val NLL %.4f)", epoch, best_epoch, best)
                 break
-    return {"state_dict": best_state, "arch": arch, "z_mean": mean, "z_std": std,
-            "mass_window": list(window), "history": history, "best_epoch": best_epoch,
-            "fit_seconds": time.perf_counter() - start, "n_train": len(tr), "n_val": len(va),
-            "seed": seed}
+    return {
+        "state_dict": best_state,
+        "arch": arch,
+        "z_mean": mean,
+        "z_std": std,
+        "mass_window": list(window),
+        "history": history,
+        "best_epoch": best_epoch,
+        "fit_seconds": time.perf_counter() - start,
+        "n_train": len(tr),
+        "n_val": len(va),
+        "seed": seed,
+    }
 
 
-def fit_many(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
-             seeds=(0,), threads: int = 1, device: str | None = None) -> list[dict]:
+def fit_many(
+    z: np.ndarray,
+    myy: np.ndarray,
+    window,
+    cfg: Mapping | None = None,
+    seeds=(0,),
+    threads: int = 1,
+    device: str | None = None,
+) -> list[dict]:
     """The flows of one dataset (config flow.count of them, e.g. paper A pools 4 into one
     template): one checkpoint per seed, each identical to `fit(z, myy, window, cfg, seed)` (own
     validation split and early stopping). One call pays the process and import start-up once."""
@@ -315,8 +373,11 @@ def fit_many(z: np.ndarray, myy: np.ndarray, window, cfg: Mapping | None = None,
 
 def save(checkpoint: dict, path, columns: list[str]) -> None:
     """Write the checkpoint atomically as tensors + plain data (loads weights-only)."""
-    save_checkpoint({**checkpoint, "latent_columns": list(columns)}, path,
-                    provenance("fit-flow", checkpoint.get("arch"), seed=checkpoint.get("seed")))
+    save_checkpoint(
+        {**checkpoint, "latent_columns": list(columns)},
+        path,
+        provenance("fit-flow", checkpoint.get("arch"), seed=checkpoint.get("seed")),
+    )
 
 
 def load(path) -> tuple[torch.nn.Module, dict]:
@@ -332,8 +393,9 @@ def load(path) -> tuple[torch.nn.Module, dict]:
     return model.eval(), ckpt
 
 
-def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
-           device: str | None = None) -> np.ndarray:
+def sample(
+    model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000, device: str | None = None
+) -> np.ndarray:
     """Latent samples (n, d) in the original (unstandardised) units at masses `myy` [GeV].
 
     Rows with a non-finite value are redrawn (error if more than 1 % are non-finite). The model
@@ -345,7 +407,7 @@ def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
     out = np.empty((len(myy), ckpt["arch"]["dims"]), np.float64)
     with torch.no_grad():
         for i in range(0, len(myy), batch):
-            ctx = ctx_all[i:i + batch]
+            ctx = ctx_all[i : i + batch]
             zs, _ = model.sample(len(ctx), context=ctx)
             zs = zs.double().cpu().numpy()
             bad = ~np.isfinite(zs).all(1)
@@ -354,7 +416,7 @@ def sample(model, ckpt: dict, myy: np.ndarray, seed: int, batch: int = 20000,
             if bad.any():
                 redo, _ = model.sample(int(bad.sum()), context=ctx[torch.as_tensor(bad, device=dev)])
                 zs[bad] = redo.double().cpu().numpy()
-            out[i:i + batch] = zs
+            out[i : i + batch] = zs
     if not np.isfinite(out).all():
         raise SaladError("flow sampling: non-finite samples after redraw")
     return out * ckpt["z_std"] + ckpt["z_mean"]
@@ -366,8 +428,9 @@ class CathodeFlow:
     Carries its standardiser (`scaler`: the SB training latent's mean/std) and its mass window
     [GeV]; a thin wrapper over fit / sample / save / load of this module (same numbers)."""
 
-    def __init__(self, window, cfg: Mapping | None = None, seed: int = 0, threads: int = 1,
-                 device: str | None = None):
+    def __init__(
+        self, window, cfg: Mapping | None = None, seed: int = 0, threads: int = 1, device: str | None = None
+    ):
         self.window, self.cfg, self.seed = tuple(window), cfg, seed
         self.threads, self.device = threads, device
         self.model, self.checkpoint, self.scaler = None, None, None
@@ -377,15 +440,17 @@ class CathodeFlow:
             model = build_flow(checkpoint["arch"])
             model.load_state_dict(checkpoint["state_dict"])
         self.model, self.checkpoint = model.eval(), checkpoint
-        self.scaler = Standardiser(np.asarray(checkpoint["z_mean"], np.float64),
-                                   np.asarray(checkpoint["z_std"], np.float64))
+        self.scaler = Standardiser(
+            np.asarray(checkpoint["z_mean"], np.float64), np.asarray(checkpoint["z_std"], np.float64)
+        )
         self.window = tuple(checkpoint["mass_window"])
         return self
 
     def fit(self, z: np.ndarray, myy: np.ndarray) -> CathodeFlow:
         """Fit p(z | m_yy) on sideband events: z (n, d), myy (n,) [GeV]."""
-        return self._adopt(fit(z, myy, self.window, self.cfg, seed=self.seed,
-                               threads=self.threads, device=self.device))
+        return self._adopt(
+            fit(z, myy, self.window, self.cfg, seed=self.seed, threads=self.threads, device=self.device)
+        )
 
     def sample(self, myy: np.ndarray, seed: int) -> np.ndarray:
         """Latent samples (n, d) in the original units at masses `myy` [GeV]."""
@@ -395,8 +460,7 @@ class CathodeFlow:
         """log p(z | m_yy) (n,) in the original units of z (the standardisation's Jacobian,
         -sum(log std), included)."""
         dev = pick_device(self.device)
-        zs = torch.as_tensor(self.scaler.transform(np.asarray(z, np.float64)).astype(np.float32),
-                             device=dev)
+        zs = torch.as_tensor(self.scaler.transform(np.asarray(z, np.float64)).astype(np.float32), device=dev)
         ctx = torch.as_tensor(scale_mass(myy, self.window), device=dev)
         with torch.no_grad():
             lp = self.model.to(dev).log_prob(zs, context=ctx).double().cpu().numpy()
@@ -408,8 +472,9 @@ class CathodeFlow:
     @classmethod
     def load(cls, path, device: str | None = None) -> CathodeFlow:
         model, checkpoint = load(path)
-        return cls(checkpoint["mass_window"], seed=checkpoint.get("seed", 0),
-                   device=device)._adopt(checkpoint, model)
+        return cls(checkpoint["mass_window"], seed=checkpoint.get("seed", 0), device=device)._adopt(
+            checkpoint, model
+        )
 
 
 def cli(argv=None) -> None:
@@ -425,7 +490,13 @@ def cli(argv=None) -> None:
     cols = latent_columns(data)
     seed = stable_seed(flow_cfg.get("seed", 0), args.seed_key)
     LOG.info("fitting flow on %d sideband events, %d latent dims, seed %d", sb.sum(), len(cols), seed)
-    ckpt = fit(data.loc[sb, cols].to_numpy(), data.loc[sb, "myy"].to_numpy(), window, flow_cfg,
-               seed=seed, threads=args.threads)
+    ckpt = fit(
+        data.loc[sb, cols].to_numpy(),
+        data.loc[sb, "myy"].to_numpy(),
+        window,
+        flow_cfg,
+        seed=seed,
+        threads=args.threads,
+    )
     LOG.info("fit time %.1f s, best epoch %d", ckpt["fit_seconds"], ckpt["best_epoch"])
     save(ckpt, args.output, cols)

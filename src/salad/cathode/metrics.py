@@ -5,6 +5,7 @@ fractions; the ROC curve is the step-free polyline through the points obtained b
 the threshold one distinct score at a time, starting at (0, 0), and efficiencies at a given
 background efficiency are read off it by linear interpolation.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,7 +23,7 @@ def roc_curve(scores, labels, weights=None) -> tuple[np.ndarray, np.ndarray]:
     order = np.argsort(-scores, kind="mergesort")
     s, lab, w = scores[order], labels[order], w[order]
     cs, cb = np.cumsum(w * lab), np.cumsum(w * ~lab)
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]   # last index of each tie group
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each tie group
     tpr = np.r_[0.0, cs[last] / cs[-1]]
     fpr = np.r_[0.0, cb[last] / cb[-1]]
     return fpr, tpr
@@ -52,8 +53,9 @@ def tpr_at(fpr: np.ndarray, tpr: np.ndarray, x) -> np.ndarray:
     return tpr[i] + np.clip(frac, 0.0, 1.0) * (tpr[j] - tpr[i])
 
 
-def working_points(scores, labels, eps_b: Sequence[float], weights=None, n_boot: int = 0,
-                   seed: int = 0) -> dict:
+def working_points(
+    scores, labels, eps_b: Sequence[float], weights=None, n_boot: int = 0, seed: int = 0
+) -> dict:
     """eps_S, SIC = eps_S / sqrt(eps_B) and their statistical errors at each eps_B.
 
     Returns {eps_s, sic: (len(eps_b),), eps_s_err, sic_err: bootstrap standard deviations
@@ -71,7 +73,7 @@ def working_points(scores, labels, eps_b: Sequence[float], weights=None, n_boot:
     eps_b = np.asarray(eps_b, np.float64)
     order = np.argsort(-scores, kind="mergesort")
     s, lab, w = scores[order], labels[order], w[order]
-    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]   # last index of each tie group
+    last = np.r_[np.nonzero(np.diff(s))[0], len(s) - 1]  # last index of each tie group
 
     def curve(mult):
         cs, cb = np.cumsum(w * mult * lab), np.cumsum(w * mult * ~lab)
@@ -81,8 +83,13 @@ def working_points(scores, labels, eps_b: Sequence[float], weights=None, n_boot:
     eps_s = tpr_at(fpr, tpr, eps_b)
     group = np.clip(np.searchsorted(fpr, eps_b, side="left"), 1, len(last))
     n_bkg_pass = np.cumsum(~lab)[last[group - 1]]
-    out = {"eps_s": eps_s, "sic": eps_s / np.sqrt(eps_b), "n_bkg_pass": n_bkg_pass,
-           "eps_s_err": np.full(len(eps_b), np.nan), "sic_err": np.full(len(eps_b), np.nan)}
+    out = {
+        "eps_s": eps_s,
+        "sic": eps_s / np.sqrt(eps_b),
+        "n_bkg_pass": n_bkg_pass,
+        "eps_s_err": np.full(len(eps_b), np.nan),
+        "sic_err": np.full(len(eps_b), np.nan),
+    }
     if n_boot >= 2:
         rng = np.random.default_rng(seed)
         boot = np.array([tpr_at(*curve(rng.poisson(1.0, len(s))), eps_b) for _ in range(n_boot)])
@@ -107,8 +114,9 @@ def significance(n_sig: float, n_bkg: float, eps_s: float, eps_b: float) -> floa
     return float(np.sqrt(2.0 * ((s + b) * np.log1p(s / b) - s)))
 
 
-def required_strength(strengths: Sequence[float], values: Sequence[float],
-                      target: float = 3.0) -> tuple[float, bool]:
+def required_strength(
+    strengths: Sequence[float], values: Sequence[float], target: float = 3.0
+) -> tuple[float, bool]:
     """Smallest strength where `values` (e.g. significance vs injected strength) reaches
     `target`, by linear interpolation between neighbouring scanned points.
 
@@ -159,6 +167,7 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
     def kl(x):
         nz = x > 0
         return np.sum(x[nz] * np.log2(x[nz] / m[nz]))
+
     return float(0.5 * kl(p) + 0.5 * kl(q))
 
 
@@ -183,4 +192,4 @@ def ensembles(n_classifiers: int, size: int, seed: int) -> list[np.ndarray]:
         raise ValueError("no classifiers")
     size = min(size, n_classifiers)
     perm = np.random.default_rng(seed).permutation(n_classifiers)
-    return [perm[i * size:(i + 1) * size] for i in range(n_classifiers // size)]
+    return [perm[i * size : (i + 1) * size] for i in range(n_classifiers // size)]

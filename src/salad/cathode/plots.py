@@ -10,6 +10,7 @@
               with the 1/sqrt(eps_B) ceiling
 - required:   injected S/sqrt(B) needed for 3 sigma per signal and setup (arrows: limits)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,9 @@ from ..contracts import latent_columns, read_embeddings, read_template, region_m
 from .data import read_dataset
 
 
-def latent(data_path, emb_path, template_path, output, signal_region, window, title="",
-           lumi=None, injected="") -> None:
+def latent(
+    data_path, emb_path, template_path, output, signal_region, window, title="", lumi=None, injected=""
+) -> None:
     """Per latent dimension: true SR background, weighted template, injected signal (unit
     area, stat. bands, overflow in the edge bins) over a template/true-background ratio."""
     data = read_dataset(data_path, read_embeddings(emb_path))
@@ -48,12 +50,18 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
         rax = fig.add_subplot(inner[1], sharex=ax)
         values = np.concatenate([bkg[c], tmpl[c], sig[c]])
         edges = np.linspace(*np.percentile(values, [0.5, 99.5]), 31)
-        t, te = ps.step_hist(ax, tmpl[c], edges, weights=tmpl["weight"], fill=True,
-                             color=ps.PALETTE[0], label="template (flow + SM H)")
+        t, te = ps.step_hist(
+            ax,
+            tmpl[c],
+            edges,
+            weights=tmpl["weight"],
+            fill=True,
+            color=ps.PALETTE[0],
+            label="template (flow + SM H)",
+        )
         b, be = ps.step_hist(ax, bkg[c], edges, color="k", label="true SR background")
         if len(sig):
-            ps.step_hist(ax, sig[c], edges, color=ps.PALETTE[5],
-                         label=f"injected {injected or 'signal'}")
+            ps.step_hist(ax, sig[c], edges, color=ps.PALETTE[5], label=f"injected {injected or 'signal'}")
         ax.set_ylabel("normalised entries")
         ax.tick_params(labelbottom=False)
         ps.ratio(rax, edges, t, te, b, be, ylabel="tmpl./true")
@@ -65,9 +73,11 @@ def latent(data_path, emb_path, template_path, output, signal_region, window, ti
     ps.save(fig, output)
 
 
-def tsne(data_path, emb_path, output, signal_region, window, n_events=1500, seed=0,
-         title="", lumi=None) -> None:
+def tsne(
+    data_path, emb_path, output, signal_region, window, n_events=1500, seed=0, title="", lumi=None
+) -> None:
     from sklearn.manifold import TSNE
+
     data = read_dataset(data_path, read_embeddings(emb_path))
     cols = latent_columns(data)
     sr, _ = region_masks(data["myy"].to_numpy(), signal_region, window)
@@ -75,19 +85,22 @@ def tsne(data_path, emb_path, output, signal_region, window, n_events=1500, seed
     rng = np.random.default_rng(seed)
     if len(sel) > n_events:
         sel = sel.iloc[np.sort(rng.choice(len(sel), n_events, replace=False))]
-    emb = TSNE(n_components=2, init="pca", random_state=seed,
-               perplexity=min(30.0, max(2.0, (len(sel) - 1) / 3))).fit_transform(
-        sel[cols].to_numpy())
+    emb = TSNE(
+        n_components=2, init="pca", random_state=seed, perplexity=min(30.0, max(2.0, (len(sel) - 1) / 3))
+    ).fit_transform(sel[cols].to_numpy())
     group = sel["group"].to_numpy()
-    classes = {"γγ continuum": (group == 0, ps.PALETTE[0]),
-               "SM Higgs (ggF, VBF, VH, ttH)": ((group >= 1) & (group <= 4), ps.PALETTE[2]),
-               "BSM signal": (group < 0, ps.PALETTE[5])}
+    classes = {
+        "γγ continuum": (group == 0, ps.PALETTE[0]),
+        "SM Higgs (ggF, VBF, VH, ttH)": ((group >= 1) & (group <= 4), ps.PALETTE[2]),
+        "BSM signal": (group < 0, ps.PALETTE[5]),
+    }
     plt = ps.pyplot()
     fig, ax = plt.subplots(figsize=(7, 6.5))
     for label, (mask, color) in classes.items():
         if mask.any():
-            ax.scatter(emb[mask, 0], emb[mask, 1], s=5, alpha=0.6, color=color,
-                       label=f"{label} ({mask.sum()})")
+            ax.scatter(
+                emb[mask, 0], emb[mask, 1], s=5, alpha=0.6, color=color, label=f"{label} ({mask.sum()})"
+            )
     ax.set_xlabel("t-SNE axis 1 (a.u.)")
     ax.set_ylabel("t-SNE axis 2 (a.u.)")
     ax.legend(markerscale=3, loc="best")
@@ -114,14 +127,17 @@ def sculpting(roc_paths, mass_paths, output, title="", signal_region=None, lumi=
     a2 = fig.add_subplot(grid[0, 1])
     r2 = fig.add_subplot(grid[1, 1], sharex=a2)
     if len(roc):
-        curves = roc.pivot_table(index="fpr", columns=["signal", "instance", "classifier"],
-                                 values="tpr")
-        curves = curves.T.drop_duplicates().T   # signals share their no-injection datasets
+        curves = roc.pivot_table(index="fpr", columns=["signal", "instance", "classifier"], values="tpr")
+        curves = curves.T.drop_duplicates().T  # signals share their no-injection datasets
         aucs = [roc_auc(curves.index, curves[c].interpolate().to_numpy()) for c in curves]
         m, s = curves.mean(axis=1), curves.std(axis=1).fillna(0)
-        a1.plot(m.index, m, color="k",
-                label=f"template vs true bkg.\nAUC = {np.mean(aucs):.3f} ± {np.std(aucs):.3f}"
-                      f" ({curves.shape[1]} BDTs)")
+        a1.plot(
+            m.index,
+            m,
+            color="k",
+            label=f"template vs true bkg.\nAUC = {np.mean(aucs):.3f} ± {np.std(aucs):.3f}"
+            f" ({curves.shape[1]} BDTs)",
+        )
         a1.fill_between(m.index, m - s, m + s, color="grey", alpha=0.4, label="±1 std over BDTs")
     a1.plot([0, 1], [0, 1], ls="--", color=ps.PALETTE[5], label="random (AUC = 0.5)")
     a1.set_xlabel("template efficiency")
@@ -131,14 +147,14 @@ def sculpting(roc_paths, mass_paths, output, title="", signal_region=None, lumi=
     if len(mass):
         if "efficiency" not in mass:
             mass = mass.assign(efficiency=np.nan)
-        mass = mass.drop_duplicates(["instance", "ensemble", "efficiency", "bin_lo", "n_before",
-                                     "n_after"])
+        mass = mass.drop_duplicates(["instance", "ensemble", "efficiency", "bin_lo", "n_before", "n_after"])
         ps.sr_band(a2, signal_region)
-        for k, (eff, part) in enumerate(sorted(mass.groupby("efficiency", dropna=False),
-                                               key=lambda x: -np.nan_to_num(x[0]))):
+        for k, (eff, part) in enumerate(
+            sorted(mass.groupby("efficiency", dropna=False), key=lambda x: -np.nan_to_num(x[0]))
+        ):
             h = part.groupby(["bin_lo", "bin_hi"], as_index=False).agg(
-                before=("n_before", "mean"), after_m=("n_after", "mean"),
-                after_s=("n_after", "std"))
+                before=("n_before", "mean"), after_m=("n_after", "mean"), after_s=("n_after", "std")
+            )
             edges = np.append(h["bin_lo"].to_numpy(), h["bin_hi"].iloc[-1])
             width = np.diff(edges)
             nb, na = max(h["before"].sum(), 1), max(h["after_m"].sum(), 1)
@@ -147,16 +163,28 @@ def sculpting(roc_paths, mass_paths, output, title="", signal_region=None, lumi=
             after, ae = h["after_m"] / na / width, err / na / width
             if k == 0:
                 a2.stairs(before, edges, color=ps.PALETTE[0], lw=1.8, label="before cut")
-                a2.stairs(before + be, edges, baseline=before - be, fill=True,
-                          color=ps.PALETTE[0], alpha=0.25, lw=0)
-            label = ("after cut" if np.isnan(eff) else
-                     f"after cut keeping {100 * eff:g} % of SR data") + " (mean over ensembles)"
+                a2.stairs(
+                    before + be, edges, baseline=before - be, fill=True, color=ps.PALETTE[0], alpha=0.25, lw=0
+                )
+            label = (
+                "after cut" if np.isnan(eff) else f"after cut keeping {100 * eff:g} % of SR data"
+            ) + " (mean over ensembles)"
             color = "k" if k == 0 else ps.PALETTE[(k + 1) % len(ps.PALETTE)]
             centers = (edges[1:] + edges[:-1]) / 2 + (k - 1) * 0.15 * width
-            a2.errorbar(centers, after, yerr=ae, xerr=width / 2, fmt="os^dv"[k % 5], ms=4,
-                        color=color, label=label)
-            ps.ratio(r2, edges, after.to_numpy(), ae.to_numpy(), before.to_numpy(), be.to_numpy(),
-                     color=color, ylabel="after/before", ylim=(0.0, 2.0))
+            a2.errorbar(
+                centers, after, yerr=ae, xerr=width / 2, fmt="os^dv"[k % 5], ms=4, color=color, label=label
+            )
+            ps.ratio(
+                r2,
+                edges,
+                after.to_numpy(),
+                ae.to_numpy(),
+                before.to_numpy(),
+                be.to_numpy(),
+                color=color,
+                ylabel="after/before",
+                ylim=(0.0, 2.0),
+            )
     a2.set_ylabel("normalised entries / GeV")
     a2.tick_params(labelbottom=False)
     a2.legend(loc="upper right", fontsize=11)
@@ -166,13 +194,13 @@ def sculpting(roc_paths, mass_paths, output, title="", signal_region=None, lumi=
     ps.save(fig, output)
 
 
-def sic(table_path, signal, output, method="cathode", setups=None, lumi=None,
-        working_points=None) -> None:
+def sic(table_path, signal, output, method="cathode", setups=None, lumi=None, working_points=None) -> None:
     """SIC vs injected strength for one signal, a panel per working point: a fixed colour per
     setup (`setups`, default all in the table), a line style per method; band = CATHODE error
     (sic_err ⊕ sic_syst when present, else sic_std); markers only at the measured strengths;
     dotted grey: the 1/sqrt(eps_B) ceiling."""
     from matplotlib.lines import Line2D
+
     tab = read_parquet(table_path)
     tab = tab[(tab["signal"] == signal) & (tab["strength"] > 0)]
     if setups:
@@ -193,34 +221,59 @@ def sic(table_path, signal, output, method="cathode", setups=None, lumi=None,
                 g = t[(t["setup"] == setup) & (t["method"] == m)].sort_values("strength")
                 if g.empty:
                     continue
-                ax.plot(g["strength"], g["sic_mean"], ls=ls, color=color, marker=marker,
-                        ms=6 if m == method else 4, mfc=color if m == method else "none",
-                        lw=2 if m == method else 1.2)
+                ax.plot(
+                    g["strength"],
+                    g["sic_mean"],
+                    ls=ls,
+                    color=color,
+                    marker=marker,
+                    ms=6 if m == method else 4,
+                    mfc=color if m == method else "none",
+                    lw=2 if m == method else 1.2,
+                )
                 if m == method and err in g:
                     band = np.hypot(g[err].fillna(0), g["sic_syst"].fillna(0) if "sic_syst" in g else 0)
-                    ax.fill_between(g["strength"], g["sic_mean"] - band, g["sic_mean"] + band,
-                                    color=color, alpha=0.2)
+                    ax.fill_between(
+                        g["strength"], g["sic_mean"] - band, g["sic_mean"] + band, color=color, alpha=0.2
+                    )
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.axhline(1 / np.sqrt(wp), color="grey", ls=(0, (1, 2)), lw=1.2, gid="sic_ceiling")
-        ax.text(0.02, 1 / np.sqrt(wp), r"$1/\sqrt{\epsilon_B}$", color="grey", va="bottom",
-                transform=ax.get_yaxis_transform(), fontsize=11)
+        ax.text(
+            0.02,
+            1 / np.sqrt(wp),
+            r"$1/\sqrt{\epsilon_B}$",
+            color="grey",
+            va="bottom",
+            transform=ax.get_yaxis_transform(),
+            fontsize=11,
+        )
         ax.set_xlabel(r"injected $S/\sqrt{B}$ in the SR")
         ax.set_ylabel(r"SIC = $\epsilon_S/\sqrt{\epsilon_B}$")
         ax.set_ylim(0, 1.12 / np.sqrt(wp))
-        ax.text(0.97, 0.95, f"{ps.signal_label(signal)}\n$\\epsilon_B$ = {100 * wp:g} %",
-                transform=ax.transAxes, ha="right", va="top", fontsize=12)
+        ax.text(
+            0.97,
+            0.95,
+            f"{ps.signal_label(signal)}\n$\\epsilon_B$ = {100 * wp:g} %",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=12,
+        )
         ps.exp_label(ax, lumi)
     handles = [Line2D([], [], color=ps.setup_color(n), lw=2.5) for n in names]
-    handles += [Line2D([], [], color="black", ls=ls, marker=mk, mfc="black" if i == 0 else "none")
-                for i, (_, ls, mk) in enumerate(ps.METHODS.values())]
+    handles += [
+        Line2D([], [], color="black", ls=ls, marker=mk, mfc="black" if i == 0 else "none")
+        for i, (_, ls, mk) in enumerate(ps.METHODS.values())
+    ]
     labels = [ps.setup_label(n) for n in names] + [lab for lab, _, _ in ps.METHODS.values()]
     fig.legend(handles, labels, loc="center right", fontsize=11, frameon=False)
     fig.tight_layout(rect=(0, 0, 1 - 3.0 / fig.get_figwidth(), 1))
     ps.save(fig, output)
 
 
-def required(table_path, output, method="cathode", lumi=None, setups=None, working_point=None,
-             family=None) -> None:
+def required(
+    table_path, output, method="cathode", lumi=None, setups=None, working_point=None, family=None
+) -> None:
     """Required injection per signal (x) and setup (fixed colour, offset): reached points with
     their mean ± std range, an up arrow where the upper end is unbounded; not reached: a bar at
     the largest scanned strength (lower limit) with an up arrow. `setups`: those shown (default
@@ -231,7 +284,7 @@ def required(table_path, output, method="cathode", lumi=None, setups=None, worki
     tab = tab[tab["method"] == method]
     if family:
         prefix, name = family
-        tab = tab[tab["setup"] != name]             # a configured setup of that name is not the family
+        tab = tab[tab["setup"] != name]  # a configured setup of that name is not the family
         member = tab["setup"].astype(str).str.startswith(prefix)
         tab = tab[~member | tab["held_out"].astype(bool)].copy()
         tab.loc[member, "setup"] = name
@@ -244,7 +297,7 @@ def required(table_path, output, method="cathode", lumi=None, setups=None, worki
     setups = ps.order_setups(tab["setup"].unique())
     plt = ps.pyplot()
     fig, ax = plt.subplots(figsize=(max(7, 1.6 * len(signals) + 4), 5.6))
-    labelled = set()                      # legend entry at a setup's first drawn point
+    labelled = set()  # legend entry at a setup's first drawn point
     for i, setup in enumerate(setups):
         off = (i - (len(setups) - 1) / 2) * 0.15
         color = ps.setup_color(setup)
@@ -271,14 +324,20 @@ def required(table_path, output, method="cathode", lumi=None, setups=None, worki
     if len(finite):
         ax.set_ylim(finite.min() * 0.5, finite.max() * 2.0)
     from matplotlib.ticker import LogFormatter
+
     ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
     ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-    ax.set_xticks(range(len(signals)), [ps.signal_label(s) for s in signals], rotation=20,
-                  ha="right")
+    ax.set_xticks(range(len(signals)), [ps.signal_label(s) for s in signals], rotation=20, ha="right")
     ax.set_xlim(-0.6, max(len(signals), 1) - 0.4)
     ax.set_ylabel(r"injected $S/\sqrt{B}$ for 3$\sigma$")
-    ax.text(0.02, 0.95, rf"$\epsilon_B$ = {100 * wp:g} %; arrow: limit (not reached)",
-            transform=ax.transAxes, va="top", fontsize=12)
+    ax.text(
+        0.02,
+        0.95,
+        rf"$\epsilon_B$ = {100 * wp:g} %; arrow: limit (not reached)",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=12,
+    )
     handles, labels = ax.get_legend_handles_labels()
     order = [ps.setup_label(n) for n in setups]
     pairs = sorted(zip(handles, labels), key=lambda hl: order.index(hl[1]) if hl[1] in order else 99)
@@ -307,10 +366,20 @@ def cli(argv=None) -> None:
     parser.add_argument("--table")
     parser.add_argument("--signal")
     parser.add_argument("--setups", nargs="*", default=None, help="setups shown (sic, required)")
-    parser.add_argument("--working-points", nargs="*", type=float, default=None,
-                        help="eps_B shown (sic: panels; required: the first)")
-    parser.add_argument("--family", nargs=2, default=None, metavar=("PREFIX", "NAME"),
-                        help="required: held-out rows of setups PREFIX* drawn as setup NAME")
+    parser.add_argument(
+        "--working-points",
+        nargs="*",
+        type=float,
+        default=None,
+        help="eps_B shown (sic: panels; required: the first)",
+    )
+    parser.add_argument(
+        "--family",
+        nargs=2,
+        default=None,
+        metavar=("PREFIX", "NAME"),
+        help="required: held-out rows of setups PREFIX* drawn as setup NAME",
+    )
     parser.add_argument("--title", default="")
     parser.add_argument("--lumi", type=float, default=None, help="luminosity label [fb^-1]")
     parser.add_argument("--output", required=True, help="PNG (a PDF is written next to it)")
@@ -322,18 +391,47 @@ def cli(argv=None) -> None:
     region = cfg.get("regions", {}).get("signal_region")
     window = cfg.get("window")
     if args.kind == "latent":
-        latent(args.data, args.embeddings, args.template, args.output, region, window, args.title,
-               args.lumi, _injected(args.data))
+        latent(
+            args.data,
+            args.embeddings,
+            args.template,
+            args.output,
+            region,
+            window,
+            args.title,
+            args.lumi,
+            _injected(args.data),
+        )
     elif args.kind == "tsne":
         ecfg = cfg.get("evaluate", {})
-        tsne(args.data, args.embeddings, args.output, region, window,
-             int(ecfg.get("tsne_events", 1500)), stable_seed(ecfg.get("seed", 0), "tsne"),
-             args.title, args.lumi)
+        tsne(
+            args.data,
+            args.embeddings,
+            args.output,
+            region,
+            window,
+            int(ecfg.get("tsne_events", 1500)),
+            stable_seed(ecfg.get("seed", 0), "tsne"),
+            args.title,
+            args.lumi,
+        )
     elif args.kind == "sculpting":
         sculpting(args.roc, args.mass, args.output, args.title, region, args.lumi)
     elif args.kind == "sic":
-        sic(args.table, args.signal, args.output, setups=args.setups, lumi=args.lumi,
-            working_points=args.working_points)
+        sic(
+            args.table,
+            args.signal,
+            args.output,
+            setups=args.setups,
+            lumi=args.lumi,
+            working_points=args.working_points,
+        )
     else:
-        required(args.table, args.output, lumi=args.lumi, setups=args.setups, family=args.family,
-                 working_point=args.working_points[0] if args.working_points else None)
+        required(
+            args.table,
+            args.output,
+            lumi=args.lumi,
+            setups=args.setups,
+            family=args.family,
+            working_point=args.working_points[0] if args.working_points else None,
+        )

@@ -15,6 +15,7 @@ scores/{strength}/{instance}.parquet, reference/{strength}/{instance}.parquet (i
 Random seeds depend on `--seed-key` ({setup}/{seed}) and the set's {signal}/{strength}/{instance},
 not on how sets are batched.
 """
+
 from __future__ import annotations
 
 import time
@@ -48,18 +49,31 @@ def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list
     flows = []
     for i, path in enumerate(paths):
         seed = stable_seed(flow_cfg.get("seed", 0), key, i)
-        ckpt = flow.fit(data.loc[sb, cols].to_numpy(), data.loc[sb, "myy"].to_numpy(), window,
-                        flow_cfg, seed=seed, threads=threads)
-        LOG.info("flow %d: %d sideband events, seed %d, %.1f s, best epoch %d", i, sb.sum(), seed,
-                 ckpt["fit_seconds"], ckpt["best_epoch"])
+        ckpt = flow.fit(
+            data.loc[sb, cols].to_numpy(),
+            data.loc[sb, "myy"].to_numpy(),
+            window,
+            flow_cfg,
+            seed=seed,
+            threads=threads,
+        )
+        LOG.info(
+            "flow %d: %d sideband events, seed %d, %.1f s, best epoch %d",
+            i,
+            sb.sum(),
+            seed,
+            ckpt["fit_seconds"],
+            ckpt["best_epoch"],
+        )
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         flow.save(ckpt, path, cols)
         flows.append(flow.load(path))
     return flows
 
 
-def run_dataset(path, emb, evaluation, higgs, references, cfg, out: Path, seed_key: str,
-                threads: int) -> None:
+def run_dataset(
+    path, emb, evaluation, higgs, references, cfg, out: Path, seed_key: str, threads: int
+) -> None:
     """CATHODE (and, if `references` = (background, signal) simulation, the references) on one
     pseudo-data set; writes its four artifacts under `out`."""
     signal, strength, instance = dataset_parts(path)
@@ -72,42 +86,72 @@ def run_dataset(path, emb, evaluation, higgs, references, cfg, out: Path, seed_k
     flow_paths = [out / "flows" / strength / instance / f"{i}.pt" for i in range(n_flows)]
     flows = fit_flows(data, sb, flow_paths, cfg["flow"], cfg["window"], key, threads)
     tcfg = template.settings(cfg["template"])
-    frame = template.build(data[sr], flows, higgs, region, float(cfg["luminosity"]), tcfg,
-                           seed=stable_seed(cfg["flow"].get("seed", 0), "template", key))
-    write_parquet(frame, out / "templates" / strength / f"{instance}.parquet",
-                  provenance("cathode-template", cfg))
+    frame = template.build(
+        data[sr],
+        flows,
+        higgs,
+        region,
+        float(cfg["luminosity"]),
+        tcfg,
+        seed=stable_seed(cfg["flow"].get("seed", 0), "template", key),
+    )
+    write_parquet(
+        frame, out / "templates" / strength / f"{instance}.parquet", provenance("cathode-template", cfg)
+    )
     ccfg = classify.settings(cfg["classifier"])
     scores = classify.cwola(data, frame, sr, sb, ccfg, key, threads, evaluation=evaluation)
-    write_parquet(scores, out / "scores" / strength / f"{instance}.parquet",
-                  provenance("cathode-classify", cfg))
+    write_parquet(
+        scores, out / "scores" / strength / f"{instance}.parquet", provenance("cathode-classify", cfg)
+    )
     if references is not None and float(strength) > 0:
         background, signal_sim = references
-        ref = classify.reference(data, sr, background, signal_sim, region, ccfg, key, threads,
-                                 evaluation)
-        write_parquet(ref, out / "reference" / strength / f"{instance}.parquet",
-                      provenance("classify-reference", cfg))
-    LOG.info("cathode %s: %d flows, template %d rows, %d evaluation events, %.1f s",
-             key, len(flows), len(frame), len(evaluation), time.perf_counter() - start)
+        ref = classify.reference(data, sr, background, signal_sim, region, ccfg, key, threads, evaluation)
+        write_parquet(
+            ref, out / "reference" / strength / f"{instance}.parquet", provenance("classify-reference", cfg)
+        )
+    LOG.info(
+        "cathode %s: %d flows, template %d rows, %d evaluation events, %.1f s",
+        key,
+        len(flows),
+        len(frame),
+        len(evaluation),
+        time.perf_counter() - start,
+    )
 
 
 def cli(argv=None) -> None:
     parser = stage_parser(__doc__.splitlines()[0])
     parser.add_argument("--embeddings", required=True)
-    parser.add_argument("--data", nargs="+", required=True,
-                        help="pseudo-data sets .../{signal}/{strength}/{instance}.parquet")
-    parser.add_argument("--higgs", nargs=2, action="append", default=[],
-                        metavar=("PRESELECTED", "SPLIT"), help="an SM Higgs sample (repeatable)")
-    parser.add_argument("--background", nargs=2, action="append", default=[],
-                        metavar=("PRESELECTED", "SPLIT"),
-                        help="truth-background sample for the references (repeatable)")
-    parser.add_argument("--signal", nargs=2, metavar=("PRESELECTED", "SPLIT"),
-                        help="the injected signal's sample (references of injected sets)")
+    parser.add_argument(
+        "--data", nargs="+", required=True, help="pseudo-data sets .../{signal}/{strength}/{instance}.parquet"
+    )
+    parser.add_argument(
+        "--higgs",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("PRESELECTED", "SPLIT"),
+        help="an SM Higgs sample (repeatable)",
+    )
+    parser.add_argument(
+        "--background",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("PRESELECTED", "SPLIT"),
+        help="truth-background sample for the references (repeatable)",
+    )
+    parser.add_argument(
+        "--signal",
+        nargs=2,
+        metavar=("PRESELECTED", "SPLIT"),
+        help="the injected signal's sample (references of injected sets)",
+    )
     parser.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--seed-key", default="", help="{setup}/{seed}")
     args, cfg = parse_stage_args(parser, argv)
-    for section in ("flow", "flow_count", "template", "classifier", "regions", "window",
-                    "luminosity"):
+    for section in ("flow", "flow_count", "template", "classifier", "regions", "window", "luminosity"):
         if section not in cfg:
             raise SaladError(f"--config: missing section {section!r}")
     signals = {dataset_parts(p)[0] for p in args.data}
@@ -123,8 +167,10 @@ def cli(argv=None) -> None:
         subsets = classify.settings(cfg["classifier"])["reference_subsets"]
         # evaluation-only SM samples (salad.evalset) contribute their reference share `ref`
         region = cfg["regions"]["signal_region"]
-        references = (classify.simulation(args.background, emb, [*subsets, "ref"], region),
-                      classify.simulation([args.signal], emb, subsets, region))
+        references = (
+            classify.simulation(args.background, emb, [*subsets, "ref"], region),
+            classify.simulation([args.signal], emb, subsets, region),
+        )
     out = Path(args.output_dir)
     for path in args.data:
         run_dataset(path, emb, evaluation, higgs, references, cfg, out, args.seed_key, args.threads)

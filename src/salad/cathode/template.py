@@ -13,6 +13,7 @@ oversample x (N_SR - expected Higgs yield), so the whole template sums to oversa
 Output Parquet (contract): z0..z{d-1} float32, myy float32 [GeV], weight float64 (template
 events per oversampled SR; > 0), source string (`flow` or the Higgs sample name).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -29,8 +30,12 @@ from ..errors import SaladError
 from . import flow as flowmod
 from .data import LOG, read_job, simulation_events
 
-DEFAULTS = {"oversample": 4, "kde_bandwidth": "scott", "higgs_subsets": ["val", "test"],
-            "min_flow_fraction": 0.1}
+DEFAULTS = {
+    "oversample": 4,
+    "kde_bandwidth": "scott",
+    "higgs_subsets": ["val", "test"],
+    "min_flow_fraction": 0.1,
+}
 
 
 def settings(cfg: Mapping | None) -> dict:
@@ -51,9 +56,15 @@ def sample_masses(sr_myy: np.ndarray, n: int, signal_region, rng, bandwidth="sco
     return out[:n]
 
 
-def build(sr_data: pd.DataFrame, flows: Sequence[tuple], higgs: pd.DataFrame | None,
-          signal_region: Sequence[float], luminosity: float, cfg: Mapping | None,
-          seed: int) -> pd.DataFrame:
+def build(
+    sr_data: pd.DataFrame,
+    flows: Sequence[tuple],
+    higgs: pd.DataFrame | None,
+    signal_region: Sequence[float],
+    luminosity: float,
+    cfg: Mapping | None,
+    seed: int,
+) -> pd.DataFrame:
     """Template frame from SR data (myy), loaded flows [(model, checkpoint), ...] pooled into
     one estimate (flow i samples every len(flows)-th mass), and Higgs simulation.
 
@@ -75,29 +86,54 @@ def build(sr_data: pd.DataFrame, flows: Sequence[tuple], higgs: pd.DataFrame | N
         h = higgs[in_signal_region(higgs["myy"], signal_region)]
         expected = h["weight"].to_numpy() / h["subset_fraction"].to_numpy() * luminosity
         y_higgs = float(expected.sum())
-        parts.append(pd.DataFrame({**{c: h[c].to_numpy(np.float32) for c in cols},
-                                   "myy": h["myy"].to_numpy(np.float32),
-                                   "weight": expected * over,
-                                   "source": h["sample"].astype(str).to_numpy()}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    **{c: h[c].to_numpy(np.float32) for c in cols},
+                    "myy": h["myy"].to_numpy(np.float32),
+                    "weight": expected * over,
+                    "source": h["sample"].astype(str).to_numpy(),
+                }
+            )
+        )
     flow_yield = n_sr - y_higgs
     if flow_yield < cfg["min_flow_fraction"] * n_sr:
-        LOG.warning("expected SM Higgs yield %.1f vs %d SR data events: flow share floored at "
-                    "%.0f %%", y_higgs, n_sr, 100 * cfg["min_flow_fraction"])
+        LOG.warning(
+            "expected SM Higgs yield %.1f vs %d SR data events: flow share floored at %.0f %%",
+            y_higgs,
+            n_sr,
+            100 * cfg["min_flow_fraction"],
+        )
         flow_yield = cfg["min_flow_fraction"] * n_sr
     n_flow = int(round(over * n_sr))
-    masses = sample_masses(sr_data["myy"].to_numpy(), n_flow, signal_region, rng,
-                           cfg["kde_bandwidth"])
+    masses = sample_masses(sr_data["myy"].to_numpy(), n_flow, signal_region, rng, cfg["kde_bandwidth"])
     z = np.empty((n_flow, len(cols)))
     for i, (model, ckpt) in enumerate(flows):
-        z[i::len(flows)] = flowmod.sample(model, ckpt, masses[i::len(flows)],
-                                          seed=int(rng.integers(2**31)))
-    parts.insert(0, pd.DataFrame({**{c: z[:, i].astype(np.float32) for i, c in enumerate(cols)},
-                                  "myy": masses.astype(np.float32),
-                                  "weight": np.full(n_flow, over * flow_yield / n_flow),
-                                  "source": "flow"}))
-    LOG.info("template: %d samples of %d flow(s) (yield %.1f) + %d Higgs events (yield %.2f), "
-             "N_SR = %d, oversample %g", n_flow, len(flows), flow_yield, len(parts[-1]) if len(parts) > 1
-             else 0, y_higgs, n_sr, over)
+        z[i :: len(flows)] = flowmod.sample(
+            model, ckpt, masses[i :: len(flows)], seed=int(rng.integers(2**31))
+        )
+    parts.insert(
+        0,
+        pd.DataFrame(
+            {
+                **{c: z[:, i].astype(np.float32) for i, c in enumerate(cols)},
+                "myy": masses.astype(np.float32),
+                "weight": np.full(n_flow, over * flow_yield / n_flow),
+                "source": "flow",
+            }
+        ),
+    )
+    LOG.info(
+        "template: %d samples of %d flow(s) (yield %.1f) + %d Higgs events (yield %.2f), "
+        "N_SR = %d, oversample %g",
+        n_flow,
+        len(flows),
+        flow_yield,
+        len(parts[-1]) if len(parts) > 1 else 0,
+        y_higgs,
+        n_sr,
+        over,
+    )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -107,20 +143,29 @@ def read_higgs(pairs: Sequence[Sequence[str]], emb: pd.DataFrame, subsets) -> pd
     for presel, split in pairs:
         sim = simulation_events(presel, split, subsets)
         if not sim["group"].between(1, 4).all():
-            raise SaladError(f"{presel}: not an SM Higgs sample (groups 1-4 expected, found "
-                             f"{sorted(sim['group'].unique())})")
+            raise SaladError(
+                f"{presel}: not an SM Higgs sample (groups 1-4 expected, found "
+                f"{sorted(sim['group'].unique())})"
+            )
         frames.append(attach_latent(sim, emb, str(presel)))
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
 def cli(argv=None) -> None:
     parser = stage_parser("Sample the SR background template from a fitted flow + SM Higgs.")
-    parser.add_argument("--flow", required=True, nargs="+",
-                        help="fit_flow checkpoint(s), pooled into one template")
+    parser.add_argument(
+        "--flow", required=True, nargs="+", help="fit_flow checkpoint(s), pooled into one template"
+    )
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
-    parser.add_argument("--higgs", nargs=2, action="append", default=[],
-                        metavar=("PRESELECTED", "SPLIT"), help="an SM Higgs sample (repeatable)")
+    parser.add_argument(
+        "--higgs",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("PRESELECTED", "SPLIT"),
+        help="an SM Higgs sample (repeatable)",
+    )
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
     args, cfg = parse_stage_args(parser, argv)
@@ -131,7 +176,13 @@ def cli(argv=None) -> None:
         if list(ckpt["latent_columns"]) != latent_columns(emb):
             raise SaladError(f"{path}: latent columns differ from {args.embeddings}")
     higgs = read_higgs(args.higgs, emb, tcfg["higgs_subsets"])
-    frame = build(data[sr], flows, higgs, cfg["regions"]["signal_region"],
-                  float(cfg["luminosity"]), tcfg,
-                  seed=stable_seed(cfg.get("seed", 0), "template", args.seed_key))
+    frame = build(
+        data[sr],
+        flows,
+        higgs,
+        cfg["regions"]["signal_region"],
+        float(cfg["luminosity"]),
+        tcfg,
+        seed=stable_seed(cfg.get("seed", 0), "template", args.seed_key),
+    )
     write_parquet(frame, args.output, provenance("sample_sr", cfg))

@@ -9,6 +9,7 @@ new (obj, evt, mask); config `augmentations: {name: strength}` applies them in t
   flip_eta    eta -> -eta for the whole event with probability p
   smear_pt    pT -> pT * exp(sigma * N(0, 1)) per object (strength: sigma)
 """
+
 from __future__ import annotations
 
 import math
@@ -73,9 +74,13 @@ def smear_pt(obj, evt, mask, stats, sigma, g):
     return obj, evt, mask
 
 
-AUGMENTATIONS: dict[str, Callable] = {"mask": mask_features, "drop_object": drop_objects,
-                                      "rotate": rotate_phi, "flip_eta": flip_eta,
-                                      "smear_pt": smear_pt}
+AUGMENTATIONS: dict[str, Callable] = {
+    "mask": mask_features,
+    "drop_object": drop_objects,
+    "rotate": rotate_phi,
+    "flip_eta": flip_eta,
+    "smear_pt": smear_pt,
+}
 
 
 assert tuple(AUGMENTATIONS) == AUGMENTATION_NAMES

@@ -8,6 +8,7 @@ object statistics pooled over all real objects (one-hot not all zero), event sta
 feature over events, both from the training split. One-hot columns stay 0/1 and padding
 rows stay all zero. Normalised tensors are computed once and batches are index gathers.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -34,18 +35,19 @@ from ..contracts import (
 )
 from ..errors import SaladError
 
-CONTINUOUS = list(range(7))          # pt, eta, phi, mass, btag, tau32, tau43
-LOG_OBJECT = [0, 3]                  # pt, mass -> log1p
-KINEMATICS = [PT, ETA, PHI, MASS]    # (pT, eta, phi, m): the four-momentum columns
-IS_MET = ONEHOT_COLUMN["met"]        # one-hot column of the missing-E_T object (eta = m = 0)
+CONTINUOUS = list(range(7))  # pt, eta, phi, mass, btag, tau32, tau43
+LOG_OBJECT = [0, 3]  # pt, mass -> log1p
+KINEMATICS = [PT, ETA, PHI, MASS]  # (pT, eta, phi, m): the four-momentum columns
+IS_MET = ONEHOT_COLUMN["met"]  # one-hot column of the missing-E_T object (eta = m = 0)
 EVENT_COLUMNS = ["dr_yy", "pt_yy"]
-LOG_EVENT = [1]                      # pt_yy -> log1p
+LOG_EVENT = [1]  # pt_yy -> log1p
 PRESELECTED_COLUMNS = PRESELECTED.kinds("event_id", "sample", "group", "dr_yy", "pt_yy", "objects")
 
 
 @dataclass
 class RawEvents:
     """Events as read: objects (N, 11, 12) float32, event (N, 2) float32, ids, groups, subset."""
+
     objects: np.ndarray
     event: np.ndarray
     event_id: np.ndarray
@@ -56,8 +58,13 @@ class RawEvents:
         return len(self.event_id)
 
     def take(self, keep: np.ndarray) -> RawEvents:
-        return RawEvents(self.objects[keep], self.event[keep], self.event_id[keep], self.group[keep],
-                         None if self.subset is None else self.subset[keep])
+        return RawEvents(
+            self.objects[keep],
+            self.event[keep],
+            self.event_id[keep],
+            self.group[keep],
+            None if self.subset is None else self.subset[keep],
+        )
 
 
 def read_preselected(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -67,8 +74,11 @@ def read_preselected(path: str | Path) -> tuple[pd.DataFrame, np.ndarray]:
     return frame.drop(columns="objects"), objects
 
 
-def load_events(preselected: Sequence[str | Path], split: Sequence[str | Path] | None = None,
-                sample_groups: Mapping[str, int] | None = None) -> RawEvents:
+def load_events(
+    preselected: Sequence[str | Path],
+    split: Sequence[str | Path] | None = None,
+    sample_groups: Mapping[str, int] | None = None,
+) -> RawEvents:
     """Read and concatenate samples; with `split`, attach each event's subset.
 
     preselected[i] and split[i] must be the same sample's files. sample_groups, if given,
@@ -83,8 +93,10 @@ def load_events(preselected: Sequence[str | Path], split: Sequence[str | Path] |
             names = set(frame["sample"].unique())
             unknown = names - set(sample_groups)
             if unknown:
-                raise SaladError(f"{path}: sample(s) {sorted(unknown)} not in this setup's "
-                                 f"training samples {sorted(sample_groups)}")
+                raise SaladError(
+                    f"{path}: sample(s) {sorted(unknown)} not in this setup's "
+                    f"training samples {sorted(sample_groups)}"
+                )
             expected = frame["sample"].map(sample_groups).to_numpy()
             if (expected != frame["group"].to_numpy()).any():
                 raise SaladError(f"{path}: column 'group' disagrees with the process table")
@@ -95,8 +107,15 @@ def load_events(preselected: Sequence[str | Path], split: Sequence[str | Path] |
             subset = join_subsets(frame[["event_id"]], [split[i]], [path])["subset"]
             subset = subset.to_numpy().astype(str)
         event = frame[EVENT_COLUMNS].to_numpy(np.float32)
-        parts.append(RawEvents(objects, event, frame["event_id"].to_numpy(np.int64),
-                               frame["group"].to_numpy(np.int64), subset))
+        parts.append(
+            RawEvents(
+                objects,
+                event,
+                frame["event_id"].to_numpy(np.int64),
+                frame["group"].to_numpy(np.int64),
+                subset,
+            )
+        )
     if not parts:
         raise SaladError("no input files")
     return concat_events(parts)
@@ -107,8 +126,9 @@ def concat_events(parts: Sequence[RawEvents]) -> RawEvents:
     event ids must stay unique."""
     cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
     with_subset = all(p.subset is not None for p in parts)
-    events = RawEvents(cat("objects"), cat("event"), cat("event_id"), cat("group"),
-                       cat("subset") if with_subset else None)
+    events = RawEvents(
+        cat("objects"), cat("event"), cat("event_id"), cat("group"), cat("subset") if with_subset else None
+    )
     if len(np.unique(events.event_id)) != len(events.event_id):
         raise SaladError("input files: event_id is not unique over samples")
     return events
@@ -140,17 +160,24 @@ def raw_kinematics(obj: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
     x = obj[..., KINEMATICS] * std + mean
     met = obj[..., IS_MET] > 0.5
     zero = torch.zeros_like(x[..., 0])
-    return torch.stack([torch.expm1(x[..., 0]).clamp_min(0.0), torch.where(met, zero, x[..., 1]),
-                        x[..., 2], torch.where(met, zero, torch.expm1(x[..., 3]).clamp_min(0.0))], -1)
+    return torch.stack(
+        [
+            torch.expm1(x[..., 0]).clamp_min(0.0),
+            torch.where(met, zero, x[..., 1]),
+            x[..., 2],
+            torch.where(met, zero, torch.expm1(x[..., 3]).clamp_min(0.0)),
+        ],
+        -1,
+    )
 
 
 class Normaliser:
     """log1p + standardisation of object and event features (statistics from training events)."""
 
     def __init__(self, obj_mean, obj_std, evt_mean, evt_std):
-        self.obj_mean = np.asarray(obj_mean, np.float32)   # (7,)
+        self.obj_mean = np.asarray(obj_mean, np.float32)  # (7,)
         self.obj_std = np.asarray(obj_std, np.float32)
-        self.evt_mean = np.asarray(evt_mean, np.float32)   # (2,)
+        self.evt_mean = np.asarray(evt_mean, np.float32)  # (2,)
         self.evt_std = np.asarray(evt_std, np.float32)
 
     @staticmethod
@@ -191,6 +218,7 @@ class Normaliser:
 @dataclass
 class EventTensors:
     """Normalised tensors: obj (N, 11, 12), evt (N, 2), mask (N, 11) bool (True = real), label (N,)."""
+
     obj: torch.Tensor
     evt: torch.Tensor
     mask: torch.Tensor
@@ -211,8 +239,12 @@ def to_tensors(events: RawEvents, norm: Normaliser, labels: np.ndarray | None = 
     """Normalise once and convert to torch tensors."""
     obj, evt = norm.apply(events.objects, events.event)
     lab = np.zeros(len(obj), np.int64) if labels is None else labels
-    return EventTensors(torch.from_numpy(obj), torch.from_numpy(evt),
-                        torch.from_numpy(padding_mask(events.objects)), torch.from_numpy(lab))
+    return EventTensors(
+        torch.from_numpy(obj),
+        torch.from_numpy(evt),
+        torch.from_numpy(padding_mask(events.objects)),
+        torch.from_numpy(lab),
+    )
 
 
 class BalancedSampler:
@@ -236,7 +268,10 @@ class BalancedSampler:
         draws = []
         for idx in self.classes:
             cycles = -(-need // len(idx))
-            draws.append(np.concatenate([rng.permutation(idx) for _ in range(cycles)])[:need]
-                         .reshape(self.n_batches, self.per_class))
+            draws.append(
+                np.concatenate([rng.permutation(idx) for _ in range(cycles)])[:need].reshape(
+                    self.n_batches, self.per_class
+                )
+            )
         batches = np.concatenate(draws, axis=1)
         return [rng.permutation(b) for b in batches]

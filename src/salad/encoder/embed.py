@@ -21,6 +21,7 @@ Output contract: `event_id` int64, `z0..z{d-1}` float32 [, `mu0..mu{d-1}` float3
 event of every given preselected file (both split halves) and every signal-region event of the
 `--region-only` files (evaluation-only samples).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,7 @@ def event_noise(event_id: np.ndarray, dims: int, seed: int) -> np.ndarray:
     key = _splitmix64(np.uint64(seed & 0xFFFFFFFF) * np.uint64(0x100000001B3) + ids)
     with np.errstate(over="ignore"):
         bits = _splitmix64(key[:, None] + np.arange(1, dims + 1, dtype=np.uint64)[None, :])
-    uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0 ** 53   # in (0, 1)
+    uniform = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / 2.0**53  # in (0, 1)
     return ndtri(uniform)
 
 
@@ -91,10 +92,16 @@ def signal_region_events(preselected: Sequence[str | Path], signal_region) -> Ra
     return events.take(in_signal_region(myy, signal_region))
 
 
-def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str | Path,
-          batch_size: int = 4096, device: str | None = None,
-          latent: str = "sample", region_only: Sequence[str | Path] = (),
-          signal_region=None) -> pd.DataFrame:
+def embed(
+    model_path: str | Path,
+    preselected: Sequence[str | Path],
+    output: str | Path,
+    batch_size: int = 4096,
+    device: str | None = None,
+    latent: str = "sample",
+    region_only: Sequence[str | Path] = (),
+    signal_region=None,
+) -> pd.DataFrame:
     """Embed every event of `preselected`, and the signal-region events of `region_only`, with
     the checkpoint; write and return the frame (event_id, z0.., and mu0.. when sampled)."""
     if latent not in LATENT_KINDS:
@@ -109,15 +116,14 @@ def embed(model_path: str | Path, preselected: Sequence[str | Path], output: str
     mu, sigma = encode_all(model, to_tensors(events, norm), batch_size, dev)
     used = "sample" if (latent == "sample" and sigma is not None) else "mean"
     columns = {LATENT_PREFIX: mu}
-    if used == "sample":    # z is the draw; the means go along for the stages that want them
+    if used == "sample":  # z is the draw; the means go along for the stages that want them
         noise = event_noise(events.event_id, mu.shape[1], int(ckpt["seed"]))
         columns = {LATENT_PREFIX: mu + sigma * noise, MEAN_PREFIX: mu}
     frame = pd.DataFrame({"event_id": events.event_id.astype(np.int64)})
     for prefix, values in columns.items():
         for i in range(values.shape[1]):
             frame[f"{prefix}{i}"] = values[:, i].astype(np.float32)
-    cfg = {"encoder": ckpt["config"], "seed": ckpt["seed"], "batch_size": batch_size,
-           "latent": used}
+    cfg = {"encoder": ckpt["config"], "seed": ckpt["seed"], "batch_size": batch_size, "latent": used}
     write_parquet(frame, output, provenance("embed", cfg, model=str(model_path)))
     return frame
 
@@ -126,17 +132,31 @@ def cli(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="salad embed", description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True)
     p.add_argument("--preselected", nargs="+", required=True)
-    p.add_argument("--region-only", nargs="*", default=[],
-                   help="preselected files of which only signal-region events are embedded")
+    p.add_argument(
+        "--region-only",
+        nargs="*",
+        default=[],
+        help="preselected files of which only signal-region events are embedded",
+    )
     p.add_argument("--output", required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device")
-    p.add_argument("--config", help='JSON {"embed": {"batch_size": N, "latent": "sample"}, '
-                                    '"regions": {"signal_region": [lo, hi]}}')
+    p.add_argument(
+        "--config",
+        help='JSON {"embed": {"batch_size": N, "latent": "sample"}, "regions": {"signal_region": [lo, hi]}}',
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     stage = parse_stage_config(args.config)
     cfg = stage.get("embed", {})
     region = (stage.get("regions") or {}).get("signal_region")
-    embed(args.model, args.preselected, args.output, int(cfg.get("batch_size", 4096)),
-          args.device, str(cfg.get("latent", "sample")), args.region_only, region)
+    embed(
+        args.model,
+        args.preselected,
+        args.output,
+        int(cfg.get("batch_size", 4096)),
+        args.device,
+        str(cfg.get("latent", "sample")),
+        args.region_only,
+        region,
+    )

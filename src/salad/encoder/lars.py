@@ -6,18 +6,19 @@ excluded from both weight decay and the trust ratio, as in SimCLR / Barlow Twins
     g <- eta * |p| / |g| * g            (if both norms > 0)
     v <- momentum * v + g;   p <- p - lr * v
 """
+
 from __future__ import annotations
 
 import torch
 
 
 class LARS(torch.optim.Optimizer):
-    def __init__(self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9,
-                 eta: float = 1e-3):
+    def __init__(
+        self, params, lr: float, weight_decay: float = 0.0, momentum: float = 0.9, eta: float = 1e-3
+    ):
         if lr <= 0:
             raise ValueError(f"LARS: lr must be > 0, got {lr}")
-        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum,
-                                  "eta": eta})
+        super().__init__(params, {"lr": lr, "weight_decay": weight_decay, "momentum": momentum, "eta": eta})
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -33,8 +34,9 @@ class LARS(torch.optim.Optimizer):
                 if p.ndim > 1:
                     g = g.add(p, alpha=group["weight_decay"])
                     p_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
-                    trust = torch.where((p_norm > 0) & (g_norm > 0),
-                                        group["eta"] * p_norm / g_norm, torch.ones_like(p_norm))
+                    trust = torch.where(
+                        (p_norm > 0) & (g_norm > 0), group["eta"] * p_norm / g_norm, torch.ones_like(p_norm)
+                    )
                     g = g.mul(trust)
                 state = self.state[p]
                 if "momentum_buffer" not in state:

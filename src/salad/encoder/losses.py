@@ -3,6 +3,7 @@ VICReg + cross-entropy (paper B). Every objective is a `Objective` taking the en
 of `n_views` views of a batch and the batch labels, returning a dict of scalar terms whose
 "loss" entry is minimised. Reductions are means over anchors / events (batch-size free).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -42,8 +43,14 @@ def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1).mean()
 
 
-def vicreg(z1: torch.Tensor, z2: torch.Tensor, invariance: float = 25.0, variance: float = 25.0,
-           covariance: float = 1.0, eps: float = 1e-4) -> dict:
+def vicreg(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    invariance: float = 25.0,
+    variance: float = 25.0,
+    covariance: float = 1.0,
+    eps: float = 1e-4,
+) -> dict:
     """VICReg (Bardes et al., paper B eq. 3) of two batches z1, z2 (N, D); weighted terms.
 
     invariance: mean over N*D of (z1 - z2)^2; variance: per view the mean over dimensions of
@@ -64,6 +71,7 @@ def vicreg(z1: torch.Tensor, z2: torch.Tensor, invariance: float = 25.0, varianc
 
 class Objective:
     """Base: n_views views per batch; adds lambda * KL of every view when variational."""
+
     n_views = 1
 
     def __init__(self, cfg: Mapping):
@@ -92,6 +100,7 @@ class SupCon(Objective):
 
 class SimCLR(Objective):
     """Self-supervised NT-Xent between two augmented views (labels unused)."""
+
     n_views = 2
 
     def terms(self, outs, labels):
@@ -100,6 +109,7 @@ class SimCLR(Objective):
 
 class SupervisedSimCLR(Objective):
     """SupCon over both augmented views: positives are all views sharing the label."""
+
     n_views = 2
 
     def terms(self, outs, labels):
@@ -112,7 +122,7 @@ def label_partners(labels: torch.Tensor) -> torch.Tensor:
     if its label is unique): (N,) indices. Uses the global torch RNG (seeded per epoch)."""
     n = len(labels)
     keys = torch.rand(n, device=labels.device, dtype=torch.float64)
-    order = torch.argsort(labels.double() * 2.0 + keys)        # by label, random inside a label
+    order = torch.argsort(labels.double() * 2.0 + keys)  # by label, random inside a label
     sorted_labels = labels[order]
     start = torch.ones(n, dtype=torch.bool, device=labels.device)
     start[1:] = sorted_labels[1:] != sorted_labels[:-1]
@@ -130,6 +140,7 @@ class VICRegCE(Objective):
     classifier on the latent (process group). cfg `positives`: `views` pairs two augmented
     views of each event; `labels` (paper B's supervised VICReg) pairs each event with a random
     other event of the same background class (one un-augmented view)."""
+
     n_views = 2
 
     def __init__(self, cfg: Mapping):
@@ -150,8 +161,12 @@ class VICRegCE(Objective):
         return terms
 
 
-OBJECTIVES = {"supcon": SupCon, "simclr": SimCLR, "simclr_supervised": SupervisedSimCLR,
-              "vicreg_ce": VICRegCE}
+OBJECTIVES = {
+    "supcon": SupCon,
+    "simclr": SimCLR,
+    "simclr_supervised": SupervisedSimCLR,
+    "vicreg_ce": VICRegCE,
+}
 
 
 def build_objective(cfg: Mapping) -> Objective:

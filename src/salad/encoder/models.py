@@ -9,6 +9,7 @@ The particle transformer with `interactions` adds ParT's pairwise features (pair
 a per-head attention bias; it recovers the GeV kinematics from `obj` with the normaliser's
 statistics (buffers), so augmented views get the matching pair features.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ NEG = -1e9  # additive attention bias of padded keys (finite: no NaN for all-pad
 # projections to one point (loss log(N-1)) and KL keeps the posterior at the prior. Starting
 # with small noise lets the means separate first; KL then grows the variance.
 LOGVAR_INIT = -6.0
-PAIR_EPS = 1e-8    # lower clamp of the pair-feature arguments before the log
+PAIR_EPS = 1e-8  # lower clamp of the pair-feature arguments before the log
 N_PAIR_FEATURES = 4
 
 
@@ -41,16 +42,16 @@ def pair_features(p4: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     the diagonal.
     """
     pt, eta, phi, m = p4.unbind(-1)
-    mt = torch.sqrt(pt ** 2 + m ** 2)                                  # transverse mass
-    y = torch.asinh(pt * torch.sinh(eta) / mt.clamp_min(PAIR_EPS))     # sinh y = pz / mT
+    mt = torch.sqrt(pt**2 + m**2)  # transverse mass
+    y = torch.asinh(pt * torch.sinh(eta) / mt.clamp_min(PAIR_EPS))  # sinh y = pz / mT
     pair = lambda v: (v[:, :, None], v[:, None, :])  # noqa: E731  (B, N, 1), (B, 1, N)
     (ya, yb), (pa, pb), (ma, mb), (ta, tb) = pair(y), pair(pt), pair(m), pair(mt)
     dy = ya - yb
     dphi = torch.remainder(phi[:, :, None] - phi[:, None, :] + math.pi, 2 * math.pi) - math.pi
-    dr = torch.sqrt(dy ** 2 + dphi ** 2)
+    dr = torch.sqrt(dy**2 + dphi**2)
     ptmin = torch.minimum(pa, pb)
     # E_a E_b - p_a.p_b = mT_a mT_b cosh(dy) - pT_a pT_b cos(dphi): m^2 without E^2 - p^2 cancellation
-    m2 = ma ** 2 + mb ** 2 + 2 * (ta * tb * torch.cosh(dy) - pa * pb * torch.cos(dphi))
+    m2 = ma**2 + mb**2 + 2 * (ta * tb * torch.cosh(dy) - pa * pb * torch.cos(dphi))
     z = ptmin / (pa + pb).clamp_min(PAIR_EPS)
     u = torch.stack([dr, ptmin * dr, z, m2], dim=1).clamp_min(PAIR_EPS).log()
     n = mask.shape[1]
@@ -77,10 +78,10 @@ class PairEmbed(nn.Module):
         """u (B, 4, N, N) from pair_features, mask (B, N) -> bias (B, heads, N, N)."""
         b, _, n, _ = u.shape
         i, j = torch.triu_indices(n, n, 1, device=u.device)
-        ev, pr = (mask[:, i] & mask[:, j]).nonzero(as_tuple=True)      # real pairs a < b
+        ev, pr = (mask[:, i] & mask[:, j]).nonzero(as_tuple=True)  # real pairs a < b
         a, c = i[pr], j[pr]
         bias = u.new_zeros(b, n, n, self.heads)
-        if len(ev) > (1 if self.training else 0):   # BatchNorm needs 2 rows to train on
+        if len(ev) > (1 if self.training else 0):  # BatchNorm needs 2 rows to train on
             out = self.net(u.permute(0, 2, 3, 1)[ev, a, c]).to(bias.dtype)
             bias = bias.index_put((ev, a, c), out).index_put((ev, c, a), out)
         return bias.permute(0, 3, 1, 2)
@@ -96,8 +97,13 @@ class Attention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, key_mask: torch.Tensor,
-                pair_bias: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        ctx: torch.Tensor,
+        key_mask: torch.Tensor,
+        pair_bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """pair_bias (B, heads, Q, K): added to the attention logits (interaction features)."""
         b, nq, d = x.shape
         h = self.heads
@@ -107,8 +113,9 @@ class Attention(nn.Module):
         bias = bias[:, None, None, :]
         if pair_bias is not None:
             bias = bias + pair_bias.to(q.dtype)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias, dropout_p=self.dropout if self.training else 0.0
+        )
         return self.out(y.transpose(1, 2).reshape(b, nq, d))
 
 
@@ -121,13 +128,23 @@ class Block(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.attn = Attention(dim, heads, dropout)
         self.post_attn = extra(dim)
-        self.ff = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, mlp_ratio * dim), nn.GELU(),
-                                extra(mlp_ratio * dim), nn.Dropout(dropout),
-                                nn.Linear(mlp_ratio * dim, dim))
+        self.ff = nn.Sequential(
+            nn.LayerNorm(dim),
+            nn.Linear(dim, mlp_ratio * dim),
+            nn.GELU(),
+            extra(mlp_ratio * dim),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_ratio * dim, dim),
+        )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, ctx: torch.Tensor, key_mask: torch.Tensor,
-                pair_bias: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        ctx: torch.Tensor,
+        key_mask: torch.Tensor,
+        pair_bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x (B, Q, d) attends to ctx (B, K, d) (self-attention: ctx is x)."""
         x = x + self.drop(self.post_attn(self.attn(self.norm(x), self.norm(ctx), key_mask, pair_bias)))
         return x + self.drop(self.ff(x))
@@ -204,9 +221,9 @@ class ParticleTransformer(_TokenBackbone):
         """Object tokens (B, N, d) after the particle-attention blocks (padded rows zero)."""
         x = self.tokens(obj, mask)
         keep = mask[..., None].to(x.dtype)
-        bias = self.pair_bias(obj, mask)          # once per batch, shared by all blocks
+        bias = self.pair_bias(obj, mask)  # once per batch, shared by all blocks
         for block in self.particle:
-            x = block(x, x, mask, bias) * keep    # padded tokens stay exactly zero
+            x = block(x, x, mask, bias) * keep  # padded tokens stay exactly zero
         return x
 
     def forward(self, obj, evt, mask):
@@ -245,8 +262,13 @@ class MLPEncoder(nn.Module):
     def __init__(self, cfg: Mapping):
         super().__init__()
         sizes = [N_OBJECTS * N_FEATURES + 2] + [cfg["width"]] * cfg["blocks"]
-        self.net = nn.Sequential(*(m for a, b in zip(sizes[:-1], sizes[1:])
-                                   for m in (nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU(0.1))))
+        self.net = nn.Sequential(
+            *(
+                m
+                for a, b in zip(sizes[:-1], sizes[1:])
+                for m in (nn.Linear(a, b), nn.BatchNorm1d(b), nn.LeakyReLU(0.1))
+            )
+        )
         self.out_dim = cfg["width"]
 
     def forward(self, obj, evt, mask):
@@ -274,9 +296,9 @@ class DINOHead(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 nn.init.zeros_(m.bias)
         last = nn.Linear(bottleneck, out_dim, bias=False)
-        self.last_layer = nn.utils.parametrizations.weight_norm(last)   # weight = g * v / |v| per row
+        self.last_layer = nn.utils.parametrizations.weight_norm(last)  # weight = g * v / |v| per row
         with torch.no_grad():
-            self.last_layer.parametrizations.weight.original0.fill_(1.0)   # g
+            self.last_layer.parametrizations.weight.original0.fill_(1.0)  # g
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.last_layer(F.normalize(self.mlp(x), dim=-1, p=2))
@@ -286,13 +308,17 @@ def projection_head(cfg: Mapping, latent: int) -> nn.Module:
     """cfg `projector`: mlp (latent -> proj_width -> proj_dim, ReLU) or dino (DINOHead with
     hidden proj_width, bottleneck proj_bottleneck, proj_layers layers, output proj_dim)."""
     if cfg.get("projector", "mlp") == "dino":
-        return DINOHead(latent, cfg["proj_dim"], cfg["proj_width"], cfg["proj_bottleneck"],
-                        cfg["proj_layers"])
+        return DINOHead(
+            latent, cfg["proj_dim"], cfg["proj_width"], cfg["proj_bottleneck"], cfg["proj_layers"]
+        )
     return mlp([latent, cfg["proj_width"], cfg["proj_dim"]], act=nn.ReLU)
 
 
-BACKBONES = {"particle_transformer": ParticleTransformer, "transformer": TransformerEncoder,
-             "mlp": MLPEncoder}
+BACKBONES = {
+    "particle_transformer": ParticleTransformer,
+    "transformer": TransformerEncoder,
+    "mlp": MLPEncoder,
+}
 
 
 class Encoder(nn.Module):
@@ -312,8 +338,7 @@ class Encoder(nn.Module):
         if norm is not None and hasattr(self.backbone, "set_normaliser"):
             self.backbone.set_normaliser(norm)
         latent = cfg["latent_dim"]
-        self.output = mlp([self.backbone.out_dim, cfg["head_width"],
-                           (2 if self.variational else 1) * latent])
+        self.output = mlp([self.backbone.out_dim, cfg["head_width"], (2 if self.variational else 1) * latent])
         if self.variational:
             with torch.no_grad():
                 self.output[-1].bias[latent:].fill_(LOGVAR_INIT)

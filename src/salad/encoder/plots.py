@@ -1,4 +1,5 @@
 """Loss-curve plot of an encoder training history (salad.plotstyle: PNG at 200 dpi + PDF)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,15 +16,22 @@ def plot_history(history: pd.DataFrame, path: str | Path, title: str = "") -> No
     learning rate; one panel each."""
     plt = ps.pyplot()
     from matplotlib.ticker import MaxNLocator
-    terms = [c[len("train_"):] for c in history.columns if c.startswith("train_")]
-    fig, axes = plt.subplots(1, len(terms) + 1, figsize=(4.5 * (len(terms) + 1), 4.2),
-                             squeeze=False)
+
+    terms = [c[len("train_") :] for c in history.columns if c.startswith("train_")]
+    fig, axes = plt.subplots(1, len(terms) + 1, figsize=(4.5 * (len(terms) + 1), 4.2), squeeze=False)
     for ax, term in zip(axes[0], terms):
         for split, style, color in (("train", "-", ps.PALETTE[0]), ("val", "--", ps.PALETTE[5])):
             col = f"{split}_{term}"
             if col in history:
-                ax.plot(history["epoch"], history[col], style, color=color, marker="o", ms=3,
-                        label="validation" if split == "val" else split)
+                ax.plot(
+                    history["epoch"],
+                    history[col],
+                    style,
+                    color=color,
+                    marker="o",
+                    ms=3,
+                    label="validation" if split == "val" else split,
+                )
         ax.set(xlabel="epoch", ylabel=TERMS.get(term, f"{term} loss"))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=11)

@@ -6,6 +6,7 @@ its preselected events (so capping a sample's training events does not change it
 split inside the sample proportionally to the kept events' weights. `WeightedSampler`
 draws batches with replacement from these probabilities.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,18 +22,21 @@ from ..errors import SaladError
 
 def cocktail_probabilities(preselected: Sequence[str | Path], event_ids: np.ndarray) -> np.ndarray:
     """Draw probabilities (n,) of events `event_ids` (sum 1) from the preselected files' weights."""
-    frame = pd.concat([read_parquet(p, {"event_id": "int", "weight": "float"}) for p in preselected],
-                      ignore_index=True)
+    frame = pd.concat(
+        [read_parquet(p, {"event_id": "int", "weight": "float"}) for p in preselected], ignore_index=True
+    )
     if (frame["weight"] < 0).any():
-        raise SaladError(f"{', '.join(map(str, preselected))}: negative event weights cannot be "
-                         "sampled (encoder balance: weighted)")
+        raise SaladError(
+            f"{', '.join(map(str, preselected))}: negative event weights cannot be "
+            "sampled (encoder balance: weighted)"
+        )
     weight = frame.set_index("event_id")["weight"]
     ids = np.asarray(event_ids, np.int64)
     missing = ~np.isin(ids, weight.index.to_numpy())
     if missing.any():
         raise SaladError(f"{int(missing.sum())} training event(s) have no weight in the preselected files")
     w = weight.loc[ids].to_numpy(np.float64)
-    totals = (frame["weight"].groupby(sample_code(frame["event_id"])).sum())
+    totals = frame["weight"].groupby(sample_code(frame["event_id"])).sum()
     code = sample_code(ids)
     prob = np.zeros(len(ids))
     for c in np.unique(code):

@@ -14,6 +14,7 @@ process table (expand_setups): one per BSM group among the configured samples, n
 `<prefix><|group|>` and holding out that group (paper A fig. 7: "EP" of a model = the encoder
 trained without that model).
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,40 +24,40 @@ from ..errors import SaladError
 
 #: Settings every setup has (config `encoder.defaults` and each setup override these).
 DEFAULTS: dict = {
-    "model": "particle_transformer",   # particle_transformer | transformer | mlp
-    "loss": "supcon",                  # supcon | simclr | simclr_supervised | vicreg_ce
+    "model": "particle_transformer",  # particle_transformer | transformer | mlp
+    "loss": "supcon",  # supcon | simclr | simclr_supervised | vicreg_ce
     "latent_dim": 6,
-    "width": 32,                       # token / hidden width (paper scale: 120 -> ~1.1M params)
+    "width": 32,  # token / hidden width (paper scale: 120 -> ~1.1M params)
     "heads": 4,
-    "particle_blocks": 4,              # particle_transformer
-    "class_blocks": 2,                 # particle_transformer
-    "interactions": True,              # particle_transformer: ParT pair features as attention bias
-    "blocks": 4,                       # transformer / mlp depth
-    "mlp_ratio": 4,                    # feed-forward width / width in attention blocks
-    "hl_width": 32,                    # MLP on (dR_yy, pT_yy)
-    "head_width": 64,                  # output block hidden width
-    "proj_width": 64,                  # projection head hidden width (training only)
-    "proj_dim": 32,                    # projection head output
-    "projector": "mlp",                # mlp | dino (paper B's supervised SimCLR Transformer, Table V)
-    "proj_bottleneck": 64,             # dino: bottleneck before the L2 norm (paper B: 64)
-    "proj_layers": 3,                  # dino: MLP layers (paper B: 3)
+    "particle_blocks": 4,  # particle_transformer
+    "class_blocks": 2,  # particle_transformer
+    "interactions": True,  # particle_transformer: ParT pair features as attention bias
+    "blocks": 4,  # transformer / mlp depth
+    "mlp_ratio": 4,  # feed-forward width / width in attention blocks
+    "hl_width": 32,  # MLP on (dR_yy, pT_yy)
+    "head_width": 64,  # output block hidden width
+    "proj_width": 64,  # projection head hidden width (training only)
+    "proj_dim": 32,  # projection head output
+    "projector": "mlp",  # mlp | dino (paper B's supervised SimCLR Transformer, Table V)
+    "proj_bottleneck": 64,  # dino: bottleneck before the L2 norm (paper B: 64)
+    "proj_layers": 3,  # dino: MLP layers (paper B: 3)
     "dropout": 0.0,
-    "variational": True,               # VAE-like output block (mean, log-variance)
-    "kl_weight": 0.1,                  # lambda
-    "temperature": 0.1,                # tau
+    "variational": True,  # VAE-like output block (mean, log-variance)
+    "kl_weight": 0.1,  # lambda
+    "temperature": 0.1,  # tau
     "batch_size": 512,
     "max_epochs": 30,
     "lr": 2.0e-4,
     "weight_decay": 0.0,
     "warmup_epochs": 5,
-    "min_lr_ratio": 0.0,               # cosine annealing ends at lr * min_lr_ratio
+    "min_lr_ratio": 0.0,  # cosine annealing ends at lr * min_lr_ratio
     "patience": 10,
-    "max_events_per_sample": None,     # cap on training events per sample (paper: 60000)
-    "augmentations": {},               # name -> probability / strength (see augment.py)
+    "max_events_per_sample": None,  # cap on training events per sample (paper: 60000)
+    "augmentations": {},  # name -> probability / strength (see augment.py)
     "vicreg": {"invariance": 25.0, "variance": 25.0, "covariance": 1.0, "ce_scale": 1.0},
-    "positives": "views",              # vicreg_ce: views (two augmentations) | labels (same class)
-    "optimizer": "adam",               # adam | adamw | lars
-    "balance": "classes",              # classes: class-balanced batches | weighted: by MC weight
+    "positives": "views",  # vicreg_ce: views (two augmentations) | labels (same class)
+    "optimizer": "adam",  # adam | adamw | lars
+    "balance": "classes",  # classes: class-balanced batches | weighted: by MC weight
     "signals": True,
     "holdout_samples": [],
     "holdout_groups": [],
@@ -66,8 +67,12 @@ MODELS = ("particle_transformer", "transformer", "mlp")
 LOSSES = ("supcon", "simclr", "simclr_supervised", "vicreg_ce")
 TWO_VIEW_LOSSES = ("simclr", "simclr_supervised", "vicreg_ce")
 AUGMENTATION_NAMES = ("mask", "drop_object", "rotate", "flip_eta", "smear_pt")
-CHOICES = {"projector": ("mlp", "dino"), "positives": ("views", "labels"), "optimizer": ("adam", "adamw", "lars"),
-           "balance": ("classes", "weighted")}
+CHOICES = {
+    "projector": ("mlp", "dino"),
+    "positives": ("views", "labels"),
+    "optimizer": ("adam", "adamw", "lars"),
+    "balance": ("classes", "weighted"),
+}
 
 
 def setup_names(encoder_cfg: Mapping) -> list[str]:
@@ -99,8 +104,10 @@ def expand_setups(encoder_cfg: Mapping, sample_groups: Mapping[str, int]) -> dic
     for group in dict.fromkeys(int(g) for g in sample_groups.values() if int(g) < 0):
         name = f"{prefix}{-group}"
         if name in setups:
-            raise SaladError(f"encoder.setups.{name}: name taken by encoder.leave_one_model_out "
-                             f"(prefix {prefix!r}); rename the setup or the prefix")
+            raise SaladError(
+                f"encoder.setups.{name}: name taken by encoder.leave_one_model_out "
+                f"(prefix {prefix!r}); rename the setup or the prefix"
+            )
         setups[name] = {**copy.deepcopy(settings), "holdout_groups": [group]}
     cfg["setups"] = setups
     return cfg
@@ -111,8 +118,11 @@ def family_groups(encoder_cfg: Mapping, sample_groups: Mapping[str, int]) -> dic
     expanded = expand_setups(encoder_cfg, sample_groups)
     if not encoder_cfg.get("leave_one_model_out"):
         return {}
-    return {name: entry["holdout_groups"][0] for name, entry in expanded["setups"].items()
-            if name not in (encoder_cfg.get("setups") or {})}
+    return {
+        name: entry["holdout_groups"][0]
+        for name, entry in expanded["setups"].items()
+        if name not in (encoder_cfg.get("setups") or {})
+    }
 
 
 def _setup_entry(encoder_cfg: Mapping, setup: str) -> Mapping:
@@ -144,33 +154,42 @@ def resolve_setup(encoder_cfg: Mapping, setup: str, sample_groups: Mapping[str, 
         raise SaladError(f"{where}.loss: {cfg['loss']!r} is not one of {', '.join(LOSSES)}")
     unknown = sorted(set(cfg["augmentations"]) - set(AUGMENTATION_NAMES))
     if unknown:
-        raise SaladError(f"{where}.augmentations: unknown {unknown}; known: "
-                         f"{', '.join(AUGMENTATION_NAMES)}")
+        raise SaladError(f"{where}.augmentations: unknown {unknown}; known: {', '.join(AUGMENTATION_NAMES)}")
     for key, allowed in CHOICES.items():
         if cfg[key] not in allowed:
             raise SaladError(f"{where}.{key}: {cfg[key]!r} is not one of {', '.join(allowed)}")
     if cfg["positives"] == "labels" and cfg["loss"] != "vicreg_ce":
-        raise SaladError(f"{where}.positives: 'labels' applies to loss vicreg_ce "
-                         "(simclr_supervised and supcon already use the labels)")
-    two_views = cfg["loss"] in TWO_VIEW_LOSSES and not (cfg["loss"] == "vicreg_ce"
-                                                       and cfg["positives"] == "labels")
+        raise SaladError(
+            f"{where}.positives: 'labels' applies to loss vicreg_ce "
+            "(simclr_supervised and supcon already use the labels)"
+        )
+    two_views = cfg["loss"] in TWO_VIEW_LOSSES and not (
+        cfg["loss"] == "vicreg_ce" and cfg["positives"] == "labels"
+    )
     if two_views and not cfg["augmentations"]:
-        raise SaladError(f"{where}.augmentations: loss {cfg['loss']!r} compares two augmented "
-                         "views and needs at least one augmentation")
+        raise SaladError(
+            f"{where}.augmentations: loss {cfg['loss']!r} compares two augmented "
+            "views and needs at least one augmentation"
+        )
     for name in cfg["holdout_samples"]:
         if name not in sample_groups:
-            raise SaladError(f"{where}.holdout_samples: {name!r} is not a configured sample "
-                             f"(samples: {', '.join(sample_groups)})")
+            raise SaladError(
+                f"{where}.holdout_samples: {name!r} is not a configured sample "
+                f"(samples: {', '.join(sample_groups)})"
+            )
     groups = set(sample_groups.values())
     for group in cfg["holdout_groups"]:
         if group not in groups:
             raise SaladError(f"{where}.holdout_groups: no configured sample has group {group}")
-    train = {s: int(g) for s, g in sample_groups.items()
-             if s not in cfg["holdout_samples"] and g not in cfg["holdout_groups"]
-             and (cfg["signals"] or g >= 0)}
+    train = {
+        s: int(g)
+        for s, g in sample_groups.items()
+        if s not in cfg["holdout_samples"] and g not in cfg["holdout_groups"] and (cfg["signals"] or g >= 0)
+    }
     if len(set(train.values())) < 2:
-        raise SaladError(f"{where}: training needs at least two process groups, got "
-                         f"{sorted(set(train.values()))}")
+        raise SaladError(
+            f"{where}: training needs at least two process groups, got {sorted(set(train.values()))}"
+        )
     if cfg["width"] % cfg["heads"]:
         raise SaladError(f"{where}.width: {cfg['width']} is not divisible by heads={cfg['heads']}")
     cfg["setup"] = setup

@@ -14,6 +14,7 @@ Checkpoint `model.pt` (torch.save dict): format, config, seed, groups (label ord
 normaliser (log1p + standardisation stats), state_dict (best validation epoch), best_epoch,
 best_val_loss, epochs_run, n_parameters, provenance.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,8 +83,11 @@ def training_subsets(cfg: Mapping, events: RawEvents, seed: int) -> tuple[RawEve
     cap = cfg["max_events_per_sample"]
     for name, share in zip(TRAINING_SUBSETS, (1.0, 1 / 3)):
         part = events.take(events.subset == name)
-        subsets.append(cap_per_sample(part, None if cap is None else max(1, math.ceil(cap * share)),
-                                      derive_seed(seed, name)))
+        subsets.append(
+            cap_per_sample(
+                part, None if cap is None else max(1, math.ceil(cap * share)), derive_seed(seed, name)
+            )
+        )
     return subsets[0], subsets[1]
 
 
@@ -120,10 +124,20 @@ def build_optimizer(cfg: Mapping, params) -> torch.optim.Optimizer:
 class Trainer:
     """One training run: model, optimiser, schedule, early stopping, resumable state."""
 
-    def __init__(self, cfg: Mapping, train: EventTensors, val: EventTensors, norm: Normaliser,
-                 groups: list[int], seed: int, state_path: str | Path, data_fingerprint: str = "",
-                 device: str | None = None, precision: str = "auto",
-                 cocktail: tuple[np.ndarray, np.ndarray] | None = None):
+    def __init__(
+        self,
+        cfg: Mapping,
+        train: EventTensors,
+        val: EventTensors,
+        norm: Normaliser,
+        groups: list[int],
+        seed: int,
+        state_path: str | Path,
+        data_fingerprint: str = "",
+        device: str | None = None,
+        precision: str = "auto",
+        cocktail: tuple[np.ndarray, np.ndarray] | None = None,
+    ):
         """cocktail: (train, val) draw probabilities, required with cfg balance: weighted."""
         self.cfg, self.seed, self.groups, self.norm = dict(cfg), int(seed), groups, norm
         self.device = pick_device(device)
@@ -142,8 +156,9 @@ class Trainer:
             self.sampler = WeightedSampler(cocktail[0], self.cfg["batch_size"], derive_seed(seed, "train"))
             val_sampler = WeightedSampler(cocktail[1], self.cfg["batch_size"], derive_seed(seed, "val"))
         else:
-            self.sampler = BalancedSampler(train.label.numpy(), self.cfg["batch_size"],
-                                           derive_seed(seed, "train"))
+            self.sampler = BalancedSampler(
+                train.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "train")
+            )
             val_sampler = BalancedSampler(val.label.numpy(), self.cfg["batch_size"], derive_seed(seed, "val"))
         self.val_batches = val_sampler.epoch(0)
         self.epoch, self.best_loss, self.best_epoch, self.bad_epochs = 0, math.inf, -1, 0
@@ -191,8 +206,9 @@ class Trainer:
                 group["lr"] = lr
             terms = self._step_terms(self.train.batch(torch.from_numpy(idx).to(self.device)), g)
             if not torch.isfinite(terms["loss"]):
-                raise SaladError(f"encoder training: non-finite loss at epoch {self.epoch} "
-                                 f"(lower encoder lr?)")
+                raise SaladError(
+                    f"encoder training: non-finite loss at epoch {self.epoch} (lower encoder lr?)"
+                )
             self.opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             self.opt.step()
@@ -218,8 +234,9 @@ class Trainer:
 
     def save_state(self) -> None:
         state = {k: getattr(self, k) for k in self._STATE_KEYS}
-        state.update(fingerprint=self.fingerprint, model=self.model.state_dict(),
-                     optimizer=self.opt.state_dict())
+        state.update(
+            fingerprint=self.fingerprint, model=self.model.state_dict(), optimizer=self.opt.state_dict()
+        )
         save_checkpoint(state, self.state_path)
 
     def try_resume(self) -> bool:
@@ -243,17 +260,26 @@ class Trainer:
 
     def run(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> None:
         """Train until max_epochs or early stopping, saving state after every epoch."""
-        log.info("training %s on %s (%s): %d train / %d val events, groups %s, %d parameters, "
-                 "%d batches/epoch of %d (%s)", self.cfg.get("setup"), self.device,
-                 f"autocast {self.amp_dtype}" if self.amp_dtype else "float32", len(self.train),
-                 len(self.val), self.groups, count_parameters(self.model), self.sampler.n_batches,
-                 len(self.val_batches[0]), self.cfg.get("balance", "classes"))
+        log.info(
+            "training %s on %s (%s): %d train / %d val events, groups %s, %d parameters, "
+            "%d batches/epoch of %d (%s)",
+            self.cfg.get("setup"),
+            self.device,
+            f"autocast {self.amp_dtype}" if self.amp_dtype else "float32",
+            len(self.train),
+            len(self.val),
+            self.groups,
+            count_parameters(self.model),
+            self.sampler.n_batches,
+            len(self.val_batches[0]),
+            self.cfg.get("balance", "classes"),
+        )
         while not self.stopped and self.epoch < self.cfg["max_epochs"]:
             start = time.perf_counter()
             row = {"epoch": self.epoch, **self.train_epoch()}
             train_s = time.perf_counter() - start
             row.update(self.validate())
-            row["time_s"] = time.perf_counter() - start       # train + validation
+            row["time_s"] = time.perf_counter() - start  # train + validation
             row["events_per_s"] = row.pop("events") / train_s  # training steps only
             if row["val_loss"] < self.best_loss:
                 self.best_loss, self.best_epoch, self.bad_epochs = row["val_loss"], self.epoch, 0
@@ -263,8 +289,11 @@ class Trainer:
             self.history.append(row)
             self.epoch += 1
             self.stopped = self.bad_epochs >= self.cfg["patience"]
-            log.info("epoch %3d  %s", row["epoch"], "  ".join(
-                f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+            log.info(
+                "epoch %3d  %s",
+                row["epoch"],
+                "  ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"),
+            )
             self.save_state()
             if on_epoch_end is not None:
                 on_epoch_end(self)
@@ -273,18 +302,33 @@ class Trainer:
 
     def checkpoint(self) -> dict:
         """The final checkpoint dict (best validation weights)."""
-        return {"format": CHECKPOINT_FORMAT, "config": self.cfg, "seed": self.seed,
-                "groups": self.groups, "normaliser": self.norm.state_dict(),
-                "state_dict": {k: v.cpu() for k, v in self.best_state.items()},
-                "best_epoch": self.best_epoch, "best_val_loss": self.best_loss,
-                "epochs_run": self.epoch, "n_parameters": count_parameters(self.model),
-                "provenance": provenance("train-encoder", self.cfg, seed=self.seed)}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.cfg,
+            "seed": self.seed,
+            "groups": self.groups,
+            "normaliser": self.norm.state_dict(),
+            "state_dict": {k: v.cpu() for k, v in self.best_state.items()},
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_loss,
+            "epochs_run": self.epoch,
+            "n_parameters": count_parameters(self.model),
+            "provenance": provenance("train-encoder", self.cfg, seed=self.seed),
+        }
 
 
-def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequence[str | Path],
-                  seed: int, model_path: str | Path, history_path: str | Path,
-                  plot_path: str | Path | None = None, device: str | None = None,
-                  on_epoch_end: Callable | None = None, precision: str = "auto") -> dict:
+def train_encoder(
+    cfg: Mapping,
+    preselected: Sequence[str | Path],
+    split: Sequence[str | Path],
+    seed: int,
+    model_path: str | Path,
+    history_path: str | Path,
+    plot_path: str | Path | None = None,
+    device: str | None = None,
+    on_epoch_end: Callable | None = None,
+    precision: str = "auto",
+) -> dict:
     """Train (or resume) one encoder; write model.pt, history.parquet and the loss plot.
 
     Returns the checkpoint dict. The resumable state lives at model_path's folder/state.pt
@@ -294,8 +338,9 @@ def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequen
     train, val, norm, groups, fp = prepare_data(cfg, events, seed)
     cocktail = None
     if cfg.get("balance", "classes") == "weighted":
-        cocktail = tuple(cocktail_probabilities(preselected, part.event_id)
-                         for part in training_subsets(cfg, events, seed))
+        cocktail = tuple(
+            cocktail_probabilities(preselected, part.event_id) for part in training_subsets(cfg, events, seed)
+        )
     state_path = Path(model_path).with_name("state.pt")
     trainer = Trainer(cfg, train, val, norm, groups, seed, state_path, fp, device, precision, cocktail)
     trainer.try_resume()
@@ -306,6 +351,7 @@ def train_encoder(cfg: Mapping, preselected: Sequence[str | Path], split: Sequen
     write_parquet(history, history_path, provenance("train-encoder", cfg, seed=seed))
     if plot_path is not None:
         from .plots import plot_history
+
         plot_history(history, plot_path, f"{cfg.get('setup')} seed {seed}")
     state_path.unlink(missing_ok=True)
     return ckpt
@@ -327,8 +373,9 @@ def stage_setup(text: str | None) -> dict:
     """The resolved setup dict from --config ({"encoder": {...}})."""
     cfg = parse_stage_config(text).get("encoder")
     if not isinstance(cfg, dict) or "train_samples" not in cfg:
-        raise SaladError("--config: expected {\"encoder\": <resolved setup>} "
-                         "(salad.encoder.setups.resolve_setup)")
+        raise SaladError(
+            '--config: expected {"encoder": <resolved setup>} (salad.encoder.setups.resolve_setup)'
+        )
     return cfg
 
 
@@ -342,13 +389,26 @@ def cli(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="forward-pass autocast (auto: bf16 on cuda, float32 on cpu)")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="forward-pass autocast (auto: bf16 on cuda, float32 on cpu)",
+    )
     p.add_argument("--log")
     p.add_argument("--config", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     setup_logging(args.log, append=True)
     cfg = stage_setup(args.config)
-    train_encoder(cfg, args.preselected, args.split, args.seed, args.model, args.history,
-                  args.plot, args.device, precision=args.precision)
+    train_encoder(
+        cfg,
+        args.preselected,
+        args.split,
+        args.seed,
+        args.model,
+        args.history,
+        args.plot,
+        args.device,
+        precision=args.precision,
+    )
