@@ -12,6 +12,9 @@ rule generate:
     conda:
         "../envs/salad.yaml"
     threads: threads_for("generate")
+    # first: the largest sample (the 600k-event yy_sr, ~20 CPU-min) heads the critical path to
+    # every CATHODE job; started late, it leaves the other core idle at the end
+    priority: 50
     resources:
         mem_mb=2000,
         runtime=lambda w: 10
