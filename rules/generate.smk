@@ -9,12 +9,12 @@ rule generate:
         "results/logs/generate/{sample}.log",
     benchmark:
         "results/benchmarks/generate/{sample}.tsv"
-    conda:
-        "../envs/salad.yaml"
-    threads: threads_for("generate")
     # first: the largest sample (the 600k-event yy_sr, ~20 CPU-min) heads the critical path to
     # every CATHODE job; started late, it leaves the other core idle at the end
     priority: 50
+    conda:
+        "../envs/salad.yaml"
+    threads: threads_for("generate")
     resources:
         mem_mb=2000,
         runtime=lambda w: 10
