@@ -141,12 +141,12 @@ def test_reference_scores_separate_signal(tmp_path):
     emb = read_embeddings(paths["embeddings"])
     data = read_dataset(paths["data"], emb)
     sr, _ = region_masks(data["myy"].to_numpy(), SR, WINDOW)
-    bkg = classify._simulation(
+    bkg = classify.simulation(
         [(paths["presel_yy"], paths["split_yy"]), (paths["presel_ggH"], paths["split_ggH"])],
         emb,
         ["val", "test"],
     )
-    sig = classify._simulation([(paths["presel_SIG"], paths["split_SIG"])], emb, ["val", "test"])
+    sig = classify.simulation([(paths["presel_SIG"], paths["split_SIG"])], emb, ["val", "test"])
     ref = classify.reference(data, sr, bkg, sig, SR, FAST_BDT, key="r")
     truth = data.loc[sr].set_index("event_id").loc[ref["event_id"], "is_signal"].to_numpy()
     assert metrics.auc(ref["sup_0"], truth) > 0.95
