@@ -31,7 +31,6 @@ _REQ_TABLE = _COMPARISON_TABLES["cathode_required_injection"]
 
 rule paper_comparison:
     input:
-        claims=dag_path(_CLAIMS),
         tables=lambda w: list(_made_tables().values()),
     output:
         table="results/tables/paper_comparison.parquet",
@@ -47,9 +46,13 @@ rule paper_comparison:
         mem_mb=1000,
         runtime=5,
     params:
+        # the claims file's content, not its path: a moved checkout changes no input
+        claims=lambda w: shlex.quote(json.dumps(load_yaml(repo_path(_CLAIMS)), sort_keys=True, default=str)),
+        claims_name=Path(_CLAIMS).name,
         tables=lambda w: " ".join(shlex.quote(f"{n}={p}") for n, p in _made_tables().items()),
     shell:
-        "python -m salad paper-comparison --claims {input.claims:q} --table {params.tables}"
+        "python -m salad paper-comparison --claims {params.claims_name:q} --claims-json {params.claims}"
+        " --table {params.tables}"
         " --output {output.table:q} --markdown {output.markdown:q} > {log:q} 2>&1"
 
 

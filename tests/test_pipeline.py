@@ -87,19 +87,30 @@ def test_pseudodata_luminosity_and_injection(pipeline_run):
 
 
 def test_embeddings_cover_every_event(pipeline_run):
-    every_sample = SAMPLES + CONFIG["evaluation_set"]["samples"]  # evaluation-only samples too
-    ids = np.concatenate(
-        [
-            pd.read_parquet(pipeline_run / f"results/preselected/{s}.parquet", columns=["event_id"]).event_id
-            for s in every_sample
+    """Every preselected event of the configured samples is embedded; of the evaluation-only
+    samples exactly the signal-region events, and only by the setups CATHODE scores them with."""
+
+    def ids_of(samples, region_only=False):
+        frames = [
+            pd.read_parquet(pipeline_run / f"results/preselected/{s}.parquet", columns=["event_id", "myy"])
+            for s in samples
         ]
-    )
+        frame = pd.concat(frames)
+        if region_only:
+            lo, hi = CONFIG["regions"]["signal_region"]
+            frame = frame[(frame["myy"] >= lo) & (frame["myy"] < hi)]
+        return set(frame["event_id"])
+
+    main = ids_of(SAMPLES)
+    evaluation = ids_of(CONFIG["evaluation_set"]["samples"], region_only=True)
+    assert evaluation
+    cathode = set((CONFIG.get("cathode") or {}).get("setups") or CONFIG["encoder"]["setups"])
     for setup in CONFIG["encoder"]["setups"]:
         frame = pd.read_parquet(pipeline_run / f"results/embeddings/{setup}/1.parquet")
         z = frame.filter(regex=r"^z\d+$").to_numpy()
         assert z.shape[1] == CONFIG["encoder"]["setups"][setup].get("latent_dim", 6)
         assert np.isfinite(z).all()
-        assert set(frame.event_id) == set(ids)
+        assert set(frame.event_id) == (main | evaluation if setup in cathode else main), setup
         assert (pipeline_run / f"results/encoders/{setup}/1/history.parquet").exists()
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -71,10 +72,11 @@ class _NotCovered(Exception):
 
 
 # ---------------------------------------------------------------- claims file
-def load_claims(path) -> tuple[str, list[dict]]:
-    """(header, claims) of a claims YAML file; every claim needs id, paper, claim, source,
-    paper_value and a known kind. Raises SaladError naming the file and claim."""
-    doc = load_yaml(path) or {}
+def load_claims(path, doc: Mapping | None = None) -> tuple[str, list[dict]]:
+    """(header, claims) of a claims YAML file (or of its already parsed content `doc`, named
+    `path` in errors); every claim needs id, paper, claim, source, paper_value and a known kind.
+    Raises SaladError naming the file and claim."""
+    doc = (load_yaml(path) if doc is None else doc) or {}
     claims = doc.get("claims")
     if not isinstance(claims, list) or not claims:
         raise SaladError(f"{path}: expected a non-empty list 'claims'")
@@ -490,6 +492,11 @@ def cli(argv=None) -> None:
     )
     parser.add_argument("--claims", required=True, help="claims YAML (config/paper_claims.yaml)")
     parser.add_argument(
+        "--claims-json",
+        help="the claims file's content as JSON (the workflow passes it as a parameter, so a moved "
+        "checkout re-runs nothing); --claims then only names it",
+    )
+    parser.add_argument(
         "--table",
         nargs="*",
         default=[],
@@ -505,7 +512,13 @@ def cli(argv=None) -> None:
         if not sep:
             raise SaladError(f"--table {item!r}: expected NAME=PATH")
         tables[name] = read_parquet(path, None, finite=False)
-    header, claims = load_claims(args.claims)
+    doc = None
+    if args.claims_json is not None:
+        try:
+            doc = json.loads(args.claims_json)
+        except json.JSONDecodeError as exc:
+            raise SaladError(f"--claims-json: not JSON ({exc})") from None
+    header, claims = load_claims(args.claims, doc)
     write_outputs(
         compare(claims, tables), args.output, args.markdown, header, {"claims": str(Path(args.claims).name)}
     )
