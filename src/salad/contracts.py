@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -470,6 +471,19 @@ def sample_xsec_fb(spec: Mapping, root_path=None) -> float:
             "the generated file is needed for the generator cross section"
         )
     return read_summary(root_path)["sigma_gen_pb"] * 1e3 * float(spec.get("k_factor", 1.0))
+
+
+def dataset_parts(path) -> tuple[str, str, str]:
+    """(signal, strength label, instance) of a pseudo-data path .../{signal}/{strength}/{instance}.parquet."""
+    parts = Path(path).parts
+    if len(parts) < 3 or Path(path).suffix != ".parquet":
+        raise SaladError(f"{path}: expected .../{{signal}}/{{strength}}/{{instance}}.parquet")
+    signal, strength, instance = parts[-3], parts[-2], Path(parts[-1]).stem
+    try:
+        float(strength), int(instance)
+    except ValueError:
+        raise SaladError(f"{path}: cannot read strength/instance from the path") from None
+    return signal, strength, instance
 
 
 def read_pseudodata(path) -> pd.DataFrame:

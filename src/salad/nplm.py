@@ -49,7 +49,7 @@ from scipy import stats
 from .artifacts import provenance, read_parquet, write_parquet
 from .cli import pick_device, setup_logging, stable_seed
 from .config import parse_stage_config
-from .contracts import EVENT_COLUMNS, latent_for, read_events
+from .contracts import EVENT_COLUMNS, dataset_parts, latent_for, read_events
 from .errors import SaladError
 from .features import Standardiser
 
@@ -795,10 +795,7 @@ def cli(argv: list[str]) -> None:
 def fit_dataset(path, embedding: str, samples: Samples, cfg: dict, out_dir: Path) -> None:
     """Observed test on one pseudo-data file .../{signal}/{strength}/{instance}.parquet; writes
     out_dir/{signal}/{strength}/{instance}/scores.parquet (event_id, f) and fit.parquet (one row)."""
-    parts = Path(path).parts
-    if len(parts) < 3:
-        raise SaladError(f"{path}: expected .../{{signal}}/{{strength}}/{{instance}}.parquet")
-    signal, strength, instance = parts[-3], parts[-2], Path(path).stem
+    signal, strength, instance = dataset_parts(path)
     data = read_parquet(path, {"event_id": "int", "myy": "float"})
     myy = data["myy"].to_numpy() if cfg.get("include_myy") else None
     x_data = samples.transform(features(embedding, data["event_id"].to_numpy(), myy))

@@ -23,23 +23,17 @@ from pathlib import Path
 
 from ..artifacts import provenance, write_parquet
 from ..cli import parse_stage_args, stable_seed, stage_parser
-from ..contracts import attach_latent, latent_columns, read_embeddings, read_evaluation_set, region_masks
+from ..contracts import (
+    attach_latent,
+    dataset_parts,
+    latent_columns,
+    read_embeddings,
+    read_evaluation_set,
+    region_masks,
+)
 from ..errors import SaladError
 from . import classify, flow, template
 from .data import LOG, read_dataset
-
-
-def dataset_parts(path) -> tuple[str, str, str]:
-    """(signal, strength label, instance) of a pseudo-data path .../{signal}/{strength}/{instance}.parquet."""
-    parts = Path(path).parts
-    if len(parts) < 3 or Path(path).suffix != ".parquet":
-        raise SaladError(f"{path}: expected .../{{signal}}/{{strength}}/{{instance}}.parquet")
-    signal, strength, instance = parts[-3], parts[-2], Path(parts[-1]).stem
-    try:
-        float(strength), int(instance)
-    except ValueError:
-        raise SaladError(f"{path}: cannot read strength/instance from the path") from None
-    return signal, strength, instance
 
 
 def fit_flows(data, sb, paths, flow_cfg, window, key: str, threads: int) -> list[tuple]:
