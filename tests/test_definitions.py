@@ -1589,17 +1589,23 @@ def test_nplm_statistic_z_and_null_fit_by_hand():
 
 
 def test_nplm_observed_z_for_the_null_plot():
+    import math
+
     from scipy import stats
 
     from salad import nplm
 
-    # empirical where some toy reaches t (k of N toys with t_toy >= t: Z = isf(k / N)),
-    # chi2 tail beyond the largest toy (flagged)
+    # the plot shows the table's Z: k of N toys with t_toy >= t: p = (k + 1) / (N + 1);
+    # beyond the largest toy the chi2 tail anchored there: p = sf(t) / sf(t_max) / (N + 1)
     t_null = np.array([4.0, 1.0, 3.0, 2.0])
     z, extrapolated = nplm.observed_z(np.array([2.0, 3.5, 5.0]), t_null, 3.0)
-    assert z[0] == pytest.approx(stats.norm.isf(3 / 4)) and z[1] == pytest.approx(stats.norm.isf(1 / 4))
-    assert z[2] == pytest.approx(stats.norm.isf(stats.chi2.sf(5.0, 3.0)))
+    assert z[0] == pytest.approx(stats.norm.isf(4 / 5)) and z[1] == pytest.approx(stats.norm.isf(2 / 5))
+    p_far = stats.chi2.sf(5.0, 3.0) / stats.chi2.sf(4.0, 3.0) / 5
+    assert z[2] == pytest.approx(stats.norm.isf(p_far))
     np.testing.assert_array_equal(extrapolated, [False, False, True])
+    for t, zt in zip([2.0, 3.5, 5.0], z):
+        assert nplm.significance(t, t_null, 3.0)["z"] == pytest.approx(zt)
+    assert z[2] > stats.norm.isf(1 / 5) and not math.isnan(z[2])
 
 
 # ---------------------------------------------------------------- artifacts: data contracts

@@ -523,16 +523,12 @@ def chi2_logsf(t: np.ndarray, dof: float) -> np.ndarray:
 
 
 def observed_z(t_obs: np.ndarray, t_null: np.ndarray, dof: float) -> tuple[np.ndarray, np.ndarray]:
-    """(Z, extrapolated) per observed t: empirical Z where some toy reaches t, else Z from the
-    log of the fitted chi^2 tail probability (no floor: -ndtri_exp(log p); `extrapolated` True)."""
-    from scipy.special import ndtri_exp
-
-    t_obs, t_null = np.asarray(t_obs, float), np.sort(np.asarray(t_null, float))
-    k = len(t_null) - np.searchsorted(t_null, t_obs, side="left")
-    with np.errstate(divide="ignore"):
-        z_emp = stats.norm.isf(k / len(t_null))
-    z_chi2 = -ndtri_exp(chi2_logsf(t_obs, dof))
-    return np.where(k > 0, z_emp, z_chi2), k == 0
+    """(Z, extrapolated) per observed t, exactly as `significance` reports it in the NPLM table:
+    p = (k + 1) / (N + 1) where some toy reaches t, else the chi^2 tail anchored at the largest
+    toy (`extrapolated` True)."""
+    rows = [significance(float(t), t_null, dof) for t in np.asarray(t_obs, float)]
+    z = np.array([r["z"] for r in rows], float)
+    return z, np.array([r["z_source"] != "toys" for r in rows], bool)
 
 
 def plot_null(
@@ -586,7 +582,7 @@ def plot_null(
     ax.legend(loc="upper right", fontsize=11)
     ax.text(0.03, 0.95, title, transform=ax.transAxes, va="top", fontsize=12)
     ps.exp_label(ax, lumi)
-    z_max = float(stats.norm.isf(1 / len(t_null)))
+    z_max = z_from_logp(-math.log(len(t_null) + 1))  # smallest p the toys can give
     for zax, sig in zip(axes[0, 1:], signals):
         g = fits[fits["signal"] == sig]
         z, ext = observed_z(g["t"].to_numpy(), t_null, null["dof"])
@@ -603,7 +599,7 @@ def plot_null(
                 ms=7,
                 label="Z from $\\chi^2$ fit (extrapolated)",
             )
-        zax.axhline(z_max, color="grey", ls=":", label=f"toy reach (1/{len(t_null)})")
+        zax.axhline(z_max, color="grey", ls=":", label=f"toy reach (1/{len(t_null) + 1})")
         zax.axhline(3.0, color="grey", ls="--", lw=1, label="Z = 3")
         zax.set_xlabel(r"injected $S/\sqrt{B}$")
         zax.set_ylabel("observed Z")
