@@ -9,40 +9,10 @@ and the references; it reads the embeddings, the evaluation set and the simulati
 job is worth its start-up cost and the paper-scale DAG stays small (tests/test_jobs.py).
 """
 
-_ENC = config.get("encoder") or {}
-_CATHODE = config.get("cathode") or {}
-_SCAN = _CATHODE.get("scan") or {}
-_CPD = config["pseudodata"]
-# Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
-# every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
-# Leave-one-model-out setups (FAMILY_SETUPS) join the main grid when a signal of their group is injected.
-CATHODE_MAIN_SETUPS = [
-    s for s in (_CATHODE.get("setups") or _ENC.get("setups") or {}) if s not in FAMILY_SETUPS
-]
-CATHODE_MAIN_SETUPS += [s for s in FAMILY_SETUPS if cathode_signals(s)]
-CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [s for s in _SCAN.get("setups", []) if s not in CATHODE_MAIN_SETUPS]
-
-
-_FLOW = config["flow"]
-_FLOW_FIT = {k: v for k, v in _FLOW.items() if k not in ("count", "template")}
-_WINDOW = config["preselect"]["myy_range"]
-HIGGS_SAMPLES = [s for s in BACKGROUNDS if 1 <= PROCESSES[s]["group"] <= 4]
-_strength = globals().get("strength_label") or (lambda s: f"{float(s):g}")
-_STRENGTHS = [_strength(s) for s in _CPD["strengths"]]
-_INSTANCES = [str(i) for i in range(_CPD["instances"])]
-
-CATHODE_RUN = "results/cathode/{setup}/{seed}/{signal}/{batch}"
-CATHODE_EVAL_SETUP = "results/cathode/evaluation/{setup}"
-CATHODE_EVAL_DIR = "results/cathode/evaluation/{setup}/{signal}"
-CATHODE_EVAL = "results/cathode/evaluation/{setup}/{signal}/{name}.parquet"
-EVALUATION_SET = "results/evaluation/set.parquet"
-_EVAL_NAMES = ["sensitivity", "sculpting_auc", "sculpting_roc", "sculpting_mass"]
-_PLOTS = "results/plots/cathode"
-
 
 rule evaluation_set:
     input:
-        _sim_pairs(truth_background_samples() + _CPD["signals"] + _replaced_samples()),
+        _sim_pairs(truth_background_samples() + PSEUDODATA["signals"] + _replaced_samples()),
     output:
         parquet=EVALUATION_SET,
         summary="results/evaluation/set.json",
@@ -59,7 +29,7 @@ rule evaluation_set:
     params:
         cfg=lambda w: _common_cfg(evaluation_set={"samples": EVAL_ONLY_SAMPLES}),
         background=_triples("--background", truth_background_samples()),
-        signal=_triples("--signal", _CPD["signals"]),
+        signal=_triples("--signal", PSEUDODATA["signals"]),
         replaced=_triples("--replaced", _replaced_samples()),
     shell:
         "python -m salad evaluation-set {params.background} {params.signal} {params.replaced}"
@@ -87,14 +57,14 @@ rule cathode:
     threads: threads_for("flow")
     resources:
         mem_mb=3000,
-        runtime=lambda w: 10 + 5 * (_FLOW["count"] + 2) * len(_batch_data(w)),  # minutes
+        runtime=lambda w: 10 + 5 * (FLOW["count"] + 2) * len(_batch_data(w)),  # minutes
     params:
         cfg=lambda w: _common_cfg(
-            flow=_FLOW_FIT,
-            flow_count=_FLOW["count"],
-            template=_FLOW["template"],
+            flow=FLOW_FIT,
+            flow_count=FLOW["count"],
+            template=FLOW["template"],
             classifier=config["classifier"],
-            luminosity=_CPD["luminosity_ifb"],
+            luminosity=PSEUDODATA["luminosity_ifb"],
         ),
         higgs=_pair_args("--higgs", HIGGS_SAMPLES),
         references=_reference_args,
@@ -110,7 +80,7 @@ rule evaluate:
         runs=_evaluate_runs,
         data=lambda w: [
             f"results/pseudodata/{sig}/{s}/{i}.parquet"
-            for g in _CPD["signals"]
+            for g in PSEUDODATA["signals"]
             for sig, s, i in signal_sets(w.setup, g)
         ],
         evaluation=EVALUATION_SET,
@@ -131,13 +101,6 @@ rule evaluate:
         command=_evaluate_command,
     shell:
         "({params.command}) > {log:q} 2>&1"
-
-
-CATHODE_TABLES = [
-    f"results/tables/cathode_{t}.{ext}"
-    for t in ("sensitivity", "required_injection", "sculpting")
-    for ext in ("parquet", "md")
-] + ["results/tables/cathode_sensitivity_instances.parquet"]
 
 
 rule cathode_tables:
@@ -172,8 +135,6 @@ rule cathode_tables:
 # One job draws every setup's latent projections, t-SNE (the set of _show: first encoder seed,
 # first signal at its largest strength, instance 0) and sculpting check; one more draws the
 # SIC and required-injection summaries from the tables.
-_SCULPTING_SETUPS = [s for s in CATHODE_SETUPS if _has_sculpting(s)]
-_LATENT_PLOT_SETUPS = [s for s in CATHODE_SETUPS if s not in FAMILY_SETUPS]  # one per model family is enough
 
 
 rule cathode_plots:
@@ -182,18 +143,18 @@ rule cathode_plots:
     output:
         [
             _plot_report("latent", "cathode_latent", REPORT_LATENT, "CATHODE latent projections", s)
-            for s in _LATENT_PLOT_SETUPS
+            for s in LATENT_PLOT_SETUPS
         ]
         + [
             _plot_report("tsne", "cathode_tsne", REPORT_LATENT, "t-SNE by process", s)
-            for s in _LATENT_PLOT_SETUPS
+            for s in LATENT_PLOT_SETUPS
         ]
         + [
             _plot_report("sculpting", "cathode_sculpting", REPORT_SCULPTING, "ROC and mγγ", s)
-            for s in _SCULPTING_SETUPS
+            for s in SCULPTING_SETUPS
         ]
-        + [f"{_PLOTS}/{k}_{s}.pdf" for s in _LATENT_PLOT_SETUPS for k in ("latent", "tsne")]
-        + [f"{_PLOTS}/sculpting_{s}.pdf" for s in _SCULPTING_SETUPS],
+        + [f"{CATHODE_PLOTS}/{k}_{s}.pdf" for s in LATENT_PLOT_SETUPS for k in ("latent", "tsne")]
+        + [f"{CATHODE_PLOTS}/sculpting_{s}.pdf" for s in SCULPTING_SETUPS],
     log:
         "results/logs/cathode_plots.log",
     benchmark:
@@ -206,8 +167,8 @@ rule cathode_plots:
         runtime=10 + 3 * len(CATHODE_SETUPS),
     params:
         command=" && ".join(
-            [c for s in _LATENT_PLOT_SETUPS for c in _latent_plot_calls(s)]
-            + [_sculpting_plot_call(s) for s in _SCULPTING_SETUPS]
+            [c for s in LATENT_PLOT_SETUPS for c in _latent_plot_calls(s)]
+            + [_sculpting_plot_call(s) for s in SCULPTING_SETUPS]
         ),
     shell:
         "({params.command}) > {log:q} 2>&1"
@@ -220,19 +181,19 @@ rule cathode_summary_plots:
     output:
         [
             _plot_report("sic", "cathode_sic", REPORT_SENSITIVITY, "SIC vs injection", g)
-            for g in _CPD["signals"]
+            for g in PSEUDODATA["signals"]
         ]
         + [
             report(
-                f"{_PLOTS}/required_injection.png",
+                f"{CATHODE_PLOTS}/required_injection.png",
                 caption="../workflow/report/cathode_required.rst",
                 category=REPORT_SENSITIVITY,
                 subcategory="required injection",
                 labels={"signal": "all"},
             )
         ]
-        + [f"{_PLOTS}/sic_{g}.pdf" for g in _CPD["signals"]]
-        + [f"{_PLOTS}/required_injection.pdf"],
+        + [f"{CATHODE_PLOTS}/sic_{g}.pdf" for g in PSEUDODATA["signals"]]
+        + [f"{CATHODE_PLOTS}/required_injection.pdf"],
     log:
         "results/logs/cathode_summary_plots.log",
     benchmark:
@@ -248,13 +209,13 @@ rule cathode_summary_plots:
         command=" && ".join(
             [
                 f"python -m salad evaluate plot sic --table results/tables/cathode_sensitivity.parquet"
-                f" --signal {g} --setups {_quoted(CATHODE_MAIN_SETUPS)} --lumi {_CPD['luminosity_ifb']}"
-                f" --output {_PLOTS}/sic_{g}.png"
-                for g in _CPD["signals"]
+                f" --signal {g} --setups {_quoted(CATHODE_MAIN_SETUPS)} --lumi {PSEUDODATA['luminosity_ifb']}"
+                f" --output {CATHODE_PLOTS}/sic_{g}.png"
+                for g in PSEUDODATA["signals"]
             ]
             + [
                 f"python -m salad evaluate plot required --table results/tables/cathode_required_injection.parquet"
-                f" --lumi {_CPD['luminosity_ifb']} --output {_PLOTS}/required_injection.png"
+                f" --lumi {PSEUDODATA['luminosity_ifb']} --output {CATHODE_PLOTS}/required_injection.png"
             ]
         ),
     shell:

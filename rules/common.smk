@@ -1,7 +1,13 @@
-"""Shared by all stage files: config validation, sample tables, input functions."""
+"""Shared by all stage files, read top to bottom: the validated configuration, every section
+bound once here under one name (PSEUDODATA, ENCODER, CATHODE, FLOW, NPLM, ...; the rule files
+define no globals of their own), then the input functions of each rule file in the order the
+Snakefile includes them, then the lists derived through those functions. Functions live here and
+not next to their rules because `snakemake --lint` asks for that (tests/test_lint.py)."""
 
 import json
+import math
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -10,7 +16,7 @@ from snakemake.utils import validate
 
 from salad.config import cross_check, load_processes, load_yaml
 from salad.config import validate as check_config
-from salad.encoder.setups import expand_setups, family_groups
+from salad.encoder.setups import expand_setups, family_groups, held_out, resolve_setup, seeds_for, setup_names
 
 # Config files once more with the strict reader: a key given twice (which Snakemake's reader
 # silently resolves to the last value) or a YAML error is reported with file and line.
@@ -48,6 +54,13 @@ def dag_path(path):
     return str(path) if path.is_absolute() else os.path.relpath(BASE / path)
 
 
+def strength_label(strength):
+    """Path form of an injection strength: 0.0 -> '0', 2.5 -> '2.5'."""
+    return f"{float(strength):g}"
+
+
+# ------------------------------ configuration, each section bound once
+
 PROCESSES = load_processes(repo_path(config["processes"]))
 # Cross-key checks (ordered ranges, signal region inside the m_yy window, delphes_inputs keys
 # that are configured samples of the process table) fail here, at parse time, naming the key.
@@ -55,10 +68,10 @@ cross_check(config, PROCESSES)
 SAMPLES = list(config["samples"])
 # encoder.leave_one_model_out: the generated EP family joins encoder.setups here, before any stage
 # reads them (salad.encoder.setups.expand_setups); FAMILY_SETUPS {setup: held-out group}.
+SAMPLE_GROUPS = {s: PROCESSES[s]["group"] for s in SAMPLES}
 if config.get("encoder"):
-    _groups = {s: PROCESSES[s]["group"] for s in SAMPLES}
-    FAMILY_SETUPS = family_groups(config["encoder"], _groups)
-    config["encoder"] = expand_setups(config["encoder"], _groups)
+    FAMILY_SETUPS = family_groups(config["encoder"], SAMPLE_GROUPS)
+    config["encoder"] = expand_setups(config["encoder"], SAMPLE_GROUPS)
 else:
     FAMILY_SETUPS = {}
 SIGNALS = [s for s in SAMPLES if PROCESSES[s]["group"] < 0]
@@ -80,7 +93,97 @@ if _bad_eval:
         f"{config['processes']} that are not in config key samples"
     )
 ALL_SAMPLES = SAMPLES + EVAL_ONLY_SAMPLES
-_EVAL_ONLY_GROUPS = {PROCESSES[s]["group"] for s in EVAL_ONLY_SAMPLES}
+EVAL_ONLY_GROUPS = {PROCESSES[s]["group"] for s in EVAL_ONLY_SAMPLES}
+
+HIGGS_SAMPLES = [s for s in BACKGROUNDS if 1 <= PROCESSES[s]["group"] <= 4]
+MYY_WINDOW = config["preselect"]["myy_range"]
+EVALUATION_SET = "results/evaluation/set.parquet"
+
+PSEUDODATA = config["pseudodata"]
+_unknown_signals = [s for s in PSEUDODATA["signals"] if s not in SIGNALS]
+if _unknown_signals:
+    raise ValueError(
+        f"config key pseudodata.signals: {_unknown_signals} not among the BSM samples (group < 0) "
+        f"of config key samples: {SIGNALS}"
+    )
+STRENGTH_LABELS = [strength_label(s) for s in PSEUDODATA["strengths"]]
+INSTANCE_LABELS = [str(i) for i in range(PSEUDODATA["instances"])]
+
+ENCODER = config.get("encoder") or {"setups": {}}
+ENCODER_RESOURCES = {"mem_mb": 4000, "runtime_min": 120, "gpu": False, **ENCODER.get("resources", {})}
+# every setup resolved at parse time: a bad setup (e.g. unknown held-out sample) fails the DAG
+ENCODER_SETUPS = {name: resolve_setup(ENCODER, name, SAMPLE_GROUPS) for name in setup_names(ENCODER)}
+ENCODER_DIR = "results/encoders/{setup}/{seed}"
+# per rule: only configured setups (results/embeddings/ also holds baseline_* embeddings)
+ENCODER_SETUP_RE = "|".join(map(re.escape, ENCODER_SETUPS)) or "(?!)"
+
+CATHODE = config.get("cathode") or {}
+CATHODE_SCAN = CATHODE.get("scan") or {}
+FLOW = config["flow"]
+FLOW_FIT = {k: v for k, v in FLOW.items() if k not in ("count", "template")}
+CATHODE_RUN = "results/cathode/{setup}/{seed}/{signal}/{batch}"
+CATHODE_EVAL_SETUP = "results/cathode/evaluation/{setup}"
+CATHODE_EVAL_DIR = "results/cathode/evaluation/{setup}/{signal}"
+CATHODE_EVAL = "results/cathode/evaluation/{setup}/{signal}/{name}.parquet"
+CATHODE_PLOTS = "results/plots/cathode"
+CATHODE_TABLES = [
+    f"results/tables/cathode_{t}.{ext}"
+    for t in ("sensitivity", "required_injection", "sculpting")
+    for ext in ("parquet", "md")
+] + ["results/tables/cathode_sensitivity_instances.parquet"]
+
+BASELINE_NAMES = ["source", "leading", "ref22", "vae"]
+BASELINES = config.get("baselines") or {"seeds": [1]}
+PRESELECTED_FILES = [f"results/preselected/{s}.parquet" for s in SAMPLES]
+SPLIT_FILES = [f"results/split/{s}.parquet" for s in SAMPLES]
+BACKGROUND_PRESELECTED_FILES = [f"results/preselected/{s}.parquet" for s in BACKGROUNDS]
+BACKGROUND_SPLIT_FILES = [f"results/split/{s}.parquet" for s in BACKGROUNDS]
+NPLM = config.get("nplm") or {}
+# NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
+NPLM_FIT_CFG = {
+    k: v
+    for k, v in NPLM.items()
+    if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne", "kernel_widths")
+}
+NPLM_TOY_CFG = {**NPLM_FIT_CFG, "toys_per_batch": NPLM.get("toys_per_batch")}
+NPLM_WIDTHS = NPLM.get("kernel_widths") or {}
+NPLM_LUMI = {"luminosity_ifb": PSEUDODATA["luminosity_ifb"]}
+NPLM_DIR = "results/nplm/{setup}/{seed}"
+NPLM_TABLE = "results/tables/nplm/{setup}/{seed}"
+NPLM_FIT_BATCH = f"{NPLM_DIR}/fits/{{batch}}"
+LINEAR_EVAL = config.get("linear_eval") or {}
+INFORMATION = config.get("information") or {}
+DIMENSION_SCAN = config.get("dimension_scan") or {"setups": {}}
+SCAN_SETUPS_BY_DIM = {int(d): s for d, s in (DIMENSION_SCAN.get("setups") or {}).items()}
+SCAN_FAMILIES = {
+    f: {int(d): s for d, s in m.items()} for f, m in (DIMENSION_SCAN.get("families") or {}).items()
+}
+SCAN_FAMILY_SETUPS = list(dict.fromkeys(s for m in SCAN_FAMILIES.values() for s in m.values()))
+SCAN_ALL_SETUPS = list(SCAN_SETUPS_BY_DIM.values()) + SCAN_FAMILY_SETUPS
+DIMENSION_SCAN_ON = bool(SCAN_ALL_SETUPS) and all(s in ENCODER_SETUPS for s in SCAN_ALL_SETUPS)
+if SCAN_ALL_SETUPS and ENCODER_SETUPS and not DIMENSION_SCAN_ON:
+    raise ValueError(
+        "config key dimension_scan.setups/families: "
+        f"{sorted(set(SCAN_ALL_SETUPS) - set(ENCODER_SETUPS))} not in encoder.setups"
+    )
+
+FIGURES = config.get("figures") or {}
+PAPER_CLAIMS = config.get("paper_claims", "config/paper_claims.yaml")
+# run tables the claims may read (salad.comparison): name -> Parquet
+COMPARISON_TABLES = {
+    n: f"results/tables/{n}.parquet"
+    for n in (
+        "cathode_sensitivity",
+        "cathode_sensitivity_instances",
+        "cathode_required_injection",
+        "cathode_sculpting",
+        "linear_eval",
+        "nplm",
+        "dimension_scan",
+    )
+}
+SENSITIVITY_TABLE = COMPARISON_TABLES["cathode_sensitivity"]
+REQUIRED_INJECTION_TABLE = COMPARISON_TABLES["cathode_required_injection"]
 
 
 def evaluation_share(sample):
@@ -90,7 +193,7 @@ def evaluation_share(sample):
     `fraction` of their pseudo-data half."""
     if sample in EVAL_ONLY_SAMPLES:
         return {"reference_fraction": EVAL_SET_CFG["reference_fraction"]}
-    if PROCESSES[sample]["group"] in _EVAL_ONLY_GROUPS:
+    if PROCESSES[sample]["group"] in EVAL_ONLY_GROUPS:
         return {"fraction": 0.0}
     return {"fraction": EVAL_SET_CFG["fraction"]}
 
@@ -99,7 +202,7 @@ def truth_background_samples():
     """SM samples standing for the true background: their `eval` events in the evaluation set,
     and (evaluation-only samples: their `ref` events) in the references' training. An
     evaluation-only sample replaces the configured samples of its group."""
-    return EVAL_ONLY_SAMPLES + [s for s in BACKGROUNDS if PROCESSES[s]["group"] not in _EVAL_ONLY_GROUPS]
+    return EVAL_ONLY_SAMPLES + [s for s in BACKGROUNDS if PROCESSES[s]["group"] not in EVAL_ONLY_GROUPS]
 
 
 wildcard_constraints:
@@ -133,7 +236,7 @@ REPORT_NPLM = "3. NPLM"
 REPORT_LATENT = "4. Latent space"
 REPORT_DIAGNOSTICS = "5. Diagnostics"
 # table stem -> (category, subcategory); per-representation NPLM tables are nplm__{setup}__{seed}
-_REPORT_TABLES = {
+REPORT_TABLES = {
     "paper_comparison": (REPORT_COMPARISON, "claims vs this run"),
     "cathode_sculpting": (REPORT_SCULPTING, "tables"),
     "cathode_sensitivity": (REPORT_SENSITIVITY, "tables"),
@@ -161,9 +264,10 @@ def all_targets(wildcards):
 
 
 def cathode_seeds(setup):
-    """Encoder seeds of a setup: its own `seeds`, else encoder.seeds (else [1], as the encoder)."""
-    own = (_ENC.get("setups") or {}).get(setup) or {}
-    return [str(s) for s in own.get("seeds", _ENC.get("seeds", [1]))]
+    """Seed wildcards of a CATHODE setup: an encoder setup's seeds (salad.encoder.setups.seeds_for);
+    a baseline_* representation runs once per encoder.seeds (its features are fixed, its BDTs are not)."""
+    seeds = seeds_for(ENCODER, setup) if setup in ENCODER_SETUPS else ENCODER.get("seeds", [1])
+    return [str(s) for s in seeds]
 
 
 def _sim_pairs(samples):
@@ -172,7 +276,7 @@ def _sim_pairs(samples):
 
 def _replaced_samples():
     """Configured SM samples whose group has an evaluation-only sample (its yield check)."""
-    return [s for s in BACKGROUNDS if PROCESSES[s]["group"] in _EVAL_ONLY_GROUPS]
+    return [s for s in BACKGROUNDS if PROCESSES[s]["group"] in EVAL_ONLY_GROUPS]
 
 
 def _triples(option, samples):
@@ -186,7 +290,7 @@ def _pair_args(option, samples):
 
 
 def _common_cfg(**extra):
-    return cfg_arg("regions", window=_WINDOW, **extra)
+    return cfg_arg("regions", window=MYY_WINDOW, **extra)
 
 
 def _quoted(paths):
@@ -196,10 +300,10 @@ def _quoted(paths):
 def setup_grid(setup):
     """(strength labels, instance labels) CATHODE evaluates for `setup`: the full grid, or the
     reduced one of cathode.scan for scan-only setups."""
-    if setup in _SCAN.get("setups", []) and setup not in (_CATHODE.get("setups") or []):
-        strengths = [_strength(s) for s in _SCAN.get("strengths", _CPD["strengths"])]
-        return strengths, [str(i) for i in range(_SCAN.get("instances", _CPD["instances"]))]
-    return _STRENGTHS, _INSTANCES
+    if setup in CATHODE_SCAN.get("setups", []) and setup not in (CATHODE.get("setups") or []):
+        strengths = [strength_label(s) for s in CATHODE_SCAN.get("strengths", PSEUDODATA["strengths"])]
+        return strengths, [str(i) for i in range(CATHODE_SCAN.get("instances", PSEUDODATA["instances"]))]
+    return STRENGTH_LABELS, INSTANCE_LABELS
 
 
 def signal_sets(setup, signal):
@@ -212,7 +316,7 @@ def signal_sets(setup, signal):
 def cathode_batches(setup):
     """{(stored signal, batch label): [(strength, instance), ...]}: the pseudo-data sets of
     `setup`, per stored signal in chunks of cathode.datasets_per_job (one `cathode` job each)."""
-    size = int(_CATHODE.get("datasets_per_job") or 10**9)
+    size = int(CATHODE.get("datasets_per_job") or 10**9)
     per_signal = {}
     for stored, s, i in dict.fromkeys(t for g in cathode_signals(setup) for t in signal_sets(setup, g)):
         per_signal.setdefault(stored, []).append((s, i))
@@ -295,8 +399,8 @@ def cathode_signals(setup):
     """Injected signals CATHODE evaluates `setup` on: a leave-one-model-out setup only those of
     its held-out group (its EP test), every other setup all of pseudodata.signals."""
     if setup in FAMILY_SETUPS:
-        return [g for g in _CPD["signals"] if PROCESSES[g]["group"] == FAMILY_SETUPS[setup]]
-    return list(_CPD["signals"])
+        return [g for g in PSEUDODATA["signals"] if PROCESSES[g]["group"] == FAMILY_SETUPS[setup]]
+    return list(PSEUDODATA["signals"])
 
 
 def _evals(name, setups=None):
@@ -329,18 +433,18 @@ def _has_sculpting(setup):
 
 def cathode_targets():
     """Tables and figures; nothing until config `encoder` names setups."""
-    if not (CATHODE_SETUPS and _CPD["signals"]):
+    if not (CATHODE_SETUPS and PSEUDODATA["signals"]):
         return []
-    plots = [f"{_PLOTS}/{kind}_{s}.png" for s in _LATENT_PLOT_SETUPS for kind in ("latent", "tsne")]
-    plots += [f"{_PLOTS}/sculpting_{s}.png" for s in _SCULPTING_SETUPS]
-    plots += [f"{_PLOTS}/sic_{g}.png" for g in _CPD["signals"]]
-    plots.append(f"{_PLOTS}/required_injection.png")
+    plots = [f"{CATHODE_PLOTS}/{kind}_{s}.png" for s in LATENT_PLOT_SETUPS for kind in ("latent", "tsne")]
+    plots += [f"{CATHODE_PLOTS}/sculpting_{s}.png" for s in SCULPTING_SETUPS]
+    plots += [f"{CATHODE_PLOTS}/sic_{g}.png" for g in PSEUDODATA["signals"]]
+    plots.append(f"{CATHODE_PLOTS}/required_injection.png")
     return CATHODE_TABLES + plots
 
 
 def _plot_report(kind, caption, category, subcategory, label):
     return report(
-        f"{_PLOTS}/{kind}_{label}.png",
+        f"{CATHODE_PLOTS}/{kind}_{label}.png",
         caption=f"../workflow/report/{caption}.rst",
         category=category,
         subcategory=subcategory,
@@ -354,14 +458,14 @@ def _latent_plot_calls(setup):
     emb = "results/embeddings/{setup}/{seed}.parquet".format(**show)
     data = "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show)
     template = f"{show['run']}/templates/{show['strength']}/0.parquet"
-    lumi = _CPD["luminosity_ifb"]
+    lumi = PSEUDODATA["luminosity_ifb"]
     return [
         f"python -m salad evaluate plot latent --data {data} --embeddings {emb} --template {template}"
         f" --title {shlex.quote(f'SR latent projections, setup {setup}')}"
-        f" --output {_PLOTS}/latent_{setup}.png --lumi {lumi} --config {_common_cfg()}",
+        f" --output {CATHODE_PLOTS}/latent_{setup}.png --lumi {lumi} --config {_common_cfg()}",
         f"python -m salad evaluate plot tsne --data {data} --embeddings {emb}"
         f" --title {shlex.quote(f't-SNE of the SR latent space, setup {setup}')}"
-        f" --output {_PLOTS}/tsne_{setup}.png --lumi {lumi}"
+        f" --output {CATHODE_PLOTS}/tsne_{setup}.png --lumi {lumi}"
         f" --config {_common_cfg(evaluate=config['evaluate'])}",
     ]
 
@@ -371,20 +475,20 @@ def _sculpting_plot_call(setup):
         f"python -m salad evaluate plot sculpting --roc {_quoted(_evals('sculpting_roc', [setup]))}"
         f" --mass {_quoted(_evals('sculpting_mass', [setup]))}"
         f" --title {shlex.quote(f'Sculpting check (no injection), setup {setup}')}"
-        f" --output {_PLOTS}/sculpting_{setup}.png --lumi {_CPD['luminosity_ifb']} --config {_common_cfg()}"
+        f" --output {CATHODE_PLOTS}/sculpting_{setup}.png --lumi {PSEUDODATA['luminosity_ifb']} --config {_common_cfg()}"
     )
 
 
 def _setup_plot_inputs():
     files = []
-    for setup in _LATENT_PLOT_SETUPS:
+    for setup in LATENT_PLOT_SETUPS:
         show = _show(type("W", (), {"setup": setup}))
         files += [
             "results/embeddings/{setup}/{seed}.parquet".format(**show),
             "results/pseudodata/{signal}/{strength}/{instance}.parquet".format(**show),
             show["run"],
         ]
-    return list(dict.fromkeys(files + [CATHODE_EVAL_SETUP.format(setup=s) for s in _SCULPTING_SETUPS]))
+    return list(dict.fromkeys(files + [CATHODE_EVAL_SETUP.format(setup=s) for s in SCULPTING_SETUPS]))
 
 
 # ------------------------------ input functions of rules/encoder.smk
@@ -395,7 +499,7 @@ def _train_samples(w):
 
 
 def _gpu_resources():
-    return {"gpu": 1} if _ENC_RES["gpu"] else {}
+    return {"gpu": 1} if ENCODER_RESOURCES["gpu"] else {}
 
 
 def encoder_targets():
@@ -430,11 +534,6 @@ def delphes_files(wildcards):
     return [f"results/generated/{wildcards.sample}.root"]
 
 
-def strength_label(strength):
-    """Path form of an injection strength: 0.0 -> '0', 2.5 -> '2.5'."""
-    return f"{float(strength):g}"
-
-
 def dataset_signal(signal, strength):
     """The signal wildcard under which a pseudo-data set is stored.
 
@@ -442,16 +541,16 @@ def dataset_signal(signal, strength):
     the instance only), so every signal's strength-0 set is the first signal's: each
     background-only instance is drawn, embedded, fitted and classified once.
     """
-    return _PSEUDO["signals"][0] if float(strength) == 0 else signal
+    return PSEUDODATA["signals"][0] if float(strength) == 0 else signal
 
 
 def pseudodata_sets():
     """Unique (signal, strength label, instance) pseudo-data sets of the configuration."""
     sets = [
         (dataset_signal(sig, s), strength_label(s), str(i))
-        for sig in _PSEUDO["signals"]
-        for s in _PSEUDO["strengths"]
-        for i in range(_PSEUDO["instances"])
+        for sig in PSEUDODATA["signals"]
+        for s in PSEUDODATA["strengths"]
+        for i in range(PSEUDODATA["instances"])
     ]
     return list(dict.fromkeys(sets))
 
@@ -470,14 +569,14 @@ def _pair(sample):
 
 def _pseudodata_command(w):
     """One `salad pseudodata` call per instance (one job per signal and strength)."""
-    cfg = cfg_arg("regions", pseudodata={k: _PSEUDO[k] for k in ("luminosity_ifb", "seed")})
+    cfg = cfg_arg("regions", pseudodata={k: PSEUDODATA[k] for k in ("luminosity_ifb", "seed")})
     background = " ".join(shlex.quote(":".join(_pair(s))) for s in BACKGROUNDS)
     out = f"results/pseudodata/{w.signal}/{w.strength}"
     return " && ".join(
         f"python -m salad pseudodata --background {background}"
         f" --signal {shlex.quote(':'.join(_pair(w.signal)))} --strength {w.strength} --instance {i}"
         f" --output {out}/{i}.parquet --summary {out}/{i}.json --config {cfg}"
-        for i in _PSEUDO_INSTANCES
+        for i in INSTANCE_LABELS
     )
 
 
@@ -488,15 +587,15 @@ def _scan_inputs(kind):
     """dimension_scan inputs: the CATHODE table (setups), NPLM power and per-seed linear tables (families)."""
     if kind == "sic":
         return (
-            [_SA_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")]
-            if _SA_SCAN_SETUPS
+            [DIMENSION_SCAN.get("sic_table", "results/tables/cathode_sensitivity.parquet")]
+            if SCAN_SETUPS_BY_DIM
             else []
         )
     pattern = {
         "nplm": "results/tables/nplm/{}/{}_power.parquet",
         "linear": "results/tables/linear_eval/{}/{}.parquet",
     }[kind]
-    return [pattern.format(s, seed) for s in _SA_SCAN_FAMILY_SETUPS for seed in representation_seeds(s)]
+    return [pattern.format(s, seed) for s in SCAN_FAMILY_SETUPS for seed in representation_seeds(s)]
 
 
 def _scan_arg(flag, paths):
@@ -506,13 +605,13 @@ def _scan_arg(flag, paths):
 def _nplm_cfg(base, setup):
     """NPLM settings of one representation (nplm_fit, nplm_toys): only its own kernel_widths rule
     (salad.nplm.kernel_rule), so changing one representation's rule re-runs only its jobs."""
-    own = {setup: _NPLM_WIDTHS[setup]} if setup in _NPLM_WIDTHS else {}
-    return cfg_arg(nplm={**base, "kernel_widths": own}, pseudodata=_NPLM_LUMI)
+    own = {setup: NPLM_WIDTHS[setup]} if setup in NPLM_WIDTHS else {}
+    return cfg_arg(nplm={**base, "kernel_widths": own}, pseudodata=NPLM_LUMI)
 
 
 def _signal_flag(setup):
     """' --trained-on-signals' for a representation trained on BSM samples, else ''."""
-    resolved = globals().get("ENCODER_SETUPS", {}).get(setup)
+    resolved = ENCODER_SETUPS.get(setup)
     aware = resolved is not None and any(g < 0 for g in resolved["train_samples"].values())
     return " --trained-on-signals" if aware else ""
 
@@ -524,13 +623,13 @@ def representation_seeds(setup):
             raise ValueError(
                 f"unknown baseline {setup!r}; known: baseline_{', baseline_'.join(BASELINE_NAMES)}"
             )
-        return [str(s) for s in _SA_BASE["seeds"]]
-    if setup not in _SA_ENC_SETUPS:
+        return [str(s) for s in BASELINES["seeds"]]
+    if setup not in ENCODER_SETUPS:
         raise ValueError(
             f"representation {setup!r} is neither baseline_<name> nor in config encoder.setups "
-            f"({', '.join(_SA_ENC_SETUPS) or 'none'})"
+            f"({', '.join(ENCODER_SETUPS) or 'none'})"
         )
-    return [str(s) for s in seeds_for(_SA_ENC, setup)]
+    return [str(s) for s in seeds_for(ENCODER, setup)]
 
 
 def _check_representations(key, names):
@@ -539,7 +638,7 @@ def _check_representations(key, names):
 
 
 def _nplm_batches():
-    return [str(b) for b in range(math.ceil(_SA_NPLM.get("toys", 0) / _SA_NPLM.get("toys_per_batch", 1)))]
+    return [str(b) for b in range(math.ceil(NPLM.get("toys", 0) / NPLM.get("toys_per_batch", 1)))]
 
 
 def _baseline_samples(w):
@@ -550,20 +649,20 @@ def _baseline_samples(w):
 def _baseline_cfg(name):
     """Only the settings baseline `name` reads (editing the VAE re-runs only the VAE)."""
     keys = {"leading": ["leading_dim"], "vae": ["vae", "seed"]}.get(name, [])
-    return {k: _SA_BASE[k] for k in keys}
+    return {k: BASELINES[k] for k in keys}
 
 
 def _nplm_reps():
-    return [(r, s) for r in _SA_NPLM.get("representations", []) for s in representation_seeds(r)]
+    return [(r, s) for r in NPLM.get("representations", []) for s in representation_seeds(r)]
 
 
 def _tsne_show(w):
     """The set of the 2-D map: first injected signal at its largest strength, instance 0."""
-    strength = max((_SA_label(s) for s in _SA_PSEUDO["strengths"]), key=float)
+    strength = max((strength_label(s) for s in PSEUDODATA["strengths"]), key=float)
     return {
         "setup": w.setup,
         "seed": w.seed,
-        "signal": dataset_signal(_SA_PSEUDO["signals"][0], strength),
+        "signal": dataset_signal(PSEUDODATA["signals"][0], strength),
         "strength": strength,
         "instance": "0",
     }
@@ -571,14 +670,14 @@ def _tsne_show(w):
 
 def _nplm_fit_batches():
     """Pseudo-data sets of every NPLM representation in chunks of nplm.datasets_per_job."""
-    size = int(_SA_NPLM.get("datasets_per_job") or 10**9)
-    return [_SA_DATASETS[k : k + size] for k in range(0, len(_SA_DATASETS), size)]
+    size = int(NPLM.get("datasets_per_job") or 10**9)
+    return [PSEUDODATA_SETS[k : k + size] for k in range(0, len(PSEUDODATA_SETS), size)]
 
 
 def _nplm_fit_files(w, name):
     """{name} = fit | scores files of every pseudo-data set of representation {setup}/{seed}."""
     return [
-        f"{_NPLM_DIR}/fits/{b}/{sig}/{s}/{i}/{name}.parquet".format(setup=w.setup, seed=w.seed)
+        f"{NPLM_DIR}/fits/{b}/{sig}/{s}/{i}/{name}.parquet".format(setup=w.setup, seed=w.seed)
         for b, sets in enumerate(_nplm_fit_batches())
         for sig, s, i in sets
     ]
@@ -588,27 +687,27 @@ def _nplm_map_scores(w):
     show = _tsne_show(w)
     key = (show["signal"], show["strength"], show["instance"])
     batch = next(b for b, sets in enumerate(_nplm_fit_batches()) if key in sets)
-    return f"{_NPLM_DIR}/fits/{batch}/{show['signal']}/{show['strength']}/0/scores.parquet".format(**show)
+    return f"{NPLM_DIR}/fits/{batch}/{show['signal']}/{show['strength']}/0/scores.parquet".format(**show)
 
 
 def _info_embedding():
-    seed = _SA_INFO.get("encoder_seed")
-    seed = str(seed) if seed is not None else representation_seeds(_SA_INFO["setup"])[0]
-    return f"results/embeddings/{_SA_INFO['setup']}/{seed}.parquet"
+    seed = INFORMATION.get("encoder_seed")
+    seed = str(seed) if seed is not None else representation_seeds(INFORMATION["setup"])[0]
+    return f"results/embeddings/{INFORMATION['setup']}/{seed}.parquet"
 
 
 def signal_agnostic_targets():
     """NPLM, linear evaluation, information check, t-SNE and (with encoders) the dimension scan."""
     targets = []
-    if _SA_NPLM.get("representations") and _SA_PSEUDO["signals"]:
+    if NPLM.get("representations") and PSEUDODATA["signals"]:
         targets += ["results/tables/nplm.parquet", "results/tables/nplm.md"]
         targets += [f"results/plots/nplm/null_{r}_{s}.png" for r, s in _nplm_reps()]
         targets += [f"results/plots/nplm/tsne_{r}_{s}.png" for r, s in _nplm_reps()]
-    if _SA_LIN.get("representations"):
+    if LINEAR_EVAL.get("representations"):
         targets += ["results/tables/linear_eval.parquet", "results/tables/linear_eval.md"]
-    if _SA_INFO:
+    if INFORMATION:
         targets += ["results/tables/information.md", "results/plots/information_confusion.png"]
-    if _SA_SCAN_ON and _SA_PSEUDO["signals"]:
+    if DIMENSION_SCAN_ON and PSEUDODATA["signals"]:
         targets += ["results/plots/dimension_scan.png", "results/tables/dimension_scan.md"]
     return targets
 
@@ -620,17 +719,17 @@ def _made_tables():
     """{name: path} of the comparison tables that this configuration makes (its targets name
     the Parquet or the Markdown next to it)."""
     made = {t for name, f in _TARGETS.items() if name not in ("comparison", "report") for t in f()}
-    return {n: p for n, p in _COMPARISON_TABLES.items() if p in made or p.replace(".parquet", ".md") in made}
+    return {n: p for n, p in COMPARISON_TABLES.items() if p in made or p.replace(".parquet", ".md") in made}
 
 
 def _figure_files(name):
     """Output PNGs of figure `name` (config figures.<name>); checks its setups and signals."""
-    fig = _FIGURES[name]
+    fig = FIGURES[name]
     where = f"config key figures.{name}"
     unknown = [s for s in fig.get("setups", []) if s not in CATHODE_SETUPS]
     if unknown:
         raise ValueError(f"{where}.setups: {unknown} are not CATHODE setups ({', '.join(CATHODE_SETUPS)})")
-    missing = [s for s in fig.get("signals", []) if s not in _CPD["signals"]]
+    missing = [s for s in fig.get("signals", []) if s not in PSEUDODATA["signals"]]
     if missing:
         raise ValueError(f"{where}.signals: {missing} are not in pseudodata.signals")
     if fig.get("leave_one_model_out") and not FAMILY_SETUPS:
@@ -644,18 +743,18 @@ def _figure_files(name):
 
 
 def _figure_args(w):
-    fig = _FIGURES[w.figure]
+    fig = FIGURES[w.figure]
     args = " --setups " + " ".join(map(shlex.quote, fig.get("setups", [])))
     if fig.get("working_points"):
         args += " --working-points " + " ".join(f"{float(x):g}" for x in fig["working_points"])
     if fig.get("leave_one_model_out"):
-        prefix = (_ENC.get("leave_one_model_out") or {}).get("prefix", "EP_m")
+        prefix = (ENCODER.get("leave_one_model_out") or {}).get("prefix", "EP_m")
         args += f" --family {shlex.quote(prefix)} EP"
-    return args + f" --lumi {_CPD['luminosity_ifb']}"
+    return args + f" --lumi {PSEUDODATA['luminosity_ifb']}"
 
 
 def comparison_targets():
-    figures = [f for name in _FIGURES for f in _figure_files(name)]
+    figures = [f for name in FIGURES for f in _figure_files(name)]
     return ["results/tables/paper_comparison.md", "results/tables/paper_comparison.parquet"] + figures
 
 
@@ -664,7 +763,7 @@ def comparison_targets():
 
 def _report_place(html):
     """(category, subcategory) of a table page in the report."""
-    return _REPORT_TABLES.get(Path(html).stem, (REPORT_NPLM, "tables per representation"))
+    return REPORT_TABLES.get(Path(html).stem, (REPORT_NPLM, "tables per representation"))
 
 
 def report_table_html(md_path):
@@ -690,3 +789,27 @@ def report_targets():
     if "results/tables/nplm.md" in tables:
         tables += [str(Path("results/tables/nplm", r, s).with_suffix(".md")) for r, s in _nplm_reps()]
     return [report_table_html(t) for t in dict.fromkeys(tables)]
+
+
+# ------------------------------ lists derived through the functions above
+
+# Representations CATHODE runs on: config cathode.setups (encoder setups or baseline_*), else
+# every encoder setup; plus cathode.scan.setups on a reduced list of pseudo-data sets.
+# Leave-one-model-out setups (FAMILY_SETUPS) join the main grid when a signal of their group is injected.
+CATHODE_MAIN_SETUPS = [
+    s for s in (CATHODE.get("setups") or ENCODER.get("setups") or {}) if s not in FAMILY_SETUPS
+]
+CATHODE_MAIN_SETUPS += [s for s in FAMILY_SETUPS if cathode_signals(s)]
+CATHODE_SETUPS = CATHODE_MAIN_SETUPS + [
+    s for s in CATHODE_SCAN.get("setups", []) if s not in CATHODE_MAIN_SETUPS
+]
+# plots: every setup's latent projections and t-SNE (one per model family is enough) and the
+# sculpting check of the setups with a no-injection set
+SCULPTING_SETUPS = [s for s in CATHODE_SETUPS if _has_sculpting(s)]
+LATENT_PLOT_SETUPS = [s for s in CATHODE_SETUPS if s not in FAMILY_SETUPS]
+PSEUDODATA_SETS = pseudodata_sets()
+_check_representations("nplm.representations", NPLM.get("representations", []))
+_check_representations("linear_eval.representations", LINEAR_EVAL.get("representations", []))
+if INFORMATION:
+    _check_representations("information.setup", [INFORMATION["setup"]])
+_check_representations("nplm.kernel_widths", list(NPLM_WIDTHS))

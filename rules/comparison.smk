@@ -10,24 +10,6 @@ figure_<name>     one target per entry of config `figures` (e.g. `snakemake figu
 Reads tables and plots only (not per-job files), so the CATHODE/NPLM job granularity is free.
 """
 
-_FIGURES = config.get("figures") or {}
-_CLAIMS = config.get("paper_claims", "config/paper_claims.yaml")
-# run tables the claims may read (salad.comparison): name -> Parquet
-_COMPARISON_TABLES = {
-    n: f"results/tables/{n}.parquet"
-    for n in (
-        "cathode_sensitivity",
-        "cathode_sensitivity_instances",
-        "cathode_required_injection",
-        "cathode_sculpting",
-        "linear_eval",
-        "nplm",
-        "dimension_scan",
-    )
-}
-_SENS_TABLE = _COMPARISON_TABLES["cathode_sensitivity"]
-_REQ_TABLE = _COMPARISON_TABLES["cathode_required_injection"]
-
 
 rule paper_comparison:
     input:
@@ -47,8 +29,10 @@ rule paper_comparison:
         runtime=5,
     params:
         # the claims file's content, not its path: a moved checkout changes no input
-        claims=lambda w: shlex.quote(json.dumps(load_yaml(repo_path(_CLAIMS)), sort_keys=True, default=str)),
-        claims_name=Path(_CLAIMS).name,
+        claims=lambda w: shlex.quote(
+            json.dumps(load_yaml(repo_path(PAPER_CLAIMS)), sort_keys=True, default=str)
+        ),
+        claims_name=Path(PAPER_CLAIMS).name,
         tables=lambda w: " ".join(shlex.quote(f"{n}={p}") for n, p in _made_tables().items()),
     shell:
         "python -m salad paper-comparison --claims {params.claims_name:q} --claims-json {params.claims}"
@@ -58,7 +42,7 @@ rule paper_comparison:
 
 rule paper_figure_sic:
     input:
-        _SENS_TABLE,
+        SENSITIVITY_TABLE,
     output:
         png="results/figures/{figure}/sic_{signal}.png",
         pdf="results/figures/{figure}/sic_{signal}.pdf",
@@ -79,7 +63,7 @@ rule paper_figure_sic:
 
 rule paper_figure_required:
     input:
-        _REQ_TABLE,
+        REQUIRED_INJECTION_TABLE,
     output:
         png="results/figures/{figure}/required.png",
         pdf="results/figures/{figure}/required.pdf",
@@ -100,8 +84,8 @@ rule paper_figure_required:
 
 rule paper_figure_sculpting:
     input:
-        png=f"{_PLOTS}/sculpting_{{setup}}.png",
-        pdf=f"{_PLOTS}/sculpting_{{setup}}.pdf",
+        png=f"{CATHODE_PLOTS}/sculpting_{{setup}}.png",
+        pdf=f"{CATHODE_PLOTS}/sculpting_{{setup}}.pdf",
     output:
         png="results/figures/{figure}/sculpting_{setup}.png",
         pdf="results/figures/{figure}/sculpting_{setup}.pdf",
@@ -114,7 +98,7 @@ rule paper_figure_sculpting:
         "(cp {input.png:q} {output.png:q} && cp {input.pdf:q} {output.pdf:q}) > {log:q} 2>&1"
 
 
-for _name in _FIGURES:
+for _name in FIGURES:
 
     rule:
         name:

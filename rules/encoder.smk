@@ -4,21 +4,6 @@ Each job gets only its own setup's resolved settings (salad.encoder.setups.resol
 so editing setup IP re-trains IP only, and adding a seed re-trains nothing.
 """
 
-import re
-
-from salad.encoder.setups import held_out, resolve_setup, seeds_for, setup_names
-
-ENCODER = config.get("encoder") or {"setups": {}}
-_ENC_RES = {"mem_mb": 4000, "runtime_min": 120, "gpu": False, **ENCODER.get("resources", {})}
-_SAMPLE_GROUPS = {s: PROCESSES[s]["group"] for s in SAMPLES}
-# resolve every setup at parse time: a bad setup (e.g. unknown held-out sample) fails the DAG
-ENCODER_SETUPS = {name: resolve_setup(ENCODER, name, _SAMPLE_GROUPS) for name in setup_names(ENCODER)}
-ENCODER_DIR = "results/encoders/{setup}/{seed}"
-
-
-# per rule: only configured setups (results/embeddings/ also holds baseline_* embeddings)
-_SETUP_RE = "|".join(map(re.escape, ENCODER_SETUPS)) or "(?!)"
-
 
 rule train_encoder:
     input:
@@ -40,14 +25,14 @@ rule train_encoder:
     benchmark:
         "results/benchmarks/train_encoder/{setup}/{seed}.tsv"
     wildcard_constraints:
-        setup=_SETUP_RE,
+        setup=ENCODER_SETUP_RE,
     conda:
         "../envs/salad.yaml"
     threads: threads_for("train")
     resources:
         **_gpu_resources(),
-        mem_mb=_ENC_RES["mem_mb"],
-        runtime=_ENC_RES["runtime_min"],
+        mem_mb=ENCODER_RESOURCES["mem_mb"],
+        runtime=ENCODER_RESOURCES["runtime_min"],
     params:
         cfg=lambda w: cfg_arg(encoder=ENCODER_SETUPS[w.setup]),
     shell:
@@ -73,13 +58,13 @@ rule embed:
     benchmark:
         "results/benchmarks/embed/{setup}/{seed}.tsv"
     wildcard_constraints:
-        setup=_SETUP_RE,
+        setup=ENCODER_SETUP_RE,
     conda:
         "../envs/salad.yaml"
     threads: threads_for("embed")
     resources:
         **_gpu_resources(),
-        mem_mb=_ENC_RES["mem_mb"],
+        mem_mb=ENCODER_RESOURCES["mem_mb"],
         runtime=30,
     params:
         cfg=cfg_arg("regions", embed=ENCODER.get("embed", {})),

@@ -1,13 +1,5 @@
 """preselect -> split -> pseudodata (salad.preselect, salad.split, salad.pseudodata)."""
 
-_PSEUDO = config["pseudodata"]
-_unknown_signals = [s for s in _PSEUDO["signals"] if s not in SIGNALS]
-if _unknown_signals:
-    raise ValueError(
-        f"config key pseudodata.signals: {_unknown_signals} not among the BSM samples (group < 0) "
-        f"of config key samples: {SIGNALS}"
-    )
-
 
 rule preselect:
     input:
@@ -58,9 +50,6 @@ rule split:
         " {params.only} --config {params.cfg} > {log:q} 2>&1"
 
 
-_PSEUDO_INSTANCES = [str(i) for i in range(_PSEUDO["instances"])]
-
-
 rule pseudodata:
     input:
         background=[p for s in BACKGROUNDS for p in _pair(s)],
@@ -69,11 +58,9 @@ rule pseudodata:
         # every instance of one (signal, strength); the draw reads only luminosity_ifb and seed,
         # so adding a signal or strength re-runs nothing else
         parquet=expand(
-            "results/pseudodata/{{signal}}/{{strength}}/{instance}.parquet", instance=_PSEUDO_INSTANCES
+            "results/pseudodata/{{signal}}/{{strength}}/{instance}.parquet", instance=INSTANCE_LABELS
         ),
-        summary=expand(
-            "results/pseudodata/{{signal}}/{{strength}}/{instance}.json", instance=_PSEUDO_INSTANCES
-        ),
+        summary=expand("results/pseudodata/{{signal}}/{{strength}}/{instance}.json", instance=INSTANCE_LABELS),
     log:
         "results/logs/pseudodata/{signal}/{strength}.log",
     benchmark:
@@ -83,7 +70,7 @@ rule pseudodata:
     threads: 1
     resources:
         mem_mb=2000,
-        runtime=lambda w: 5 + 2 * len(_PSEUDO_INSTANCES),
+        runtime=lambda w: 5 + 2 * len(INSTANCE_LABELS),
     params:
         command=_pseudodata_command,
     shell:

@@ -15,60 +15,8 @@ every NPLM and linear-evaluation table row says whether it was trained on signal
 training samples; baselines never are).
 """
 
-import math
-import shlex
-
-BASELINE_NAMES = ["source", "leading", "ref22", "vae"]
-_SA_BASE = config.get("baselines") or {"seeds": [1]}
-_SA_NPLM = config.get("nplm") or {}
-_SA_LIN = config.get("linear_eval") or {}
-_SA_INFO = config.get("information") or {}
-_SA_SCAN = config.get("dimension_scan") or {"setups": {}}
-_SA_PSEUDO = config["pseudodata"]
-_SA_label = globals().get("strength_label") or (lambda s: f"{float(s):g}")
-_SA_PRE = [f"results/preselected/{s}.parquet" for s in SAMPLES]
-_SA_SPLIT = [f"results/split/{s}.parquet" for s in SAMPLES]
-_SA_BKG_PRE = [f"results/preselected/{s}.parquet" for s in BACKGROUNDS]
-_SA_BKG_SPLIT = [f"results/split/{s}.parquet" for s in BACKGROUNDS]
-_SA_ENC = config.get("encoder") or {"setups": {}}
-_SA_ENC_SETUPS = list(_SA_ENC.get("setups") or {})
-
 
 ruleorder: embed_baseline > embed
-
-
-_check_representations("nplm.representations", _SA_NPLM.get("representations", []))
-_check_representations("linear_eval.representations", _SA_LIN.get("representations", []))
-if _SA_INFO:
-    _check_representations("information.setup", [_SA_INFO["setup"]])
-_SA_SCAN_SETUPS = {int(d): s for d, s in (_SA_SCAN.get("setups") or {}).items()}
-_SA_SCAN_FAMILIES = {
-    f: {int(d): s for d, s in m.items()} for f, m in (_SA_SCAN.get("families") or {}).items()
-}
-_SA_SCAN_FAMILY_SETUPS = list(dict.fromkeys(s for m in _SA_SCAN_FAMILIES.values() for s in m.values()))
-_SA_SCAN_ALL = list(_SA_SCAN_SETUPS.values()) + _SA_SCAN_FAMILY_SETUPS
-_SA_SCAN_ON = bool(_SA_SCAN_ALL) and all(s in _SA_ENC_SETUPS for s in _SA_SCAN_ALL)
-if _SA_SCAN_ALL and _SA_ENC_SETUPS and not _SA_SCAN_ON:
-    raise ValueError(
-        "config key dimension_scan.setups/families: "
-        f"{sorted(set(_SA_SCAN_ALL) - set(_SA_ENC_SETUPS))} not in encoder.setups"
-    )
-
-
-# NPLM settings that change a fit / a toy (the list of representations, plots and thresholds do not)
-_NPLM_FIT = {
-    k: v
-    for k, v in _SA_NPLM.items()
-    if k not in ("representations", "toys", "toys_per_batch", "z_threshold", "tsne", "kernel_widths")
-}
-_NPLM_TOY = {**_NPLM_FIT, "toys_per_batch": _SA_NPLM.get("toys_per_batch")}
-_NPLM_WIDTHS = _SA_NPLM.get("kernel_widths") or {}
-_check_representations("nplm.kernel_widths", list(_NPLM_WIDTHS))
-_NPLM_LUMI = {"luminosity_ifb": _SA_PSEUDO["luminosity_ifb"]}
-_NPLM_DIR = "results/nplm/{setup}/{seed}"
-_NPLM_TABLES = "results/tables/nplm/{setup}/{seed}"
-_NPLM_FIT_BATCH = f"{_NPLM_DIR}/fits/{{batch}}"
-_SA_DATASETS = pseudodata_sets()
 
 
 rule embed_baseline:
@@ -102,13 +50,13 @@ rule embed_baseline:
 rule nplm_fit:
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
-        preselected=_SA_BKG_PRE,
-        split=_SA_BKG_SPLIT,
+        preselected=BACKGROUND_PRESELECTED_FILES,
+        split=BACKGROUND_SPLIT_FILES,
         data=lambda w: [
             f"results/pseudodata/{sig}/{s}/{i}.parquet" for sig, s, i in _nplm_fit_batches()[int(w.batch)]
         ],
     output:
-        directory(_NPLM_FIT_BATCH),
+        directory(NPLM_FIT_BATCH),
     log:
         "results/logs/nplm_fit/{setup}/{seed}/{batch}.log",
     benchmark:
@@ -122,7 +70,7 @@ rule nplm_fit:
         mem_mb=4000,
         runtime=lambda w: 10 + 5 * len(_nplm_fit_batches()[int(w.batch)]),
     params:
-        cfg=lambda w: _nplm_cfg(_NPLM_FIT, w.setup),
+        cfg=lambda w: _nplm_cfg(NPLM_FIT_CFG, w.setup),
     shell:
         "python -m salad nplm fit --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --data {input.data:q} --output-dir {output:q} --threads {threads}"
@@ -133,10 +81,10 @@ rule nplm_fit:
 rule nplm_toys:
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
-        preselected=_SA_BKG_PRE,
-        split=_SA_BKG_SPLIT,
+        preselected=BACKGROUND_PRESELECTED_FILES,
+        split=BACKGROUND_SPLIT_FILES,
     output:
-        f"{_NPLM_DIR}/toys/{{batch}}.parquet",
+        f"{NPLM_DIR}/toys/{{batch}}.parquet",
     log:
         "results/logs/nplm_toys/{setup}/{seed}/{batch}.log",
     benchmark:
@@ -150,7 +98,7 @@ rule nplm_toys:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=lambda w: _nplm_cfg(_NPLM_TOY, w.setup),
+        cfg=lambda w: _nplm_cfg(NPLM_TOY_CFG, w.setup),
     shell:
         "python -m salad nplm toys --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --batch {wildcards.batch} --output {output:q}"
@@ -160,13 +108,13 @@ rule nplm_toys:
 
 rule nplm_summary:
     input:
-        fits=[_NPLM_FIT_BATCH.replace("{batch}", str(b)) for b in range(len(_nplm_fit_batches()))],
-        toys=[f"{_NPLM_DIR}/toys/{b}.parquet" for b in _nplm_batches()],
+        fits=[NPLM_FIT_BATCH.replace("{batch}", str(b)) for b in range(len(_nplm_fit_batches()))],
+        toys=[f"{NPLM_DIR}/toys/{b}.parquet" for b in _nplm_batches()],
     output:
-        table=f"{_NPLM_TABLES}.parquet",
-        power=f"{_NPLM_TABLES}_power.parquet",
-        null=f"{_NPLM_TABLES}_null.parquet",
-        markdown=f"{_NPLM_TABLES}.md",
+        table=f"{NPLM_TABLE}.parquet",
+        power=f"{NPLM_TABLE}_power.parquet",
+        null=f"{NPLM_TABLE}_null.parquet",
+        markdown=f"{NPLM_TABLE}.md",
         plot=report(
             "results/plots/nplm/null_{setup}_{seed}.png",
             caption="../workflow/report/nplm_null.rst",
@@ -194,14 +142,14 @@ rule nplm_summary:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=lambda w: cfg_arg(nplm={"z_threshold": _SA_NPLM.get("z_threshold")}),
-        map_cfg=lambda w: cfg_arg(nplm={"seed": _SA_NPLM.get("seed"), "tsne": _SA_NPLM.get("tsne", {})}),
+        cfg=lambda w: cfg_arg(nplm={"z_threshold": NPLM.get("z_threshold")}),
+        map_cfg=lambda w: cfg_arg(nplm={"seed": NPLM.get("seed"), "tsne": NPLM.get("tsne", {})}),
         fits=lambda w: _quoted(_nplm_fit_files(w, "fit")),
         map_scores=lambda w: _nplm_map_scores(w),
         title=lambda w: "{setup} (seed {seed}): {signal} at S/sqrt(B) = {strength}, instance {instance}".format(
             **_tsne_show(w)
         ),
-        lumi=_SA_PSEUDO["luminosity_ifb"],
+        lumi=PSEUDODATA["luminosity_ifb"],
         aware=lambda w: _signal_flag(w.setup),
     shell:
         "(python -m salad nplm summary --fits {params.fits} --toys {input.toys:q}"
@@ -238,8 +186,8 @@ rule nplm_table:
 rule linear_eval:
     input:
         embedding="results/embeddings/{setup}/{seed}.parquet",
-        preselected=_SA_BKG_PRE,
-        split=_SA_BKG_SPLIT,
+        preselected=BACKGROUND_PRESELECTED_FILES,
+        split=BACKGROUND_SPLIT_FILES,
     output:
         "results/tables/linear_eval/{setup}/{seed}.parquet",
     log:
@@ -253,7 +201,7 @@ rule linear_eval:
         mem_mb=2000,
         runtime=20,
     params:
-        cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in _SA_LIN.items() if k != "representations"}),
+        cfg=lambda w: cfg_arg(linear_eval={k: v for k, v in LINEAR_EVAL.items() if k != "representations"}),
         aware=lambda w: _signal_flag(w.setup),
     shell:
         "python -m salad linear-eval --embedding {input.embedding:q} --preselected {input.preselected:q}"
@@ -265,7 +213,7 @@ rule linear_eval_table:
     input:
         [
             f"results/tables/linear_eval/{r}/{s}.parquet"
-            for r in _SA_LIN.get("representations", [])
+            for r in LINEAR_EVAL.get("representations", [])
             for s in representation_seeds(r)
         ],
     output:
@@ -291,8 +239,8 @@ rule linear_eval_table:
 rule information:
     input:
         embedding=lambda w: _info_embedding(),
-        preselected=_SA_PRE,
-        split=_SA_SPLIT,
+        preselected=PRESELECTED_FILES,
+        split=SPLIT_FILES,
     output:
         confusion="results/tables/information_confusion.parquet",
         summary="results/tables/information_summary.parquet",
@@ -302,7 +250,7 @@ rule information:
             caption="../workflow/report/information.rst",
             category=REPORT_LATENT,
             subcategory="information check",
-            labels={"setup": str(_SA_INFO.get("setup", ""))},
+            labels={"setup": str(INFORMATION.get("setup", ""))},
         ),
         plot_pdf="results/plots/information_confusion.pdf",
     log:
@@ -316,7 +264,7 @@ rule information:
         mem_mb=4000,
         runtime=60,
     params:
-        cfg=lambda w: cfg_arg("information", encoder={"defaults": _SA_ENC.get("defaults", {})}),
+        cfg=lambda w: cfg_arg("information", encoder={"defaults": ENCODER.get("defaults", {})}),
     shell:
         "python -m salad information --embedding {input.embedding:q} --preselected {input.preselected:q}"
         " --split {input.split:q} --confusion {output.confusion:q} --summary {output.summary:q}"
@@ -355,7 +303,7 @@ rule dimension_scan:
         sic=lambda w, input: _scan_arg("--sic", input.sic),
         nplm=lambda w, input: _scan_arg("--nplm", input.nplm),
         linear=lambda w, input: _scan_arg("--linear", input.linear),
-        aware=lambda w: _scan_arg("--trained-on-signals", [s for s in _SA_SCAN_ALL if _signal_flag(s)]),
+        aware=lambda w: _scan_arg("--trained-on-signals", [s for s in SCAN_ALL_SETUPS if _signal_flag(s)]),
     shell:
         "python -m salad dimension-scan{params.sic}{params.nplm}{params.linear}{params.aware}"
         " --table {output.table:q}"

@@ -56,12 +56,10 @@ DEFAULTS = {
     "tsne_events": 1500,
 }
 FPR_GRID = np.linspace(0.0, 1.0, 101)
+# the pseudo-data set a row belongs to, first in every evaluation table
+SET_KEYS = ["setup", "signal", "held_out", "strength", "instance"]
 SENS_COLS = [
-    "setup",
-    "signal",
-    "held_out",
-    "strength",
-    "instance",
+    *SET_KEYS,
     "method",
     "ensemble",
     "eps_b",
@@ -205,30 +203,12 @@ def sensitivity(
                 )
     return {
         "sensitivity": pd.DataFrame(sens, columns=SENS_COLS),
-        "sculpting_auc": pd.DataFrame(
-            aucs,
-            columns=[
-                "setup",
-                "signal",
-                "held_out",
-                "strength",
-                "instance",
-                "classifier",
-                "auc",
-                "auc_boot_std",
-            ],
-        ),
-        "sculpting_roc": pd.DataFrame(
-            rocs, columns=["setup", "signal", "held_out", "strength", "instance", "classifier", "fpr", "tpr"]
-        ),
+        "sculpting_auc": pd.DataFrame(aucs, columns=[*SET_KEYS, "classifier", "auc", "auc_boot_std"]),
+        "sculpting_roc": pd.DataFrame(rocs, columns=[*SET_KEYS, "classifier", "fpr", "tpr"]),
         "sculpting_mass": pd.DataFrame(
             masses,
             columns=[
-                "setup",
-                "signal",
-                "held_out",
-                "strength",
-                "instance",
+                *SET_KEYS,
                 "ensemble",
                 "efficiency",
                 "bin_lo",
