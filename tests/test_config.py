@@ -4,6 +4,7 @@ import copy
 from pathlib import Path
 
 import pytest
+import yaml
 
 from salad.config import load_config, load_yaml, validate
 from salad.errors import SaladError
@@ -84,3 +85,84 @@ def test_stage_defaults_live_in_one_place_and_unknown_keys_are_errors():
         template.settings(config["flow"].get("template"))
         classify.settings(config["classifier"])
         evaluate.settings(config["evaluate"])
+
+
+# ---------------------------------------------------------------- process table schema
+
+
+def _table(tmp_path, body: str) -> Path:
+    path = tmp_path / "processes.yaml"
+    path.write_text(body)
+    return path
+
+
+def test_process_table_schema_accepts_the_shipped_table():
+    from salad.config import load_processes
+
+    table = load_processes(REPO / "config" / "processes.yaml")
+    assert {"yy", "yy_sr", "ggH", "ggH_eval", "C1N2_300", "Y400"} <= set(table)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{code: x, group: 0}", "key processes.yy.code: 'x' is not of type 'integer'"),
+        ("{code: 1}", "key processes.yy: 'group' is a required property"),
+        ("{code: 1, group: 0, xsec_fb: -2.0}", "key processes.yy.xsec_fb: -2.0 is less than or equal to"),
+        ("{code: 1, group: 0, higgs: forced}", "key processes.yy.higgs: 'forced' is not one of"),
+        (
+            "{code: 1, group: 0, xsecfb: 2.0}",
+            "Additional properties are not allowed ('xsecfb' was unexpected)",
+        ),
+        ("{code: 1, group: 0, pythia: [1]}", "key processes.yy.pythia.0: 1 is not valid under any of"),
+    ],
+)
+def test_process_table_schema_names_file_and_key(tmp_path, entry, message):
+    from salad.config import load_processes
+
+    path = _table(tmp_path, f"processes:\n  yy: {entry}\n")
+    with pytest.raises(SaladError) as err:
+        load_processes(path)
+    assert str(err.value).startswith(f"{path}: ") and message in str(err.value)
+
+
+def test_process_codes_are_unique(tmp_path):
+    from salad.config import load_processes
+
+    path = _table(tmp_path, "processes:\n  yy: {code: 1, group: 0}\n  ggH: {code: 1, group: 1}\n")
+    with pytest.raises(SaladError, match=r"processes.ggH.code: 1 is also the code of yy"):
+        load_processes(path)
+
+
+def test_bad_process_table_fails_the_dag_at_parse_time(tmp_path):
+    """A wrong type in the process table stops `snakemake -n` with the file and key, before any job."""
+    import shutil
+    import subprocess
+    import sys
+
+    text = (REPO / "config" / "processes.yaml").read_text().replace("    code: 2\n", "    code: two\n", 1)
+    assert "code: two" in text
+    procs = _table(tmp_path, text)
+    cfg = load_yaml(REPO / "config" / "test.yaml")
+    cfg["processes"] = str(procs)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake = shutil.which("snakemake", path=str(Path(sys.executable).parent))
+    res = subprocess.run(
+        [
+            snakemake,
+            "-s",
+            str(REPO / "Snakefile"),
+            "-n",
+            "--cores",
+            "1",
+            "--configfile",
+            str(tmp_path / "c.yaml"),
+            "-d",
+            str(tmp_path / "w"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode != 0
+    assert f"{procs}: key processes.ggH.code: 'two' is not of type 'integer'" in res.stdout + res.stderr

@@ -21,6 +21,7 @@ from .errors import SaladError
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+PROCESS_SCHEMA = REPO / "workflow" / "schemas" / "processes.schema.yaml"
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -52,7 +53,7 @@ def load_yaml(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise SaladError(f"{path}: file not found")
-    if path.resolve() != SCHEMA:
+    if path.resolve() not in (SCHEMA, PROCESS_SCHEMA):
         note_input(path)
     try:
         return yaml.load(path.read_text(), Loader=_StrictLoader)
@@ -80,10 +81,20 @@ def validate(config: dict, schema_path: str | Path = SCHEMA, source: str = "conf
 
 
 def load_processes(path: str | Path) -> dict:
-    """The `processes` mapping of a process table YAML file."""
+    """The `processes` mapping of a process table YAML file, validated against
+    workflow/schemas/processes.schema.yaml; process codes must be unique (they make event ids)."""
     table = load_yaml(path)
     if not isinstance(table, dict) or not isinstance(table.get("processes"), dict):
         raise SaladError(f"{path}: expected a top-level mapping 'processes'")
+    validate(table, PROCESS_SCHEMA, source=str(path))
+    by_code: dict = {}
+    for name, entry in table["processes"].items():
+        other = by_code.setdefault(entry["code"], name)
+        if other != name:
+            raise SaladError(
+                f"{path}: key processes.{name}.code: {entry['code']} is also the code of {other} "
+                "(codes make the event ids and must be unique)"
+            )
     return table["processes"]
 
 
