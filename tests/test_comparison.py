@@ -94,6 +94,31 @@ def test_ratio_on_matched_instances_propagates_errors():
     assert row["verdict"] == cmp.AGREES and "instances 0" in row["conditions"]
 
 
+def test_ratio_over_signals_is_the_inverse_variance_weighted_mean():
+    # (chi)300: 12/10 = 1.2 with small errors; Y400: 2/0.05 = 40 with a huge one (the
+    # denominator finds nothing): the combination stays near 1.2, and both ratios are listed
+    inst = pd.DataFrame(
+        [
+            ("ID", "C1N2_300", False, 5.0, 0, 12.0, 0.12, 0.0),
+            ("baseline_ref22", "C1N2_300", True, 5.0, 0, 10.0, 0.10, 0.0),
+            ("ID", "Y400", False, 5.0, 0, 2.0, 0.2, 0.0),
+            ("baseline_ref22", "Y400", True, 5.0, 0, 0.05, 0.03, 0.0),
+        ],
+        columns=["setup", "signal", "held_out", "strength", "instance", "sic_mean", "sic_err", "sic_syst"],
+    ).assign(method="cathode", eps_b=0.005, n=1)
+    claim = _claim(
+        "ratio", paper_value=1.40, paper_err=0.05, numerator="ID", denominator="baseline_ref22", eps_b=0.005
+    )
+    row = cmp.evaluate_claim(claim, {"cathode_sensitivity_instances": inst})
+    e1 = 1.2 * math.hypot(0.01, 0.01)
+    e2 = 40.0 * math.hypot(0.1, 0.6)
+    w1, w2 = 1 / e1**2, 1 / e2**2
+    assert row["run_value"] == pytest.approx((w1 * 1.2 + w2 * 40.0) / (w1 + w2))
+    assert row["stat"] == pytest.approx(math.sqrt(w1**2 * e1**2 + w2**2 * e2**2) / (w1 + w2))
+    assert 1.2 < row["run_value"] < 1.21 and row["verdict"] == cmp.DIFFERS
+    assert "1.2 ±" in row["conditions"] and "40 ±" in row["conditions"]
+
+
 def test_ordering_on_held_out_signals():
     rows = [
         ("ID", "Y400", False, 5.0, 5.0, 0.1, 0.0, 0.0, 1),

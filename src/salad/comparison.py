@@ -10,8 +10,9 @@ Kinds (n = claim `n_sigma`, default 2):
   value     run = a metric (SIC of CATHODE at (setup, signal, eps_b, strength) or the sculpting
             AUC of a setup); agrees if |run - paper| <= n * sqrt(stat^2 + syst^2 + paper_err^2)
   ratio     run = SIC(numerator) / SIC(denominator) on matched pseudo-data sets (the instances
-            both setups ran on; per-instance table), averaged over the signals present;
-            relative errors added in quadrature (stat and syst separately); agrees as `value`
+            both setups ran on; per-instance table), per signal with relative errors added in
+            quadrature (stat and syst separately), combined over the signals by the
+            inverse-variance weighted mean (every signal's ratio listed); agrees as `value`
   ordering  SIC chain, e.g. ID >= IP >= EP > bkg_only, per signal on which the middle setups
             were held out (table column held_out); consecutive present setups compared:
             '>=' holds unless b - a > n * sigma_diff, '>' holds if a - b > 0;
@@ -206,17 +207,22 @@ def _ratio(claim, tables) -> dict:
             continue
         r = va / vb
         ratios.append((r, r * _q(sa / va if va else 0, sb / vb), r * _q(ya / va if va else 0, yb / vb)))
-        parts.append(f"{signal_label(signal)} (instances {', '.join(map(str, instances))})")
+        parts.append(
+            f"{signal_label(signal)} {r:.3g} ± {_q(ratios[-1][1], ratios[-1][2]):.2g}"
+            f" (instances {', '.join(map(str, instances))})"
+        )
     if not ratios:
         raise _NotCovered(f"no matched pseudo-data set with a positive SIC of {den}")
     r = np.array(ratios)
-    n = len(r)
+    # inverse-variance weighted mean over signals: a signal on which the denominator finds almost
+    # nothing (SIC ~ 0, ratio with a huge error) must not dominate the combination
+    w = 1.0 / np.maximum(r[:, 1] ** 2 + r[:, 2] ** 2, 1e-24)
     return {
-        "run_value": float(r[:, 0].mean()),
-        "stat": _q(*r[:, 1]) / n,
-        "syst": _q(*r[:, 2]) / n,
+        "run_value": float((w * r[:, 0]).sum() / w.sum()),
+        "stat": float(math.sqrt((w**2 * r[:, 1] ** 2).sum()) / w.sum()),
+        "syst": float(math.sqrt((w**2 * r[:, 2] ** 2).sum()) / w.sum()),
         "conditions": f"SIC {num} / {den}, S/√B = {strength:g}, εB = {percent(claim.get('eps_b', 0.005))}, "
-        f"same data: {'; '.join(parts)}",
+        f"same data, per signal (inverse-variance weighted mean): {'; '.join(parts)}",
     }
 
 
