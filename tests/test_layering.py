@@ -130,3 +130,41 @@ def test_the_checker_finds_violations(tmp_path):
         "salad.cathode.run imports salad.scans"
     ]  # cathode.flow: inside the package
     assert layer("cathode.flow") == (2, "cathode") and layer("contracts")[0] == 0
+
+
+# ---------------------------------------------------------------- rules: read top to bottom
+
+RULES = SRC.parents[1] / "rules"
+_TOP_ASSIGN = r"^([A-Za-z_][A-Za-z0-9_]*)\s*(?:\+)?=(?!=)"
+
+
+def test_rule_files_define_no_globals():
+    """Every config section and derived list is bound in rules/common.smk, which the Snakefile
+    includes first; a stage file holds rules only (report.smk's page list must be computed
+    after every stage file registered its targets, so it is the one exception)."""
+    import re
+
+    allowed = {"report.smk": {"_REPORT_HTML"}}
+    found = {}
+    for path in sorted(RULES.glob("*.smk")):
+        if path.name == "common.smk":
+            continue
+        names = set(re.findall(_TOP_ASSIGN, path.read_text(), re.M)) - allowed.get(path.name, set())
+        if names:
+            found[path.name] = sorted(names)
+    assert found == {}
+
+
+def test_each_config_section_is_bound_once():
+    """No aliases: one top-level name per `config[...]` / `config.get(...)` section."""
+    import collections
+    import re
+
+    text = (RULES / "common.smk").read_text()
+    bound = collections.defaultdict(list)
+    for name, section in re.findall(
+        r"^([A-Z][A-Z0-9_]*)\s*=\s*config(?:\.get\(|\[)\"([a-z_]+)\"", text, re.M
+    ):
+        bound[section].append(name)
+    assert {"pseudodata", "encoder", "cathode", "flow", "nplm"} <= set(bound)
+    assert {s: n for s, n in bound.items() if len(n) > 1} == {}

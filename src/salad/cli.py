@@ -32,6 +32,13 @@ def stage_parser(description: str, prog: str | None = None) -> argparse.Argument
     return parser
 
 
+def add_sample_pairs(parser: argparse.ArgumentParser, flag: str, help: str, repeat: bool = True) -> None:
+    """`flag PRESELECTED SPLIT`: a simulated sample as its preselected and split Parquet files
+    (repeatable: a list of pairs, default [])."""
+    extra = {"action": "append", "default": []} if repeat else {}
+    parser.add_argument(flag, nargs=2, metavar=("PRESELECTED", "SPLIT"), help=help, **extra)
+
+
 def parse_stage_args(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, dict]:
     """(arguments, decoded --config) of a stage_parser command line; logging set up (--log)."""
     from .config import parse_stage_config

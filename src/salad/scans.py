@@ -195,16 +195,14 @@ def plot(table: pd.DataFrame, path: str, title: str) -> None:
     styles = {f: s for f, s in zip(table["family"].unique(), ["-", "--", ":", "-."] * 4)}
     signals = sorted(table["signal"].dropna().unique())
     color = {sig: ps.PALETTE[i % len(ps.PALETTE)] for i, sig in enumerate(signals)}
+
+    def series(ax, frame, value, error, **style):
+        """One curve of `value` vs D with its error bars (sorted by D)."""
+        frame = frame.sort_values("dim")
+        ax.errorbar(frame["dim"], frame[value], yerr=frame.get(error), marker="o", **style)
+
     for signal, g in sic.groupby("signal"):
-        g = g.sort_values("dim")
-        axes["sic"].errorbar(
-            g["dim"],
-            g["sic"],
-            yerr=g.get("sic_err"),
-            color=color[signal],
-            marker="o",
-            label=ps.signal_label(signal),
-        )
+        series(axes["sic"], g, "sic", "sic_err", color=color[signal], label=ps.signal_label(signal))
     if len(zs):
         z_all = zs["z_median"].to_numpy(float)
         measured = np.isfinite(z_all) & (z_all < Z_FLOOR - 1e-6)
@@ -239,16 +237,7 @@ def plot(table: pd.DataFrame, path: str, title: str) -> None:
                 )
         axes["z"].set_ylim(min(0.0, np.nanmin(np.where(measured, z_all, 0.0))) - 0.5, top)
     for family, h in acc.groupby("family"):
-        h = h.sort_values("dim")
-        axes["acc"].errorbar(
-            h["dim"],
-            h["accuracy"],
-            yerr=h.get("accuracy_sem"),
-            marker="o",
-            ls=styles[family],
-            color="k",
-            label=family,
-        )
+        series(axes["acc"], h, "accuracy", "accuracy_sem", ls=styles[family], color="k", label=family)
     labels = {
         "sic": r"CATHODE SIC = $\epsilon_S/\sqrt{\epsilon_B}$",
         "z": "NPLM median Z",

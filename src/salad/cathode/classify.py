@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..artifacts import provenance, read_parquet, write_parquet
-from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..cli import add_sample_pairs, parse_stage_args, stable_seed, stage_parser
 from ..config import merge_defaults
 from ..contracts import (
     attach_latent,
@@ -380,17 +380,8 @@ def cli(argv=None) -> None:
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
     parser.add_argument("--template", help="sample_sr output (cwola)")
-    parser.add_argument(
-        "--background",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("PRESELECTED", "SPLIT"),
-        help="SM sample (reference; repeatable)",
-    )
-    parser.add_argument(
-        "--signal", nargs=2, metavar=("PRESELECTED", "SPLIT"), help="signal sample (reference)"
-    )
+    add_sample_pairs(parser, "--background", "SM sample (reference; repeatable)")
+    add_sample_pairs(parser, "--signal", "signal sample (reference)", repeat=False)
     parser.add_argument("--evaluation-set", help="results/evaluation/set.parquet: also score it")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from ..artifacts import provenance, write_parquet
-from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..cli import add_sample_pairs, parse_stage_args, stable_seed, stage_parser
 from ..contracts import (
     attach_latent,
     dataset_parts,
@@ -119,27 +119,10 @@ def cli(argv=None) -> None:
     parser.add_argument(
         "--data", nargs="+", required=True, help="pseudo-data sets .../{signal}/{strength}/{instance}.parquet"
     )
-    parser.add_argument(
-        "--higgs",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("PRESELECTED", "SPLIT"),
-        help="an SM Higgs sample (repeatable)",
-    )
-    parser.add_argument(
-        "--background",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("PRESELECTED", "SPLIT"),
-        help="truth-background sample for the references (repeatable)",
-    )
-    parser.add_argument(
-        "--signal",
-        nargs=2,
-        metavar=("PRESELECTED", "SPLIT"),
-        help="the injected signal's sample (references of injected sets)",
+    add_sample_pairs(parser, "--higgs", "an SM Higgs sample (repeatable)")
+    add_sample_pairs(parser, "--background", "truth-background sample for the references (repeatable)")
+    add_sample_pairs(
+        parser, "--signal", "the injected signal's sample (references of injected sets)", repeat=False
     )
     parser.add_argument("--evaluation-set", required=True, help="results/evaluation/set.parquet")
     parser.add_argument("--output-dir", required=True)

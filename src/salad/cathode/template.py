@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.stats import gaussian_kde
 
 from ..artifacts import provenance, write_parquet
-from ..cli import parse_stage_args, stable_seed, stage_parser
+from ..cli import add_sample_pairs, parse_stage_args, stable_seed, stage_parser
 from ..config import merge_defaults
 from ..contracts import attach_latent, in_signal_region, latent_columns
 from ..errors import SaladError
@@ -158,14 +158,7 @@ def cli(argv=None) -> None:
     )
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--data", required=True, help="pseudo-data Parquet")
-    parser.add_argument(
-        "--higgs",
-        nargs=2,
-        action="append",
-        default=[],
-        metavar=("PRESELECTED", "SPLIT"),
-        help="an SM Higgs sample (repeatable)",
-    )
+    add_sample_pairs(parser, "--higgs", "an SM Higgs sample (repeatable)")
     parser.add_argument("--output", required=True)
     parser.add_argument("--seed-key", default="")
     args, cfg = parse_stage_args(parser, argv)
