@@ -73,19 +73,28 @@ def test_not_covered_without_table_or_rows():
     assert math.isnan(row["run_value"])
 
 
-def test_ratio_on_matched_instances_propagates_errors():
+def _ratio_row(rows, n):
+    """The ID / baseline_ref22 ratio claim (paper 1.40 +- 0.05, eps_B = 0.5 %) evaluated on
+    per-instance CATHODE rows (setup, signal, held_out, strength, instance, sic, err, syst)."""
     inst = pd.DataFrame(
+        rows,
+        columns=["setup", "signal", "held_out", "strength", "instance", "sic_mean", "sic_err", "sic_syst"],
+    ).assign(method="cathode", eps_b=0.005, n=n)
+    claim = _claim(
+        "ratio", paper_value=1.40, paper_err=0.05, numerator="ID", denominator="baseline_ref22", eps_b=0.005
+    )
+    return cmp.evaluate_claim(claim, {"cathode_sensitivity_instances": inst})
+
+
+def test_ratio_on_matched_instances_propagates_errors():
+    row = _ratio_row(
         [
             ("ID", "Y400", False, 5.0, 0, 6.0, 0.3, 0.4),
             ("ID", "Y400", False, 5.0, 1, 100.0, 0.3, 0.4),  # ref22 lacks instance 1
             ("baseline_ref22", "Y400", True, 5.0, 0, 4.0, 0.2, 0.1),
         ],
-        columns=["setup", "signal", "held_out", "strength", "instance", "sic_mean", "sic_err", "sic_syst"],
-    ).assign(method="cathode", eps_b=0.005, n=2)
-    claim = _claim(
-        "ratio", paper_value=1.40, paper_err=0.05, numerator="ID", denominator="baseline_ref22", eps_b=0.005
+        n=2,
     )
-    row = cmp.evaluate_claim(claim, {"cathode_sensitivity_instances": inst})
     # r = 6/4; stat = 1.5 sqrt((0.3/6)^2 + (0.2/4)^2); syst = 1.5 sqrt((0.4/6)^2 + (0.1/4)^2)
     assert row["run_value"] == pytest.approx(1.5)
     assert row["stat"] == pytest.approx(1.5 * math.hypot(0.05, 0.05))
@@ -97,19 +106,15 @@ def test_ratio_on_matched_instances_propagates_errors():
 def test_ratio_over_signals_is_the_inverse_variance_weighted_mean():
     # (chi)300: 12/10 = 1.2 with small errors; Y400: 2/0.05 = 40 with a huge one (the
     # denominator finds nothing): the combination stays near 1.2, and both ratios are listed
-    inst = pd.DataFrame(
+    row = _ratio_row(
         [
             ("ID", "C1N2_300", False, 5.0, 0, 12.0, 0.12, 0.0),
             ("baseline_ref22", "C1N2_300", True, 5.0, 0, 10.0, 0.10, 0.0),
             ("ID", "Y400", False, 5.0, 0, 2.0, 0.2, 0.0),
             ("baseline_ref22", "Y400", True, 5.0, 0, 0.05, 0.03, 0.0),
         ],
-        columns=["setup", "signal", "held_out", "strength", "instance", "sic_mean", "sic_err", "sic_syst"],
-    ).assign(method="cathode", eps_b=0.005, n=1)
-    claim = _claim(
-        "ratio", paper_value=1.40, paper_err=0.05, numerator="ID", denominator="baseline_ref22", eps_b=0.005
+        n=1,
     )
-    row = cmp.evaluate_claim(claim, {"cathode_sensitivity_instances": inst})
     e1 = 1.2 * math.hypot(0.01, 0.01)
     e2 = 40.0 * math.hypot(0.1, 0.6)
     w1, w2 = 1 / e1**2, 1 / e2**2
