@@ -353,6 +353,42 @@ def _leading_awkward(data, coll, fields, n, pt="PT"):
     return out, ~np.isnan(out[pt])
 
 
+def test_descending_within_events_by_hand():
+    from salad.preselect import _descending_within_events as desc
+
+    starts = np.array([0, 2, 2])  # events of 2, 0 and 2 objects
+    assert desc(np.array([3.0, 2.0, 5.0, 1.0]), starts)  # rises only across the boundary
+    assert desc(np.array([3.0, 3.0, 5.0, 5.0]), starts)  # ties are in order
+    assert not desc(np.array([3.0, 4.0, 5.0, 1.0]), starts)
+    assert not desc(np.array([3.0, 2.0, 1.0, 5.0]), starts)  # the last pair
+    assert not desc(np.array([3.0, np.nan, 5.0, 1.0]), starts)  # NaN: sort (reference order)
+    assert desc(np.array([]), np.array([0, 0]))
+
+
+def test_leading_on_pt_sorted_collections_equals_the_awkward_reference():
+    """Delphes stores pT-sorted collections: _leading then skips its sort (fast path); ties
+    must still come out in input order, as the stable argsort of the reference gives."""
+    from salad.preselect import _descending_within_events, _jagged, _leading
+
+    data = events_to_data(random_events(300, seed=12))
+    data["Jet.PT"] = np.round(data["Jet.PT"] / 5) * 5
+    for coll in ("Photon", "Jet"):
+        order = ak.argsort(data[f"{coll}.PT"], axis=1, ascending=False, stable=True)
+        for key in [k for k in data if k.startswith(coll + ".")]:
+            data[key] = data[key][order]
+        counts, flat = _jagged(data[f"{coll}.PT"])
+        assert _descending_within_events(flat, np.cumsum(counts) - counts)
+    for coll, fields, n in (("Photon", ("PT", "Eta", "Phi", "E"), 3), ("Jet", ("PT", "Eta", "BTag"), 4)):
+        got, got_mask = _leading(data, coll, fields, n)
+        ref, ref_mask = _leading_awkward(data, coll, fields, n)
+        np.testing.assert_array_equal(got_mask, ref_mask)
+        for f in fields:
+            np.testing.assert_array_equal(got[f], ref[f], err_msg=f"{coll}.{f}")
+        rows = np.arange(300) % 2 == 0
+        sub, _ = _leading(data, coll, fields, n, rows=rows)
+        np.testing.assert_array_equal(sub["PT"], ref["PT"][rows])
+
+
 def test_vectorised_leading_and_object_tensor_equal_the_awkward_reference():
     from salad.preselect import _leading, object_tensor
 

@@ -87,6 +87,14 @@ def _jagged(array: ak.Array) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def _descending_within_events(key: np.ndarray, starts: np.ndarray) -> bool:
+    """True when `key` (flat, events back to back; event i starts at starts[i]) never
+    increases inside an event. NaN keys count as out of order (the sort is then needed)."""
+    rising = ~(key[1:] <= key[:-1])  # also True where either side is NaN
+    rising[starts[(starts > 0) & (starts < len(key))] - 1] = False  # event boundaries
+    return not rising.any()
+
+
 def _leading(
     data: Mapping[str, ak.Array],
     coll: str,
@@ -107,8 +115,11 @@ def _leading(
         counts, key = counts[rows], key[objects]
     n_events = len(counts)
     event = np.repeat(np.arange(n_events), counts)
-    order = np.lexsort((-key, event))  # within each event: pT descending
     starts = np.cumsum(counts) - counts
+    if _descending_within_events(key, starts):  # Delphes stores pT-sorted collections
+        order = np.arange(len(key))  # = the stable sort's order (ties keep the input order)
+    else:
+        order = np.lexsort((-key, event))  # within each event: pT descending
     rank = np.arange(len(order)) - starts[event]  # event[order] == event (sorted by event)
     take = rank < n
     ev, slot, src = event[take], rank[take], order[take]
@@ -146,7 +157,11 @@ def select(data: Mapping[str, ak.Array], cfg: Mapping) -> tuple[dict[str, np.nda
     """
     n_cand = int(cfg["n_photon_candidates"])
     ph, present = _leading(data, "Photon", ("PT", "Eta", "Phi", "E"), n_cand)
-    p4 = _four_vector(ph["PT"], ph["Eta"], ph["Phi"], ph["E"])  # (events, n, 4)
+    n_events = len(present)
+    two = present[:, :2].all(axis=1) if n_cand >= 2 else np.zeros(n_events, bool)
+    # the pair search runs on the events with two photons only (the others fail cut 1)
+    sub = {f: v[two] for f, v in ph.items()}
+    p4 = _four_vector(sub["PT"], sub["Eta"], sub["Phi"], sub["E"])  # (events, n, 4)
     pairs = np.array(list(itertools.combinations(range(n_cand), 2)))  # (pairs, 2), i < j
     pair_p4 = p4[:, pairs[:, 0]] + p4[:, pairs[:, 1]]  # (events, pairs, 4)
     distance = np.abs(_mass(pair_p4) - float(cfg["higgs_mass"]))
@@ -154,14 +169,17 @@ def select(data: Mapping[str, ak.Array], cfg: Mapping) -> tuple[dict[str, np.nda
     best = np.argmin(distance, axis=1)  # first pair on ties
     rows = np.arange(len(best))
     i, j = pairs[best, 0], pairs[best, 1]  # photons are pT sorted: i is the leader
-    cand = {"myy": _mass(pair_p4[rows, best])}
+    found = {"myy": _mass(pair_p4[rows, best])}
     for tag, k in (("y1", i), ("y2", j)):
         for col, field in (("pt", "PT"), ("eta", "Eta"), ("phi", "Phi")):
-            cand[f"{col}_{tag}"] = ph[field][rows, k]
-    cand["pt_yy"] = np.hypot(pair_p4[rows, best, 0], pair_p4[rows, best, 1])
-    cand["dr_yy"] = np.hypot(cand["eta_y1"] - cand["eta_y2"], delta_phi(cand["phi_y1"], cand["phi_y2"]))
+            found[f"{col}_{tag}"] = sub[field][rows, k]
+    found["pt_yy"] = np.hypot(pair_p4[rows, best, 0], pair_p4[rows, best, 1])
+    found["dr_yy"] = np.hypot(found["eta_y1"] - found["eta_y2"], delta_phi(found["phi_y1"], found["phi_y2"]))
+    cand = {}
+    for col, values in found.items():
+        cand[col] = np.full(n_events, np.nan)
+        cand[col][two] = values
 
-    two = present[:, :2].all(axis=1) if n_cand >= 2 else np.zeros(len(best), bool)
     with np.errstate(invalid="ignore", divide="ignore"):
         (lead_trig, sub_trig), single = cfg["diphoton_trigger_pt"], cfg["single_photon_trigger_pt"]
         trigger = ((cand["pt_y1"] > lead_trig) & (cand["pt_y2"] > sub_trig)) | (ph["PT"][:, 0] > single)
@@ -174,7 +192,7 @@ def select(data: Mapping[str, ak.Array], cfg: Mapping) -> tuple[dict[str, np.nda
             cand["pt_y2"] / cand["myy"] > sub_frac,
             (cand["myy"] > lo) & (cand["myy"] < hi),
         )
-    masks, mask = {"all": np.ones(len(best), bool)}, np.ones(len(best), bool)
+    masks, mask = {"all": np.ones(n_events, bool)}, np.ones(n_events, bool)
     for name, step in zip(CUTS[1:], steps):
         mask = mask & step
         masks[name] = mask
