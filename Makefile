@@ -22,7 +22,7 @@ run: setup
 	$(BIN)/snakemake --cores 1 --configfile $(CONFIG) --report results/report.html
 
 ## paper A's orderings with error bars (config/reproduce.yaml: 3 encoder seeds per setup, IP/EP
-## held-out signals, the 1 sigma point; estimated ~95 min on 2 cores, see the file); writes
+## held-out signals, the 1 sigma point; 34 min on the idle 2-core machine, docs/results.md); writes
 ## results/tables/paper_comparison.md (copy it into docs/results.md with date, commit, wall time)
 reproduce: setup
 	$(BIN)/snakemake --cores $(CORES) --configfile config/reproduce.yaml --profile workflow/profiles/laptop
