@@ -70,8 +70,10 @@ def tree(tmp_path):
     root = tmp_path / "benchmarks"
     bench(root / "generate" / "a.tsv", 100, 300.0, 100.0)
     bench(root / "generate" / "b.tsv", 300, 500.0, 300.0)  # generate: mean 200 CPU s, max 300
-    bench(root / "cathode" / "ID" / "1" / "x.tsv", 50, 2000.0, 40.0)
-    bench(root / "cathode" / "ID" / "1" / "y.tsv", 70, 1000.0, 80.0)  # cathode: mean 60, max 80
+    # cathode at 2 threads: cost = wall x 2 = 100, 140 core-s (mean 120, max 140); the sampled
+    # cpu_time (10: a job past Snakemake's sampling) is not the cost
+    bench(root / "cathode" / "ID" / "1" / "x.tsv", 50, 2000.0, 10.0)
+    bench(root / "cathode" / "ID" / "1" / "y.tsv", 70, 1000.0, 80.0)
     bench(root / "unrelated" / "z.tsv", 1, 1.0, 1e6)  # matches no rule: ignored
     return tmp_path
 
@@ -79,7 +81,7 @@ def tree(tmp_path):
 MEASURED = {
     "samples": ["a", "b"],
     "generate": {"events": 100},
-    "threads": {"flow": 1},
+    "threads": {"flow": 2},
     "flow": {"max_epochs": 10, "count": 1},
     "pseudodata": {"luminosity_ifb": 5.0},
 }
@@ -98,9 +100,12 @@ def test_job_counts_rules_and_benchmarks_are_parsed(tree):
     rules = parse_rules(tree / "rules")
     assert rules["cathode"].threads_key == "flow" and rules["cathode"].gpu
     assert not rules["generate"].gpu and rules["all"].benchmark is None
-    measured = load_benchmarks(tree / "benchmarks", rules)
+    measured = load_benchmarks(tree / "benchmarks", rules, MEASURED["threads"])
     assert sorted(measured) == ["cathode", "generate"]
-    assert sorted(measured["cathode"].cpu) == [40.0, 80.0]
+    assert sorted(measured["cathode"].cpu) == [10.0, 80.0]
+    assert sorted(measured["cathode"].cost) == [100.0, 140.0]  # wall s x 2 threads (flow)
+    assert sorted(measured["generate"].cost) == [100.0, 300.0]  # no threads entry: 1
+    assert sorted(load_benchmarks(tree / "benchmarks", rules)["cathode"].cost) == [50.0, 70.0]
     assert parse_rulegraph(GRAPH) == [("generate", "cathode"), ("cathode", "all")]
     with pytest.raises(SaladError, match="Job stats"):
         parse_job_counts("nothing")
@@ -118,7 +123,7 @@ def test_estimate_arithmetic_by_hand(tree):
     rules = parse_rules(tree / "rules")
     est = estimate(
         parse_job_counts(DRY_RUN),
-        load_benchmarks(tree / "benchmarks", rules),
+        load_benchmarks(tree / "benchmarks", rules, MEASURED["threads"]),
         rules,
         TARGET,
         MEASURED,
@@ -127,20 +132,20 @@ def test_estimate_arithmetic_by_hand(tree):
         edges=parse_rulegraph(GRAPH),
     )
     rows = {r["rule"]: r for r in est["rows"]}
-    # generate: 3 jobs x 200 s x 4 = 2400 CPU s; cathode: 4 x 60 x 16 = 3840 CPU s
+    # generate: 3 jobs x 200 core-s x 4 = 2400; cathode: 4 x 120 x 16 = 7680 core-s
     assert rows["generate"]["cpu_h"] == pytest.approx(2400 / 3600)
-    assert rows["cathode"]["cpu_h"] == pytest.approx(3840 / 3600)
-    assert est["cpu_h"] == pytest.approx(6240 / 3600)
+    assert rows["cathode"]["cpu_h"] == pytest.approx(7680 / 3600)
+    assert est["cpu_h"] == pytest.approx(10080 / 3600)
     assert rows["generate"]["max_rss_mb"] == 500.0 and rows["cathode"]["max_rss_mb"] == 2000.0
-    # GPU rule (cathode here), 4 threads: 3840 / 4 s held
-    assert est["gpu_h"] == pytest.approx(960 / 3600) and rows["generate"]["gpu_h"] == 0
-    # critical path generate -> cathode -> all: longest jobs 300*4/1 + 80*16/4 = 1520 s
-    assert est["critical_path_s"] == pytest.approx(1520.0)
-    assert est["wall_lower_s"] == pytest.approx(max(6240 / 8, 1520.0))
-    assert est["wall_upper_s"] == pytest.approx(6240 / 8 + 1520.0)
+    # GPU rule (cathode here), 4 threads in the target: 7680 / 4 s held
+    assert est["gpu_h"] == pytest.approx(1920 / 3600) and rows["generate"]["gpu_h"] == 0
+    # critical path generate -> cathode -> all: longest jobs 300*4/1 + 140*16/4 = 1760 s
+    assert est["critical_path_s"] == pytest.approx(1760.0)
+    assert est["wall_lower_s"] == pytest.approx(max(10080 / 8, 1760.0))
+    assert est["wall_upper_s"] == pytest.approx(10080 / 8 + 1760.0)
     assert est["largest_job"]["rule"] == "cathode" and est["largest_memory"]["rule"] == "cathode"
     assert est["unmeasured"] == ["all"]
-    assert "| cathode | 4 | 2 | 960.0 | 16 |" in to_markdown(est)
+    assert "| cathode | 4 | 2 | 1920.0 | 16 |" in to_markdown(est)
     # no rule graph: rules in sequence (same here, a chain)
     assert critical_path({"a": 1.0, "b": 2.0}, None) == 3.0
     assert critical_path({"a": 1.0, "b": 2.0, "c": 5.0}, [("a", "b")]) == 5.0
@@ -157,7 +162,7 @@ def test_bad_inputs_are_named(tree):
 def test_split_half_check_by_hand():
     # a: even files [10, 30] -> mean 20, odd files [20] -> predicted 20, measured 20;
     # b: even [1] -> predicted 1 x 1 = 1, odd [3]; c (one file) is skipped
-    bench = {"a": Measured(cpu=[10.0, 20.0, 30.0]), "b": Measured(cpu=[1.0, 3.0]), "c": Measured(cpu=[100.0])}
+    bench = {"a": Measured(cost=[10.0, 20.0, 30.0]), "b": Measured(cost=[1.0, 3.0]), "c": Measured(cost=[100.0])}
     chk = split_half_check(bench)
     assert (chk["predicted_s"], chk["measured_s"]) == (21.0, 23.0)
     assert chk["error"] == pytest.approx(21 / 23 - 1)
@@ -167,7 +172,7 @@ def test_split_half_check_per_sample_rules_use_events():
     # generate: files a, b, c (sorted); even = a (100 events, 10 s) + c (300 events, 30 s):
     # 0.1 s/event; odd = b (1000 events) -> predicted 100 s, measured 120 s
     cfg = {"generate": {"events": 100, "events_per_sample": {"b": 1000, "c": 300}}}
-    bench = {"generate": Measured(cpu=[10.0, 120.0, 30.0], paths=["g/a.tsv", "g/b.tsv", "g/c.tsv"])}
+    bench = {"generate": Measured(cost=[10.0, 120.0, 30.0], paths=["g/a.tsv", "g/b.tsv", "g/c.tsv"])}
     chk = split_half_check(bench, cfg)
     assert (chk["predicted_s"], chk["measured_s"]) == (pytest.approx(100.0), 120.0)
 

@@ -9,9 +9,14 @@ Inputs:
   whether it asks for a GPU) and optionally `snakemake --rulegraph` output (--rulegraph FILE).
 
 Model (all stated in the output):
-- a job of rule r costs c_r CPU s = (mean measured cpu_time of r) x f_r, where f_r is the product
+- a job of rule r costs c_r core-seconds = (mean measured core-seconds held by a job of r: wall
+  time `s` x the threads the measured run gave the rule) x f_r, where f_r is the product
   of the ratios target/measured of the size keys in SCALES[r] (e.g. flow epochs, luminosity);
-  rules without an entry are taken as size-independent (f = 1);
+  rules without an entry are taken as size-independent (f = 1). Core-seconds held, not the
+  benchmark's `cpu_time`: Snakemake samples the CPU time every 0.5 s for the first 15 s of a job,
+  then every 30 s, so a 40-s job loses its last ~25 s (measured: cpu_time/s = 0.45-0.57 for the
+  encoder, embedding and CATHODE jobs of a laptop run on 2 idle cores, 0.89 for generation);
+  a cluster also bills the cores it holds;
 - memory: the measured max_rss of the rule (not scaled);
 - a job holds `threads` cores (the config's `threads` entry its rule uses) for c_r / threads s
   (perfect parallel speed-up: optimistic for the wall time, neutral for CPU-h);
@@ -72,9 +77,11 @@ class Rule:
 
 @dataclass
 class Measured:
-    """Benchmark rows of one rule: cpu_time [s], s [wall s], max_rss [MB] per job."""
+    """Benchmark rows of one rule, per job: cpu_time [s, sampled], s [wall s], max_rss [MB],
+    cost [core-s held: s x the rule's threads in the measured run]."""
 
     cpu: list = field(default_factory=list)
+    cost: list = field(default_factory=list)
     wall: list = field(default_factory=list)
     rss: list = field(default_factory=list)
     paths: list = field(default_factory=list)  # benchmark file of each row
@@ -128,9 +135,12 @@ def _pattern(benchmark: str) -> re.Pattern:
     return re.compile(".+".join(re.escape(p) for p in parts))
 
 
-def load_benchmarks(root: str | Path, rules: Mapping[str, Rule]) -> dict[str, Measured]:
+def load_benchmarks(
+    root: str | Path, rules: Mapping[str, Rule], threads: Mapping[str, int] | None = None
+) -> dict[str, Measured]:
     """{rule: Measured} from the benchmark TSVs under `root` (…/results/benchmarks), each file
-    assigned to the rule whose benchmark path matches it (the most specific pattern wins)."""
+    assigned to the rule whose benchmark path matches it (the most specific pattern wins);
+    `threads`: the measured run's config `threads` (a rule's cost = wall s x its threads)."""
     root = Path(root)
     files = sorted(root.rglob("*.tsv"))
     if not files:
@@ -151,11 +161,14 @@ def load_benchmarks(root: str | Path, rules: Mapping[str, Rule]) -> dict[str, Me
         if not {"s", "cpu_time", "max_rss"} <= set(head) or len(rows) < 2:
             raise SaladError(f"{path}: not a Snakemake benchmark TSV (columns s, cpu_time, max_rss)")
         m = out.setdefault(name, Measured())
+        key = rules[name].threads_key
+        held = int((threads or {}).get(key, 1)) if key else 1
         for line in rows[1:]:  # one row per benchmark repeat
             vals = dict(zip(head, line.split("\t")))
             m.cpu.append(float(vals["cpu_time"]))
             m.paths.append(path)
             m.wall.append(float(vals["s"]))
+            m.cost.append(float(vals["s"]) * held)
             rss = vals["max_rss"]
             m.rss.append(float(rss) if rss not in ("", "-", "NA") else math.nan)
     return out
@@ -261,19 +274,19 @@ def estimate(
     rows, unmeasured, longest = [], [], {}
     for name, n in jobs.items():
         m = bench.get(name)
-        if m is None or not m.cpu:
+        if m is None or not m.cost:
             unmeasured.append(name)
             continue
         rule = rules.get(name, Rule(name))
         f, notes = scale_factor(name, target, measured)
         threads = min(int(threads_cfg.get(rule.threads_key, 1)) if rule.threads_key else 1, cores)
-        mean_cpu, max_cpu = float(np.mean(m.cpu)) * f, float(np.max(m.cpu)) * f
+        mean_cpu, max_cpu = float(np.mean(m.cost)) * f, float(np.max(m.cost)) * f
         gpu = use_gpu and rule.gpu
         rows.append(
             {
                 "rule": name,
                 "jobs": n,
-                "measured_jobs": len(m.cpu),
+                "measured_jobs": len(m.cost),
                 "cpu_s_per_job": mean_cpu,
                 "factor": f,
                 "notes": notes,
@@ -310,7 +323,7 @@ def estimate(
 def to_markdown(est: Mapping) -> str:
     """The estimate as a Markdown table plus totals."""
     out = [
-        "| rule | jobs | measured jobs | CPU s/job | scale | CPU-h | max RSS (GB) | threads | GPU-h "
+        "| rule | jobs | measured jobs | core-s/job | scale | CPU-h | max RSS (GB) | threads | GPU-h "
         "| size ratios |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -349,14 +362,14 @@ def to_markdown(est: Mapping) -> str:
 def split_half_check(bench: Mapping[str, Measured], cfg: Mapping | None = None) -> dict:
     """Check of the model on one measured run: each rule's jobs are split into even- and
     odd-numbered benchmark files (sorted by path); the even half predicts the odd half's summed
-    CPU: mean CPU per job x jobs, or, for the per-sample rules of SCALES whose size is
+    cost (core-s held): mean cost per job x jobs, or, for the per-sample rules of SCALES whose size is
     "@events_per_generated_sample" (file name = sample), CPU per generated event x events (from
     `cfg`, the measured run's config). {"predicted_s", "measured_s", "error"}; rules with >= 2 jobs."""
     pred = meas = 0.0
     for name, m in bench.items():
-        if len(m.cpu) < 2:
+        if len(m.cost) < 2:
             continue
-        even, odd = m.cpu[0::2], m.cpu[1::2]
+        even, odd = m.cost[0::2], m.cost[1::2]
         per_sample = cfg is not None and SCALES.get(name) == ("@events_per_generated_sample",)
         if per_sample:
             gen = cfg.get("generate", {})
@@ -410,20 +423,21 @@ def cli(argv: list[str]) -> None:
     except OSError as exc:
         raise SaladError(f"{exc.filename}: {exc.strerror}") from None
     rules = parse_rules(args.rules)
-    bench = load_benchmarks(args.benchmarks, rules)
+    measured_cfg = _load_yaml(args.measured_config)
+    bench = load_benchmarks(args.benchmarks, rules, measured_cfg.get("threads"))
     est = estimate(
         parse_job_counts(jobs_text, args.jobs),
         bench,
         rules,
         _load_yaml(args.config),
-        _load_yaml(args.measured_config),
+        measured_cfg,
         args.nodes,
         args.cores,
         parse_rulegraph(graph) if graph else None,
     )
     print(to_markdown(est), end="")
     if args.check:
-        chk = split_half_check(bench, _load_yaml(args.measured_config))
+        chk = split_half_check(bench, measured_cfg)
         print(
             f"- split-half check of {args.benchmarks}: predicted {chk['predicted_s'] / 3600:.3f} CPU-h, "
             f"measured {chk['measured_s'] / 3600:.3f} CPU-h, error {100 * chk['error']:+.1f} %"
