@@ -162,7 +162,11 @@ def test_bad_inputs_are_named(tree):
 def test_split_half_check_by_hand():
     # a: even files [10, 30] -> mean 20, odd files [20] -> predicted 20, measured 20;
     # b: even [1] -> predicted 1 x 1 = 1, odd [3]; c (one file) is skipped
-    bench = {"a": Measured(cost=[10.0, 20.0, 30.0]), "b": Measured(cost=[1.0, 3.0]), "c": Measured(cost=[100.0])}
+    bench = {
+        "a": Measured(cost=[10.0, 20.0, 30.0]),
+        "b": Measured(cost=[1.0, 3.0]),
+        "c": Measured(cost=[100.0]),
+    }
     chk = split_half_check(bench)
     assert (chk["predicted_s"], chk["measured_s"]) == (21.0, 23.0)
     assert chk["error"] == pytest.approx(21 / 23 - 1)
