@@ -86,6 +86,30 @@ def test_sic_is_eps_s_over_sqrt_eps_b_in_every_evaluation_row():
     assert by_eps[0.1]["significance"] == pytest.approx(math.sqrt(2 * (4 * math.log(4) - 3)))
 
 
+def test_evaluation_rows_use_the_evaluation_weights_and_the_given_bootstrap_seed():
+    # the background event at score 8 weighs 2 of 11: the vertex (.1, .5) moves to (2/11, .5)
+    # and eps_S at eps_B = .1 drops from .75 to .5 (as metrics.sic with these weights)
+    w = np.ones(14)
+    w[4] = 2.0
+    rows = evaluate.working_point_rows(SCORES, LABELS, w, SCORES, LABELS, [0.1], {"bootstrap": 0}, 0, {})
+    assert rows[0]["eps_s"] == pytest.approx(0.5)
+    assert rows[0]["sic"] == pytest.approx(0.5 / math.sqrt(0.1))
+    # the bootstrap errors are those of the caller's seed (reproducible per row, not a fixed
+    # default shared by every classifier)
+    for seed in (3, 11):
+        row = evaluate.working_point_rows(
+            SCORES, LABELS, w, SCORES, LABELS, [0.1], {"bootstrap": 20}, seed, {}
+        )[0]
+        ref = metrics.working_points(SCORES, LABELS, [0.1], w, 20, seed)
+        assert row["sic_err"] == ref["sic_err"][0] and row["eps_s_err"] == ref["eps_s_err"][0]
+    assert (
+        evaluate.working_point_rows(SCORES, LABELS, w, SCORES, LABELS, [0.1], {"bootstrap": 20}, 3, {})[0][
+            "sic_err"
+        ]
+        != metrics.working_points(SCORES, LABELS, [0.1], w, 20, 0)["sic_err"][0]
+    )
+
+
 def test_evaluation_rows_without_a_class_are_nan_not_guessed():
     # pseudo-data without signal: eps_S and SIC still come from the (two-class) evaluation set,
     # S = eps_S * 0 = 0 gives Z = 0, and the data-side significance (no ROC without signal)
