@@ -1436,6 +1436,20 @@ def test_kfold_scores_input_errors(n_pos, n_neg, w, message):
         classify.kfold_scores(np.zeros((n_pos, 1)), np.zeros((n_neg, 1)), w, {"folds": 3}, [1], 0)
 
 
+def test_kfold_scores_accepts_its_boundary_inputs(monkeypatch):
+    """Exactly `folds` events per class; zero weights among the negatives; negative weights
+    summing below 1: all valid (weights >= 0, not all 0), and the negatives are re-weighted to
+    sum n_pos whatever their scale."""
+    monkeypatch.setattr(classify, "fit_bdt", lambda X, y, w, cfg, seed, threads=1: _StubModel(X, y, w, seed))
+    k = 3
+    for n_neg, w_neg in ((3, [1.0, 0.0, 1.0]), (3, [0.1, 0.1, 0.1]), (4, [0.2, 0.2, 0.0, 0.05])):
+        out = classify.kfold_scores(
+            np.arange(3.0)[:, None], np.arange(n_neg)[:, None] + 10.0, w_neg, {"folds": k}, [1], 0
+        )
+        assert out["pos"].shape == (3, 1) and out["neg"].shape == (n_neg, 1)
+        assert np.isfinite(out["pos"]).all() and np.isfinite(out["neg"]).all()
+
+
 def test_assign_folds_balanced_and_permuted():
     folds = classify.assign_folds(10, 3, np.random.default_rng(1))
     np.testing.assert_array_equal(np.sort(folds), [0, 0, 0, 0, 1, 1, 1, 2, 2, 2])
