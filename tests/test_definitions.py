@@ -1534,6 +1534,39 @@ def test_draw_background_poisson_count_then_weighted_order():
         pseudodata.draw_background([a], 10.0, seed=5, instance=2)
 
 
+def test_pseudodata_draw_boundaries():
+    """One-event samples work; the whole pool may be drawn (N = pool); zero-weight events are
+    never in the pool; strength 0 draws nothing even for a signal without SR events."""
+    one = _sample_frame(5, [2.0], name="one")
+    assert len(pseudodata.data_half(one)) == 1
+    assert pseudodata.inject_signal(one, 1.0, (120.0, 130.0), 1, 0)[1] == 1
+    assert pseudodata.draw_background([one], 0.1, seed=0, instance=0)[1]["one"]["pool"] == 1
+    # N = pool is allowed: Poisson(5) draws of a 5-event sample, over seeds, hit N = 5
+    five = _sample_frame(6, [1.0] * 5, name="five")
+    full = []
+    for seed in range(40):
+        try:
+            out, info = pseudodata.draw_background([five], 1.0, seed=seed, instance=0)
+        except SaladError as err:
+            assert "generate more events or lower pseudodata.luminosity_ifb" in str(err)
+            continue
+        full += [info["five"]["drawn"] == 5 == len(out)]
+    assert any(full)
+    with pytest.raises(SaladError, match="; generate more events or lower pseudodata.luminosity_ifb$"):
+        pseudodata.draw_background([five], 10.0, seed=0, instance=0)
+    # 3 weighted + 2 zero-weight events, all in the SR: S_SR = 4 needs 4 > 3 drawable events
+    mixed = _sample_frame(7, [1.0, 1.0, 1.0, 0.0, 0.0], name="mixed")
+    with pytest.raises(SaladError, match="needs 4 events but its data half holds only 3"):
+        pseudodata.inject_signal(mixed, 4.0, (120.0, 130.0), 1, 0)
+    assert pseudodata.inject_signal(mixed, 3.0, (120.0, 130.0), 1, 0)[1] == 3
+    # a signal without SR events: strength 0 is no injection, any other strength an error
+    outside = _sample_frame(8, [1.0] * 4, myy=[110.0] * 4, name="outside")
+    drawn, n = pseudodata.inject_signal(outside, 0.0, (120.0, 130.0), 1, 0)
+    assert n == 0 and len(drawn) == 0
+    with pytest.raises(SaladError, match="no events of its pseudo-data half in the signal region"):
+        pseudodata.inject_signal(outside, 1.0, (120.0, 130.0), 1, 0)
+
+
 def test_inject_signal_count_is_target_over_sr_efficiency():
     # equal weights, 3 of every 10 events in the SR [120, 130): eps_SR = .3, S_SR = 3 -> 10 events
     myy = [119.99, 120.0, 125.0, 129.99, 130.0, 100, 110, 140, 150, 160] * 2
