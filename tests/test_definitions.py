@@ -1078,6 +1078,18 @@ def test_split_fraction_errors_name_the_key(call, message):
 GROUPS = {"yy": 0, "ggH": 1, "C1N2_200": -1, "C1N2_300": -1, "Y400": -6}
 
 
+def test_resolve_setup_reads_past_seeds_copies_values_and_names_a_missing_setup():
+    from salad.encoder import setups as S
+
+    aug = {"mask": 0.2}
+    enc = {"defaults": {}, "setups": {"A": {"seeds": [1, 2], "kl_weight": 0.3, "augmentations": aug}}}
+    cfg = S.resolve_setup(enc, "A", GROUPS)
+    assert cfg["kl_weight"] == 0.3 and "seeds" not in cfg  # keys after `seeds` still apply
+    assert cfg["augmentations"] == aug and cfg["augmentations"] is not aug  # a copy, not the config's
+    with pytest.raises(SaladError, match=r"^encoder.setups: unknown setup 'A'; configured: $"):
+        S.resolve_setup({}, "A", GROUPS)
+
+
 def test_resolve_setup_is_defaults_then_config_defaults_then_setup():
     enc = {
         "seeds": [3],
@@ -1448,6 +1460,23 @@ def test_kfold_scores_accepts_its_boundary_inputs(monkeypatch):
         )
         assert out["pos"].shape == (3, 1) and out["neg"].shape == (n_neg, 1)
         assert np.isfinite(out["pos"]).all() and np.isfinite(out["neg"]).all()
+
+
+def test_kfold_scores_passes_its_config_and_threads_to_every_bdt(monkeypatch):
+    seen = []
+
+    def stub(X, y, w, cfg, seed, threads=1):
+        seen.append((cfg, threads))
+        return _StubModel(X, y, w, seed)
+
+    monkeypatch.setattr(classify, "fit_bdt", stub)
+    cfg = {"folds": 3, "lightgbm": {"n_estimators": 7}}
+    classify.kfold_scores(
+        np.arange(6.0)[:, None], np.arange(6.0)[:, None], np.ones(6), cfg, [1, 2], 0, threads=3
+    )
+    assert len(seen) == 6  # 2 seeds x 3 folds
+    for got, threads in seen:
+        assert threads == 3 and got == classify.settings(cfg) and got["lightgbm"]["n_estimators"] == 7
 
 
 def test_assign_folds_balanced_and_permuted():
