@@ -529,6 +529,14 @@ def test_sensitivity_rows_from_files_follow_the_definitions(tmp_path):
     out = evaluate.sensitivity("ID", "Y400", datasets, _evaluation_set(), cfg, EVAL_SR, WINDOW, held_out=True)
     sens = out["sensitivity"]
     assert set(sens["method"]) == {"cathode", "iad", "supervised"}
+    # the columns the readers downstream use (cathode.plots, tables, comparison, summarise)
+    assert list(sens.columns) == evaluate.SENS_COLS and sens["ensemble"].notna().all()
+    assert {"classifier", "auc", "auc_boot_std"} <= set(out["sculpting_auc"].columns)
+    assert {"classifier", "fpr", "tpr"} <= set(out["sculpting_roc"].columns)
+    mass_cols = {"ensemble", "efficiency", "bin_lo", "bin_hi", "n_before", "n_after", "chi2", "ndf", "jsd"}
+    assert mass_cols <= set(out["sculpting_mass"].columns)
+    for name in ("sculpting_auc", "sculpting_roc", "sculpting_mass"):
+        assert set(evaluate.SET_KEYS) <= set(out[name].columns) and out[name].notna().all().all()
     # sensitivity rows only for injected signal (strength 0 feeds the sculpting frames only)
     assert set(sens["strength"]) == {2.0} and sens["held_out"].all()
     assert set(sens["instance"]) == {0} and set(out["sculpting_auc"]["instance"]) == {0}
