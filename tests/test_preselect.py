@@ -74,6 +74,9 @@ def test_candidate_pair_is_closest_to_higgs_mass_among_three_leading(tmp_path):
     masks4, cand4 = select(events_to_data(events), {**CFG, "n_photon_candidates": 4})
     assert cand4["myy"][0] == pytest.approx(125.0, rel=1e-6)
     assert masks4["pt_over_myy_lead"][0] and not masks4["pt_over_myy_sublead"][0]
+    # with 2 candidates (the schema's minimum) only the leading pair AB exists, and it passes
+    masks2, cand2 = select(events_to_data(events), {**CFG, "n_photon_candidates": 2})
+    assert cand2["myy"][0] == pytest.approx(pair_mass(A, B), rel=1e-6) and masks2["myy_window"][0]
 
 
 def events_to_data(events):
