@@ -1719,6 +1719,26 @@ def test_nplm_observed_z_for_the_null_plot():
 # ---------------------------------------------------------------- artifacts: data contracts
 
 
+def test_read_parquet_names_every_duplicate_and_unreadable_data(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from salad.artifacts import read_parquet
+
+    dup = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([[1], [2], [3.0], [4.0]], names=["a", "a", "b", "b"]), dup)
+    with pytest.raises(SaladError, match=r"dup.parquet: duplicate column name\(s\) a, b$"):
+        read_parquet(dup, {"a": "int", "b": "float"})
+    # a valid footer over damaged column data: the error names the file
+    good = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"x": np.arange(1000.0)}), good, compression="snappy")
+    raw = bytearray(good.read_bytes())
+    raw[8:400] = b"\xff" * 392
+    good.write_bytes(bytes(raw))
+    with pytest.raises(SaladError, match=r"bad.parquet: cannot read Parquet data \("):
+        read_parquet(good, {"x": "float"})
+
+
 def test_read_parquet_contract_checks_by_hand(tmp_path):
     import re
 
