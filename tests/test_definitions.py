@@ -1230,6 +1230,9 @@ def test_split_and_scale_by_definition():
     np.testing.assert_array_equal(tr, perm[4:])
     np.testing.assert_allclose(mean, [np.mean(perm[4:]), 3.0])
     np.testing.assert_allclose(std, [np.std(perm[4:]), 1.0])  # population std; 0 -> 1
+    # a narrow latent keeps its own std (no floor at 1): z / 100 -> std / 100
+    _, _, _, narrow = flow.split_and_scale(z / 100, np.zeros(20), 0.2, seed=4)
+    assert narrow[0] == pytest.approx(np.std(perm[4:]) / 100)
     # at least one validation row: round(0.01 * 20) = 0 -> 1
     tr, va, _, _ = flow.split_and_scale(z, np.zeros(20), 0.01, seed=4)
     assert len(va) == 1 and len(tr) == 19
