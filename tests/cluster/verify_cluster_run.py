@@ -45,6 +45,8 @@ EXIST_ONLY = {".png", ".pdf", ".svg", ".html"}  # creation dates in their metada
 # Measured run times (a column, JSON key or checkpoint entry named like `seconds`,
 # `fit_seconds`, `seconds_per_toy`, `time_s`, `events_per_s`) legitimately differ between runs.
 TIMING = re.compile(r"(^|_)(seconds|time_s|per_s|elapsed|wall)(_|$)")
+# ... and, in the Markdown tables, a column headed in seconds per unit ("s per toy")
+TIMING_HEADER = re.compile(r"^s per ")
 # "Job N has been submitted ..."; a group job's N is a UUID
 SUBMITTED = re.compile(r"Job (\S+) has been submitted with SLURM jobid (\d+) \(log: (.+?)\)")
 RULE_LINE = re.compile(r"^( *)(local)?rule (\w+):", re.M)  # indented: a job inside a group job
@@ -143,7 +145,11 @@ def masked_markdown(text: str) -> list[str]:
             continue
         cells = line.strip("|").split("|")
         if i + 1 < len(lines) and lines[i + 1].startswith("|---"):  # header row
-            timing_cols = {j for j, cell in enumerate(cells) if TIMING.search(cell.strip())}
+            timing_cols = {
+                j
+                for j, cell in enumerate(cells)
+                if TIMING.search(cell.strip()) or TIMING_HEADER.match(cell.strip())
+            }
         lines[i] = "|".join("" if j in timing_cols else c for j, c in enumerate(cells))
     return lines
 
