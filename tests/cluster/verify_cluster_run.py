@@ -97,6 +97,15 @@ def _comparable_metadata(meta) -> dict:
     return out
 
 
+def _comparable_checkpoint(obj):
+    """A loaded checkpoint with its provenance `inputs` reduced to their names (as for the
+    Parquet metadata above: input hashes inherit the ROOT files' generation wall time)."""
+    prov = obj.get("provenance") if isinstance(obj, dict) else None
+    if isinstance(prov, dict) and isinstance(prov.get("inputs"), dict):
+        return {**obj, "provenance": {**prov, "inputs": sorted(prov["inputs"])}}
+    return obj
+
+
 def compare_parquet(a: Path, b: Path) -> str | None:
     """None if both tables have equal metadata (provenance), schema and non-timing columns."""
     ta, tb = pq.read_table(a), pq.read_table(b)
@@ -168,7 +177,7 @@ def compare_file(a: Path, b: Path) -> str | None:
     elif suffix == ".md":
         diff = None if masked_markdown(a.read_text()) == masked_markdown(b.read_text()) else "table"
     elif suffix == ".pt":
-        diff = same_value(torch.load(a, weights_only=False), torch.load(b, weights_only=False))
+        diff = same_value(*(_comparable_checkpoint(torch.load(p, weights_only=False)) for p in (a, b)))
     else:
         diff = None if a.read_bytes() == b.read_bytes() else "bytes"
     return f"content differs at {diff}" if diff else None
