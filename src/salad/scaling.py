@@ -135,6 +135,11 @@ def _pattern(benchmark: str) -> re.Pattern:
     return re.compile(".+".join(re.escape(p) for p in parts))
 
 
+def rule_threads(rule: Rule, threads_cfg: Mapping | None) -> int:
+    """Threads a config's `threads` gives `rule` (1 when the rule reads no `threads` entry)."""
+    return int((threads_cfg or {}).get(rule.threads_key, 1)) if rule.threads_key else 1
+
+
 def load_benchmarks(
     root: str | Path, rules: Mapping[str, Rule], threads: Mapping[str, int] | None = None
 ) -> dict[str, Measured]:
@@ -161,8 +166,7 @@ def load_benchmarks(
         if not {"s", "cpu_time", "max_rss"} <= set(head) or len(rows) < 2:
             raise SaladError(f"{path}: not a Snakemake benchmark TSV (columns s, cpu_time, max_rss)")
         m = out.setdefault(name, Measured())
-        key = rules[name].threads_key
-        held = int((threads or {}).get(key, 1)) if key else 1
+        held = rule_threads(rules[name], threads)
         for line in rows[1:]:  # one row per benchmark repeat
             vals = dict(zip(head, line.split("\t")))
             m.cpu.append(float(vals["cpu_time"]))
@@ -279,7 +283,7 @@ def estimate(
             continue
         rule = rules.get(name, Rule(name))
         f, notes = scale_factor(name, target, measured)
-        threads = min(int(threads_cfg.get(rule.threads_key, 1)) if rule.threads_key else 1, cores)
+        threads = min(rule_threads(rule, threads_cfg), cores)
         mean_cpu, max_cpu = float(np.mean(m.cost)) * f, float(np.max(m.cost)) * f
         gpu = use_gpu and rule.gpu
         rows.append(

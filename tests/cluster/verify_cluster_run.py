@@ -80,29 +80,33 @@ def compare_root(a: Path, b: Path) -> str | None:
     return None
 
 
+def _input_names(value):
+    """A provenance record (dict with an `inputs` {path: hash} dict) with `inputs` reduced to
+    the paths: a generated ROOT file's bytes hold its generation wall time (salad.generate's
+    summary `seconds`), so its hash, and the hash of every file whose provenance lists it,
+    differs between runs; every input is itself a result file compared by content. Any other
+    value is returned as it is."""
+    if isinstance(value, dict) and isinstance(value.get("inputs"), dict):
+        return {**value, "inputs": sorted(value["inputs"])}
+    return value
+
+
 def _comparable_metadata(meta) -> dict:
-    """Schema metadata with JSON values decoded and the provenance `inputs` reduced to their
-    names: a generated ROOT file's bytes hold its generation wall time (salad.generate's summary
-    `seconds`), so its hash, and the hash of every file whose provenance lists it, differs
-    between runs; every input is itself a result file compared by content."""
+    """Schema metadata with JSON values decoded and provenance inputs reduced to their names."""
     out = {}
     for key, value in (meta or {}).items():
         try:
             value = json.loads(value)
         except ValueError:
             pass
-        if isinstance(value, dict) and isinstance(value.get("inputs"), dict):
-            value = {**value, "inputs": sorted(value["inputs"])}
-        out[key] = value
+        out[key] = _input_names(value)
     return out
 
 
 def _comparable_checkpoint(obj):
-    """A loaded checkpoint with its provenance `inputs` reduced to their names (as for the
-    Parquet metadata above: input hashes inherit the ROOT files' generation wall time)."""
-    prov = obj.get("provenance") if isinstance(obj, dict) else None
-    if isinstance(prov, dict) and isinstance(prov.get("inputs"), dict):
-        return {**obj, "provenance": {**prov, "inputs": sorted(prov["inputs"])}}
+    """A loaded checkpoint with its provenance inputs reduced to their names."""
+    if isinstance(obj, dict) and "provenance" in obj:
+        return {**obj, "provenance": _input_names(obj["provenance"])}
     return obj
 
 
